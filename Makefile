@@ -1,0 +1,33 @@
+# Two commands do all the set-up: `make repro` and `make test`.
+PYTHON ?= python3.11
+VENV   ?= .venv
+BIN    := $(abspath $(VENV))/bin
+STAMP  := $(VENV)/.installed
+# stages call `python -m dcgan.stages.*`: make sure that is the venv's python
+export PATH := $(BIN):$(PATH)
+
+.PHONY: install repro test test-fast lint clean-outputs help
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --upgrade pip
+	$(BIN)/python -m pip install -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)  ## create .venv and install the package with pinned dependencies
+
+repro: $(STAMP)  ## run the whole DVC pipeline (prepare -> ... -> evaluate)
+	$(BIN)/dvc repro
+
+test: $(STAMP)  ## the whole test suite, slow end-to-end tests included
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)  ## skip the slow end-to-end tests
+	$(BIN)/python -m pytest -m "not slow"
+
+lint: $(STAMP)  ## ruff
+	$(BIN)/ruff check src tests flows

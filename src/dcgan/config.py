@@ -1,0 +1,320 @@
+"""Typed, frozen params per stage, validated when params.yaml is loaded.
+
+Every section of params.yaml maps to one frozen dataclass below. Loading checks, before any
+work starts, that no key is unknown or missing, that each value has the declared type, and
+that it is in range; a failure raises :class:`ConfigError` with one line naming the key and
+the bad value, e.g. ``train.lr must be > 0, got -1``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from dcgan.errors import ConfigError
+
+DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "celeba", "folder")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def _fail(key: str, msg: str, value: Any) -> None:
+    raise ConfigError(f"{key} {msg}, got {value!r}")
+
+
+def _is_pow2(n: int) -> bool:
+    return n > 0 and (n & (n - 1)) == 0
+
+
+@dataclass(frozen=True)
+class BaseParams:
+    """Settings shared by every stage."""
+
+    seed: int
+    """Master seed; every stage derives its own random streams from it."""
+    device: Literal["auto", "cpu", "cuda", "mps"]
+    """Where torch runs: auto picks cuda > mps > cpu."""
+
+    def check(self, s: str) -> None:
+        if self.seed < 0:
+            _fail(f"{s}.seed", "must be >= 0", self.seed)
+
+
+@dataclass(frozen=True)
+class PrepareParams:
+    """Which dataset to load and how to shape it."""
+
+    dataset: Literal["digits", "mnist", "fashion_mnist", "cifar10", "celeba", "folder"]
+    """Dataset name; digits is scikit-learn's bundled handwritten digits (offline)."""
+    root: str | None
+    """Local directory holding the dataset files (not used by digits)."""
+    download: bool
+    """Let torchvision download mnist/fashion_mnist/cifar10/celeba into root when missing."""
+    image_size: int
+    """Square output size in pixels: a power of two from 16 to 256."""
+    channels: int
+    """1 (grayscale) or 3 (RGB); images are converted to it."""
+    holdout_fraction: float
+    """Share of images kept out of training, for the FID floor and reconstruction."""
+    max_images: int
+    """Use at most this many images before the split (0 = all); handy for quick runs."""
+
+    def check(self, s: str) -> None:
+        if not (_is_pow2(self.image_size) and 16 <= self.image_size <= 256):
+            _fail(f"{s}.image_size", "must be a power of two from 16 to 256", self.image_size)
+        if self.channels not in (1, 3):
+            _fail(f"{s}.channels", "must be 1 or 3", self.channels)
+        if not 0.0 < self.holdout_fraction < 1.0:
+            _fail(f"{s}.holdout_fraction", "must be between 0 and 1 (exclusive)", self.holdout_fraction)
+        if self.max_images < 0:
+            _fail(f"{s}.max_images", "must be >= 0 (0 means all)", self.max_images)
+        if self.dataset == "folder" and not self.root:
+            _fail(f"{s}.root", "must name the image folder when dataset is 'folder'", self.root)
+
+
+@dataclass(frozen=True)
+class AugmentParams:
+    """Offline augmentation: K augmented copies appended to the originals."""
+
+    copies: int
+    """K: augmented copies per original image (0 = originals only)."""
+    hflip: bool
+    """Random horizontal flip (off for digits: a mirrored 3 is not a digit)."""
+    crop_scale_min: float
+    """Random resized crop keeps between this share of the area and all of it."""
+    rotate_degrees: float
+    """Maximum random rotation, in degrees."""
+    translate: float
+    """Maximum random shift, as a fraction of the image size."""
+
+    def check(self, s: str) -> None:
+        if self.copies < 0:
+            _fail(f"{s}.copies", "must be >= 0", self.copies)
+        if not 0.1 <= self.crop_scale_min <= 1.0:
+            _fail(f"{s}.crop_scale_min", "must be in [0.1, 1]", self.crop_scale_min)
+        if not 0.0 <= self.rotate_degrees <= 180.0:
+            _fail(f"{s}.rotate_degrees", "must be in [0, 180]", self.rotate_degrees)
+        if not 0.0 <= self.translate < 0.5:
+            _fail(f"{s}.translate", "must be in [0, 0.5)", self.translate)
+
+
+@dataclass(frozen=True)
+class EvaluatorParams:
+    """The domain feature network (a small classifier) that evaluate uses offline."""
+
+    epochs: int
+    """Training epochs of the classifier."""
+    batch_size: int
+    """Mini-batch size."""
+    lr: float
+    """Adam learning rate."""
+    width: int
+    """Channels of the first conv layer (doubles per block)."""
+    feature_dim: int
+    """Size of the penultimate layer whose activations are the FID features."""
+
+    def check(self, s: str) -> None:
+        for k in ("epochs", "batch_size", "width", "feature_dim"):
+            if getattr(self, k) < 1:
+                _fail(f"{s}.{k}", "must be >= 1", getattr(self, k))
+        if not self.lr > 0:
+            _fail(f"{s}.lr", "must be > 0", self.lr)
+
+
+@dataclass(frozen=True)
+class TrainParams:
+    """The DCGAN training run."""
+
+    epochs: int
+    """Passes over the (augmented) training set."""
+    batch_size: int
+    """Mini-batch size."""
+    lr: float
+    """Adam learning rate for G and D."""
+    beta1: float
+    """Adam beta1 (0.5 in the DCGAN paper)."""
+    beta2: float
+    """Adam beta2."""
+    latent_dim: int
+    """Size of z."""
+    g_width: int
+    """ngf: channels of G's last hidden layer (doubles toward the input)."""
+    d_width: int
+    """ndf: channels of D's first layer (doubles toward the output)."""
+    log_every: int
+    """Log losses to dvclive every this many steps (host syncs happen only then)."""
+    checkpoint_every: int
+    """Write the resumable checkpoint every this many steps (and at each epoch end)."""
+    sample_grid: int
+    """Images in the fixed-noise grid logged at each epoch end."""
+
+    def check(self, s: str) -> None:
+        for k in ("epochs", "batch_size", "latent_dim", "g_width", "d_width", "log_every",
+                  "checkpoint_every", "sample_grid"):
+            if getattr(self, k) < 1:
+                _fail(f"{s}.{k}", "must be >= 1", getattr(self, k))
+        if not self.lr > 0:
+            _fail(f"{s}.lr", "must be > 0", self.lr)
+        for k in ("beta1", "beta2"):
+            if not 0.0 <= getattr(self, k) < 1.0:
+                _fail(f"{s}.{k}", "must be in [0, 1)", getattr(self, k))
+
+
+@dataclass(frozen=True)
+class SampleParams:
+    """Drawing images from the trained generator."""
+
+    num_samples: int
+    """How many images to generate into data/samples/samples.npy."""
+    batch_size: int
+    """Generator batch size while sampling."""
+    grid_size: int
+    """Images shown in reports/samples.png."""
+
+    def check(self, s: str) -> None:
+        for k in ("num_samples", "batch_size", "grid_size"):
+            if getattr(self, k) < 1:
+                _fail(f"{s}.{k}", "must be >= 1", getattr(self, k))
+
+
+@dataclass(frozen=True)
+class EvaluateParams:
+    """Scoring the samples."""
+
+    extractor: Literal["classifier"]
+    """Feature network: classifier (the evaluator stage's domain net, offline)."""
+    num_samples: int
+    """Generated images scored (0 = as many as held-out real images, so FID and its floor compare)."""
+    batch_size: int
+    """Feature-extraction batch size."""
+    is_splits: int
+    """Splits for the Inception Score mean/std."""
+
+    def check(self, s: str) -> None:
+        if self.num_samples < 0:
+            _fail(f"{s}.num_samples", "must be >= 0 (0 = match the holdout size)", self.num_samples)
+        for k in ("batch_size", "is_splits"):
+            if getattr(self, k) < 1:
+                _fail(f"{s}.{k}", "must be >= 1", getattr(self, k))
+
+
+SECTIONS: dict[str, type] = {
+    "base": BaseParams,
+    "prepare": PrepareParams,
+    "augment": AugmentParams,
+    "evaluator": EvaluatorParams,
+    "train": TrainParams,
+    "sample": SampleParams,
+    "evaluate": EvaluateParams,
+}
+
+
+@dataclass(frozen=True)
+class Params:
+    """All of params.yaml, one frozen object per section."""
+
+    base: BaseParams
+    prepare: PrepareParams
+    augment: AugmentParams
+    evaluator: EvaluatorParams
+    train: TrainParams
+    sample: SampleParams
+    evaluate: EvaluateParams
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+
+def _coerce(key: str, value: Any, tp: Any) -> Any:
+    """Check ``value`` against the annotation ``tp``; return it converted (int -> float etc.)."""
+    origin = get_origin(tp)
+    if origin is Literal:
+        choices = get_args(tp)
+        if value not in choices:
+            _fail(key, f"must be one of {', '.join(map(str, choices))}", value)
+        return value
+    if origin in (typing.Union, types.UnionType):
+        args = get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(key, value, inner[0])
+    if tp is bool:
+        if not isinstance(value, bool):
+            _fail(key, "must be true or false", value)
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            _fail(key, "must be an integer", value)
+        return value
+    if tp is float:
+        # YAML 1.1 reads 2e-4 (no dot) as a string, and `dvc exp run -S` may write it so.
+        if isinstance(value, str):
+            try:
+                value = float(value)
+            except ValueError:
+                _fail(key, "must be a number", value)
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            _fail(key, "must be a number", value)
+        value = float(value)
+        if not math.isfinite(value):
+            _fail(key, "must be finite", value)
+        return value
+    if tp is str:
+        if not isinstance(value, str) or not value:
+            _fail(key, "must be a non-empty string", value)
+        return value
+    raise TypeError(f"unsupported annotation {tp!r} for {key}")  # a bug, not a user error
+
+
+def parse_section(name: str, raw: Any, cls: type) -> Any:
+    """Validate one params section (a mapping) into its frozen dataclass."""
+    if not isinstance(raw, dict):
+        _fail(name, "must be a mapping of keys to values", raw)
+    hints = typing.get_type_hints(cls)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(
+            f"{name}.{unknown[0]} is not a known key (known: {', '.join(fields)})"
+        )
+    missing = [f for f in fields if f not in raw]
+    if missing:
+        raise ConfigError(f"{name}.{missing[0]} is missing from params")
+    values = {f: _coerce(f"{name}.{f}", raw[f], hints[f]) for f in fields}
+    obj = cls(**values)
+    obj.check(name)
+    return obj
+
+
+def parse_params(raw: Any) -> Params:
+    """Validate a whole params mapping (as read from params.yaml)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"params must be a mapping of sections, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - set(SECTIONS))
+    if unknown:
+        raise ConfigError(
+            f"{unknown[0]} is not a known params section (known: {', '.join(SECTIONS)})"
+        )
+    missing = [s for s in SECTIONS if s not in raw]
+    if missing:
+        raise ConfigError(f"section {missing[0]} is missing from params")
+    return Params(**{s: parse_section(s, raw[s], cls) for s, cls in SECTIONS.items()})
+
+
+def load_params(path: str | Path = "params.yaml") -> Params:
+    """Read and validate params.yaml; every problem raises ConfigError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file {path} does not exist")
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"params file {path} is not valid YAML: {exc}") from None
+    return parse_params(raw)

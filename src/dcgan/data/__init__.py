@@ -1,0 +1,1 @@
+"""Datasets, uint8 array I/O and offline augmentation."""

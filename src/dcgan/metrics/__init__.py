@@ -1,0 +1,1 @@
+"""Feature extractors and sample-quality metrics."""

@@ -1,0 +1,129 @@
+"""The domain feature network: a small classifier whose penultimate activations are FID features
+and whose logits give the Inception Score, trained offline on the prepared labelled data.
+
+This plays the role Inception-v3 plays for natural images, for datasets (like 8x8 digits)
+where ImageNet features say little and the weights cannot be downloaded.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+from tqdm import tqdm
+
+from dcgan.data.arrays import to_unit
+from dcgan.errors import UserError
+from dcgan.io import write_json
+from dcgan.models import load_state, save_module
+from dcgan.runtime import generator_for
+
+
+@dataclass(frozen=True)
+class ClassifierConfig:
+    image_size: int
+    channels: int
+    num_classes: int
+    width: int
+    feature_dim: int
+
+
+class Classifier(nn.Module):
+    """images (N, C, S, S) in [-1, 1] -> (features (N, feature_dim), logits (N, num_classes))."""
+
+    def __init__(self, cfg: ClassifierConfig):
+        super().__init__()
+        self.cfg = cfg
+        layers: list[nn.Module] = []
+        c_in, c, s = cfg.channels, cfg.width, cfg.image_size
+        while s > 4:  # halve until 4x4: (c_in) x s x s -> (c) x s/2 x s/2
+            layers += [nn.Conv2d(c_in, c, 3, 1, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(True),
+                       nn.Conv2d(c, c, 3, 2, 1, bias=False), nn.BatchNorm2d(c), nn.ReLU(True)]
+            c_in, c, s = c, min(c * 2, cfg.width * 8), s // 2
+        self.body = nn.Sequential(*layers)
+        # (c_in) x 4 x 4 -> (c_in) -> feature_dim
+        self.embed = nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                                   nn.Linear(c_in, cfg.feature_dim), nn.ReLU(True))
+        self.head = nn.Linear(cfg.feature_dim, cfg.num_classes)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        f = self.embed(self.body(x))
+        return f, self.head(f)
+
+
+def train_classifier(images: np.ndarray, labels: np.ndarray, cfg: ClassifierConfig, epochs: int,
+                     batch_size: int, lr: float, seed: int, device: torch.device) -> Classifier:
+    """Supervised training with light shift augmentation (so features are not brittle)."""
+    if (labels < 0).any():
+        raise UserError(
+            "the classifier feature extractor needs labelled data, but this dataset has no "
+            "labels; use the Inception extractor (evaluate.extractor: inception) for it"
+        )
+    torch.manual_seed(seed)
+    model = Classifier(cfg).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    x_all = torch.from_numpy(images).to(device)
+    y_all = torch.from_numpy(labels).to(device)
+    n = len(x_all)
+    steps = max(1, n // batch_size)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
+    model.train()
+    for epoch in tqdm(range(epochs), desc="evaluator", unit="epoch"):
+        order = torch.randperm(n, generator=generator_for(seed, "evaluator", epoch)).to(device)
+        for b in range(steps):
+            idx = order[b * batch_size:(b + 1) * batch_size]
+            x = to_unit(x_all[idx])
+            # random integer shifts of up to 1/8 of the size, by rolling (cheap, label-safe)
+            shift = max(1, cfg.image_size // 8)
+            dx, dy = (torch.randint(-shift, shift + 1, (2,), generator=generator_for(seed, "shift", epoch, b))).tolist()
+            x = torch.roll(x, shifts=(dy, dx), dims=(2, 3))
+            _, logits = model(x)
+            loss = F.cross_entropy(logits, y_all[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+    return model.eval()
+
+
+@torch.inference_mode()
+def extract(model: Classifier, images: np.ndarray, batch_size: int, device: torch.device,
+            desc: str = "features") -> tuple[np.ndarray, np.ndarray]:
+    """uint8 images (N, C, S, S) -> (features (N, D) float64, logits (N, K) float64), in batches."""
+    feats, logits = [], []
+    for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False,
+                      disable=len(images) < 20 * batch_size):
+        x = to_unit(torch.from_numpy(images[start:start + batch_size])).to(device)
+        f, lg = model(x)
+        feats.append(f.double().cpu())
+        logits.append(lg.double().cpu())
+    return torch.cat(feats).numpy(), torch.cat(logits).numpy()
+
+
+@torch.inference_mode()
+def accuracy(model: Classifier, images: np.ndarray, labels: np.ndarray, device: torch.device) -> float:
+    _, logits = extract(model, images, 512, device)
+    return float((logits.argmax(1) == labels).mean())
+
+
+def save_classifier(model: Classifier, folder: str | Path, extra: dict | None = None) -> None:
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_module(model, folder / "classifier.safetensors")
+    write_json(folder / "classifier.json", {**asdict(model.cfg), **(extra or {})})
+
+
+def load_classifier(folder: str | Path, device: torch.device | str = "cpu") -> Classifier:
+    path = Path(folder) / "classifier.json"
+    if not path.is_file():
+        raise UserError(f"feature extractor config {path} does not exist (run the evaluator stage)")
+    raw = json.loads(path.read_text())
+    cfg = ClassifierConfig(**{k: int(raw[k]) for k in ClassifierConfig.__dataclass_fields__})
+    model = Classifier(cfg)
+    load_state(model, Path(folder) / "classifier.safetensors")
+    return model.to(device).eval()

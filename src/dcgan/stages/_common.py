@@ -1,0 +1,38 @@
+"""What every stage shares: argument parsing, params loading and user-error reporting."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+
+from dcgan.config import Params, load_params
+from dcgan.errors import UserError
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description,
+                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--params", default="params.yaml", help="params file (all sections)")
+    return p
+
+
+def params_from(args: argparse.Namespace) -> Params:
+    return load_params(args.params)
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run(main: Callable[[list[str] | None], None], argv: list[str] | None = None) -> int:
+    """Run a stage's main: a UserError becomes one 'error:' line and exit code 2.
+
+    Anything else is a bug and propagates with its full traceback.
+    """
+    try:
+        main(argv)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 2
+    return 0

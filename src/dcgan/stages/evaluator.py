@@ -1,0 +1,46 @@
+"""evaluator: train the domain feature network (a small classifier) used by evaluate offline."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from dcgan import io
+from dcgan.data import arrays
+from dcgan.errors import UserError
+from dcgan.metrics.features import ClassifierConfig, accuracy, save_classifier, train_classifier
+from dcgan.runtime import pick_device
+from dcgan.stages._common import log, params_from, parser, run
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--data", default="data/prepared", help="prepare's output folder")
+    ap.add_argument("--out", default="models/evaluator", help="output folder")
+    args = ap.parse_args(argv)
+    params = params_from(args)
+    p = params.evaluator
+    src = Path(args.data)
+    meta = io.read_json(src / "meta.json")
+    if not meta["labelled"]:
+        raise UserError(
+            f"dataset {meta['dataset']!r} has no class labels, so the offline classifier feature "
+            f"extractor cannot be trained; it needs the Inception extractor instead"
+        )
+    train = arrays.load_images(src / "train.npy")
+    labels = np.load(src / "train_labels.npy", allow_pickle=False)
+    holdout = arrays.load_images(src / "holdout.npy")
+    hold_labels = np.load(src / "holdout_labels.npy", allow_pickle=False)
+    num_classes = int(labels.max()) + 1
+    cfg = ClassifierConfig(train.shape[-1], train.shape[1], num_classes, p.width, p.feature_dim)
+    device = pick_device(params.base.device)
+    model = train_classifier(train, labels, cfg, p.epochs, p.batch_size, p.lr, params.base.seed, device)
+    acc = accuracy(model, holdout, hold_labels, device)
+    save_classifier(model, args.out, {"holdout_accuracy": acc, "dataset": meta["dataset"]})
+    log(f"evaluator: {num_classes}-class feature net, holdout accuracy {acc:.4f} -> {args.out}")
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

@@ -1,0 +1,91 @@
+"""Resumable training checkpoints: atomic, last two kept, loaded without unpickling code.
+
+A checkpoint is a dict of tensors, numbers and strings written with torch.save and read with
+``torch.load(weights_only=True)``, which refuses arbitrary Python objects. It carries a
+fingerprint of everything that shapes training (train params, seed, data, code), so a
+checkpoint left by a run with other params is recognised and not resumed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+import re
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from dcgan import io
+
+_NAME = re.compile(r"^ckpt-(\d{9})\.pt$")
+KEEP = 2
+
+
+def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def code_digest() -> str:
+    """sha256 over the dcgan package's source files (what the train stage runs)."""
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256()
+    for f in sorted(root.rglob("*.py")):
+        h.update(str(f.relative_to(root)).encode())
+        h.update(f.read_bytes())
+    return h.hexdigest()
+
+
+def fingerprint(train_params: dict[str, Any], seed: int, data_file: str | Path) -> str:
+    """Identity of a training run: resuming is only valid when this matches."""
+    payload = json.dumps(
+        {"train": train_params, "seed": seed, "data": file_digest(data_file), "code": code_digest()},
+        sort_keys=True,
+    )
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def list_checkpoints(folder: str | Path) -> list[Path]:
+    """Checkpoint files in ``folder``, newest (highest step) first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [p for p in folder.iterdir() if _NAME.match(p.name)]
+    return sorted(found, key=lambda p: int(_NAME.match(p.name).group(1)), reverse=True)
+
+
+def save_checkpoint(folder: str | Path, step: int, state: dict[str, Any]) -> Path:
+    """Write ckpt-<step>.pt atomically, then drop all but the newest KEEP checkpoints."""
+    folder = Path(folder)
+    path = folder / f"ckpt-{step:09d}.pt"
+    io.atomic_write(path, lambda fh: torch.save(state, fh))
+    for old in list_checkpoints(folder)[KEEP:]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def load_latest(folder: str | Path, map_location: str | torch.device = "cpu",
+                warn=print) -> tuple[dict[str, Any] | None, Path | None]:
+    """The newest checkpoint that loads; corrupt ones are named via ``warn`` and skipped."""
+    for path in list_checkpoints(folder):
+        try:
+            state = torch.load(path, map_location=map_location, weights_only=True)
+        except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as exc:
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            warn(f"checkpoint {path} is corrupt or unsafe, skipping it: {first}")
+            continue
+        if not isinstance(state, dict) or "fingerprint" not in state:
+            warn(f"checkpoint {path} is not a dcgan training checkpoint, skipping it")
+            continue
+        return state, path
+    return None, None
+
+
+def clear(folder: str | Path) -> None:
+    for p in list_checkpoints(folder):
+        p.unlink(missing_ok=True)
