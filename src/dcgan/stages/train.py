@@ -72,10 +72,10 @@ def main(argv: list[str] | None = None) -> None:
         result = train(p, cfg, seed, images, device, args.checkpoints, fp, LiveLogger(live), log=log)
         live.step = result.step
         ips = result.images_seen / max(result.wall_s, 1e-9) if result.resumed_from_step is None else None
-        live.summary["train/wall_s"] = round(result.wall_s, 2)
-        live.summary["train/steps"] = result.step
-        if ips is not None:
-            live.summary["train/images_per_s"] = round(ips, 1)
+        live.log_metric("train/wall_s", round(result.wall_s, 2), plot=False)
+        live.log_metric("train/steps", result.step, plot=False)
+        if ips is not None:  # throughput of this process only; a resumed run has no clean number
+            live.log_metric("train/images_per_s", round(ips, 1), plot=False)
     save_models(result.g, result.d, cfg, args.out, {"step": result.step, "epochs": result.epoch})
     log(f"train: {result.step} steps in {result.wall_s:.1f}s -> {args.out}")
 

@@ -1,0 +1,57 @@
+"""The used-by paths with real DVC: repro, no-op repro, experiments, metrics diff."""
+
+import json
+
+import pytest
+import yaml
+
+STAGES = ["prepare", "augment", "evaluator", "train", "sample", "evaluate"]
+
+pytestmark = pytest.mark.slow
+
+
+def test_repro_experiments_and_metrics_diff(project):
+    # 1. dvc repro builds every stage
+    out = project.dvc("repro").stdout
+    for stage in STAGES:
+        assert f"Running stage '{stage}'" in out, out
+    m1 = project.metrics()
+    assert m1["fid"] > 0 and "is_mean" in m1
+    assert (project.root / "reports/samples.png").is_file()
+    lock = yaml.safe_load((project.root / "dvc.lock").read_text())
+    assert set(lock["stages"]) == set(STAGES)
+    project.git_commit("first run")
+
+    # 2. nothing changed: nothing runs
+    again = project.dvc("repro")
+    assert "Running stage" not in again.stdout
+    assert "up to date" in again.stdout + again.stderr
+    assert project.dvc("status").stdout.strip().startswith("Data and pipelines are up to date")
+
+    # 3. an experiment with its own params and metrics, listed by dvc exp show
+    exp = project.dvc("exp", "run", "-n", "lr-exp", "-S", "train.lr=0.001")
+    assert "Running stage 'train'" in exp.stdout and "Running stage 'prepare'" not in exp.stdout
+    shown = json.loads(project.dvc("exp", "show", "--json").stdout)
+    exps = [e for row in shown for e in (row.get("experiments") or [])]
+    named = [e for e in exps if e.get("name") == "lr-exp"]
+    assert named, json.dumps(shown)[:2000]
+    data = named[0]["revs"][0]["data"]
+    assert data["params"]["params.yaml"]["data"]["train"]["lr"] == 0.001
+    exp_metrics = data["metrics"]["reports/metrics.json"]["data"]
+    assert exp_metrics["fid"] != m1["fid"]
+    assert "loss_d" in data["metrics"]["dvclive/metrics.json"]["data"]["train"]
+    # the workspace keeps the experiment's results; restore the baseline for the next step
+    project.sh("git", "checkout", "--", ".")
+    project.dvc("checkout", "-f")
+
+    # 4. dvc metrics diff between two commits shows what changed
+    params = yaml.safe_load((project.root / "params.yaml").read_text())
+    params["evaluator"]["epochs"] = 3  # the feature net changes, the generator does not
+    (project.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    rerun = project.dvc("repro").stdout
+    assert "Running stage 'evaluator'" in rerun and "Running stage 'train'" not in rerun
+    project.git_commit("longer evaluator training")
+    diff = json.loads(project.dvc("metrics", "diff", "HEAD~1", "HEAD", "--json").stdout)
+    changed = diff["reports/metrics.json"]
+    assert "fid" in changed and changed["fid"]["old"] == pytest.approx(m1["fid"])
+    assert changed["fid"]["new"] != changed["fid"]["old"]

@@ -1,0 +1,88 @@
+import pytest
+
+from dcgan.config import load_params, parse_params
+from dcgan.errors import ConfigError
+from tests.conftest import REPO, shipped_params, tiny_params, write_params
+
+
+def test_shipped_params_validate():
+    p = load_params(REPO / "params.yaml")
+    assert p.prepare.dataset == "digits"
+    assert p.train.lr == pytest.approx(2e-4)
+
+
+def test_params_are_frozen():
+    p = parse_params(shipped_params())
+    with pytest.raises(AttributeError):
+        p.train.lr = 1.0  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(
+    ("section", "key", "value", "message"),
+    [
+        ("train", "lr", -1, "train.lr must be > 0, got -1.0"),
+        ("train", "lr", "fast", "train.lr must be a number, got 'fast'"),
+        ("train", "epochs", 2.5, "train.epochs must be an integer, got 2.5"),
+        ("train", "epochs", True, "train.epochs must be an integer, got True"),
+        ("train", "beta1", 1.0, "train.beta1 must be in [0, 1), got 1.0"),
+        ("prepare", "image_size", 48, "prepare.image_size must be a power of two from 16 to 256, got 48"),
+        ("prepare", "image_size", 512, "prepare.image_size must be a power of two from 16 to 256, got 512"),
+        ("prepare", "channels", 2, "prepare.channels must be 1 or 3, got 2"),
+        ("prepare", "dataset", "imagenet", "prepare.dataset must be one of digits, mnist"),
+        ("base", "device", "tpu", "base.device must be one of auto, cpu, cuda, mps, got 'tpu'"),
+        ("augment", "hflip", "yes", "augment.hflip must be true or false, got 'yes'"),
+        ("evaluate", "extractor", "vgg", "evaluate.extractor must be one of classifier, got 'vgg'"),
+    ],
+)
+def test_bad_values_name_key_and_value(section, key, value, message):
+    raw = tiny_params(**{section: {key: value}})
+    with pytest.raises(ConfigError) as exc:
+        parse_params(raw)
+    assert str(exc.value).startswith(message)
+
+
+def test_unknown_key_is_rejected():
+    raw = tiny_params(train={"learning_rate": 1e-3})
+    with pytest.raises(ConfigError, match=r"train.learning_rate is not a known key"):
+        parse_params(raw)
+
+
+def test_missing_key_is_rejected():
+    raw = tiny_params()
+    del raw["train"]["lr"]
+    with pytest.raises(ConfigError, match=r"train.lr is missing"):
+        parse_params(raw)
+
+
+def test_unknown_and_missing_sections():
+    raw = tiny_params()
+    raw["trian"] = {}
+    with pytest.raises(ConfigError, match="trian is not a known params section"):
+        parse_params(raw)
+    raw = tiny_params()
+    del raw["sample"]
+    with pytest.raises(ConfigError, match="section sample is missing"):
+        parse_params(raw)
+
+
+def test_float_written_without_dot_is_accepted():
+    # YAML 1.1 reads 2e-4 as a string; `dvc exp run -S train.lr=2e-4` can write it so.
+    raw = tiny_params(train={"lr": "2e-4"})
+    assert parse_params(raw).train.lr == pytest.approx(2e-4)
+
+
+def test_folder_needs_root(tmp_path):
+    raw = tiny_params(prepare={"dataset": "folder", "root": None})
+    with pytest.raises(ConfigError, match="prepare.root must name the image folder"):
+        parse_params(raw)
+
+
+def test_missing_or_broken_file(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_params(tmp_path / "nope.yaml")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("train: [unclosed\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(bad)
+    write_params(tmp_path / "ok.yaml", tiny_params())
+    assert load_params(tmp_path / "ok.yaml").prepare.image_size == 16

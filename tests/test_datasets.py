@@ -1,0 +1,158 @@
+"""Each loader on small files written in that dataset's real on-disk format."""
+
+import pickle
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from dcgan.data.datasets import dataset_names, load_dataset
+from dcgan.errors import UserError
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """MNIST's idx format: magic (0, 0, dtype=0x08 ubyte, ndim), big-endian dims, raw bytes."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def make_mnist(root: Path, folder: str, n: int = 20) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, n, dtype=np.uint8)
+    raw = root / folder / "raw"
+    write_idx(raw / "train-images-idx3-ubyte", images)
+    write_idx(raw / "train-labels-idx1-ubyte", labels)
+    write_idx(raw / "t10k-images-idx3-ubyte", images[:5])
+    write_idx(raw / "t10k-labels-idx1-ubyte", labels[:5])
+    return images, labels
+
+
+def test_registry_lists_all_datasets():
+    assert dataset_names() == sorted(["digits", "mnist", "fashion_mnist", "cifar10", "celeba", "folder"])
+
+
+def test_digits_offline_upscaled():
+    raw = load_dataset("digits", "unused", 32, 1)
+    assert raw.images.shape == (1797, 1, 32, 32) and raw.images.dtype == np.uint8
+    assert set(np.unique(raw.labels)) == set(range(10))
+    assert raw.images.max() >= 250  # 16 grey levels mapped to the full 0..255 range
+
+
+@pytest.mark.parametrize(("name", "folder"), [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
+def test_mnist_family_reads_idx_files(tmp_path, name, folder):
+    images, labels = make_mnist(tmp_path, folder)
+    raw = load_dataset(name, tmp_path, 32, 1)
+    assert raw.images.shape == (20, 1, 32, 32)
+    np.testing.assert_array_equal(raw.labels, labels)
+    # resizing 28 -> 32 keeps the picture: mean brightness within a couple of levels
+    assert abs(raw.images.astype(float).mean() - images.astype(float).mean()) < 3
+    assert load_dataset(name, tmp_path, 16, 1).images.shape == (20, 1, 16, 16)
+
+
+def test_mnist_missing_files_is_a_clear_error(tmp_path):
+    with pytest.raises(UserError, match=r"MNIST files not found under .*prepare.download"):
+        load_dataset("mnist", tmp_path, 32, 1)
+
+
+def make_cifar(root: Path, per_batch: int = 4) -> np.ndarray:
+    folder = root / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    all_data = []
+    for i in range(1, 6):
+        data = rng.integers(0, 256, (per_batch, 3072), dtype=np.uint8)
+        all_data.append(data)
+        batch = {b"batch_label": f"training batch {i} of 5".encode(), b"labels": [i % 10] * per_batch,
+                 b"data": data, b"filenames": [b"x.png"] * per_batch}
+        with open(folder / f"data_batch_{i}", "wb") as fh:
+            pickle.dump(batch, fh, protocol=2)
+    with open(folder / "batches.meta", "wb") as fh:
+        pickle.dump({b"label_names": [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog",
+                                      b"frog", b"horse", b"ship", b"truck"]}, fh, protocol=2)
+    return np.concatenate(all_data).reshape(-1, 3, 32, 32)
+
+
+def test_cifar10_reads_python_batches(tmp_path):
+    expected = make_cifar(tmp_path)
+    raw = load_dataset("cifar10", tmp_path, 32, 3)
+    np.testing.assert_array_equal(raw.images, expected)  # 32 -> 32: untouched
+    assert raw.labels.tolist() == [i % 10 for i in range(1, 6) for _ in range(4)]
+    assert raw.class_names[0] == "airplane"
+    grey = load_dataset("cifar10", tmp_path, 16, 1)
+    assert grey.images.shape == (20, 1, 16, 16)
+
+
+class _Evil:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch pwned",))
+
+
+def test_cifar10_refuses_code_in_pickles(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    make_cifar(tmp_path)
+    with open(tmp_path / "cifar-10-batches-py" / "data_batch_3", "wb") as fh:
+        pickle.dump({b"data": _Evil(), b"labels": []}, fh, protocol=2)
+    with pytest.raises(UserError, match="data_batch_3 is corrupt.*refusing to load posix.system"):
+        load_dataset("cifar10", tmp_path, 32, 3)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_cifar10_missing(tmp_path):
+    with pytest.raises(UserError, match="data_batch_1 not found"):
+        load_dataset("cifar10", tmp_path, 32, 3)
+
+
+def test_celeba_reads_aligned_jpegs(tmp_path):
+    folder = tmp_path / "celeba" / "img_align_celeba"
+    folder.mkdir(parents=True)
+    for i in range(6):
+        arr = np.full((218, 178, 3), (40 * i, 100, 200), dtype=np.uint8)  # CelebA's 178x218
+        Image.fromarray(arr).save(folder / f"{i + 1:06d}.jpg", quality=95)
+    raw = load_dataset("celeba", tmp_path, 64, 3)
+    assert raw.images.shape == (6, 3, 64, 64)
+    assert (raw.labels == -1).all()
+    assert abs(int(raw.images[3, 0].mean()) - 120) <= 3  # colour survives decode + resize
+    assert load_dataset("celeba", tmp_path, 64, 3, max_images=2).images.shape[0] == 2
+
+
+def test_folder_with_class_subfolders_and_a_corrupt_file(tmp_path):
+    for cls, value in (("cats", 30), ("dogs", 220)):
+        (tmp_path / cls).mkdir()
+        for i in range(3):
+            Image.fromarray(np.full((40, 50, 3), value, np.uint8)).save(tmp_path / cls / f"{i}.png")
+    (tmp_path / "dogs" / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n not really")
+    raw = load_dataset("folder", tmp_path, 16, 1)
+    assert raw.images.shape == (6, 1, 16, 16)
+    assert raw.class_names == ["cats", "dogs"]
+    assert raw.labels.tolist() == [0, 0, 0, 1, 1, 1]
+    assert len(raw.skipped_files) == 1 and raw.skipped_files[0].endswith("broken.png")
+    assert raw.images[0].max() == 30 and raw.images[-1].min() == 220
+
+
+def test_folder_without_subfolders_has_no_labels(tmp_path):
+    for i in range(2):
+        Image.fromarray(np.zeros((20, 20), np.uint8)).save(tmp_path / f"{i}.png")
+    raw = load_dataset("folder", tmp_path, 16, 3)
+    assert raw.images.shape == (2, 3, 16, 16) and (raw.labels == -1).all()
+
+
+def test_folder_errors(tmp_path):
+    with pytest.raises(UserError, match="does not exist"):
+        load_dataset("folder", tmp_path / "nope", 16, 1)
+    (tmp_path / "notes.txt").write_text("no images here")
+    with pytest.raises(UserError, match="has no images"):
+        load_dataset("folder", tmp_path, 16, 1)
+    (tmp_path / "bad.jpg").write_bytes(b"garbage")
+    with pytest.raises(UserError, match="none of its 1 image files could be read"):
+        load_dataset("folder", tmp_path, 16, 1)
+
+
+def test_unknown_dataset():
+    with pytest.raises(UserError, match="unknown dataset 'imagenet'"):
+        load_dataset("imagenet", ".", 16, 1)

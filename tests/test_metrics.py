@@ -1,0 +1,98 @@
+import numpy as np
+import pytest
+import torch
+
+from dcgan.errors import UserError
+from dcgan.metrics.features import Classifier, ClassifierConfig, extract, train_classifier
+from dcgan.metrics.fid import feature_stats, fid_from_features, frechet_distance
+from dcgan.metrics.inception_score import inception_score
+from dcgan.metrics.suite import score
+
+
+def test_fid_of_a_set_with_itself_is_zero():
+    f = np.random.default_rng(0).normal(size=(500, 16))
+    assert abs(fid_from_features(f, f)) < 1e-6
+
+
+def test_fid_matches_the_closed_form_for_diagonal_gaussians():
+    # for diagonal covariances FID = |mu1-mu2|^2 + sum_i (s1_i - s2_i)^2 with s = std
+    mu1, mu2 = np.array([0.0, 1.0, 2.0]), np.array([1.0, 1.0, 0.0])
+    s1, s2 = np.array([1.0, 2.0, 0.5]), np.array([3.0, 1.0, 0.5])
+    fid = frechet_distance(mu1, np.diag(s1**2), mu2, np.diag(s2**2))
+    expected = ((mu1 - mu2) ** 2).sum() + ((s1 - s2) ** 2).sum()
+    assert fid == pytest.approx(expected, rel=1e-9)
+
+
+def test_fid_grows_with_a_shift():
+    rng = np.random.default_rng(1)
+    a = rng.normal(size=(400, 8))
+    fids = [fid_from_features(a, rng.normal(size=(400, 8)) + s) for s in (0.0, 0.5, 1.0, 2.0)]
+    assert fids == sorted(fids)
+    assert fids[-1] == pytest.approx(8 * 4.0, rel=0.15)
+
+
+def test_feature_stats_are_float64_and_unbiased():
+    f = np.random.default_rng(2).normal(size=(50, 4)).astype(np.float32)
+    mu, cov = feature_stats(f)
+    assert mu.dtype == np.float64 and cov.dtype == np.float64
+    np.testing.assert_allclose(cov, np.cov(f.astype(np.float64), rowvar=False))
+
+
+def test_inception_score_bounds():
+    k = 10
+    uniform = np.zeros((100, k))
+    assert inception_score(uniform, 5)[0] == pytest.approx(1.0)
+    confident = np.full((100, k), -50.0)
+    confident[np.arange(100), np.arange(100) % k] = 50.0
+    mean, std = inception_score(confident, 5)
+    assert mean == pytest.approx(k, rel=1e-6) and std < 1e-6
+    one_class = np.full((100, k), -50.0)
+    one_class[:, 3] = 50.0
+    assert inception_score(one_class, 5)[0] == pytest.approx(1.0)
+
+
+def test_inception_score_matches_the_formula():
+    logits = np.random.default_rng(3).normal(size=(60, 5)) * 2
+    p = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
+    scores = []
+    for part in np.split(p, 3):
+        py = part.mean(0)
+        scores.append(np.exp((part * (np.log(part) - np.log(py))).sum(1).mean()))
+    mean, std = inception_score(logits, 3)
+    assert mean == pytest.approx(np.mean(scores)) and std == pytest.approx(np.std(scores))
+
+
+def _digits(n=400):
+    from dcgan.data.datasets import load_dataset
+
+    raw = load_dataset("digits", ".", 16, 1, max_images=n)
+    return raw.images, raw.labels
+
+
+def test_classifier_learns_digits_and_scores_real_data_near_the_floor():
+    x, y = _digits(600)
+    cfg = ClassifierConfig(16, 1, 10, 16, 16)
+    model = train_classifier(x[:500], y[:500], cfg, epochs=15, batch_size=50, lr=5e-3, seed=0,
+                             device=torch.device("cpu"))
+    _, logits = extract(model, x[500:], 64, torch.device("cpu"))
+    assert (logits.argmax(1) == y[500:]).mean() > 0.7
+    noise = np.random.default_rng(0).integers(0, 256, (100, 1, 16, 16), dtype=np.uint8)
+    real = score(x[500:], x[:500], x[500:], model, 100, 5, 64, torch.device("cpu"))
+    fake = score(noise, x[:500], x[500:], model, 100, 5, 64, torch.device("cpu"))
+    assert real["fid"] == pytest.approx(real["fid_floor"])  # the holdout is the floor
+    assert fake["fid"] > 5 * real["fid"]
+    assert fake["is_mean"] < real["is_mean"]
+
+
+def test_classifier_refuses_unlabelled_data():
+    x, _ = _digits(20)
+    with pytest.raises(UserError, match="needs labelled data"):
+        train_classifier(x, np.full(20, -1), ClassifierConfig(16, 1, 10, 4, 4), 1, 10, 1e-3, 0,
+                         torch.device("cpu"))
+
+
+def test_too_few_samples_names_the_minimum():
+    model = Classifier(ClassifierConfig(16, 1, 10, 4, 32)).eval()
+    x = np.zeros((40, 1, 16, 16), np.uint8)
+    with pytest.raises(UserError, match="at least 33 are needed"):
+        score(x, x, x, model, 20, 5, 10, torch.device("cpu"))

@@ -1,0 +1,119 @@
+"""Each stage's main on tiny params in a temporary directory, in pipeline order."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from dcgan.stages import augment, evaluate, evaluator, prepare, sample, train
+from dcgan.stages._common import run
+from tests.conftest import tiny_params, venv_env, write_params
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """Run all stages once; tests then look at what each wrote."""
+    root = tmp_path_factory.mktemp("stages")
+    write_params(root / "params.yaml", tiny_params())
+    prm = ["--params", str(root / "params.yaml")]
+    d = lambda *p: str(root.joinpath(*p))  # noqa: E731
+    assert run(prepare.main, [*prm, "--out", d("data/prepared")]) == 0
+    assert run(augment.main, [*prm, "--data", d("data/prepared"), "--out", d("data/augmented")]) == 0
+    assert run(evaluator.main, [*prm, "--data", d("data/prepared"), "--out", d("models/evaluator")]) == 0
+    assert run(train.main, [*prm, "--data", d("data/augmented/train.npy"), "--out", d("models/gan"),
+                            "--checkpoints", d("checkpoints"), "--live", d("dvclive")]) == 0
+    assert run(sample.main, [*prm, "--models", d("models/gan"), "--out", d("data/samples/samples.npy"),
+                             "--grid", d("reports/samples.png")]) == 0
+    assert run(evaluate.main, [*prm, "--samples", d("data/samples/samples.npy"), "--data",
+                               d("data/prepared"), "--evaluator", d("models/evaluator"),
+                               "--out", d("reports/metrics.json")]) == 0
+    return root
+
+
+def test_prepare_writes_split_arrays_and_meta(pipeline):
+    train_x = np.load(pipeline / "data/prepared/train.npy")
+    hold_x = np.load(pipeline / "data/prepared/holdout.npy")
+    meta = json.loads((pipeline / "data/prepared/meta.json").read_text())
+    assert train_x.dtype == np.uint8 and train_x.shape[1:] == (1, 16, 16)
+    assert len(train_x) + len(hold_x) == 300 and len(hold_x) == 60
+    assert meta["n_train"] == 240 and meta["labelled"] and len(meta["mean"]) == 1
+    assert 0 < meta["mean"][0] < 1 and 0 < meta["std"][0] < 1
+
+
+def test_augment_doubles_with_one_copy(pipeline):
+    aug = np.load(pipeline / "data/augmented/train.npy")
+    assert aug.shape == (480, 1, 16, 16)
+    assert np.load(pipeline / "data/augmented/train_labels.npy").shape == (480,)
+
+
+def test_train_writes_models_checkpoint_and_dvclive(pipeline):
+    for f in ("generator.safetensors", "discriminator.safetensors", "model.json"):
+        assert (pipeline / "models/gan" / f).is_file()
+    assert list((pipeline / "checkpoints").glob("ckpt-*.pt"))
+    summary = json.loads((pipeline / "dvclive/metrics.json").read_text())
+    assert summary["step"] == 15 and summary["train"]["steps"] == 15  # 480 // 32 steps, one epoch
+    assert "loss_d" in summary["train"] and summary["train"]["images_per_s"] > 0
+    assert (pipeline / "dvclive/plots/metrics/train/loss_g.tsv").is_file()
+    assert (pipeline / "dvclive/plots/images/fixed_noise.png").is_file()
+
+
+def test_sample_writes_uint8_samples_and_a_grid(pipeline):
+    s = np.load(pipeline / "data/samples/samples.npy")
+    assert s.shape == (100, 1, 16, 16) and s.dtype == np.uint8
+    assert (pipeline / "reports/samples.png").stat().st_size > 0
+
+
+def test_evaluate_writes_flat_metrics_with_protocol(pipeline):
+    m = json.loads((pipeline / "reports/metrics.json").read_text())
+    for k in ("fid", "fid_floor", "is_mean", "is_std", "is_floor", "n_samples", "n_reference"):
+        assert isinstance(m[k], int | float) and np.isfinite(m[k]), k
+    assert m["n_samples"] == 60  # evaluate.num_samples: 0 -> holdout size
+    assert m["protocol.extractor"] == "classifier"
+    assert m["fid"] > m["fid_floor"] >= 0
+    assert all(not isinstance(v, dict) for v in m.values())  # flat
+
+
+def test_user_errors_are_one_line_and_exit_2(workdir, capsys):
+    write_params(workdir / "params.yaml", tiny_params(train={"lr": -1}))
+    assert run(train.main, []) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == "error: train.lr must be > 0, got -1.0"
+
+
+def test_missing_input_file_is_named(workdir, capsys):
+    assert run(sample.main, ["--models", "nowhere"]) == 2
+    assert "nowhere/model.json does not exist" in capsys.readouterr().err
+
+
+def test_wrong_samples_file_is_refused(pipeline, tmp_path, capsys):
+    bad = tmp_path / "samples.npy"
+    np.save(bad, np.zeros((100, 3, 16, 16), np.float32))
+    code = run(evaluate.main, ["--params", str(pipeline / "params.yaml"), "--samples", str(bad),
+                               "--data", str(pipeline / "data/prepared"),
+                               "--evaluator", str(pipeline / "models/evaluator"),
+                               "--out", str(tmp_path / "m.json")])
+    assert code == 2
+    assert "must be uint8 with shape (N, C, H, W), got float32" in capsys.readouterr().err
+    assert not (tmp_path / "m.json").exists()
+
+
+@pytest.mark.parametrize("stage", ["prepare", "augment", "evaluator", "train", "sample", "evaluate"])
+def test_every_stage_has_help(stage):
+    out = subprocess.run([sys.executable, "-m", f"dcgan.stages.{stage}", "--help"],
+                         capture_output=True, text=True, env=venv_env(), check=True).stdout
+    assert "--params" in out and "usage:" in out
+
+
+def test_evaluator_explains_unlabelled_data(workdir, capsys):
+    from PIL import Image
+
+    imgs = workdir / "imgs"
+    imgs.mkdir()
+    for i in range(30):
+        Image.fromarray(np.full((20, 20), i * 8, np.uint8)).save(imgs / f"{i}.png")
+    write_params(workdir / "params.yaml", tiny_params(prepare={"dataset": "folder", "root": str(imgs)}))
+    assert run(prepare.main, []) == 0
+    assert run(evaluator.main, []) == 2
+    assert "has no class labels" in capsys.readouterr().err

@@ -1,0 +1,114 @@
+import dataclasses
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+
+from dcgan.config import parse_params
+from dcgan.models import GANConfig
+from dcgan.training import checkpoint as ckpt
+from dcgan.training.loop import train
+from tests.conftest import tiny_params
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def data() -> np.ndarray:
+    from dcgan.data.datasets import load_dataset
+
+    return load_dataset("digits", ".", 16, 1, max_images=160).images
+
+
+def setup(**train_over):
+    p = dataclasses.replace(parse_params(tiny_params()).train, **train_over)
+    return p, GANConfig(16, 1, p.latent_dim, p.g_width, p.d_width)
+
+
+def digest(module: torch.nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def test_a_short_run_trains_and_logs(tmp_path, data):
+    p, cfg = setup(epochs=2)
+    logged: list[tuple[str, float, int]] = []
+
+    class Rec:
+        def metric(self, name, value, step):
+            logged.append((name, value, step))
+
+        def image(self, name, grid, step):
+            logged.append((name, float(grid.shape[0]), step))
+
+    r = train(p, cfg, 0, data, CPU, tmp_path, "fp", Rec(), log=lambda m: None)
+    steps = 2 * (160 // p.batch_size)
+    assert r.step == steps and r.epoch == 2
+    losses = [v for n, v, _ in logged if n == "train/loss_d"]
+    assert len(losses) == steps // p.log_every and all(np.isfinite(losses))
+    assert [s for n, _, s in logged if n == "fixed_noise.png"] == [steps // 2, steps]
+    assert ckpt.list_checkpoints(tmp_path)  # checkpoints were written
+    assert len(ckpt.list_checkpoints(tmp_path)) <= ckpt.KEEP
+
+
+def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, data):
+    p, cfg = setup(epochs=2, checkpoint_every=2)
+    full = train(p, cfg, 0, data, CPU, tmp_path / "a", "fp", log=lambda m: None)
+    # interrupted after step 7: the last checkpoint is at step 6 (mid-epoch 1 of 2)
+    part = train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None, stop_after_steps=7)
+    assert part.step == 7
+    msgs: list[str] = []
+    resumed = train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=msgs.append)
+    assert resumed.resumed_from_step == 6 and any("resuming" in m for m in msgs)
+    assert resumed.step == full.step
+    assert digest(resumed.g) == digest(full.g)
+    assert digest(resumed.d) == digest(full.d)
+
+
+def test_a_different_seed_gives_different_weights(tmp_path, data):
+    p, cfg = setup()
+    a = train(p, cfg, 0, data, CPU, tmp_path / "a", "fp", log=lambda m: None)
+    b = train(p, cfg, 1, data, CPU, tmp_path / "b", "fp", log=lambda m: None)
+    assert digest(a.g) != digest(b.g)
+
+
+def test_checkpoint_from_other_params_is_not_resumed(tmp_path, data):
+    p, cfg = setup(checkpoint_every=2)
+    train(p, cfg, 0, data, CPU, tmp_path, "old-run", log=lambda m: None, stop_after_steps=3)
+    msgs: list[str] = []
+    r = train(p, cfg, 0, data, CPU, tmp_path, "new-run", log=msgs.append)
+    fresh = train(p, cfg, 0, data, CPU, tmp_path / "fresh", "new-run", log=lambda m: None)
+    assert r.resumed_from_step is None
+    assert any("other training params" in m for m in msgs)
+    assert digest(r.g) == digest(fresh.g)
+
+
+def test_corrupt_newest_checkpoint_falls_back_to_the_previous(tmp_path, data):
+    p, cfg = setup(checkpoint_every=1)
+    train(p, cfg, 0, data, CPU, tmp_path, "fp", log=lambda m: None, stop_after_steps=3)
+    newest, previous = ckpt.list_checkpoints(tmp_path)
+    newest.write_bytes(newest.read_bytes()[:100])  # truncated, as by a crash mid-write
+    msgs: list[str] = []
+    state, path = ckpt.load_latest(tmp_path, warn=msgs.append)
+    assert path == previous and state["step"] == 2
+    assert len(msgs) == 1 and newest.name in msgs[0] and "corrupt" in msgs[0]
+
+
+def test_checkpoints_load_without_unpickling_code(tmp_path):
+    import pickle
+
+    class Evil:
+        def __reduce__(self):
+            import os
+
+            return (os.system, (f"touch {tmp_path}/pwned",))
+
+    (tmp_path / "ckpt-000000005.pt").write_bytes(pickle.dumps({"fingerprint": Evil()}))
+    msgs: list[str] = []
+    state, path = ckpt.load_latest(tmp_path, warn=msgs.append)
+    assert state is None and not (tmp_path / "pwned").exists()
+    assert "unsafe" in msgs[0]
