@@ -13,7 +13,7 @@ import subprocess
 import sys
 import time
 
-STAGES = ["prepare", "augment", "evaluator", "train", "sample", "evaluate"]
+STAGES = ["prepare", "augment", "evaluator", "train", "sample", "evaluate", "report"]
 
 
 def main(argv: list[str]) -> int:

@@ -31,7 +31,12 @@ def test_params_are_frozen():
         ("prepare", "dataset", "imagenet", "prepare.dataset must be one of digits, mnist"),
         ("base", "device", "tpu", "base.device must be one of auto, cpu, cuda, mps, got 'tpu'"),
         ("augment", "hflip", "yes", "augment.hflip must be true or false, got 'yes'"),
-        ("evaluate", "extractor", "vgg", "evaluate.extractor must be one of classifier, got 'vgg'"),
+        ("evaluate", "extractor", "vgg", "evaluate.extractor must be one of classifier, inception, got 'vgg'"),
+        ("evaluate", "metrics", ["fid", "lpips"], "evaluate.metrics[1] must be one of fid, is, kid, pr, got 'lpips'"),
+        ("evaluate", "metrics", [], "evaluate.metrics must be a non-empty list, got []"),
+        ("evaluate", "metrics", ["fid", "fid"], "evaluate.metrics must not repeat a metric"),
+        ("evaluate", "generator", "first", "evaluate.generator must be one of best, last, got 'first'"),
+        ("train", "eval_every", -1, "train.eval_every must be >= 0 (0 = off), got -1"),
     ],
 )
 def test_bad_values_name_key_and_value(section, key, value, message):

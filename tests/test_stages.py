@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from dcgan.stages import augment, evaluate, evaluator, prepare, sample, train
+from dcgan.stages import augment, evaluate, evaluator, prepare, report, sample, train
 from dcgan.stages._common import run
 from tests.conftest import tiny_params, venv_env, write_params
 
@@ -23,12 +23,18 @@ def pipeline(tmp_path_factory):
     assert run(augment.main, [*prm, "--data", d("data/prepared"), "--out", d("data/augmented")]) == 0
     assert run(evaluator.main, [*prm, "--data", d("data/prepared"), "--out", d("models/evaluator")]) == 0
     assert run(train.main, [*prm, "--data", d("data/augmented/train.npy"), "--out", d("models/gan"),
-                            "--checkpoints", d("checkpoints"), "--live", d("dvclive")]) == 0
+                            "--checkpoints", d("checkpoints"), "--live", d("dvclive"),
+                            "--evaluator", d("models/evaluator"), "--prepared", d("data/prepared")]) == 0
     assert run(sample.main, [*prm, "--models", d("models/gan"), "--out", d("data/samples/samples.npy"),
-                             "--grid", d("reports/samples.png")]) == 0
+                             "--grid", d("reports/samples.png"),
+                             "--interpolation", d("reports/interpolation.png")]) == 0
     assert run(evaluate.main, [*prm, "--samples", d("data/samples/samples.npy"), "--data",
                                d("data/prepared"), "--evaluator", d("models/evaluator"),
-                               "--out", d("reports/metrics.json")]) == 0
+                               "--models", d("models/gan"), "--out", d("reports/metrics.json"),
+                               "--recon-grid", d("reports/reconstructions.png")]) == 0
+    assert run(report.main, [*prm, "--metrics", d("reports/metrics.json"), "--data", d("data/prepared"),
+                             "--models", d("models/gan"), "--live", d("dvclive"),
+                             "--out", d("reports/report.md")]) == 0
     return root
 
 
@@ -65,14 +71,39 @@ def test_sample_writes_uint8_samples_and_a_grid(pipeline):
     assert (pipeline / "reports/samples.png").stat().st_size > 0
 
 
-def test_evaluate_writes_flat_metrics_with_protocol(pipeline):
+METRIC_KEYS = ["fid", "is_mean", "is_std", "kid_mean", "kid_std", "precision", "recall",
+               "recon_mse", "recon_psnr", "recon_ssim"]
+
+
+def test_evaluate_writes_flat_metrics_floors_and_protocol(pipeline):
     m = json.loads((pipeline / "reports/metrics.json").read_text())
-    for k in ("fid", "fid_floor", "is_mean", "is_std", "is_floor", "n_samples", "n_reference"):
+    for k in METRIC_KEYS + [f"{k}_floor" for k in METRIC_KEYS]:
         assert isinstance(m[k], int | float) and np.isfinite(m[k]), k
-    assert m["n_samples"] == 60  # evaluate.num_samples: 0 -> holdout size
+    assert m["protocol.n_samples"] == 60  # evaluate.num_samples: 0 -> holdout size
     assert m["protocol.extractor"] == "classifier"
+    assert m["protocol.extractor_id"].startswith("classifier:")
+    assert m["protocol.generator"] == "best" and m["protocol.recon_images"] == 8
     assert m["fid"] > m["fid_floor"] >= 0
-    assert all(not isinstance(v, dict) for v in m.values())  # flat
+    assert 0 <= m["precision"] <= 1 and 0 <= m["recall_floor"] <= 1
+    assert all(not isinstance(v, dict | list) for v in m.values())  # flat
+    assert (pipeline / "reports/reconstructions.png").stat().st_size > 0
+
+
+def test_train_keeps_the_best_generator_by_fid(pipeline):
+    model = json.loads((pipeline / "models/gan/model.json").read_text())
+    assert model["best_fid"] > 0 and model["best_step"] == 15
+    assert (pipeline / "models/gan/generator_best.safetensors").is_file()
+    fid_log = (pipeline / "dvclive/plots/metrics/train/fid.tsv").read_text().splitlines()
+    assert len(fid_log) == 2  # header + one evaluation (one epoch, eval_every 1)
+
+
+def test_report_has_metrics_floors_and_all_figures(pipeline):
+    text = (pipeline / "reports/report.md").read_text()
+    assert "| FID |" in text and "| Reconstruction SSIM |" in text
+    for img in ("samples.png", "interpolation.png", "reconstructions.png", "figures/losses.png",
+                "figures/fid.png", "figures/d_outputs.png"):
+        assert f"({img})" in text, img
+        assert (pipeline / "reports" / img).stat().st_size > 1000, img
 
 
 def test_user_errors_are_one_line_and_exit_2(workdir, capsys):
@@ -99,7 +130,8 @@ def test_wrong_samples_file_is_refused(pipeline, tmp_path, capsys):
     assert not (tmp_path / "m.json").exists()
 
 
-@pytest.mark.parametrize("stage", ["prepare", "augment", "evaluator", "train", "sample", "evaluate"])
+@pytest.mark.parametrize("stage", ["prepare", "augment", "evaluator", "train", "sample", "evaluate",
+                                   "report"])
 def test_every_stage_has_help(stage):
     out = subprocess.run([sys.executable, "-m", f"dcgan.stages.{stage}", "--help"],
                          capture_output=True, text=True, env=venv_env(), check=True).stdout
@@ -117,3 +149,4 @@ def test_evaluator_explains_unlabelled_data(workdir, capsys):
     assert run(prepare.main, []) == 0
     assert run(evaluator.main, []) == 2
     assert "has no class labels" in capsys.readouterr().err
+    assert not (workdir / "models/evaluator").exists()

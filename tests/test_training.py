@@ -112,3 +112,46 @@ def test_checkpoints_load_without_unpickling_code(tmp_path):
     state, path = ckpt.load_latest(tmp_path, warn=msgs.append)
     assert state is None and not (tmp_path / "pwned").exists()
     assert "unsafe" in msgs[0]
+
+
+class ScriptedFid:
+    """Returns preset FIDs in order, remembering a digest of G at each call."""
+
+    def __init__(self, values):
+        self.values, self.digests = list(values), []
+
+    def __call__(self, g):
+        assert not g.training  # evaluated in eval mode
+        self.digests.append(digest(g))
+        return self.values.pop(0)
+
+
+def test_best_generator_is_the_one_with_the_lowest_fid(tmp_path, data):
+    p, cfg = setup(epochs=3, eval_every=1)
+    fid = ScriptedFid([5.0, 3.0, 4.0])
+    r = train(p, cfg, 0, data, CPU, tmp_path, "fp", log=lambda m: None, fid_fn=fid)
+    steps_per_epoch = 160 // p.batch_size
+    assert r.best_fid == 3.0 and r.best_step == 2 * steps_per_epoch
+    best = type(r.g)(cfg)
+    best.load_state_dict(r.g_best)
+    assert digest(best.eval()) == fid.digests[1] != digest(r.g)
+
+
+def test_fid_every_n_epochs_and_after_the_last(tmp_path, data):
+    p, cfg = setup(epochs=3, eval_every=2)
+    fid = ScriptedFid([2.0, 1.0])
+    r = train(p, cfg, 0, data, CPU, tmp_path, "fp", log=lambda m: None, fid_fn=fid)
+    assert len(fid.digests) == 2 and r.best_fid == 1.0 and r.best_step == r.step  # epochs 2 and 3
+
+
+def test_resume_keeps_the_best_generator(tmp_path, data):
+    p, cfg = setup(epochs=3, eval_every=1, checkpoint_every=2)
+    full = train(p, cfg, 0, data, CPU, tmp_path / "a", "fp", log=lambda m: None,
+                 fid_fn=ScriptedFid([3.0, 5.0, 4.0]))
+    train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None,
+          fid_fn=ScriptedFid([3.0, 5.0]), stop_after_steps=12)
+    resumed = train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None,
+                    fid_fn=ScriptedFid([4.0]))
+    assert resumed.resumed_from_step is not None
+    assert (resumed.best_fid, resumed.best_step) == (full.best_fid, full.best_step) == (3.0, 5)
+    assert all(torch.equal(resumed.g_best[k], full.g_best[k]) for k in full.g_best)

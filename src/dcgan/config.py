@@ -153,12 +153,18 @@ class TrainParams:
     """Write the resumable checkpoint every this many steps (and at each epoch end)."""
     sample_grid: int
     """Images in the fixed-noise grid logged at each epoch end."""
+    eval_every: int
+    """Compute FID every this many epochs and keep the best generator (0 = never; best = last)."""
+    eval_samples: int
+    """Generated images per in-training FID (more: steadier, slower)."""
 
     def check(self, s: str) -> None:
         for k in ("epochs", "batch_size", "latent_dim", "g_width", "d_width", "log_every",
-                  "checkpoint_every", "sample_grid"):
+                  "checkpoint_every", "sample_grid", "eval_samples"):
             if getattr(self, k) < 1:
                 _fail(f"{s}.{k}", "must be >= 1", getattr(self, k))
+        if self.eval_every < 0:
+            _fail(f"{s}.eval_every", "must be >= 0 (0 = off)", self.eval_every)
         if not self.lr > 0:
             _fail(f"{s}.lr", "must be > 0", self.lr)
         for k in ("beta1", "beta2"):
@@ -185,23 +191,55 @@ class SampleParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    """Scoring the samples."""
+    """Scoring the samples, and the feature extractor behind the scores."""
 
-    extractor: Literal["classifier"]
-    """Feature network: classifier (the evaluator stage's domain net, offline)."""
+    extractor: Literal["classifier", "inception"]
+    """classifier: the evaluator stage's domain net (offline default); inception: FID Inception-v3."""
+    inception_weights: str
+    """Path of the FID Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth) for extractor: inception."""
+    metrics: tuple[str, ...]
+    """Which registered metrics to compute: any of fid, is, kid, pr."""
+    generator: Literal["best", "last"]
+    """Which generator sample and evaluate use: best-by-FID during training, or the last one."""
     num_samples: int
-    """Generated images scored (0 = as many as held-out real images, so FID and its floor compare)."""
+    """Generated images scored (0 = as many as held-out real images, so metrics and floors compare)."""
     batch_size: int
     """Feature-extraction batch size."""
     is_splits: int
     """Splits for the Inception Score mean/std."""
+    kid_subsets: int
+    """Random subsets for KID's mean/std."""
+    kid_subset_size: int
+    """Images per KID subset (capped at the number scored)."""
+    pr_k: int
+    """k of the k-NN manifolds of improved precision/recall."""
+    recon_images: int
+    """Held-out images reconstructed through the generator (0 = skip reconstruction metrics)."""
+    recon_steps: int
+    """Adam steps on z per restart when inverting the generator by latent optimisation."""
+    recon_restarts: int
+    """Random starts per image; the best reconstruction is kept."""
+    recon_lr: float
+    """Adam learning rate for latent optimisation."""
 
     def check(self, s: str) -> None:
+        from dcgan.metrics.registry import metric_names
+
+        for i, name in enumerate(self.metrics):
+            if name not in metric_names():
+                _fail(f"{s}.metrics[{i}]", f"must be one of {', '.join(metric_names())}", name)
+        if len(set(self.metrics)) != len(self.metrics):
+            _fail(f"{s}.metrics", "must not repeat a metric", list(self.metrics))
         if self.num_samples < 0:
             _fail(f"{s}.num_samples", "must be >= 0 (0 = match the holdout size)", self.num_samples)
-        for k in ("batch_size", "is_splits"):
+        for k in ("batch_size", "is_splits", "kid_subsets", "kid_subset_size", "pr_k",
+                  "recon_steps", "recon_restarts"):
             if getattr(self, k) < 1:
                 _fail(f"{s}.{k}", "must be >= 1", getattr(self, k))
+        if self.recon_images < 0:
+            _fail(f"{s}.recon_images", "must be >= 0 (0 = skip)", self.recon_images)
+        if not self.recon_lr > 0:
+            _fail(f"{s}.recon_lr", "must be > 0", self.recon_lr)
 
 
 SECTIONS: dict[str, type] = {
@@ -245,6 +283,11 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
             return None
         inner = [a for a in args if a is not type(None)]
         return _coerce(key, value, inner[0])
+    if origin is tuple:  # tuple[str, ...]: a YAML list
+        if not isinstance(value, list | tuple) or not value:
+            _fail(key, "must be a non-empty list", value)
+        inner = get_args(tp)[0]
+        return tuple(_coerce(f"{key}[{i}]", v, inner) for i, v in enumerate(value))
     if tp is bool:
         if not isinstance(value, bool):
             _fail(key, "must be true or false", value)

@@ -121,11 +121,19 @@ def save_module(module: nn.Module, path: str | Path) -> None:
     tmp.replace(path)
 
 
-def save_models(g: nn.Module, d: nn.Module, cfg: GANConfig, folder: str | Path, extra: dict | None = None) -> None:
-    """models/: generator.safetensors, discriminator.safetensors, model.json (architecture)."""
+def save_models(g: nn.Module, d: nn.Module, cfg: GANConfig, folder: str | Path, extra: dict | None = None,
+                g_best: dict[str, torch.Tensor] | None = None) -> None:
+    """models/: generator.safetensors (last), generator_best.safetensors (best by FID, or the
+    last when FID was not tracked), discriminator.safetensors, model.json (architecture)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     save_module(g, folder / "generator.safetensors")
+    if g_best is not None:
+        best = Generator(cfg)
+        best.load_state_dict(g_best)
+        save_module(best, folder / "generator_best.safetensors")
+    else:
+        save_module(g, folder / "generator_best.safetensors")
     save_module(d, folder / "discriminator.safetensors")
     io.write_json(folder / "model.json", {"arch": "dcgan", **asdict(cfg), **(extra or {})})
 
@@ -160,11 +168,14 @@ def load_state(module: nn.Module, path: str | Path) -> nn.Module:
     return module
 
 
-def load_generator(folder: str | Path, device: torch.device | str = "cpu") -> Generator:
-    """Rebuild G from models/model.json and load its weights; eval mode."""
+GENERATOR_FILES = {"last": "generator.safetensors", "best": "generator_best.safetensors"}
+
+
+def load_generator(folder: str | Path, device: torch.device | str = "cpu", which: str = "last") -> Generator:
+    """Rebuild G from models/model.json and load its weights (``which``: last or best); eval mode."""
     cfg = load_config(folder)
     g = Generator(cfg)
-    load_state(g, Path(folder) / "generator.safetensors")
+    load_state(g, Path(folder) / GENERATOR_FILES[which])
     return g.to(device).eval()
 
 

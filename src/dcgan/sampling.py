@@ -50,3 +50,26 @@ def save_grid(images: np.ndarray | torch.Tensor, path: str | Path, nrow: int | N
     buf = _io.BytesIO()
     im.save(buf, format="PNG")
     return io.write_bytes(path, buf.getvalue())
+
+
+def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Spherical interpolation between rows of z0 and z1 (N, D) at fractions t (T,) -> (N, T, D).
+
+    Under a Gaussian prior, straight lines pass through low-norm regions G never saw in
+    training; great circles keep the norm typical.
+    """
+    a, b = z0 / z0.norm(dim=1, keepdim=True), z1 / z1.norm(dim=1, keepdim=True)
+    omega = torch.acos((a * b).sum(1).clamp(-1 + 1e-7, 1 - 1e-7))[:, None, None]  # (N, 1, 1)
+    t = t[None, :, None]
+    so = torch.sin(omega)
+    return (torch.sin((1 - t) * omega) / so) * z0[:, None] + (torch.sin(t * omega) / so) * z1[:, None]
+
+
+@torch.inference_mode()
+def interpolation_grid(g: torch.nn.Module, latent_dim: int, seed: int, device: torch.device,
+                       rows: int = 8, steps: int = 10) -> np.ndarray:
+    """uint8 (rows * steps, C, H, W): each row walks the latent space between two random z."""
+    gen = generator_for(seed, "interpolate")
+    z0, z1 = torch.randn(rows, latent_dim, generator=gen), torch.randn(rows, latent_dim, generator=gen)
+    z = slerp(z0, z1, torch.linspace(0, 1, steps)).reshape(rows * steps, latent_dim)
+    return to_uint8(g(z.to(device))).cpu().numpy()

@@ -39,8 +39,9 @@ def make_project(root: Path, params: dict | None = None) -> Project:
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy(REPO / name, root / name)
     shutil.copytree(REPO / "src", root / "src", ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-    (root / "data/raw").mkdir(parents=True)
-    shutil.copy(REPO / "data/raw/README.md", root / "data/raw/README.md")
+    for readme in ("data/raw/README.md", "models/inception/README.md"):
+        (root / readme).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO / readme, root / readme)
     write_params(root / "params.yaml", params or tiny_params())
     p = Project(root)
     p.sh("git", "init", "-q", "-b", "main")

@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-STAGES = ["prepare", "augment", "evaluator", "train", "sample", "evaluate"]
+STAGES = ["prepare", "augment", "evaluator", "train", "sample", "evaluate", "report"]
 
 pytestmark = pytest.mark.slow
 
@@ -21,6 +21,10 @@ def test_repro_experiments_and_metrics_diff(project):
     lock = yaml.safe_load((project.root / "dvc.lock").read_text())
     assert set(lock["stages"]) == set(STAGES)
     project.git_commit("first run")
+    plots = json.loads(project.dvc("plots", "show", "--json").stdout)["data"]
+    for plot_id in ("train_losses", "discriminator_outputs", "fid_during_training",
+                    "reports/samples.png", "reports/reconstructions.png"):
+        assert plot_id in plots, sorted(plots)
 
     # 2. nothing changed: nothing runs
     again = project.dvc("repro")
@@ -46,12 +50,14 @@ def test_repro_experiments_and_metrics_diff(project):
 
     # 4. dvc metrics diff between two commits shows what changed
     params = yaml.safe_load((project.root / "params.yaml").read_text())
-    params["evaluator"]["epochs"] = 3  # the feature net changes, the generator does not
+    params["evaluate"]["num_samples"] = 50  # scored differently, trained the same
     (project.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     rerun = project.dvc("repro").stdout
-    assert "Running stage 'evaluator'" in rerun and "Running stage 'train'" not in rerun
-    project.git_commit("longer evaluator training")
+    assert "Running stage 'evaluate'" in rerun and "Running stage 'train'" not in rerun
+    project.git_commit("score 50 samples")
     diff = json.loads(project.dvc("metrics", "diff", "HEAD~1", "HEAD", "--json").stdout)
     changed = diff["reports/metrics.json"]
     assert "fid" in changed and changed["fid"]["old"] == pytest.approx(m1["fid"])
     assert changed["fid"]["new"] != changed["fid"]["old"]
+    assert changed["protocol.n_samples"] == {"old": 60, "new": 50, "diff": -10}
+    assert (project.root / "reports/report.md").is_file()

@@ -111,6 +111,23 @@ def accuracy(model: Classifier, images: np.ndarray, labels: np.ndarray, device: 
     return float((logits.argmax(1) == labels).mean())
 
 
+class ClassifierExtractor:
+    """The evaluator stage's classifier as a feature extractor (penultimate layer + logits)."""
+
+    kind = "classifier"
+
+    def __init__(self, folder: str | Path, device: torch.device, batch_size: int = 500):
+        from dcgan.training.checkpoint import file_digest
+
+        self.model = load_classifier(folder, device)
+        self.feature_dim = self.model.cfg.feature_dim
+        self.id = f"classifier:{file_digest(Path(folder) / 'classifier.safetensors')[:12]}"
+        self.device, self.batch_size = device, batch_size
+
+    def __call__(self, images: np.ndarray, desc: str = "features") -> tuple[np.ndarray, np.ndarray]:
+        return extract(self.model, images, self.batch_size, self.device, desc)
+
+
 def save_classifier(model: Classifier, folder: str | Path, extra: dict | None = None) -> None:
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)

@@ -6,6 +6,8 @@ scipy's sqrtm, with a small diagonal offset when the product is singular.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import linalg
 
@@ -18,21 +20,39 @@ def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return f.mean(axis=0), np.cov(f, rowvar=False)
 
 
+def _trace_sqrt_product_eig(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
+    """Tr((S1 S2)^(1/2)) from the eigenvalues of S1 S2, which are real and >= 0 for PSD S1, S2.
+
+    Stable where sqrtm is not: rank-deficient covariances from fewer images than dimensions.
+    """
+    eig = np.linalg.eigvals(sigma1 @ sigma2)
+    return float(np.sqrt(eig.astype(np.complex128)).real.sum())
+
+
 def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma2: np.ndarray,
                      eps: float = 1e-6) -> float:
+    """FID between N(mu1, sigma1) and N(mu2, sigma2), computed as pytorch-fid does.
+
+    When sqrtm breaks down (non-finite result, or a large imaginary part: covariances of
+    fewer images than feature dimensions), the trace term comes from eigenvalues instead.
+    """
     mu1, mu2 = np.atleast_1d(mu1).astype(np.float64), np.atleast_1d(mu2).astype(np.float64)
     sigma1, sigma2 = np.atleast_2d(sigma1).astype(np.float64), np.atleast_2d(sigma2).astype(np.float64)
     diff = mu1 - mu2
-    covmean = linalg.sqrtm(sigma1.dot(sigma2))
-    if not np.isfinite(covmean).all():
-        offset = np.eye(sigma1.shape[0]) * eps
-        covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
-    if np.iscomplexobj(covmean):
-        # numerical noise gives tiny imaginary parts; large ones mean something is wrong
-        if not np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3):
-            raise ValueError(f"imaginary component {np.max(np.abs(covmean.imag))} in sqrtm")
-        covmean = covmean.real
-    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * np.trace(covmean))
+    with warnings.catch_warnings():
+        # dead ReLU units make feature covariances singular; sqrtm still returns the right
+        # root in the usual case (checked against pytorch-fid in the tests)
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(sigma1.dot(sigma2))
+        if not np.isfinite(covmean).all():
+            offset = np.eye(sigma1.shape[0]) * eps
+            covmean = linalg.sqrtm((sigma1 + offset).dot(sigma2 + offset))
+    if np.isfinite(covmean).all() and (
+            not np.iscomplexobj(covmean) or np.allclose(np.diagonal(covmean).imag, 0, atol=1e-3)):
+        tr_covmean = float(np.trace(covmean.real))
+    else:
+        tr_covmean = _trace_sqrt_product_eig(sigma1, sigma2)
+    return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
 
 
 def fid_from_features(a: np.ndarray, b: np.ndarray) -> float:

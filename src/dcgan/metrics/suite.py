@@ -1,21 +1,19 @@
-"""Scoring generated images against real ones in one feature pass.
+"""Scoring generated images against the training set, beside the real-data floor.
 
 The floor: the same metrics for held-out real images against the training set, at the same
-sample size. A perfect generator would score about the floor; FID is biased upward at small
-sample sizes, so generated FID is only comparable to a floor measured with the same n.
+sample size n. A perfect generator would score about the floor. FID and KID are biased at
+small n, so a generated score is only comparable to a floor measured with the same n.
 """
 
 from __future__ import annotations
 
+import sys
+from collections.abc import Callable
 from typing import Any
 
-import numpy as np
-import torch
-
 from dcgan.errors import UserError
-from dcgan.metrics.features import Classifier, extract
-from dcgan.metrics.fid import feature_stats, frechet_distance
-from dcgan.metrics.inception_score import inception_score
+from dcgan.metrics import registry
+from dcgan.metrics.registry import FeatureSet, Reference
 
 
 def min_samples(feature_dim: int) -> int:
@@ -23,33 +21,41 @@ def min_samples(feature_dim: int) -> int:
     return feature_dim + 1
 
 
-def score(samples: np.ndarray, train: np.ndarray, holdout: np.ndarray, model: Classifier,
-          n: int, is_splits: int, batch_size: int, device: torch.device) -> dict[str, Any]:
-    """FID and IS of ``n`` samples, and their floors from ``n`` holdout images, vs the train set."""
-    dim = model.cfg.feature_dim
-    if n < min_samples(dim):
+def _stderr(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def check_sample_size(n: int, feature_dim: int, n_samples: int, n_holdout: int,
+                      warn: Callable[[str], None] = _stderr) -> bool:
+    """Refuse impossible sample counts; warn (and return False) when FID will be unstable."""
+    if n < 2:
+        raise UserError(f"evaluate needs at least 2 images to score, got {n}")
+    if n_samples < n or n_holdout < n:
         raise UserError(
-            f"scoring {n} images is too few for a stable FID with {dim}-d features: at least "
-            f"{min_samples(dim)} are needed (raise sample.num_samples / holdout size, or lower "
-            f"evaluator.feature_dim)"
+            f"evaluate needs {n} generated and {n} held-out images, have {n_samples} and "
+            f"{n_holdout} (lower evaluate.num_samples or raise sample.num_samples)"
         )
-    if len(samples) < n or len(holdout) < n:
-        raise UserError(
-            f"evaluate needs {n} generated and {n} held-out images, have {len(samples)} and "
-            f"{len(holdout)} (lower evaluate.num_samples or raise sample.num_samples)"
+    if n < min_samples(feature_dim):
+        warn(
+            f"warning: scoring {n} images with {feature_dim}-d features: FID is unstable below "
+            f"{min_samples(feature_dim)} images (the covariance is rank-deficient); score more "
+            f"images (prepare.holdout_fraction, sample.num_samples) or use fewer feature dimensions"
         )
-    f_train, _ = extract(model, train, batch_size, device, "features: train")
-    f_gen, l_gen = extract(model, samples[:n], batch_size, device, "features: samples")
-    f_hold, l_hold = extract(model, holdout[:n], batch_size, device, "features: holdout")
-    ref = feature_stats(f_train)
-    is_mean, is_std = inception_score(l_gen, is_splits)
-    is_floor, _ = inception_score(l_hold, is_splits)
-    return {
-        "fid": frechet_distance(*feature_stats(f_gen), *ref),
-        "fid_floor": frechet_distance(*feature_stats(f_hold), *ref),
-        "is_mean": is_mean,
-        "is_std": is_std,
-        "is_floor": is_floor,
-        "n_samples": int(n),
-        "n_reference": int(len(train)),
-    }
+        return False
+    return True
+
+
+def _take(fs: FeatureSet, n: int) -> FeatureSet:
+    return FeatureSet(fs.features[:n], None if fs.logits is None else fs.logits[:n])
+
+
+def score(gen: FeatureSet, holdout: FeatureSet, ref: Reference, names: tuple[str, ...], opts: Any,
+          seed: int, n: int, warn: Callable[[str], None] = _stderr) -> dict[str, float]:
+    """Each named metric for n generated images, and ``<key>_floor`` for n held-out ones."""
+    check_sample_size(n, ref.features.shape[1], len(gen.features), len(holdout.features), warn)
+    out: dict[str, float] = {}
+    for name in names:
+        fn = registry.get(name)
+        out.update(fn(_take(gen, n), ref, opts, seed))
+        out.update({f"{k}_floor": v for k, v in fn(_take(holdout, n), ref, opts, seed).items()})
+    return out

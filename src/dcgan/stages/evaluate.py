@@ -1,16 +1,31 @@
-"""evaluate: FID and Inception Score of the samples (and the real-data floor) -> reports/metrics.json."""
+"""evaluate: FID, IS, KID, precision/recall and reconstruction metrics, each beside its
+real-data floor, plus the protocol -> reports/metrics.json and reports/reconstructions.png."""
 
 from __future__ import annotations
 
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from dcgan import io
 from dcgan.data import arrays
-from dcgan.metrics.features import load_classifier
-from dcgan.metrics.suite import score
+from dcgan.metrics.reconstruction import invert_by_optimisation, reconstruction_metrics
+from dcgan.metrics.reference import load_reference, make_extractor
+from dcgan.metrics.registry import FeatureSet
+from dcgan.metrics.suite import check_sample_size, score
+from dcgan.models import load_generator
 from dcgan.runtime import pick_device
+from dcgan.sampling import save_grid
 from dcgan.stages._common import log, params_from, parser, run
+
+
+def interleave_rows(real: np.ndarray, recon: np.ndarray, per_row: int = 8) -> np.ndarray:
+    """Grid order: a row of reals, the row of their reconstructions below it, and so on."""
+    rows = []
+    for start in range(0, len(real), per_row):
+        rows += [real[start:start + per_row], recon[start:start + per_row]]
+    return np.concatenate(rows)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -18,32 +33,70 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--samples", default="data/samples/samples.npy", help="sample's output")
     ap.add_argument("--data", default="data/prepared", help="prepare's output folder (train + holdout)")
     ap.add_argument("--evaluator", default="models/evaluator", help="evaluator's output folder")
+    ap.add_argument("--models", default="models/gan", help="train's output folder (for reconstruction)")
     ap.add_argument("--out", default="reports/metrics.json", help="metrics file")
+    ap.add_argument("--recon-grid", default="reports/reconstructions.png", help="reals vs reconstructions")
     args = ap.parse_args(argv)
     params = params_from(args)
-    p = params.evaluate
+    p, seed = params.evaluate, params.base.seed
     data = Path(args.data)
-    train = arrays.load_images(data / "train.npy")
-    c, s = train.shape[1], train.shape[-1]
-    holdout = arrays.load_images(data / "holdout.npy", channels=c, size=s)
+    holdout = arrays.load_images(data / "holdout.npy")
+    c, s = holdout.shape[1], holdout.shape[-1]
     samples = arrays.load_images(args.samples, channels=c, size=s)
     device = pick_device(params.base.device)
-    model = load_classifier(args.evaluator, device)
+    ref, hold_fs, ref_meta = load_reference(args.evaluator, data, p.extractor)
     n = p.num_samples or len(holdout)
-    metrics = score(samples, train, holdout, model, n, p.is_splits, p.batch_size, device)
-    info = io.read_json(Path(args.evaluator) / "classifier.json")
-    metrics.update({
-        # the protocol, so numbers are only compared when they were measured the same way
-        "protocol.extractor": p.extractor,
-        "protocol.feature_dim": model.cfg.feature_dim,
-        "protocol.extractor_holdout_accuracy": round(info.get("holdout_accuracy", float("nan")), 4),
-        "protocol.reference_split": "train",
-        "protocol.floor_split": "holdout",
-        "protocol.is_splits": p.is_splits,
-    })
+    stable = check_sample_size(n, ref.features.shape[1], len(samples), len(holdout), log)
+    extractor = make_extractor(p.extractor, args.evaluator, p.inception_weights, p.batch_size, device)
+    if extractor.id != ref_meta["extractor_id"]:
+        raise ValueError(f"extractor {extractor.id} differs from the reference's {ref_meta['extractor_id']}")
+    gen_fs = FeatureSet(*extractor(samples[:n], "features: samples"))
+    metrics = score(gen_fs, hold_fs, ref, p.metrics, p, seed, n, warn=lambda m: None)
+
+    if p.recon_images:
+        g = load_generator(args.models, device, p.generator)
+        k = min(p.recon_images, len(holdout), len(samples))
+        inv = lambda x: invert_by_optimisation(g, x, g.cfg.latent_dim, p.recon_steps,  # noqa: E731
+                                               p.recon_restarts, p.recon_lr, seed, device)
+        recon = inv(holdout[:k])
+        metrics.update(reconstruction_metrics(holdout[:k], recon))
+        # floor: G's own samples, which G can represent exactly: what the inversion itself reaches
+        own = samples[:k]
+        metrics.update({f"{key}_floor": v for key, v in reconstruction_metrics(own, inv(own)).items()})
+        save_grid(interleave_rows(holdout[:k][:32], recon[:32]), args.recon_grid, nrow=8,
+                  upscale=max(1, 64 // s))
+    else:  # the grid is a declared output: show the reals alone, and say why
+        save_grid(holdout[:32], args.recon_grid, nrow=8, upscale=max(1, 64 // s))
+        log("evaluate: evaluate.recon_images is 0, reconstruction metrics skipped")
+
+    protocol = {
+        "extractor": p.extractor,
+        "extractor_id": extractor.id,
+        "feature_dim": int(ref.features.shape[1]),
+        "n_samples": int(n),
+        "n_reference": int(len(ref.features)),
+        "n_samples_enough_for_fid": int(stable),
+        "reference_split": "train",
+        "floor_split": "holdout",
+        "generator": p.generator,
+        "is_splits": p.is_splits,
+        "kid_subsets": p.kid_subsets,
+        "kid_subset_size": min(p.kid_subset_size, n),
+        "pr_k": p.pr_k,
+        "recon_method": "latent_optimisation",
+        "recon_images": min(p.recon_images, len(holdout), len(samples)),
+    }
+    if p.extractor == "classifier":
+        info = io.read_json(Path(args.evaluator) / "classifier.json")
+        protocol["extractor_holdout_accuracy"] = round(float(info["holdout_accuracy"]), 4)
+    else:
+        protocol["weights_official"] = int(getattr(extractor, "official", False))
+    metrics.update({f"protocol.{k}": v for k, v in protocol.items()})
     io.write_json(args.out, metrics)
-    log(f"evaluate: fid {metrics['fid']:.3f} (floor {metrics['fid_floor']:.3f}), "
-        f"IS {metrics['is_mean']:.3f} ± {metrics['is_std']:.3f} (floor {metrics['is_floor']:.3f}) -> {args.out}")
+    shown = ", ".join(f"{k} {metrics[k]:.4g} (floor {metrics[k + '_floor']:.4g})"
+                      for k in ("fid", "is_mean", "kid_mean", "precision", "recall", "recon_psnr")
+                      if k in metrics)
+    log(f"evaluate: {shown} -> {args.out}")
 
 
 if __name__ == "__main__":

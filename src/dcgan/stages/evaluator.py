@@ -1,4 +1,10 @@
-"""evaluator: train the domain feature network (a small classifier) used by evaluate offline."""
+"""evaluator: the feature extractor behind FID/IS, and the real data's reference features.
+
+With evaluate.extractor: classifier, trains the domain feature network (a small classifier on
+the prepared labelled data). With inception, loads the FID Inception-v3 weights. Either way,
+writes the training set's and the holdout's features once, so runs that only change train
+params reuse them.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ from dcgan import io
 from dcgan.data import arrays
 from dcgan.errors import UserError
 from dcgan.metrics.features import ClassifierConfig, accuracy, save_classifier, train_classifier
+from dcgan.metrics.reference import make_extractor, write_reference
 from dcgan.runtime import pick_device
 from dcgan.stages._common import log, params_from, parser, run
 
@@ -21,25 +28,29 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="models/evaluator", help="output folder")
     args = ap.parse_args(argv)
     params = params_from(args)
-    p = params.evaluator
-    src = Path(args.data)
+    p, ev = params.evaluator, params.evaluate
+    src, out = Path(args.data), Path(args.out)
     meta = io.read_json(src / "meta.json")
-    if not meta["labelled"]:
-        raise UserError(
-            f"dataset {meta['dataset']!r} has no class labels, so the offline classifier feature "
-            f"extractor cannot be trained; it needs the Inception extractor instead"
-        )
-    train = arrays.load_images(src / "train.npy")
-    labels = np.load(src / "train_labels.npy", allow_pickle=False)
-    holdout = arrays.load_images(src / "holdout.npy")
-    hold_labels = np.load(src / "holdout_labels.npy", allow_pickle=False)
-    num_classes = int(labels.max()) + 1
-    cfg = ClassifierConfig(train.shape[-1], train.shape[1], num_classes, p.width, p.feature_dim)
     device = pick_device(params.base.device)
-    model = train_classifier(train, labels, cfg, p.epochs, p.batch_size, p.lr, params.base.seed, device)
-    acc = accuracy(model, holdout, hold_labels, device)
-    save_classifier(model, args.out, {"holdout_accuracy": acc, "dataset": meta["dataset"]})
-    log(f"evaluator: {num_classes}-class feature net, holdout accuracy {acc:.4f} -> {args.out}")
+    if ev.extractor == "classifier":
+        if not meta["labelled"]:
+            raise UserError(
+                f"dataset {meta['dataset']!r} has no class labels, so the offline classifier "
+                f"feature extractor cannot be trained; set evaluate.extractor: inception"
+            )
+        train = arrays.load_images(src / "train.npy")
+        labels = np.load(src / "train_labels.npy", allow_pickle=False)
+        holdout = arrays.load_images(src / "holdout.npy")
+        hold_labels = np.load(src / "holdout_labels.npy", allow_pickle=False)
+        num_classes = int(labels.max()) + 1
+        cfg = ClassifierConfig(train.shape[-1], train.shape[1], num_classes, p.width, p.feature_dim)
+        model = train_classifier(train, labels, cfg, p.epochs, p.batch_size, p.lr, params.base.seed, device)
+        acc = accuracy(model, holdout, hold_labels, device)
+        save_classifier(model, out, {"holdout_accuracy": acc, "dataset": meta["dataset"]})
+        log(f"evaluator: {num_classes}-class feature net, holdout accuracy {acc:.4f}")
+    extractor = make_extractor(ev.extractor, out, ev.inception_weights, ev.batch_size, device)
+    ref = write_reference(out, extractor, src)
+    log(f"evaluator: reference features ({ref['extractor_id']}, {ref['feature_dim']}-d) -> {out}")
 
 
 if __name__ == "__main__":

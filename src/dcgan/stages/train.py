@@ -10,9 +10,11 @@ import torch
 from dvclive import Live
 
 from dcgan.data import arrays
-from dcgan.models import GANConfig, save_models
-from dcgan.runtime import pick_device
-from dcgan.sampling import grid_image
+from dcgan.metrics.fid import feature_stats, frechet_distance
+from dcgan.metrics.reference import load_reference, make_extractor
+from dcgan.models import GANConfig, Generator, save_models
+from dcgan.runtime import derive_seed, pick_device
+from dcgan.sampling import generate, grid_image
 from dcgan.stages._common import log, params_from, parser, run
 from dcgan.training import checkpoint as ckpt
 from dcgan.training.loop import train
@@ -46,12 +48,30 @@ def truncate_logs(live_dir: Path, step: int) -> None:
         tsv.write_text("\n".join([head, *kept]) + "\n")
 
 
+def make_fid_fn(params, evaluator_dir: str, prepared_dir: str, device: torch.device):
+    """FID of train.eval_samples images from G against the training set's reference features."""
+    ev = params.evaluate
+    ref, _, meta = load_reference(evaluator_dir, prepared_dir, ev.extractor)
+    extractor = make_extractor(ev.extractor, evaluator_dir, ev.inception_weights, ev.batch_size, device)
+    seed = derive_seed(params.base.seed, "train_fid")  # the same noise at every evaluation
+
+    def fid_fn(g: Generator) -> float:
+        images = generate(g, params.train.eval_samples, g.cfg.latent_dim, seed, device, ev.batch_size)
+        features, _ = extractor(images, "train FID")
+        return frechet_distance(*feature_stats(features), ref.mu, ref.sigma)
+
+    return fid_fn, meta["extractor_id"]
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
     ap.add_argument("--data", default="data/augmented/train.npy", help="training images (uint8 NCHW .npy)")
     ap.add_argument("--out", default="models/gan", help="folder for generator/discriminator/model.json")
     ap.add_argument("--checkpoints", default="checkpoints/train", help="resumable checkpoints (persist)")
     ap.add_argument("--live", default="dvclive", help="dvclive folder (metrics, plots, images)")
+    ap.add_argument("--evaluator", default="models/evaluator",
+                    help="evaluator's output (feature extractor + reference features) for in-training FID")
+    ap.add_argument("--prepared", default="data/prepared", help="prepare's output (to check the reference)")
     args = ap.parse_args(argv)
     params = params_from(args)
     p, seed = params.train, params.base.seed
@@ -59,7 +79,10 @@ def main(argv: list[str] | None = None) -> None:
     images = arrays.load_images(args.data, channels=prep.channels, size=prep.image_size)
     device = pick_device(params.base.device)
     cfg = GANConfig(prep.image_size, prep.channels, p.latent_dim, p.g_width, p.d_width)
-    fp = ckpt.fingerprint(dataclasses.asdict(p), seed, args.data)
+    fid_fn, extractor_id = (make_fid_fn(params, args.evaluator, args.prepared, device)
+                            if p.eval_every else (None, None))
+    # best-by-FID selection depends on the extractor too
+    fp = ckpt.fingerprint({**dataclasses.asdict(p), "fid_extractor": extractor_id}, seed, args.data)
 
     state, _ = ckpt.load_latest(args.checkpoints, warn=log)
     resume = state is not None and state["fingerprint"] == fp
@@ -69,14 +92,21 @@ def main(argv: list[str] | None = None) -> None:
     del state
     log(f"train: {len(images)} images, {cfg}, device {device}")
     with Live(str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None) as live:
-        result = train(p, cfg, seed, images, device, args.checkpoints, fp, LiveLogger(live), log=log)
+        result = train(p, cfg, seed, images, device, args.checkpoints, fp, LiveLogger(live), log=log,
+                       fid_fn=fid_fn)
         live.step = result.step
         ips = result.images_seen / max(result.wall_s, 1e-9) if result.resumed_from_step is None else None
         live.log_metric("train/wall_s", round(result.wall_s, 2), plot=False)
         live.log_metric("train/steps", result.step, plot=False)
         if ips is not None:  # throughput of this process only; a resumed run has no clean number
             live.log_metric("train/images_per_s", round(ips, 1), plot=False)
-    save_models(result.g, result.d, cfg, args.out, {"step": result.step, "epochs": result.epoch})
+        if result.best_fid is not None:
+            live.log_metric("train/best_fid", round(result.best_fid, 4), plot=False)
+            live.log_metric("train/best_step", result.best_step, plot=False)
+    save_models(result.g, result.d, cfg, args.out,
+                {"step": result.step, "epochs": result.epoch, "wall_s": round(result.wall_s, 2),
+                 "best_fid": result.best_fid, "best_step": result.best_step},
+                g_best=result.g_best)
     log(f"train: {result.step} steps in {result.wall_s:.1f}s -> {args.out}")
 
 

@@ -51,6 +51,10 @@ class TrainResult:
     wall_s: float
     images_seen: int
     resumed_from_step: int | None
+    g_best: dict[str, torch.Tensor] | None = None
+    """State dict of the best-by-FID generator (None when FID was never computed)."""
+    best_fid: float | None = None
+    best_step: int | None = None
 
 
 def fixed_noise(seed: int, n: int, latent_dim: int) -> torch.Tensor:
@@ -78,10 +82,13 @@ def train(
     logger: MetricLogger | None = None,
     log: Callable[[str], None] = print,
     stop_after_steps: int | None = None,
+    fid_fn: Callable[[Generator], float] | None = None,
 ) -> TrainResult:
     """Train (or resume) a DCGAN on uint8 images (N, C, H, W); returns the final models.
 
-    ``stop_after_steps`` ends the run early after that global step (tests of resume use it).
+    ``fid_fn(G)`` (G in eval mode) is called every ``p.eval_every`` epochs and after the last;
+    the generator with the lowest value is kept as the best. ``stop_after_steps`` ends the run
+    early after that global step (tests of resume use it).
     """
     logger = logger or NullLogger()
     n = len(images)
@@ -99,6 +106,7 @@ def train(
     opt_d = _make_opt(d.parameters(), p, device)
 
     epoch, batch, step, wall_prev, resumed = 0, 0, 0, 0.0, None
+    best_fid, best_step, g_best = None, None, None
     state, path = ckpt.load_latest(ckpt_dir, map_location=device, warn=log)
     if state is not None and state["fingerprint"] != fingerprint:
         log(f"checkpoint {path} is from a run with other training params, data or code; "
@@ -113,6 +121,9 @@ def train(
         epoch, batch, step = int(state["epoch"]), int(state["batch"]), int(state["step"])
         wall_prev = float(state["wall_s"])
         resumed = step
+        if "g_best" in state:
+            g_best = {k: v.cpu() for k, v in state["g_best"].items()}
+            best_fid, best_step = float(state["best_fid"]), int(state["best_step"])
         log(f"resuming from {path} at epoch {epoch}, step {step}")
 
     data = torch.from_numpy(images).to(device)  # uint8 on the device; converted per batch
@@ -127,6 +138,7 @@ def train(
             "g": g.state_dict(), "d": d.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
             "config": asdict(cfg),
+            **({"g_best": g_best, "best_fid": best_fid, "best_step": best_step} if g_best else {}),
         }
 
     # Running sums stay on the device; .item() (a host sync) happens only at log steps.
@@ -190,9 +202,17 @@ def train(
         g.eval()
         with torch.no_grad():
             grid = g(z_fixed)
-        g.train()
         logger.image("fixed_noise.png", grid, step)
+        if fid_fn is not None and p.eval_every and (epoch % p.eval_every == 0 or epoch == p.epochs):
+            fid = float(fid_fn(g))
+            logger.metric("train/fid", fid, step)
+            bar.write(f"epoch {epoch}: FID {fid:.3f}" + (" (best)" if best_fid is None or fid < best_fid else ""))
+            if best_fid is None or fid < best_fid:
+                best_fid, best_step = fid, step
+                g_best = {k: v.detach().cpu().clone() for k, v in g.state_dict().items()}
+        g.train()
         ckpt.save_checkpoint(ckpt_dir, step, snapshot(epoch >= p.epochs))
     bar.close()
     wall = wall_prev + (time.perf_counter() - t0)
-    return TrainResult(g.eval(), d.eval(), cfg, step, epoch, wall, (step - start_step) * bs, resumed)
+    return TrainResult(g.eval(), d.eval(), cfg, step, epoch, wall, (step - start_step) * bs, resumed,
+                       g_best, best_fid, best_step)

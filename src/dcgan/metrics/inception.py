@@ -1,0 +1,90 @@
+"""The standard FID Inception-v3 (TF 2015-12-05 weights) through torch-fidelity, offline.
+
+The weights are never downloaded here: the file must be at ``evaluate.inception_weights``.
+Before torch-fidelity loads the file (it unpickles without restrictions), it is opened with
+``torch.load(weights_only=True)``, which refuses anything but tensors and containers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from dcgan.errors import UserError
+
+WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
+WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
+OFFICIAL_SHA256_PREFIX = "6726825d"
+
+
+def weights_sha256(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(1 << 20):
+            h.update(block)
+    return h.hexdigest()
+
+
+def check_weights(path: str | Path) -> str:
+    """Fail clearly if the weights file is missing or unsafe; return its sha256."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(
+            f"Inception weights not found at {path} (evaluate.inception_weights), and they are "
+            f"never downloaded at run time: download {WEIGHTS_NAME} from {WEIGHTS_URL} and put it "
+            f"there, or set evaluate.extractor: classifier"
+        )
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"Inception weights {path} are corrupt or unsafe to load: {first}") from None
+    if not isinstance(state, dict) or "fc.weight" not in state:
+        raise UserError(f"Inception weights {path} are not an Inception-v3 state dict")
+    return weights_sha256(path)
+
+
+class InceptionExtractor:
+    """uint8 images (N, 1 or 3, H, W) -> (pool3 features (N, 2048), logits_unbiased (N, 1008)).
+
+    Grey images are repeated to 3 channels; torch-fidelity resizes to 299x299 the way the
+    TF reference does (bilinear, TF1 semantics) and scales (x - 128) / 128.
+    """
+
+    kind = "inception"
+    feature_dim = 2048
+
+    def __init__(self, weights: str | Path, device: torch.device, batch_size: int = 64):
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+        sha = check_weights(weights)
+        official = sha.startswith(OFFICIAL_SHA256_PREFIX)
+        self.id = f"inception-v3-2015-12-05:{sha[:12]}" + ("" if official else ":unofficial")
+        self.official = official
+        try:
+            self.net = FeatureExtractorInceptionV3(
+                "inception-v3-compat", ["2048", "logits_unbiased"],
+                feature_extractor_weights_path=str(weights),
+            ).to(device).eval()
+        except RuntimeError as exc:
+            first = str(exc).strip().splitlines()[0]
+            raise UserError(f"Inception weights {weights} do not fit Inception-v3: {first}") from None
+        self.device, self.batch_size = device, batch_size
+
+    @torch.inference_mode()
+    def __call__(self, images: np.ndarray, desc: str = "inception") -> tuple[np.ndarray, np.ndarray]:
+        feats, logits = [], []
+        for start in tqdm(range(0, len(images), self.batch_size), desc=desc, unit="batch",
+                          leave=False, disable=len(images) < 4 * self.batch_size):
+            x = torch.from_numpy(images[start:start + self.batch_size]).to(self.device)
+            if x.shape[1] == 1:
+                x = x.expand(-1, 3, -1, -1)
+            f, lg = self.net(x)
+            feats.append(f.double().cpu())
+            logits.append(lg.double().cpu())
+        return torch.cat(feats).numpy(), torch.cat(logits).numpy()

@@ -1,0 +1,140 @@
+"""reports/report.md and its figures, from the files the pipeline wrote."""
+
+from __future__ import annotations
+
+import io as _io
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from dcgan import io
+
+# (key, label, which direction is better)
+METRIC_ROWS = [
+    ("fid", "FID", "lower"),
+    ("is_mean", "Inception Score (mean)", "higher"),
+    ("is_std", "Inception Score (std over splits)", "—"),
+    ("kid_mean", "KID (mean)", "lower"),
+    ("kid_std", "KID (std over subsets)", "—"),
+    ("precision", "Precision (k-NN)", "higher"),
+    ("recall", "Recall (k-NN)", "higher"),
+    ("recon_mse", "Reconstruction MSE", "lower"),
+    ("recon_psnr", "Reconstruction PSNR (dB)", "higher"),
+    ("recon_ssim", "Reconstruction SSIM", "higher"),
+]
+
+
+def read_curves(live_dir: str | Path) -> dict[str, pd.DataFrame]:
+    """dvclive TSVs under plots/metrics/train -> {name: DataFrame(step, value)}."""
+    out = {}
+    for tsv in sorted((Path(live_dir) / "plots" / "metrics" / "train").glob("*.tsv")):
+        df = pd.read_csv(tsv, sep="\t")
+        if "step" in df and tsv.stem in df:
+            out[tsv.stem] = df[["step", tsv.stem]]
+    return out
+
+
+def _save_fig(fig, path: Path) -> None:
+    buf = _io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    io.write_bytes(path, buf.getvalue())
+
+
+def plot_curves(curves: dict[str, pd.DataFrame], folder: str | Path) -> list[tuple[str, str]]:
+    """Loss, D-output and FID curves as PNGs; returns (title, filename) for each written."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    folder = Path(folder)
+    groups = [("Losses", "losses.png", ["loss_d", "loss_g"], "loss"),
+              ("Discriminator outputs", "d_outputs.png", ["d_real", "d_fake"], "mean sigmoid(D)"),
+              ("FID during training", "fid.png", ["fid"], "FID")]
+    written = []
+    for title, fname, names, ylabel in groups:
+        present = [n for n in names if n in curves]
+        if not present:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 3.2))
+        for n in present:
+            df = curves[n]
+            ax.plot(df["step"], df[n], label=n, marker="o" if len(df) < 30 else None)
+        if names == ["fid"]:
+            ax.set_yscale("log")  # early FIDs are orders of magnitude above the late ones
+        ax.set_xlabel("step")
+        ax.set_ylabel(ylabel)
+        ax.set_title(title)
+        ax.grid(alpha=0.3)
+        ax.legend()
+        _save_fig(fig, folder / fname)
+        plt.close(fig)
+        written.append((title, fname))
+    return written
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    return str(v)
+
+
+def metrics_table(m: dict[str, Any]) -> str:
+    lines = ["| metric | generated | floor (held-out real) | better |", "|---|---|---|---|"]
+    for key, label, better in METRIC_ROWS:
+        if key in m:
+            lines.append(f"| {label} | {_fmt(m[key])} | {_fmt(m.get(key + '_floor', '—'))} | {better} |")
+    return "\n".join(lines)
+
+
+def params_table(params: dict[str, dict[str, Any]], sections: list[str]) -> str:
+    lines = ["| key | value |", "|---|---|"]
+    for s in sections:
+        for k, v in params[s].items():
+            lines.append(f"| `{s}.{k}` | {_fmt(list(v) if isinstance(v, tuple) else v)} |")
+    return "\n".join(lines)
+
+
+def render(params: dict[str, dict[str, Any]], data_meta: dict, model_meta: dict, metrics: dict,
+           figures: list[tuple[str, str]], images: dict[str, str], figures_dir: str) -> str:
+    proto = {k.split(".", 1)[1]: v for k, v in metrics.items() if k.startswith("protocol.")}
+    wall = model_meta.get("wall_s")
+    best = model_meta.get("best_fid")
+    parts = [
+        "# DCGAN run report",
+        "",
+        "## What was trained",
+        "",
+        f"- **Data**: `{data_meta['dataset']}` ({data_meta['source']}), {data_meta['n_train']} training + "
+        f"{data_meta['n_holdout']} held-out images of {data_meta['channels']}×{data_meta['image_size']}"
+        f"×{data_meta['image_size']}; per-channel mean {[round(x, 4) for x in data_meta['mean']]}, "
+        f"std {[round(x, 4) for x in data_meta['std']]}.",
+        f"- **Model**: G/D widths {model_meta['g_width']}/{model_meta['d_width']}, latent size "
+        f"{model_meta['latent_dim']}; {model_meta.get('step')} steps, {model_meta.get('epochs')} epochs"
+        + (f", {wall:.1f} s of training" if wall else "") + ".",
+        f"- **Scored generator**: `{proto.get('generator', '?')}`"
+        + (f" (best in-training FID {best:.4g} at step {model_meta.get('best_step')})" if best is not None else "")
+        + ".",
+        "",
+        "## Metrics",
+        "",
+        metrics_table(metrics),
+        "",
+        f"Protocol: extractor `{proto.get('extractor_id', proto.get('extractor'))}` "
+        f"({proto.get('feature_dim')}-d features), {proto.get('n_samples')} generated and "
+        f"{proto.get('n_samples')} held-out images against {proto.get('n_reference')} training images; "
+        f"IS over {proto.get('is_splits')} splits; KID over {proto.get('kid_subsets')} subsets of "
+        f"{proto.get('kid_subset_size')}; precision/recall with k={proto.get('pr_k')}; reconstructions of "
+        f"{proto.get('recon_images')} held-out images by {proto.get('recon_method', '?').replace('_', ' ')} "
+        "(the reconstruction floor inverts the generator's own samples).",
+        "",
+    ]
+    for title, fname in images.items():
+        parts += [f"## {title}", "", f"![{title}]({fname})", ""]
+    if figures:
+        parts += ["## Training curves", ""]
+        for title, fname in figures:
+            parts += [f"![{title}]({figures_dir}/{fname})", ""]
+    parts += ["## Params", "", params_table(params, list(params)), ""]
+    return "\n".join(parts)

@@ -1,0 +1,36 @@
+"""report: reports/report.md with the metrics beside their floors, grids and training curves."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from dcgan import io
+from dcgan.report import plot_curves, read_curves, render
+from dcgan.stages._common import log, params_from, parser, run
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--metrics", default="reports/metrics.json", help="evaluate's output")
+    ap.add_argument("--data", default="data/prepared", help="prepare's output (meta.json)")
+    ap.add_argument("--models", default="models/gan", help="train's output (model.json)")
+    ap.add_argument("--live", default="dvclive", help="train's dvclive folder")
+    ap.add_argument("--out", default="reports/report.md", help="report file; figures go beside it")
+    args = ap.parse_args(argv)
+    params = params_from(args)
+    out = Path(args.out)
+    figures_dir = out.parent / "figures"
+    figures = plot_curves(read_curves(args.live), figures_dir)
+    candidates = {"Samples": "samples.png", "Latent interpolation": "interpolation.png",
+                  "Reconstructions (rows: held-out reals, then their reconstructions)": "reconstructions.png"}
+    images = {t: f for t, f in candidates.items() if (out.parent / f).is_file()}
+    text = render(params.to_dict(), io.read_json(Path(args.data) / "meta.json"),
+                  io.read_json(Path(args.models) / "model.json"), io.read_json(args.metrics),
+                  figures, images, figures_dir.name)
+    io.write_text(out, text)
+    log(f"report: {out} with {len(figures)} figure(s) and {len(images)} image grid(s)")
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))
