@@ -150,3 +150,19 @@ def test_evaluator_explains_unlabelled_data(workdir, capsys):
     assert run(evaluator.main, []) == 2
     assert "has no class labels" in capsys.readouterr().err
     assert not (workdir / "models/evaluator").exists()
+
+
+def test_encoder_ema_and_drs_through_the_stages(workdir, capsys):
+    """With an encoder, EMA and DRS on: evaluate reconstructs through E and reports DRS."""
+    write_params(workdir / "params.yaml", tiny_params(
+        train={"encoder": True, "ema_decay": 0.9, "diffaug": ["translation"], "eval_every": 0},
+        sample={"drs": True, "drs_burnin": 50, "drs_percentile": 50.0},
+        evaluate={"recon_steps": 1}))
+    for stage in (prepare, augment, evaluator, train, sample, evaluate):
+        assert run(stage.main, []) == 0, capsys.readouterr().err
+    assert (workdir / "models/gan/encoder.safetensors").is_file()
+    m = json.loads((workdir / "reports/metrics.json").read_text())
+    assert m["protocol.recon_method"] == "encoder" and m["protocol.drs"] == 1
+    assert 0 < m["drs_acceptance_rate"] < 1
+    info = json.loads((workdir / "data/samples/samples.json").read_text())
+    assert info["drs"] and info["drs_proposed"] >= 100

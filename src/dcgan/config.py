@@ -133,10 +133,14 @@ class TrainParams:
 
     epochs: int
     """Passes over the (augmented) training set."""
-    batch_size: int
-    """Mini-batch size."""
+    batch_size: int | Literal["auto"]
+    """Mini-batch size, or auto: the largest that fits the accelerator's memory with a margin."""
+    batch_schedule: tuple[tuple[int, int], ...]
+    """[[step, batch_size], ...]: the batch size from each step on (empty = batch_size always)."""
+    lr_scaling: Literal["none", "linear", "sqrt"]
+    """How lr follows the batch size: lr * (bs / base)^1 (linear), ^0.5 (sqrt), or not at all."""
     lr: float
-    """Adam learning rate for G and D."""
+    """Adam learning rate for G and D, at the base batch size (the first scheduled one)."""
     beta1: float
     """Adam beta1 (0.5 in the DCGAN paper)."""
     beta2: float
@@ -157,12 +161,62 @@ class TrainParams:
     """Compute FID every this many epochs and keep the best generator (0 = never; best = last)."""
     eval_samples: int
     """Generated images per in-training FID (more: steadier, slower)."""
+    prior: Literal["normal", "uniform"]
+    """Latent prior: normal N(0, I) or uniform U[-1, 1]."""
+    loss: Literal["bce", "hinge", "wgan"]
+    """Adversarial loss: non-saturating BCE (DCGAN), hinge, or Wasserstein."""
+    r1_gamma: float
+    """R1 penalty weight on real images, gamma/2 * E|grad D(x)|^2 (0 = off)."""
+    gp_lambda: float
+    """WGAN-GP weight on interpolates, lambda * E(|grad D(x_hat)| - 1)^2 (0 = off)."""
+    reg_every: int
+    """Lazy regularisation: apply the penalties every this many steps, scaled up to match."""
+    g_norm: Literal["batch", "instance", "none"]
+    """Normalisation in G."""
+    d_norm: Literal["batch", "instance", "none"]
+    """Normalisation in D (and E)."""
+    d_spectral: bool
+    """Spectral normalisation on D's convolutions."""
+    diffaug: tuple[Literal["color", "translation", "cutout"], ...]
+    """DiffAugment policies applied to reals and fakes in the D and G steps ([] = off)."""
+    ema_decay: float
+    """Exponential moving average of G's weights (0 = off); sample/evaluate use it when on."""
+    encoder: bool
+    """Train an encoder E: images -> z with the reconstruction loss |G(E(x)) - x|."""
+    recon_loss: Literal["l1", "l2", "smooth_l1"]
+    """Reconstruction loss for the encoder."""
+    recon_weight: float
+    """Weight of the reconstruction loss (updates E and G)."""
+    latent_cycle_weight: float
+    """Weight of the latent cycle loss |E(G(z)) - z| (updates E; 0 = off)."""
+
+    def base_batch_size(self) -> int | Literal["auto"]:
+        return self.batch_schedule[0][1] if self.batch_schedule else self.batch_size
 
     def check(self, s: str) -> None:
-        for k in ("epochs", "batch_size", "latent_dim", "g_width", "d_width", "log_every",
-                  "checkpoint_every", "sample_grid", "eval_samples"):
+        for k in ("epochs", "latent_dim", "g_width", "d_width", "log_every",
+                  "checkpoint_every", "sample_grid", "eval_samples", "reg_every"):
             if getattr(self, k) < 1:
                 _fail(f"{s}.{k}", "must be >= 1", getattr(self, k))
+        if self.batch_size != "auto" and self.batch_size < 1:
+            _fail(f"{s}.batch_size", "must be >= 1 or auto", self.batch_size)
+        if self.batch_schedule:
+            steps = [st for st, _ in self.batch_schedule]
+            if steps[0] != 0 or steps != sorted(set(steps)):
+                _fail(f"{s}.batch_schedule", "must start at step 0 with increasing steps",
+                      [list(x) for x in self.batch_schedule])
+            if any(bs < 1 for _, bs in self.batch_schedule):
+                _fail(f"{s}.batch_schedule", "batch sizes must be >= 1",
+                      [list(x) for x in self.batch_schedule])
+            if self.batch_size == "auto":
+                _fail(f"{s}.batch_size", "cannot be auto together with a batch_schedule", "auto")
+        for k in ("r1_gamma", "gp_lambda", "recon_weight", "latent_cycle_weight"):
+            if getattr(self, k) < 0:
+                _fail(f"{s}.{k}", "must be >= 0", getattr(self, k))
+        if not 0.0 <= self.ema_decay < 1.0:
+            _fail(f"{s}.ema_decay", "must be in [0, 1) (0 = off)", self.ema_decay)
+        if len(set(self.diffaug)) != len(self.diffaug):
+            _fail(f"{s}.diffaug", "must not repeat a policy", list(self.diffaug))
         if self.eval_every < 0:
             _fail(f"{s}.eval_every", "must be >= 0 (0 = off)", self.eval_every)
         if not self.lr > 0:
@@ -182,9 +236,18 @@ class SampleParams:
     """Generator batch size while sampling."""
     grid_size: int
     """Images shown in reports/samples.png."""
+    drs: bool
+    """Discriminator Rejection Sampling: keep samples with probability from D's logits."""
+    drs_burnin: int
+    """Samples whose D logits give the first estimate of the maximum logit."""
+    drs_percentile: float | None
+    """gamma = this percentile of F per batch (higher keeps fewer); null: gamma = 0, exact
+    rejection sampling if D were optimal."""
 
     def check(self, s: str) -> None:
-        for k in ("num_samples", "batch_size", "grid_size"):
+        if self.drs_percentile is not None and not 0.0 <= self.drs_percentile <= 100.0:
+            _fail(f"{s}.drs_percentile", "must be in [0, 100] or null", self.drs_percentile)
+        for k in ("num_samples", "batch_size", "grid_size", "drs_burnin"):
             if getattr(self, k) < 1:
                 _fail(f"{s}.{k}", "must be >= 1", getattr(self, k))
 
@@ -225,6 +288,8 @@ class EvaluateParams:
     def check(self, s: str) -> None:
         from dcgan.metrics.registry import metric_names
 
+        if not self.metrics:
+            _fail(f"{s}.metrics", "must be a non-empty list", [])
         for i, name in enumerate(self.metrics):
             if name not in metric_names():
                 _fail(f"{s}.metrics[{i}]", f"must be one of {', '.join(metric_names())}", name)
@@ -282,12 +347,22 @@ def _coerce(key: str, value: Any, tp: Any) -> Any:
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(key, value, inner[0])
-    if origin is tuple:  # tuple[str, ...]: a YAML list
-        if not isinstance(value, list | tuple) or not value:
-            _fail(key, "must be a non-empty list", value)
-        inner = get_args(tp)[0]
-        return tuple(_coerce(f"{key}[{i}]", v, inner) for i, v in enumerate(value))
+        errors = []
+        for a in inner:  # the first member that accepts the value wins
+            try:
+                return _coerce(key, value, a)
+            except ConfigError as exc:
+                errors.append(str(exc).removeprefix(f"{key} ").rsplit(", got", 1)[0])
+        _fail(key, " or ".join(errors), value)
+    if origin is tuple:  # tuple[X, ...]: a YAML list; tuple[X, Y]: a list of exactly 2
+        if not isinstance(value, list | tuple):
+            _fail(key, "must be a list", value)
+        args = get_args(tp)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(f"{key}[{i}]", v, args[0]) for i, v in enumerate(value))
+        if len(value) != len(args):
+            _fail(key, f"must be a list of {len(args)} values", value)
+        return tuple(_coerce(f"{key}[{i}]", v, a) for i, (v, a) in enumerate(zip(value, args, strict=True)))
     if tp is bool:
         if not isinstance(value, bool):
             _fail(key, "must be true or false", value)

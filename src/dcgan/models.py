@@ -29,6 +29,16 @@ class GANConfig:
     latent_dim: int
     g_width: int
     d_width: int
+    g_norm: str = "batch"
+    """Normalisation in G's hidden blocks: batch, instance or none."""
+    d_norm: str = "batch"
+    """Normalisation in D's hidden blocks: batch, instance or none."""
+    d_spectral: bool = False
+    """Spectral normalisation on every D conv."""
+    prior: str = "normal"
+    """Latent prior: normal (N(0, I)) or uniform (U[-1, 1])."""
+    encoder: bool = False
+    """Whether an encoder E (images -> z) was trained alongside."""
 
     @property
     def n_up(self) -> int:
@@ -40,13 +50,33 @@ def _mult(i: int) -> int:
     return min(8, 2**i)
 
 
+def norm_layer(kind: str, channels: int) -> nn.Module:
+    """batch | instance (affine, no running stats) | none."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels)
+    if kind == "instance":
+        return nn.InstanceNorm2d(channels, affine=True)
+    if kind == "none":
+        return nn.Identity()
+    raise ValueError(f"unknown norm {kind!r}")
+
+
+def sample_prior(n: int, latent_dim: int, prior: str, gen: torch.Generator | None = None) -> torch.Tensor:
+    """z (n, latent_dim) from the latent prior: normal N(0, I) or uniform U[-1, 1]."""
+    if prior == "normal":
+        return torch.randn(n, latent_dim, generator=gen)
+    if prior == "uniform":
+        return torch.rand(n, latent_dim, generator=gen) * 2 - 1
+    raise ValueError(f"unknown prior {prior!r}")
+
+
 def init_weights(m: nn.Module) -> None:
     """DCGAN init: conv weights ~ N(0, 0.02); norm scales ~ N(1, 0.02), shifts 0."""
     if isinstance(m, nn.Conv2d | nn.ConvTranspose2d | nn.Linear):
         nn.init.normal_(m.weight, 0.0, 0.02)
         if m.bias is not None:
             nn.init.zeros_(m.bias)
-    elif isinstance(m, nn.BatchNorm2d):
+    elif isinstance(m, nn.BatchNorm2d | nn.InstanceNorm2d) and m.weight is not None:
         nn.init.normal_(m.weight, 1.0, 0.02)
         nn.init.zeros_(m.bias)
 
@@ -62,13 +92,13 @@ class Generator(nn.Module):
         layers: list[nn.Module] = [
             # (latent_dim) x 1 x 1 -> (ch[k-1]) x 4 x 4
             nn.ConvTranspose2d(cfg.latent_dim, ch[k - 1], 4, 1, 0, bias=False),
-            nn.BatchNorm2d(ch[k - 1]),
+            norm_layer(cfg.g_norm, ch[k - 1]),
             nn.ReLU(True),
         ]
         for i in range(k - 1, 0, -1):
             # (ch[i]) x s x s -> (ch[i-1]) x 2s x 2s
             layers += [nn.ConvTranspose2d(ch[i], ch[i - 1], 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(ch[i - 1]), nn.ReLU(True)]
+                       norm_layer(cfg.g_norm, ch[i - 1]), nn.ReLU(True)]
         # (ch[0]) x size/2 x size/2 -> (channels) x size x size
         layers += [nn.ConvTranspose2d(ch[0], cfg.channels, 4, 2, 1, bias=False), nn.Tanh()]
         self.net = nn.Sequential(*layers)
@@ -79,6 +109,20 @@ class Generator(nn.Module):
         return self.net(z)
 
 
+def _down_stack(channels: int, width: int, k: int, norm: str, spectral: bool) -> list[nn.Module]:
+    """The shared D/E trunk: (channels) x size x size -> (width * mult) x 4 x 4."""
+    sn = nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
+    ch = [width * _mult(i) for i in range(k)]  # ch[i]: channels at size/2^(i+1)
+    # (channels) x size x size -> (ch[0]) x size/2 x size/2; no norm on the input layer
+    layers: list[nn.Module] = [sn(nn.Conv2d(channels, ch[0], 4, 2, 1, bias=False)),
+                               nn.LeakyReLU(0.2, inplace=True)]
+    for i in range(1, k):
+        # (ch[i-1]) x s x s -> (ch[i]) x s/2 x s/2
+        layers += [sn(nn.Conv2d(ch[i - 1], ch[i], 4, 2, 1, bias=False)),
+                   norm_layer(norm, ch[i]), nn.LeakyReLU(0.2, inplace=True)]
+    return layers
+
+
 class Discriminator(nn.Module):
     """images (N, channels, size, size) -> logits (N,) (no sigmoid: losses take logits)."""
 
@@ -86,20 +130,34 @@ class Discriminator(nn.Module):
         super().__init__()
         self.cfg = cfg
         k = cfg.n_up
-        ch = [cfg.d_width * _mult(i) for i in range(k)]  # ch[i]: channels at size/2^(i+1)
-        # (channels) x size x size -> (ch[0]) x size/2 x size/2; no norm on the input layer
-        layers: list[nn.Module] = [nn.Conv2d(cfg.channels, ch[0], 4, 2, 1, bias=False),
-                                   nn.LeakyReLU(0.2, inplace=True)]
-        for i in range(1, k):
-            # (ch[i-1]) x s x s -> (ch[i]) x s/2 x s/2
-            layers += [nn.Conv2d(ch[i - 1], ch[i], 4, 2, 1, bias=False),
-                       nn.BatchNorm2d(ch[i]), nn.LeakyReLU(0.2, inplace=True)]
+        layers = _down_stack(cfg.channels, cfg.d_width, k, cfg.d_norm, cfg.d_spectral)
         # (ch[k-1]) x 4 x 4 -> 1 x 1 x 1
-        layers += [nn.Conv2d(ch[k - 1], 1, 4, 1, 0, bias=False)]
+        last = nn.Conv2d(cfg.d_width * _mult(k - 1), 1, 4, 1, 0, bias=False)
+        layers += [nn.utils.parametrizations.spectral_norm(last) if cfg.d_spectral else last]
         self.net = nn.Sequential(*layers)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.net(x).flatten()
+
+
+class Encoder(nn.Module):
+    """images (N, channels, size, size) -> z (N, latent_dim): D's trunk with a latent head.
+
+    For a uniform prior the output is squashed by tanh into [-1, 1].
+    """
+
+    def __init__(self, cfg: GANConfig):
+        super().__init__()
+        self.cfg = cfg
+        k = cfg.n_up
+        layers = _down_stack(cfg.channels, cfg.d_width, k, cfg.d_norm, False)
+        # (ch[k-1]) x 4 x 4 -> latent_dim x 1 x 1
+        layers += [nn.Conv2d(cfg.d_width * _mult(k - 1), cfg.latent_dim, 4, 1, 0)]
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = self.net(x).flatten(1)
+        return torch.tanh(z) if self.cfg.prior == "uniform" else z
 
 
 def build(cfg: GANConfig) -> tuple[Generator, Discriminator]:
@@ -107,6 +165,12 @@ def build(cfg: GANConfig) -> tuple[Generator, Discriminator]:
     g.apply(init_weights)
     d.apply(init_weights)
     return g, d
+
+
+def build_encoder(cfg: GANConfig) -> Encoder:
+    e = Encoder(cfg)
+    e.apply(init_weights)
+    return e
 
 
 # --------------------------------------------------------------------------------- files
@@ -122,11 +186,14 @@ def save_module(module: nn.Module, path: str | Path) -> None:
 
 
 def save_models(g: nn.Module, d: nn.Module, cfg: GANConfig, folder: str | Path, extra: dict | None = None,
-                g_best: dict[str, torch.Tensor] | None = None) -> None:
-    """models/: generator.safetensors (last), generator_best.safetensors (best by FID, or the
-    last when FID was not tracked), discriminator.safetensors, model.json (architecture)."""
+                g_best: dict[str, torch.Tensor] | None = None, e: nn.Module | None = None) -> None:
+    """models/: generator.safetensors (last, or its EMA when enabled), generator_best.safetensors
+    (best by FID, or the last when FID was not tracked), discriminator.safetensors,
+    encoder.safetensors (when trained), model.json (architecture)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    if e is not None:
+        save_module(e, folder / "encoder.safetensors")
     save_module(g, folder / "generator.safetensors")
     if g_best is not None:
         best = Generator(cfg)
@@ -144,7 +211,10 @@ def load_config(folder: str | Path) -> GANConfig:
         raise UserError(f"model config {path} does not exist (run the train stage first)")
     try:
         raw = io.read_json(path)
-        return GANConfig(**{k: int(raw[k]) for k in GANConfig.__dataclass_fields__})
+        kw = {k: raw[k] for k in GANConfig.__dataclass_fields__ if k in raw}  # older files: defaults
+        for k in ("image_size", "channels", "latent_dim", "g_width", "d_width"):
+            kw[k] = int(raw[k])
+        return GANConfig(**kw)
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"model config {path} is unreadable or incomplete: {exc}") from None
 
@@ -177,6 +247,16 @@ def load_generator(folder: str | Path, device: torch.device | str = "cpu", which
     g = Generator(cfg)
     load_state(g, Path(folder) / GENERATOR_FILES[which])
     return g.to(device).eval()
+
+
+def load_encoder(folder: str | Path, device: torch.device | str = "cpu") -> Encoder | None:
+    """The encoder trained with G, or None when none was."""
+    cfg = load_config(folder)
+    if not cfg.encoder:
+        return None
+    e = Encoder(cfg)
+    load_state(e, Path(folder) / "encoder.safetensors")
+    return e.to(device).eval()
 
 
 def load_discriminator(folder: str | Path, device: torch.device | str = "cpu") -> Discriminator:

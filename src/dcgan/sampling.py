@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io as _io
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -14,18 +15,20 @@ from tqdm import tqdm
 
 from dcgan import io
 from dcgan.data.arrays import to_uint8
+from dcgan.models import sample_prior
 from dcgan.runtime import generator_for
 
 
 @torch.inference_mode()
 def generate(g: torch.nn.Module, n: int, latent_dim: int, seed: int, device: torch.device,
              batch_size: int = 256) -> np.ndarray:
-    """n images from G (eval mode) as uint8 (n, C, H, W); noise from the seed, batch by batch."""
+    """n images from G (eval mode) as uint8 (n, C, H, W); noise from G's prior and the seed."""
     out = []
+    prior = getattr(getattr(g, "cfg", None), "prior", "normal")
     for i, start in enumerate(tqdm(range(0, n, batch_size), desc="sample", unit="batch",
                                    leave=False, disable=n < 20 * batch_size)):
         b = min(batch_size, n - start)
-        z = torch.randn(b, latent_dim, generator=generator_for(seed, "sample", i)).to(device)
+        z = sample_prior(b, latent_dim, prior, generator_for(seed, "sample", i)).to(device)
         out.append(to_uint8(g(z)).cpu())
     return torch.cat(out).numpy()
 
@@ -68,8 +71,79 @@ def slerp(z0: torch.Tensor, z1: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 @torch.inference_mode()
 def interpolation_grid(g: torch.nn.Module, latent_dim: int, seed: int, device: torch.device,
                        rows: int = 8, steps: int = 10) -> np.ndarray:
-    """uint8 (rows * steps, C, H, W): each row walks the latent space between two random z."""
+    """uint8 (rows * steps, C, H, W): each row walks the latent space between two random z:
+    along a great circle for the normal prior, a straight line for the uniform one (which
+    keeps it inside the cube)."""
     gen = generator_for(seed, "interpolate")
-    z0, z1 = torch.randn(rows, latent_dim, generator=gen), torch.randn(rows, latent_dim, generator=gen)
-    z = slerp(z0, z1, torch.linspace(0, 1, steps)).reshape(rows * steps, latent_dim)
+    prior = getattr(getattr(g, "cfg", None), "prior", "normal")
+    z0, z1 = sample_prior(rows, latent_dim, prior, gen), sample_prior(rows, latent_dim, prior, gen)
+    t = torch.linspace(0, 1, steps)
+    if prior == "normal":
+        z = slerp(z0, z1, t)
+    else:
+        z = z0[:, None] + t[None, :, None] * (z1 - z0)[:, None]  # (rows, steps, D)
+    z = z.reshape(rows * steps, latent_dim)
     return to_uint8(g(z.to(device))).cpu().numpy()
+
+
+@dataclass
+class DRSResult:
+    images: np.ndarray
+    acceptance_rate: float
+    max_logit: float
+    proposed: int
+
+
+def drs_scores(logits: torch.Tensor, max_logit: float, eps: float = 1e-6) -> torch.Tensor:
+    """F = D - D_M - log(1 - exp(D - D_M - eps)) (Azadi et al. 2019), float64.
+
+    sigmoid(F) = exp(D - D_M - eps): with an optimal D, exp(D) = p_data / p_g, so accepting
+    with that probability is exact rejection sampling from p_data.
+    """
+    delta = logits.double() - max_logit
+    return delta - torch.log1p(-torch.exp(delta - eps))
+
+
+@torch.inference_mode()
+def discriminator_rejection_sampling(
+        g: torch.nn.Module, d: torch.nn.Module, n: int, latent_dim: int, seed: int,
+        device: torch.device, batch_size: int = 256, burnin: int = 1000,
+        percentile: float | None = 80.0, max_proposals: int | None = None) -> DRSResult:
+    """n images accepted by DRS. The max logit D_M is estimated on ``burnin`` samples and
+    raised whenever a larger logit appears; gamma is the ``percentile`` of F in each batch
+    (None: gamma = 0); a sample is kept with probability sigmoid(F - gamma)."""
+    prior = getattr(getattr(g, "cfg", None), "prior", "normal")
+    max_proposals = max_proposals or 100 * n + burnin
+
+    def propose(i: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:
+        z = sample_prior(b, latent_dim, prior, generator_for(seed, "drs_z", i)).to(device)
+        x = g(z)
+        return x, d(x).float().cpu()
+
+    max_logit = -float("inf")
+    for i, start in enumerate(range(0, burnin, batch_size)):
+        _, logit = propose(-1 - i, min(batch_size, burnin - start))
+        max_logit = max(max_logit, float(logit.max()))
+    kept, n_kept, proposed, accepted, i = [], 0, 0, 0, 0
+    bar = tqdm(total=n, desc="DRS", unit="img", leave=False, disable=n < 20 * batch_size)
+    while n_kept < n:
+        if proposed >= max_proposals:
+            raise RuntimeError(f"DRS accepted only {n_kept} of {proposed} proposals; "
+                               f"lower sample.drs_percentile")
+        x, logit = propose(i, batch_size)
+        max_logit = max(max_logit, float(logit.max()))
+        f = drs_scores(logit, max_logit)
+        gamma = float(torch.quantile(f, percentile / 100.0)) if percentile is not None else 0.0
+        prob = torch.sigmoid(f - gamma)
+        u = torch.rand(len(prob), generator=generator_for(seed, "drs_u", i), dtype=torch.float64)
+        accept = (u < prob).to(x.device)
+        take = x[accept][: n - n_kept]
+        kept.append(to_uint8(take).cpu())
+        n_kept += len(take)
+        proposed += len(prob)
+        accepted += int(accept.sum())
+        bar.update(len(take))
+        i += 1
+    bar.close()
+    images = torch.cat(kept).numpy()
+    return DRSResult(images, accepted / proposed, max_logit, proposed)

@@ -12,7 +12,19 @@ from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structu
 from tqdm import tqdm
 
 from dcgan.data.arrays import to_uint8, to_unit
+from dcgan.models import sample_prior
 from dcgan.runtime import generator_for
+
+
+@torch.inference_mode()
+def encode_decode(e: torch.nn.Module, g: torch.nn.Module, images: np.ndarray, device: torch.device,
+                  batch_size: int = 256) -> np.ndarray:
+    """uint8 images -> G(E(x)) as uint8, through the encoder trained with G."""
+    out = []
+    for start in range(0, len(images), batch_size):
+        x = to_unit(images[start:start + batch_size]).to(device)
+        out.append(to_uint8(g(e(x))).cpu())
+    return torch.cat(out).numpy()
 
 
 def invert_by_optimisation(g: torch.nn.Module, images: np.ndarray, latent_dim: int, steps: int,
@@ -22,7 +34,8 @@ def invert_by_optimisation(g: torch.nn.Module, images: np.ndarray, latent_dim: i
     x = to_unit(images).to(device)
     n = len(x)
     target = x.repeat(restarts, 1, 1, 1)  # (restarts * N, C, H, W): restart r of image i at r*N+i
-    z = torch.randn(restarts * n, latent_dim, generator=generator_for(seed, "invert")).to(device)
+    prior = getattr(getattr(g, "cfg", None), "prior", "normal")
+    z = sample_prior(restarts * n, latent_dim, prior, generator_for(seed, "invert")).to(device)
     z.requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
     for _ in tqdm(range(steps), desc="invert G", unit="step", leave=False, disable=steps < 50):
@@ -30,6 +43,9 @@ def invert_by_optimisation(g: torch.nn.Module, images: np.ndarray, latent_dim: i
         opt.zero_grad(set_to_none=True)
         loss.sum().backward()  # sum: each z gets its own image's gradient
         opt.step()
+        if prior == "uniform":
+            with torch.no_grad():
+                z.clamp_(-1, 1)  # stay where G was trained
     with torch.no_grad():
         recon = g(z)
         err = ((recon - target) ** 2).flatten(1).mean(1).view(restarts, n)

@@ -10,11 +10,15 @@ import numpy as np
 
 from dcgan import io
 from dcgan.data import arrays
-from dcgan.metrics.reconstruction import invert_by_optimisation, reconstruction_metrics
+from dcgan.metrics.reconstruction import (
+    encode_decode,
+    invert_by_optimisation,
+    reconstruction_metrics,
+)
 from dcgan.metrics.reference import load_reference, make_extractor
 from dcgan.metrics.registry import FeatureSet
 from dcgan.metrics.suite import check_sample_size, score
-from dcgan.models import load_generator
+from dcgan.models import load_encoder, load_generator
 from dcgan.runtime import pick_device
 from dcgan.sampling import save_grid
 from dcgan.stages._common import log, params_from, parser, run
@@ -53,11 +57,16 @@ def main(argv: list[str] | None = None) -> None:
     gen_fs = FeatureSet(*extractor(samples[:n], "features: samples"))
     metrics = score(gen_fs, hold_fs, ref, p.metrics, p, seed, n, warn=lambda m: None)
 
+    e = None
     if p.recon_images:
         g = load_generator(args.models, device, p.generator)
+        e = load_encoder(args.models, device)
         k = min(p.recon_images, len(holdout), len(samples))
-        inv = lambda x: invert_by_optimisation(g, x, g.cfg.latent_dim, p.recon_steps,  # noqa: E731
-                                               p.recon_restarts, p.recon_lr, seed, device)
+        if e is not None:  # the encoder trained with G: one pass, no optimisation
+            inv = lambda x: encode_decode(e, g, x, device)  # noqa: E731
+        else:
+            inv = lambda x: invert_by_optimisation(g, x, g.cfg.latent_dim, p.recon_steps,  # noqa: E731
+                                                   p.recon_restarts, p.recon_lr, seed, device)
         recon = inv(holdout[:k])
         metrics.update(reconstruction_metrics(holdout[:k], recon))
         # floor: G's own samples, which G can represent exactly: what the inversion itself reaches
@@ -83,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         "kid_subsets": p.kid_subsets,
         "kid_subset_size": min(p.kid_subset_size, n),
         "pr_k": p.pr_k,
-        "recon_method": "latent_optimisation",
+        "recon_method": "latent_optimisation" if not p.recon_images or e is None else "encoder",
         "recon_images": min(p.recon_images, len(holdout), len(samples)),
     }
     if p.extractor == "classifier":
@@ -91,6 +100,12 @@ def main(argv: list[str] | None = None) -> None:
         protocol["extractor_holdout_accuracy"] = round(float(info["holdout_accuracy"]), 4)
     else:
         protocol["weights_official"] = int(getattr(extractor, "official", False))
+    sample_info_path = Path(args.samples).with_suffix(".json")
+    if sample_info_path.is_file():
+        sample_info = io.read_json(sample_info_path)
+        protocol["drs"] = int(bool(sample_info.get("drs")))
+        if sample_info.get("drs"):
+            metrics["drs_acceptance_rate"] = sample_info["drs_acceptance_rate"]
     metrics.update({f"protocol.{k}": v for k, v in protocol.items()})
     io.write_json(args.out, metrics)
     shown = ", ".join(f"{k} {metrics[k]:.4g} (floor {metrics[k + '_floor']:.4g})"

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
+from dcgan import io
 from dcgan.data.arrays import save_images
-from dcgan.models import load_generator
+from dcgan.models import load_discriminator, load_generator
 from dcgan.runtime import pick_device
-from dcgan.sampling import generate, interpolation_grid, save_grid
+from dcgan.sampling import discriminator_rejection_sampling, generate, interpolation_grid, save_grid
 from dcgan.stages._common import log, params_from, parser, run
 
 
@@ -22,8 +24,19 @@ def main(argv: list[str] | None = None) -> None:
     p, which = params.sample, params.evaluate.generator
     device = pick_device(params.base.device)
     g = load_generator(args.models, device, which)
-    images = generate(g, p.num_samples, g.cfg.latent_dim, params.base.seed, device, p.batch_size)
+    info = {"generator": which, "drs": p.drs}
+    if p.drs:
+        d = load_discriminator(args.models, device)
+        res = discriminator_rejection_sampling(g, d, p.num_samples, g.cfg.latent_dim, params.base.seed,
+                                               device, p.batch_size, p.drs_burnin, p.drs_percentile)
+        images = res.images
+        info.update(drs_acceptance_rate=res.acceptance_rate, drs_proposed=res.proposed,
+                    drs_max_logit=res.max_logit, drs_percentile=p.drs_percentile)
+        log(f"sample: DRS kept {res.acceptance_rate:.1%} of {res.proposed} proposals")
+    else:
+        images = generate(g, p.num_samples, g.cfg.latent_dim, params.base.seed, device, p.batch_size)
     save_images(args.out, images)
+    io.write_json(Path(args.out).with_suffix(".json"), info)
     upscale = max(1, 64 // g.cfg.image_size)
     save_grid(images[:p.grid_size], args.grid, upscale=upscale)
     walk = interpolation_grid(g, g.cfg.latent_dim, params.base.seed, device)

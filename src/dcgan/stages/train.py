@@ -12,12 +12,13 @@ from dvclive import Live
 from dcgan.data import arrays
 from dcgan.metrics.fid import feature_stats, frechet_distance
 from dcgan.metrics.reference import load_reference, make_extractor
-from dcgan.models import GANConfig, Generator, save_models
+from dcgan.models import Generator, build, save_models
 from dcgan.runtime import derive_seed, pick_device
 from dcgan.sampling import generate, grid_image
 from dcgan.stages._common import log, params_from, parser, run
 from dcgan.training import checkpoint as ckpt
-from dcgan.training.loop import train
+from dcgan.training.loop import gan_config, train
+from dcgan.training.schedule import probe_batch_size
 
 
 class LiveLogger:
@@ -78,7 +79,16 @@ def main(argv: list[str] | None = None) -> None:
     prep = params.prepare
     images = arrays.load_images(args.data, channels=prep.channels, size=prep.image_size)
     device = pick_device(params.base.device)
-    cfg = GANConfig(prep.image_size, prep.channels, p.latent_dim, p.g_width, p.d_width)
+    cfg = gan_config(p, prep.image_size, prep.channels)
+    batch_size = p.batch_size
+    if batch_size == "auto":
+        def try_step(bs: int) -> None:
+            g, d = build(cfg)
+            g.to(device), d.to(device)
+            x = torch.randn(bs, cfg.channels, cfg.image_size, cfg.image_size, device=device)
+            (d(g(torch.randn(bs, cfg.latent_dim, device=device))).mean() + d(x).mean()).backward()
+
+        batch_size = probe_batch_size(try_step, device, log=log)
     fid_fn, extractor_id = (make_fid_fn(params, args.evaluator, args.prepared, device)
                             if p.eval_every else (None, None))
     # best-by-FID selection depends on the extractor too
@@ -93,11 +103,13 @@ def main(argv: list[str] | None = None) -> None:
     log(f"train: {len(images)} images, {cfg}, device {device}")
     with Live(str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None) as live:
         result = train(p, cfg, seed, images, device, args.checkpoints, fp, LiveLogger(live), log=log,
-                       fid_fn=fid_fn)
+                       fid_fn=fid_fn, batch_size=batch_size)
         live.step = result.step
         ips = result.images_seen / max(result.wall_s, 1e-9) if result.resumed_from_step is None else None
         live.log_metric("train/wall_s", round(result.wall_s, 2), plot=False)
         live.log_metric("train/steps", result.step, plot=False)
+        if p.batch_size == "auto":
+            live.log_metric("train/batch_size_auto", batch_size, plot=False)
         if ips is not None:  # throughput of this process only; a resumed run has no clean number
             live.log_metric("train/images_per_s", round(ips, 1), plot=False)
         if result.best_fid is not None:
@@ -106,7 +118,7 @@ def main(argv: list[str] | None = None) -> None:
     save_models(result.g, result.d, cfg, args.out,
                 {"step": result.step, "epochs": result.epoch, "wall_s": round(result.wall_s, 2),
                  "best_fid": result.best_fid, "best_step": result.best_step},
-                g_best=result.g_best)
+                g_best=result.g_best, e=result.e)
     log(f"train: {result.step} steps in {result.wall_s:.1f}s -> {args.out}")
 
 

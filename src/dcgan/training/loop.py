@@ -1,29 +1,45 @@
 """The DCGAN training loop: in-memory data, derived seeds, exact resume.
 
 Every random draw is a pure function of (seed, purpose, epoch or step): the data order of
-epoch ``e`` comes from ``derive_seed(seed, "order", e)`` and the noise of step ``s`` from
-``derive_seed(seed, "z", s)``. A checkpoint therefore needs only weights, optimizer state and
-the position (epoch, batch, step) for a resumed run to replay exactly what an uninterrupted
-run does.
+epoch ``e`` comes from ``derive_seed(seed, "order", e)`` and the noise, penalty interpolation
+and DiffAugment draws of step ``s`` from ``derive_seed(seed, purpose, s)``. A checkpoint
+therefore needs only weights, optimizer/EMA state and the position (epoch, offset, step) for
+a resumed run to replay exactly what an uninterrupted run does, whatever the batch schedule.
+
+Techniques (each a switch in params.yaml ``train``): latent prior, BCE/hinge/WGAN losses,
+R1 and WGAN-GP penalties with lazy regularisation, per-network normalisation and spectral
+norm (in the models), DiffAugment, EMA of G, an encoder with reconstruction and latent-cycle
+losses, and a batch-size schedule with lr scaling.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
+from dcgan import losses
 from dcgan.config import TrainParams
-from dcgan.models import Discriminator, GANConfig, Generator, build
+from dcgan.models import (
+    Discriminator,
+    Encoder,
+    GANConfig,
+    Generator,
+    build,
+    build_encoder,
+    sample_prior,
+)
 from dcgan.runtime import generator_for
 from dcgan.training import checkpoint as ckpt
+from dcgan.training.diffaug import diff_augment
+from dcgan.training.ema import EMA
+from dcgan.training.schedule import batch_size_at, count_steps, lr_for
 
 
 class MetricLogger(Protocol):
@@ -44,6 +60,7 @@ class NullLogger:
 @dataclass
 class TrainResult:
     g: Generator
+    """The generator to sample from: the EMA generator when train.ema_decay > 0."""
     d: Discriminator
     cfg: GANConfig
     step: int
@@ -55,20 +72,28 @@ class TrainResult:
     """State dict of the best-by-FID generator (None when FID was never computed)."""
     best_fid: float | None = None
     best_step: int | None = None
+    e: Encoder | None = None
+    g_raw: Generator | None = None
+    """The trained (non-averaged) generator when EMA is on."""
 
 
-def fixed_noise(seed: int, n: int, latent_dim: int) -> torch.Tensor:
+def fixed_noise(seed: int, n: int, latent_dim: int, prior: str = "normal") -> torch.Tensor:
     """The noise behind the per-epoch sample grid: the same for every epoch and run."""
-    return torch.randn(n, latent_dim, generator=generator_for(seed, "fixed_noise"))
+    return sample_prior(n, latent_dim, prior, generator_for(seed, "fixed_noise"))
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=generator_for(seed, "order", epoch))
 
 
-def _make_opt(params, p: TrainParams, device: torch.device) -> torch.optim.Adam:
+def _make_opt(params, p: TrainParams) -> torch.optim.Adam:
     # foreach: one fused kernel launch per param group instead of one per tensor
     return torch.optim.Adam(params, lr=p.lr, betas=(p.beta1, p.beta2), foreach=True)
+
+
+def gan_config(p: TrainParams, image_size: int, channels: int) -> GANConfig:
+    return GANConfig(image_size, channels, p.latent_dim, p.g_width, p.d_width, p.g_norm, p.d_norm,
+                     p.d_spectral, p.prior, p.encoder)
 
 
 def train(
@@ -83,29 +108,36 @@ def train(
     log: Callable[[str], None] = print,
     stop_after_steps: int | None = None,
     fid_fn: Callable[[Generator], float] | None = None,
+    batch_size: int | None = None,
 ) -> TrainResult:
     """Train (or resume) a DCGAN on uint8 images (N, C, H, W); returns the final models.
 
-    ``fid_fn(G)`` (G in eval mode) is called every ``p.eval_every`` epochs and after the last;
-    the generator with the lowest value is kept as the best. ``stop_after_steps`` ends the run
-    early after that global step (tests of resume use it).
+    ``fid_fn(G)`` (G in eval mode; the EMA generator when on) is called every
+    ``p.eval_every`` epochs and after the last; the generator with the lowest value is kept
+    as the best. ``batch_size`` replaces ``p.batch_size`` (for ``auto``, resolved by the
+    caller). ``stop_after_steps`` ends the run early after that global step (tests of resume).
     """
     logger = logger or NullLogger()
     n = len(images)
-    bs = p.batch_size
-    if n < bs:
-        raise ValueError(f"{n} training images is fewer than train.batch_size={bs}")
-    steps_per_epoch = n // bs  # drop the last partial batch: every step sees a full batch
-    total_steps = steps_per_epoch * p.epochs
+    default_bs = batch_size if batch_size is not None else p.batch_size
+    schedule = p.batch_schedule
+    base_bs = schedule[0][1] if schedule else default_bs
+    largest = max([default_bs, *[b for _, b in schedule]])
+    if n < largest:
+        raise ValueError(f"{n} training images is fewer than the largest batch size {largest}")
+    total_steps = count_steps(n, p.epochs, schedule, default_bs)
 
     torch.manual_seed(seed)  # init weights; everything after draws from derived generators
     g, d = build(cfg)
     g.to(device)
     d.to(device)
-    opt_g = _make_opt(g.parameters(), p, device)
-    opt_d = _make_opt(d.parameters(), p, device)
+    e = build_encoder(cfg).to(device) if p.encoder else None
+    opt_g = _make_opt(g.parameters(), p)
+    opt_d = _make_opt(d.parameters(), p)
+    opt_e = _make_opt(e.parameters(), p) if e is not None else None
+    ema = EMA(g, p.ema_decay) if p.ema_decay > 0 else None
 
-    epoch, batch, step, wall_prev, resumed = 0, 0, 0, 0.0, None
+    epoch, offset, step, wall_prev, resumed = 0, 0, 0, 0.0, None
     best_fid, best_step, g_best = None, None, None
     state, path = ckpt.load_latest(ckpt_dir, map_location=device, warn=log)
     if state is not None and state["fingerprint"] != fingerprint:
@@ -118,7 +150,12 @@ def train(
         d.load_state_dict(state["d"])
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
-        epoch, batch, step = int(state["epoch"]), int(state["batch"]), int(state["step"])
+        if e is not None:
+            e.load_state_dict(state["e"])
+            opt_e.load_state_dict(state["opt_e"])
+        if ema is not None:
+            ema.load_state_dict(state["g_ema"])
+        epoch, offset, step = int(state["epoch"]), int(state["offset"]), int(state["step"])
         wall_prev = float(state["wall_s"])
         resumed = step
         if "g_best" in state:
@@ -127,25 +164,29 @@ def train(
         log(f"resuming from {path} at epoch {epoch}, step {step}")
 
     data = torch.from_numpy(images).to(device)  # uint8 on the device; converted per batch
-    z_fixed = fixed_noise(seed, p.sample_grid, cfg.latent_dim).to(device)
-    ones = torch.ones(bs, device=device)
-    zeros = torch.zeros(bs, device=device)
+    z_fixed = fixed_noise(seed, p.sample_grid, cfg.latent_dim, cfg.prior).to(device)
+    aug = p.diffaug
 
     def snapshot(finished: bool) -> dict[str, Any]:
         return {
-            "fingerprint": fingerprint, "epoch": epoch, "batch": batch, "step": step,
+            "fingerprint": fingerprint, "epoch": epoch, "offset": offset, "step": step,
             "finished": finished, "wall_s": wall_prev + (time.perf_counter() - t0),
             "g": g.state_dict(), "d": d.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
-            "config": asdict(cfg),
+            **({"e": e.state_dict(), "opt_e": opt_e.state_dict()} if e is not None else {}),
+            **({"g_ema": ema.state_dict()} if ema is not None else {}),
             **({"g_best": g_best, "best_fid": best_fid, "best_step": best_step} if g_best else {}),
         }
 
+    def sample_g() -> Generator:
+        return ema.model if ema is not None else g
+
     # Running sums stay on the device; .item() (a host sync) happens only at log steps.
-    sums = torch.zeros(4, device=device)
+    names = ["loss_d", "loss_g", "d_real", "d_fake"] + (["loss_recon"] if e is not None else [])
+    sums = torch.zeros(len(names), device=device)
     since_log = 0
+    images_seen = 0
     t0 = time.perf_counter()
-    start_step = step
     bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
                mininterval=1.0)
     g.train()
@@ -153,44 +194,83 @@ def train(
     stopped_early = False
     while epoch < p.epochs and not stopped_early:
         order = epoch_order(seed, epoch, n).to(device)
-        while batch < steps_per_epoch:
-            idx = order[batch * bs:(batch + 1) * bs]
+        while True:
+            bs = batch_size_at(step, schedule, default_bs)
+            if offset + bs > n:  # drop the last partial batch: every step sees a full batch
+                break
+            lr = lr_for(bs, base_bs, p.lr, p.lr_scaling)
+            for opt in (opt_g, opt_d, opt_e):
+                if opt is not None:
+                    for group in opt.param_groups:
+                        group["lr"] = lr
+            idx = order[offset:offset + bs]
             real = data[idx].float().div_(127.5).sub_(1.0)  # (bs, C, H, W) in [-1, 1]
-            z = torch.randn(bs, cfg.latent_dim, generator=generator_for(seed, "z", step)).to(device)
+            z = sample_prior(bs, cfg.latent_dim, cfg.prior, generator_for(seed, "z", step)).to(device)
+            aug_gen = generator_for(seed, "diffaug", step) if aug else None
 
-            # D step: maximise log D(x) + log(1 - D(G(z)))
+            def T(x: torch.Tensor, gen=aug_gen) -> torch.Tensor:  # DiffAugment, or identity
+                return diff_augment(x, aug, gen) if aug else x
+
+            # D step
             fake = g(z)
-            out_real = d(real)
-            out_fake = d(fake.detach())
-            loss_d = F.binary_cross_entropy_with_logits(out_real, ones) + \
-                F.binary_cross_entropy_with_logits(out_fake, zeros)
+            out_real = d(T(real))
+            out_fake = d(T(fake.detach()))
+            loss_d = losses.d_loss(p.loss, out_real, out_fake)
+            if step % p.reg_every == 0:  # lazy regularisation: every reg_every steps, scaled up
+                if p.r1_gamma > 0:
+                    loss_d = loss_d + p.r1_gamma / 2 * p.reg_every * losses.r1_penalty(d, T(real))
+                if p.gp_lambda > 0:
+                    alpha = torch.rand(bs, 1, 1, 1, generator=generator_for(seed, "gp", step)).to(device)
+                    loss_d = loss_d + p.gp_lambda * p.reg_every * losses.gradient_penalty(
+                        d, T(real), T(fake), alpha)
             opt_d.zero_grad(set_to_none=True)
             loss_d.backward()
             opt_d.step()
 
-            # G step, non-saturating: maximise log D(G(z))
-            out_g = d(fake)
-            loss_g = F.binary_cross_entropy_with_logits(out_g, ones)
+            # G step (and E: reconstruction updates E and G, the latent cycle E only)
+            out_g = d(T(fake))
+            loss_g = losses.g_loss(p.loss, out_g)
+            total_g = loss_g
+            if e is not None:
+                loss_recon = losses.reconstruction_loss(p.recon_loss, g(e(real)), real)
+                total_g = total_g + p.recon_weight * loss_recon
+                if p.latent_cycle_weight > 0:
+                    total_g = total_g + p.latent_cycle_weight * losses.reconstruction_loss(
+                        p.recon_loss, e(fake.detach()), z)
+                opt_e.zero_grad(set_to_none=True)
             opt_g.zero_grad(set_to_none=True)
-            loss_g.backward()
+            total_g.backward()
             opt_g.step()
+            if e is not None:
+                opt_e.step()
+            if ema is not None:
+                ema.update(g)
 
             with torch.no_grad():
-                sums += torch.stack([loss_d.detach(), loss_g.detach(),
-                                     torch.sigmoid(out_real).mean(), torch.sigmoid(out_fake).mean()])
+                if p.loss == "bce":
+                    dr, df = torch.sigmoid(out_real).mean(), torch.sigmoid(out_fake).mean()
+                else:  # hinge/WGAN logits are not probabilities: log the raw means
+                    dr, df = out_real.mean(), out_fake.mean()
+                row = [loss_d.detach(), loss_g.detach(), dr, df]
+                if e is not None:
+                    row.append(loss_recon.detach())
+                sums += torch.stack(row)
             since_log += 1
-            batch += 1
+            offset += bs
             step += 1
+            images_seen += bs
             bar.update(1)
 
             if step % p.log_every == 0:
-                ld, lg, dx, dgz = (sums / since_log).tolist()
-                for name, v in (("loss_d", ld), ("loss_g", lg), ("d_real", dx), ("d_fake", dgz)):
+                values = (sums / since_log).tolist()
+                for name, v in zip(names, values, strict=True):
                     logger.metric(f"train/{name}", v, step)
-                bar.set_postfix(loss_d=f"{ld:.3f}", loss_g=f"{lg:.3f}", D_x=f"{dx:.2f}", D_Gz=f"{dgz:.2f}")
+                if schedule:
+                    logger.metric("train/batch_size", bs, step)
+                bar.set_postfix(loss_d=f"{values[0]:.3f}", loss_g=f"{values[1]:.3f}", bs=bs)
                 sums.zero_()
                 since_log = 0
-            if step % p.checkpoint_every == 0 and batch < steps_per_epoch:
+            if step % p.checkpoint_every == 0:
                 ckpt.save_checkpoint(ckpt_dir, step, snapshot(False))
             if stop_after_steps is not None and step >= stop_after_steps:
                 stopped_early = True
@@ -198,21 +278,26 @@ def train(
         if stopped_early:
             break
         epoch += 1
-        batch = 0
-        g.eval()
+        offset = 0
+        gs = sample_g()
+        gs.eval()
         with torch.no_grad():
-            grid = g(z_fixed)
+            grid = gs(z_fixed)
         logger.image("fixed_noise.png", grid, step)
         if fid_fn is not None and p.eval_every and (epoch % p.eval_every == 0 or epoch == p.epochs):
-            fid = float(fid_fn(g))
+            fid = float(fid_fn(gs))
             logger.metric("train/fid", fid, step)
             bar.write(f"epoch {epoch}: FID {fid:.3f}" + (" (best)" if best_fid is None or fid < best_fid else ""))
             if best_fid is None or fid < best_fid:
                 best_fid, best_step = fid, step
-                g_best = {k: v.detach().cpu().clone() for k, v in g.state_dict().items()}
-        g.train()
+                g_best = {k: v.detach().cpu().clone() for k, v in gs.state_dict().items()}
+        if ema is None:
+            g.train()
         ckpt.save_checkpoint(ckpt_dir, step, snapshot(epoch >= p.epochs))
     bar.close()
     wall = wall_prev + (time.perf_counter() - t0)
-    return TrainResult(g.eval(), d.eval(), cfg, step, epoch, wall, (step - start_step) * bs, resumed,
-                       g_best, best_fid, best_step)
+    if e is not None:
+        e.eval()
+    out_g = sample_g().eval()
+    return TrainResult(out_g, d.eval(), cfg, step, epoch, wall, images_seen, resumed,
+                       g_best, best_fid, best_step, e, g.eval() if ema is not None else None)

@@ -1,0 +1,69 @@
+"""Mini-batch size that grows with the step, the matching learning rate, and auto sizing.
+
+The lr rule: lr(bs) = lr * (bs / base) ** k with k = 1 (linear, Goyal et al. 2017), 0.5 (sqrt,
+the rule for Adam-like optimisers from Malladi et al. 2022), or 0 (none); base is the first
+scheduled batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+
+EXPONENT = {"none": 0.0, "linear": 1.0, "sqrt": 0.5}
+
+
+def batch_size_at(step: int, schedule: tuple[tuple[int, int], ...], default: int) -> int:
+    bs = default
+    for start, size in schedule:
+        if step >= start:
+            bs = size
+    return bs
+
+
+def lr_for(bs: int, base_bs: int, lr: float, rule: str) -> float:
+    return lr * (bs / base_bs) ** EXPONENT[rule]
+
+
+def count_steps(n: int, epochs: int, schedule: tuple[tuple[int, int], ...], default: int) -> int:
+    """Total steps of a run: each epoch takes full batches until the next would not fit."""
+    step = 0
+    for _ in range(epochs):
+        offset = 0
+        while True:
+            bs = batch_size_at(step, schedule, default)
+            if offset + bs > n:
+                break
+            offset += bs
+            step += 1
+    return step
+
+
+def probe_batch_size(try_step: Callable[[int], None], device: torch.device, start: int = 16,
+                     cap: int = 4096, margin: float = 0.8, log=print) -> int:
+    """The largest batch size whose training step fits the accelerator's memory, times margin.
+
+    Doubles from ``start`` until ``try_step`` runs out of memory or ``cap`` is reached. On the
+    CPU there is no accelerator memory to fill: returns ``start`` * 4 (64), the DCGAN default.
+    """
+    if device.type != "cuda":
+        log("train.batch_size auto: no accelerator memory to probe on the CPU; using 64")
+        return 64
+    fits = 0
+    bs = start
+    while bs <= cap:
+        try:
+            try_step(bs)
+            torch.cuda.synchronize(device)
+            fits = bs
+            bs *= 2
+        except torch.OutOfMemoryError:
+            break
+        finally:
+            torch.cuda.empty_cache()
+    if not fits:
+        raise RuntimeError(f"even a batch of {start} does not fit on {device}")
+    chosen = max(start, int(fits * margin) // 8 * 8)
+    log(f"train.batch_size auto: {fits} fits on {device}; using {chosen} ({margin:.0%} margin)")
+    return chosen

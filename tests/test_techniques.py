@@ -1,0 +1,274 @@
+"""Each DCGAN-recipe technique does what it claims (issue: training techniques)."""
+
+import dataclasses
+import hashlib
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dcgan import losses
+from dcgan.config import parse_params
+from dcgan.models import GANConfig, build, build_encoder, sample_prior
+from dcgan.sampling import discriminator_rejection_sampling, drs_scores, interpolation_grid
+from dcgan.training.diffaug import cutout, diff_augment, translation
+from dcgan.training.ema import EMA
+from dcgan.training.loop import gan_config, train
+from dcgan.training.schedule import batch_size_at, count_steps, lr_for
+from tests.conftest import tiny_params
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="module")
+def data() -> np.ndarray:
+    from dcgan.data.datasets import load_dataset
+
+    return load_dataset("digits", ".", 16, 1, max_images=160).images
+
+
+def digest(module: nn.Module) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def tparams(**over):
+    return dataclasses.replace(parse_params(tiny_params()).train, **over)
+
+
+# 1. latent prior -------------------------------------------------------------------------
+def test_priors():
+    g = torch.Generator().manual_seed(0)
+    z = sample_prior(20000, 8, "uniform", g)
+    assert z.min() >= -1 and z.max() <= 1 and abs(z.mean()) < 0.02 and abs(z.var() - 1 / 3) < 0.01
+    z = sample_prior(20000, 8, "normal", g)
+    assert abs(z.mean()) < 0.02 and abs(z.std() - 1) < 0.02
+
+
+# 2. losses and penalties --------------------------------------------------------------------
+def test_adversarial_losses():
+    r, f = torch.tensor([2.0, -1.0]), torch.tensor([0.5, -3.0])
+    expected = F.binary_cross_entropy_with_logits(r, torch.ones(2)) + \
+        F.binary_cross_entropy_with_logits(f, torch.zeros(2))
+    torch.testing.assert_close(losses.d_loss("bce", r, f), expected)
+    assert losses.d_loss("hinge", r, f).item() == pytest.approx((0 + 2) / 2 + (1.5 + 0) / 2)
+    assert losses.d_loss("wgan", r, f).item() == pytest.approx(-1.25 - 0.5)
+    torch.testing.assert_close(losses.g_loss("bce", f), F.binary_cross_entropy_with_logits(f, torch.ones(2)))
+    assert losses.g_loss("hinge", f).item() == pytest.approx(1.25)
+
+
+class Linear(nn.Module):
+    """D(x) = w . x: its input gradient is w everywhere."""
+
+    def __init__(self, w):
+        super().__init__()
+        self.w = nn.Parameter(w)
+
+    def forward(self, x):
+        return (x.flatten(1) * self.w).sum(1)
+
+
+def test_r1_and_gradient_penalty_on_a_linear_critic():
+    w = torch.full((1 * 4 * 4,), 0.5)  # |w| = 0.5 * 4 = 2
+    d = Linear(w)
+    x = torch.randn(3, 1, 4, 4)
+    assert losses.r1_penalty(d, x).item() == pytest.approx(4.0)  # |w|^2
+    gp = losses.gradient_penalty(d, x, torch.randn(3, 1, 4, 4), torch.rand(3, 1, 1, 1))
+    assert gp.item() == pytest.approx(1.0)  # (|w| - 1)^2
+    gp.backward()  # the penalty trains D: it pulls |w| toward 1
+    assert (d.w.grad > 0).all()
+
+
+def test_reconstruction_losses():
+    a, b = torch.zeros(4), torch.tensor([0.0, 0.5, 1.0, 3.0])
+    assert losses.reconstruction_loss("l1", a, b).item() == pytest.approx(4.5 / 4)
+    assert losses.reconstruction_loss("l2", a, b).item() == pytest.approx((0.25 + 1 + 9) / 4)
+    assert losses.reconstruction_loss("smooth_l1", a, b).item() == pytest.approx((0.125 + 0.5 + 2.5) / 4)
+
+
+# 3./4. encoder, normalisation, spectral norm ---------------------------------------------
+def test_encoder_maps_images_to_the_prior_space():
+    for prior in ("normal", "uniform"):
+        e = build_encoder(GANConfig(16, 1, 8, 4, 4, prior=prior))
+        z = e(torch.randn(5, 1, 16, 16) * 3)
+        assert z.shape == (5, 8)
+        if prior == "uniform":
+            assert z.abs().max() <= 1
+
+
+@pytest.mark.parametrize("norm, layer", [("batch", nn.BatchNorm2d), ("instance", nn.InstanceNorm2d),
+                                         ("none", None)])
+def test_norm_choice(norm, layer):
+    g, d = build(GANConfig(32, 1, 8, 4, 4, g_norm=norm, d_norm=norm))
+    for net in (g, d):
+        kinds = {type(m) for m in net.modules()}
+        assert (nn.BatchNorm2d in kinds) == (layer is nn.BatchNorm2d)
+        assert (nn.InstanceNorm2d in kinds) == (layer is nn.InstanceNorm2d)
+
+
+def test_spectral_norm_bounds_each_d_layer():
+    torch.manual_seed(0)
+    _, d = build(GANConfig(32, 1, 8, 8, 8, d_spectral=True))
+    d.train()
+    for _ in range(30):  # power iterations run in training-mode forwards
+        d(torch.randn(4, 1, 32, 32))
+    convs = [m for m in d.modules() if isinstance(m, nn.Conv2d)]
+    assert convs and all(nn.utils.parametrize.is_parametrized(c, "weight") for c in convs)
+    for c in convs:
+        sigma = torch.linalg.matrix_norm(c.weight.flatten(1), ord=2)
+        assert sigma.item() == pytest.approx(1.0, abs=0.05)
+
+
+# 5. DiffAugment ---------------------------------------------------------------------------
+def test_diffaugment_is_seeded_differentiable_and_does_what_it_says():
+    x = torch.rand(8, 3, 16, 16, requires_grad=True)
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    a = diff_augment(x, ("color", "translation", "cutout"), g1)
+    torch.testing.assert_close(a, diff_augment(x, ("color", "translation", "cutout"), g2))
+    a.sum().backward()
+    assert x.grad is not None and x.grad.abs().sum() > 0
+    # cutout zeroes a square of half the side: about a quarter of the pixels
+    ones = torch.ones(64, 1, 16, 16)
+    zeroed = (cutout(ones, torch.Generator().manual_seed(0)) == 0).float().mean().item()
+    assert 0.15 < zeroed <= 0.25
+    # translation moves content by whole pixels: a single bright pixel stays a single pixel
+    dot = torch.zeros(32, 1, 16, 16)
+    dot[:, :, 8, 8] = 1
+    moved = translation(dot, torch.Generator().manual_seed(0))
+    assert (moved.flatten(1).sum(1) == 1).all()
+    assert len({int(m.flatten().argmax()) for m in moved}) > 1
+
+
+# 6. EMA -------------------------------------------------------------------------------------
+def test_ema_averages_parameters_and_copies_buffers():
+    net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
+    ema = EMA(net, decay=0.9)
+    start = net[0].weight.detach().clone()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+        net[1].running_mean.fill_(5.0)
+    ema.update(net)
+    torch.testing.assert_close(ema.model[0].weight, start + 0.1)
+    torch.testing.assert_close(ema.model[1].running_mean, torch.full((2,), 5.0))
+    assert not any(p.requires_grad for p in ema.model.parameters())
+
+
+# 7. batch-size schedule ---------------------------------------------------------------------
+def test_batch_schedule_and_lr_rules():
+    sched = ((0, 16), (10, 32), (30, 64))
+    assert [batch_size_at(s, sched, 99) for s in (0, 9, 10, 29, 30, 1000)] == [16, 16, 32, 32, 64, 64]
+    assert batch_size_at(5, (), 48) == 48
+    assert lr_for(64, 16, 1e-4, "linear") == pytest.approx(4e-4)
+    assert lr_for(64, 16, 1e-4, "sqrt") == pytest.approx(2e-4)
+    assert lr_for(64, 16, 1e-4, "none") == pytest.approx(1e-4)
+    # 100 images: epoch 1 takes 6 x 16 (steps 0-5); epoch 2 takes 4 x 16 (steps 6-9), then one
+    # 32 (step 10) before the next 32 would overrun
+    assert count_steps(100, 1, sched, 99) == 6
+    assert count_steps(100, 2, sched, 99) == 6 + 5
+
+
+def test_a_growing_batch_is_used_and_resume_stays_exact(tmp_path, data):
+    p = tparams(epochs=3, batch_size=16, batch_schedule=((0, 16), (12, 32)), lr_scaling="sqrt",
+                checkpoint_every=4, log_every=1)
+    cfg = gan_config(p, 16, 1)
+    seen = []
+
+    class Rec:
+        def metric(self, name, value, step):
+            if name == "train/batch_size":
+                seen.append((step, int(value)))
+
+        def image(self, *a):
+            pass
+
+    full = train(p, cfg, 0, data, CPU, tmp_path / "a", "fp", Rec(), log=lambda m: None)
+    assert full.step == count_steps(160, 3, p.batch_schedule, 16)
+    assert seen[0] == (1, 16) and seen[-1][1] == 32
+    # interrupted after the schedule changed, mid-epoch
+    train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None, stop_after_steps=14)
+    resumed = train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None)
+    assert resumed.resumed_from_step == 12
+    assert digest(resumed.g) == digest(full.g) and digest(resumed.d) == digest(full.d)
+
+
+# every switch trains, and resume stays exact with all of them on ---------------------------
+@pytest.mark.parametrize("over", [
+    {"prior": "uniform"},
+    {"loss": "hinge", "r1_gamma": 1.0, "reg_every": 2},
+    {"loss": "wgan", "gp_lambda": 10.0, "d_norm": "instance"},
+    {"d_spectral": True, "g_norm": "none"},
+    {"diffaug": ("color", "translation", "cutout")},
+    {"ema_decay": 0.9},
+    {"encoder": True, "recon_loss": "smooth_l1", "latent_cycle_weight": 1.0},
+])
+def test_each_switch_trains(tmp_path, data, over):
+    p = tparams(**over)
+    r = train(p, gan_config(p, 16, 1), 0, data, CPU, tmp_path, "fp", log=lambda m: None)
+    x = r.g(sample_prior(4, p.latent_dim, p.prior))
+    assert torch.isfinite(x).all() and x.shape == (4, 1, 16, 16)
+    if p.encoder:
+        assert r.e is not None and r.e(x).shape == (4, p.latent_dim)
+
+
+def test_resume_exact_with_every_technique_on(tmp_path, data):
+    p = tparams(epochs=2, checkpoint_every=2, loss="hinge", r1_gamma=0.5, reg_every=2,
+                diffaug=("color", "translation", "cutout"), ema_decay=0.9, encoder=True,
+                latent_cycle_weight=0.5, batch_schedule=((0, 16), (8, 32)), lr_scaling="linear")
+    cfg = gan_config(p, 16, 1)
+    full = train(p, cfg, 0, data, CPU, tmp_path / "a", "fp", log=lambda m: None)
+    train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None, stop_after_steps=9)
+    resumed = train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None)
+    assert resumed.resumed_from_step == 8
+    for a, b in ((full.g, resumed.g), (full.d, resumed.d), (full.e, resumed.e), (full.g_raw, resumed.g_raw)):
+        assert digest(a) == digest(b)
+    assert digest(full.g) != digest(full.g_raw)  # the EMA generator is not the raw one
+
+
+# 8. DRS ---------------------------------------------------------------------------------------
+class TwoModes(nn.Module):
+    """G: mode A (all +0.9) when z[0] > 0, else mode B (all -0.9): 50/50 under N(0, I)."""
+
+    cfg = GANConfig(16, 1, 4, 1, 1)
+
+    def forward(self, z):
+        s = torch.where(z[:, :1] > 0, 0.9, -0.9)
+        return s[:, :, None, None].expand(-1, 1, 16, 16)
+
+
+class PrefersA(nn.Module):
+    """An optimal D for p_data = 80% A / 20% B against p_g = 50/50: D = log(p_data / p_g)."""
+
+    def forward(self, x):
+        a = x.flatten(1).mean(1) > 0
+        return torch.where(a, np.log(0.8 / 0.5), np.log(0.2 / 0.5)).float()
+
+
+def test_drs_scores_give_the_density_ratio():
+    logits = torch.tensor([0.0, -1.0, -3.0])
+    p = torch.sigmoid(drs_scores(logits, max_logit=0.0))
+    torch.testing.assert_close(p, torch.exp(logits.double() - 1e-6), rtol=1e-5, atol=1e-9)
+
+
+def test_drs_corrects_the_mode_balance_by_the_expected_amount():
+    res = discriminator_rejection_sampling(TwoModes(), PrefersA(), 4000, 4, seed=0, device=CPU,
+                                           batch_size=500, burnin=500, percentile=None)
+    share_a = (res.images.astype(float).mean(axis=(1, 2, 3)) > 127).mean()
+    # exact rejection sampling: accepted share of A = 0.8 (binomial sd over 4000: 0.006)
+    assert share_a == pytest.approx(0.8, abs=0.025)
+    # acceptance = E_pg[r / r_max] = 0.5 * 1 + 0.5 * 0.25 = 0.625
+    assert res.acceptance_rate == pytest.approx(0.625, abs=0.03)
+    shifted = discriminator_rejection_sampling(TwoModes(), PrefersA(), 2000, 4, seed=0, device=CPU,
+                                               batch_size=500, burnin=500, percentile=80.0)
+    assert (shifted.images.astype(float).mean(axis=(1, 2, 3)) > 127).mean() > 0.5
+
+
+# 9. interpolation -----------------------------------------------------------------------------
+def test_interpolation_grid_endpoints_are_samples():
+    g, _ = build(GANConfig(16, 1, 8, 4, 4))
+    grid = interpolation_grid(g.eval(), 8, seed=0, device=CPU, rows=3, steps=5)
+    assert grid.shape == (15, 1, 16, 16) and grid.dtype == np.uint8
