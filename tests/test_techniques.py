@@ -272,3 +272,20 @@ def test_interpolation_grid_endpoints_are_samples():
     g, _ = build(GANConfig(16, 1, 8, 4, 4))
     grid = interpolation_grid(g.eval(), 8, seed=0, device=CPU, rows=3, steps=5)
     assert grid.shape == (15, 1, 16, 16) and grid.dtype == np.uint8
+
+
+def test_auto_batch_size_search():
+    from dcgan.training.schedule import largest_fitting, probe_batch_size, with_margin
+
+    def fits_up_to(limit):
+        def step(bs):
+            if bs > limit:
+                raise torch.OutOfMemoryError("CUDA out of memory")
+        return step
+
+    assert largest_fitting(fits_up_to(700)) == 512
+    assert largest_fitting(fits_up_to(10_000), cap=4096) == 4096
+    assert largest_fitting(fits_up_to(8)) == 0
+    assert with_margin(512) == 408 and with_margin(16) == 16
+    msgs = []
+    assert probe_batch_size(fits_up_to(700), CPU, log=msgs.append) == 64 and "CPU" in msgs[0]

@@ -85,6 +85,8 @@ def metrics_table(m: dict[str, Any]) -> str:
     for key, label, better in METRIC_ROWS:
         if key in m:
             lines.append(f"| {label} | {_fmt(m[key])} | {_fmt(m.get(key + '_floor', '—'))} | {better} |")
+    if "drs_acceptance_rate" in m:
+        lines.append(f"| DRS acceptance rate | {m['drs_acceptance_rate']:.1%} | — | — |")
     return "\n".join(lines)
 
 

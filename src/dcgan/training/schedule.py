@@ -40,30 +40,43 @@ def count_steps(n: int, epochs: int, schedule: tuple[tuple[int, int], ...], defa
     return step
 
 
-def probe_batch_size(try_step: Callable[[int], None], device: torch.device, start: int = 16,
-                     cap: int = 4096, margin: float = 0.8, log=print) -> int:
-    """The largest batch size whose training step fits the accelerator's memory, times margin.
-
-    Doubles from ``start`` until ``try_step`` runs out of memory or ``cap`` is reached. On the
-    CPU there is no accelerator memory to fill: returns ``start`` * 4 (64), the DCGAN default.
-    """
-    if device.type != "cuda":
-        log("train.batch_size auto: no accelerator memory to probe on the CPU; using 64")
-        return 64
-    fits = 0
-    bs = start
+def largest_fitting(try_step: Callable[[int], None], start: int = 16, cap: int = 4096,
+                    cleanup: Callable[[], None] = lambda: None) -> int:
+    """Double the batch size from ``start`` until ``try_step`` raises OutOfMemoryError or
+    ``cap`` is passed; the largest size that ran (0 if none did)."""
+    fits, bs = 0, start
     while bs <= cap:
         try:
             try_step(bs)
-            torch.cuda.synchronize(device)
             fits = bs
             bs *= 2
         except torch.OutOfMemoryError:
             break
         finally:
-            torch.cuda.empty_cache()
+            cleanup()
+    return fits
+
+
+def with_margin(fits: int, margin: float = 0.8, start: int = 16) -> int:
+    """A safety margin below the largest fitting size, rounded down to a multiple of 8."""
+    return max(start, int(fits * margin) // 8 * 8)
+
+
+def probe_batch_size(try_step: Callable[[int], None], device: torch.device, start: int = 16,
+                     cap: int = 4096, margin: float = 0.8, log=print) -> int:
+    """train.batch_size auto: the largest batch whose training step fits the accelerator's
+    memory, times ``margin``. On the CPU there is no accelerator memory to fill: 64."""
+    if device.type != "cuda":
+        log("train.batch_size auto: no accelerator memory to probe on the CPU; using 64")
+        return 64
+
+    def step(bs: int) -> None:
+        try_step(bs)
+        torch.cuda.synchronize(device)
+
+    fits = largest_fitting(step, start, cap, torch.cuda.empty_cache)
     if not fits:
         raise RuntimeError(f"even a batch of {start} does not fit on {device}")
-    chosen = max(start, int(fits * margin) // 8 * 8)
+    chosen = with_margin(fits, margin, start)
     log(f"train.batch_size auto: {fits} fits on {device}; using {chosen} ({margin:.0%} margin)")
     return chosen

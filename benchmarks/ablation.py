@@ -1,0 +1,153 @@
+"""Ablation of the DCGAN-recipe techniques at equal training time, as DVC experiments.
+
+    python benchmarks/ablation.py                 # all rows (about half an hour on 2 CPU cores)
+    python benchmarks/ablation.py --budget 60     # seconds of training per row
+    python benchmarks/ablation.py --rows plain ema
+
+For each row: a short in-process calibration measures seconds per training step with that
+row's switches, ``train.epochs`` is set so that training takes about the budget (the default
+run's training time unless given), and the row runs as a DVC experiment
+(``dvc exp run --temp -n abl-<row> -S ...``), so `dvc exp show` lists every row with its
+params and metrics. The table goes to reports/ablation.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import yaml
+
+from dcgan.config import load_params
+from dcgan.data.arrays import load_images
+from dcgan.training.loop import gan_config, train
+from dcgan.training.schedule import count_steps
+
+OFF = {  # plain DCGAN: every technique off
+    "train.diffaug": "[]", "train.ema_decay": "0.0", "train.r1_gamma": "0.0", "train.gp_lambda": "0.0",
+    "train.encoder": "false", "train.loss": "bce", "train.d_spectral": "false", "sample.drs": "false",
+}
+# row -> (label, overrides on top of OFF; None = the shipped params.yaml as is)
+ROWS: dict[str, tuple[str, dict[str, str] | None]] = {
+    "plain": ("plain DCGAN", {}),
+    "diffaug": ("+ DiffAugment (translation, cutout)", {"train.diffaug": "[translation,cutout]"}),
+    "ema": ("+ EMA generator (0.99)", {"train.ema_decay": "0.99"}),
+    "r1": ("+ R1 (gamma 0.1, every 4 steps)", {"train.r1_gamma": "0.1", "train.reg_every": "4"}),
+    "encoder": ("+ encoder (L1 reconstruction)", {"train.encoder": "true"}),
+    "default": ("chosen default (params.yaml), DRS off", {"sample.drs": "false"}),
+    "default_drs": ("chosen default (params.yaml), DRS on", {"sample.drs": "true"}),
+}
+COLUMNS = [("fid", "FID ↓"), ("is_mean", "IS ↑"), ("kid_mean", "KID ↓"), ("precision", "precision ↑"),
+           ("recall", "recall ↑")]
+
+
+FAST_EVAL = {"evaluate.recon_images": "0"}  # the table shows sample metrics; skip inversion
+
+
+def overrides_for(row: str, shipped: dict) -> dict[str, str]:
+    label, over = ROWS[row]
+    if row.startswith("default"):
+        return {**FAST_EVAL, **over}
+    return {**OFF, **FAST_EVAL, **over}
+
+
+def apply(params: dict, over: dict[str, str]) -> dict:
+    out = json.loads(json.dumps(params))
+    for key, value in over.items():
+        section, name = key.split(".")
+        out[section][name] = yaml.safe_load(value)
+    return out
+
+
+def seconds_per_step(raw: dict, images, steps: int = 30) -> float:
+    """Time a few training steps of this configuration in-process (after one warm-up step)."""
+    from dcgan.config import parse_params
+
+    p = parse_params(raw).train
+    cfg = gan_config(p, images.shape[-1], images.shape[1])
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        train(p, cfg, 0, images, torch.device("cpu"), tmp, "calib", log=lambda m: None, stop_after_steps=1)
+        t1 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        t2 = time.perf_counter()
+        train(p, cfg, 0, images, torch.device("cpu"), tmp, "calib", log=lambda m: None,
+              stop_after_steps=steps + 1)
+        t3 = time.perf_counter()
+    return ((t3 - t2) - (t1 - t0)) / steps
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
+    ap.add_argument("--budget", type=float, default=0.0,
+                    help="training seconds per row (0: the shipped default's epochs x its step time)")
+    ap.add_argument("--out", default="reports/ablation.md")
+    args = ap.parse_args()
+
+    shipped = yaml.safe_load(Path("params.yaml").read_text())
+    params = load_params("params.yaml")
+    images = load_images("data/augmented/train.npy")
+    n = len(images)
+    bs = params.train.batch_size if params.train.batch_size != "auto" else 64
+    steps_default = count_steps(n, params.train.epochs, params.train.batch_schedule, bs)
+    budget = args.budget or steps_default * seconds_per_step(shipped, images)
+    print(f"training budget per row: {budget:.0f} s", flush=True)
+
+    results = []
+    for row in args.rows:
+        over = overrides_for(row, shipped)
+        raw = apply(shipped, over)
+        sps = seconds_per_step(raw, images)
+        steps_per_epoch = count_steps(n, 1, tuple(map(tuple, raw["train"]["batch_schedule"])), bs)
+        epochs = max(1, math.floor(budget / (sps * steps_per_epoch) + 0.5))
+        over = {**over, "train.epochs": str(epochs)}
+        name = f"abl-{row}"
+        cmd = ["dvc", "exp", "run", "--temp", "-n", name, "-f"]
+        for key, value in over.items():
+            cmd += ["-S", f"{key}={value}"]
+        print(f"{row}: {sps * 1000:.0f} ms/step -> {epochs} epochs; {' '.join(cmd)}", flush=True)
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        results.append((row, epochs, sps, time.perf_counter() - t0))
+
+    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], check=True,
+                                      capture_output=True, text=True).stdout)
+    by_name = {e["name"]: e["revs"][0]["data"] for r in shown for e in (r.get("experiments") or [])
+               if e.get("name")}
+    lines = ["| row | epochs | ms/step | train s | " + " | ".join(c for _, c in COLUMNS) + " | DRS acceptance |",
+             "|---|---|---|---|" + "---|" * len(COLUMNS) + "---|"]
+    for row, epochs, sps, _ in results:
+        data = by_name[f"abl-{row}"]
+        m = data["metrics"]["reports/metrics.json"]["data"]
+        live = data["metrics"]["dvclive/metrics.json"]["data"]["train"]
+        cells = " | ".join(f"{m[k]:.4g}" for k, _ in COLUMNS)
+        drs = f"{m['drs_acceptance_rate']:.1%}" if "drs_acceptance_rate" in m else "—"
+        lines.append(f"| {ROWS[row][0]} | {epochs} | {sps * 1000:.0f} | {live['wall_s']:.0f} | {cells} | {drs} |")
+    floor = by_name[f"abl-{results[0][0]}"]["metrics"]["reports/metrics.json"]["data"]
+    text = "\n".join([
+        "# Ablation at equal training time",
+        "",
+        f"Each row trains for about {budget:.0f} s (epochs set from a measured step time) on the "
+        f"default dataset and is scored by the evaluate stage (classifier extractor, "
+        f"{floor['protocol.n_samples']} samples; floors: FID {floor['fid_floor']:.3g}, "
+        f"IS {floor['is_mean_floor']:.3g}). Reproduce with `python benchmarks/ablation.py`; "
+        "each row is a DVC experiment (`dvc exp show`).",
+        "",
+        *lines,
+        "",
+    ])
+    Path(args.out).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
