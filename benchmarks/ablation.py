@@ -14,6 +14,7 @@ params and metrics. The table goes to reports/ablation.md.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import subprocess
@@ -66,22 +67,25 @@ def apply(params: dict, over: dict[str, str]) -> dict:
     return out
 
 
-def seconds_per_step(raw: dict, images, steps: int = 30) -> float:
-    """Time a few training steps of this configuration in-process (after one warm-up step)."""
+def seconds_per_step(raw: dict, images, warmup: int = 10, steps: int = 60) -> float:
+    """Time ``steps`` training steps of this configuration in-process, after ``warmup`` steps."""
     from dcgan.config import parse_params
 
-    p = parse_params(raw).train
+    p = dataclasses.replace(parse_params(raw).train, log_every=1, eval_every=0)
     cfg = gan_config(p, images.shape[-1], images.shape[1])
+    stamps: dict[int, float] = {}
+
+    class Clock:
+        def metric(self, name: str, value: float, step: int) -> None:
+            stamps.setdefault(step, time.perf_counter())
+
+        def image(self, *args) -> None:
+            pass
+
     with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        train(p, cfg, 0, images, torch.device("cpu"), tmp, "calib", log=lambda m: None, stop_after_steps=1)
-        t1 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as tmp:
-        t2 = time.perf_counter()
-        train(p, cfg, 0, images, torch.device("cpu"), tmp, "calib", log=lambda m: None,
-              stop_after_steps=steps + 1)
-        t3 = time.perf_counter()
-    return ((t3 - t2) - (t1 - t0)) / steps
+        train(p, cfg, 0, images, torch.device("cpu"), tmp, "calib", Clock(), log=lambda m: None,
+              stop_after_steps=warmup + steps)
+    return (stamps[warmup + steps] - stamps[warmup]) / steps
 
 
 def main() -> int:
@@ -90,6 +94,8 @@ def main() -> int:
     ap.add_argument("--budget", type=float, default=0.0,
                     help="training seconds per row (0: the shipped default's epochs x its step time)")
     ap.add_argument("--out", default="reports/ablation.md")
+    ap.add_argument("--log", default="reports/ablation.json",
+                    help="per-row calibration (epochs, ms/step); rows run earlier stay in the table")
     args = ap.parse_args()
 
     shipped = yaml.safe_load(Path("params.yaml").read_text())
@@ -101,6 +107,8 @@ def main() -> int:
     budget = args.budget or steps_default * seconds_per_step(shipped, images)
     print(f"training budget per row: {budget:.0f} s", flush=True)
 
+    log_path = Path(args.log)
+    runs = json.loads(log_path.read_text()) if log_path.is_file() else {}
     results = []
     for row in args.rows:
         over = overrides_for(row, shipped)
@@ -108,6 +116,8 @@ def main() -> int:
         sps = seconds_per_step(raw, images)
         steps_per_epoch = count_steps(n, 1, tuple(map(tuple, raw["train"]["batch_schedule"])), bs)
         epochs = max(1, math.floor(budget / (sps * steps_per_epoch) + 0.5))
+        if row == "default_drs" and "default" in runs:  # DRS on/off: the very same trained model
+            epochs, sps = runs["default"]["epochs"], runs["default"]["seconds_per_step"]
         over = {**over, "train.epochs": str(epochs)}
         name = f"abl-{row}"
         cmd = ["dvc", "exp", "run", "--temp", "-n", name, "-f"]
@@ -117,21 +127,28 @@ def main() -> int:
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
         results.append((row, epochs, sps, time.perf_counter() - t0))
+        runs[row] = {"epochs": epochs, "seconds_per_step": sps, "budget_s": budget}
+        log_path.write_text(json.dumps(runs, indent=2) + "\n")
 
     shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], check=True,
                                       capture_output=True, text=True).stdout)
-    by_name = {e["name"]: e["revs"][0]["data"] for r in shown for e in (r.get("experiments") or [])
-               if e.get("name")}
+    # the newest finished experiment of each name (unfinished ones have no timestamp)
+    finished = sorted((e for r in shown for e in (r.get("experiments") or [])
+                       if e.get("name") and e["revs"][0]["data"].get("timestamp")),
+                      key=lambda e: e["revs"][0]["data"]["timestamp"])
+    by_name = {e["name"]: e["revs"][0]["data"] for e in finished}
     lines = ["| row | epochs | ms/step | train s | " + " | ".join(c for _, c in COLUMNS) + " | DRS acceptance |",
              "|---|---|---|---|" + "---|" * len(COLUMNS) + "---|"]
-    for row, epochs, sps, _ in results:
+    table_rows = [r for r in ROWS if r in runs and f"abl-{r}" in by_name]
+    for row in table_rows:
+        epochs, sps = runs[row]["epochs"], runs[row]["seconds_per_step"]
         data = by_name[f"abl-{row}"]
         m = data["metrics"]["reports/metrics.json"]["data"]
         live = data["metrics"]["dvclive/metrics.json"]["data"]["train"]
         cells = " | ".join(f"{m[k]:.4g}" for k, _ in COLUMNS)
         drs = f"{m['drs_acceptance_rate']:.1%}" if "drs_acceptance_rate" in m else "—"
         lines.append(f"| {ROWS[row][0]} | {epochs} | {sps * 1000:.0f} | {live['wall_s']:.0f} | {cells} | {drs} |")
-    floor = by_name[f"abl-{results[0][0]}"]["metrics"]["reports/metrics.json"]["data"]
+    floor = by_name[f"abl-{table_rows[0]}"]["metrics"]["reports/metrics.json"]["data"]
     text = "\n".join([
         "# Ablation at equal training time",
         "",

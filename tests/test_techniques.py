@@ -289,3 +289,19 @@ def test_auto_batch_size_search():
     assert with_margin(512) == 408 and with_margin(16) == 16
     msgs = []
     assert probe_batch_size(fits_up_to(700), CPU, log=msgs.append) == 64 and "CPU" in msgs[0]
+
+
+def test_ema_batchnorm_statistics_are_recalibrated_for_the_averaged_weights():
+    torch.manual_seed(0)
+    g, _ = build(GANConfig(16, 1, 8, 4, 4))
+    ema = EMA(g, decay=0.9)
+    with torch.no_grad():  # averaged weights that no longer match the copied statistics
+        for p in ema.model.parameters():
+            p.mul_(3.0)
+    z = lambda i: sample_prior(512, 8, "normal", torch.Generator().manual_seed(i))  # noqa: E731
+    model = ema.recalibrated(z)
+    assert not model.training
+    bn = model.net[1]
+    with torch.no_grad():
+        h = model.net[0](z(99)[:, :, None, None])  # activations entering the first BatchNorm
+    torch.testing.assert_close(bn.running_mean, h.mean(dim=(0, 2, 3)), rtol=0.1, atol=0.02)

@@ -179,7 +179,10 @@ def train(
         }
 
     def sample_g() -> Generator:
-        return ema.model if ema is not None else g
+        if ema is None:
+            return g
+        return ema.recalibrated(lambda i: sample_prior(
+            256, cfg.latent_dim, cfg.prior, generator_for(seed, "ema_bn", i)).to(device))
 
     # Running sums stay on the device; .item() (a host sync) happens only at log steps.
     names = ["loss_d", "loss_g", "d_real", "d_fake"] + (["loss_recon"] if e is not None else [])
