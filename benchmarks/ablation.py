@@ -42,6 +42,13 @@ ROWS: dict[str, tuple[str, dict[str, str] | None]] = {
     "ema": ("+ EMA generator (0.99)", {"train.ema_decay": "0.99"}),
     "r1": ("+ R1 (gamma 0.1, every 4 steps)", {"train.r1_gamma": "0.1", "train.reg_every": "4"}),
     "encoder": ("+ encoder (L1 reconstruction)", {"train.encoder": "true"}),
+    "uniform": ("uniform prior", {"train.prior": "uniform"}),
+    "hinge": ("hinge loss", {"train.loss": "hinge"}),
+    "wgan_gp": ("WGAN-GP (lambda 10, instance-norm D)",
+                {"train.loss": "wgan", "train.gp_lambda": "10.0", "train.d_norm": "instance"}),
+    "spectral": ("spectral-norm D", {"train.d_spectral": "true"}),
+    "schedule": ("batch 32 -> 64 -> 128 (sqrt lr rule)",
+                 {"train.batch_schedule": "[[0,32],[200,64],[500,128]]", "train.lr_scaling": "sqrt"}),
     "default": ("chosen default (params.yaml), DRS off", {"sample.drs": "false"}),
     "default_drs": ("chosen default (params.yaml), DRS on", {"sample.drs": "true"}),
 }
