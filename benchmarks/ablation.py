@@ -1,6 +1,6 @@
 """Ablation of the DCGAN-recipe techniques at equal training time, as DVC experiments.
 
-    python benchmarks/ablation.py                 # all rows (about half an hour on 2 CPU cores)
+    python benchmarks/ablation.py                 # all rows (about 5 minutes each on 2 CPU cores)
     python benchmarks/ablation.py --budget 60     # seconds of training per row
     python benchmarks/ablation.py --rows plain ema
 
