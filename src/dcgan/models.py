@@ -7,7 +7,6 @@ capped at 8x the base width (as in the 64x64 paper model, which this reproduces 
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -264,9 +263,3 @@ def load_discriminator(folder: str | Path, device: torch.device | str = "cpu") -
     d = Discriminator(cfg)
     load_state(d, Path(folder) / "discriminator.safetensors")
     return d.to(device).eval()
-
-
-def describe(cfg: GANConfig) -> str:
-    g, d = Generator(cfg), Discriminator(cfg)
-    n = lambda m: sum(p.numel() for p in m.parameters())  # noqa: E731
-    return json.dumps({**asdict(cfg), "g_params": n(g), "d_params": n(d)})

@@ -84,7 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     if batch_size == "auto":
         def try_step(bs: int) -> None:
             g, d = build(cfg)
-            g.to(device), d.to(device)
+            g.to(device)
+            d.to(device)
             x = torch.randn(bs, cfg.channels, cfg.image_size, cfg.image_size, device=device)
             (d(g(torch.randn(bs, cfg.latent_dim, device=device))).mean() + d(x).mean()).backward()
 
