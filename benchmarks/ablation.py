@@ -7,8 +7,9 @@
 For each row: a short in-process calibration measures seconds per training step with that
 row's switches, ``train.epochs`` is set so that training takes about the budget (the default
 run's training time unless given), and the row runs as a DVC experiment
-(``dvc exp run --temp -n abl-<row> -S ...``), so `dvc exp show` lists every row with its
-params and metrics. The table goes to reports/ablation.md.
+(``dvc exp run --temp -n abl-<row> -S ...``), so `dvc exp show -A` lists every row with its
+params and metrics. Each row's numbers are kept in reports/ablation.json (rows run earlier stay
+in the table; ``--rows`` with no names only rewrites it) and the table goes to reports/ablation.md.
 """
 
 from __future__ import annotations
@@ -95,6 +96,24 @@ def seconds_per_step(raw: dict, images, warmup: int = 10, steps: int = 60) -> fl
     return (stamps[warmup + steps] - stamps[warmup]) / steps
 
 
+def experiments() -> dict[str, dict]:
+    """The newest finished DVC experiment of each name, on any commit (``dvc exp show -A``)."""
+    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json", "-A"], check=True,
+                                      capture_output=True, text=True).stdout)
+    finished = sorted((e for r in shown for e in (r.get("experiments") or [])
+                       if e.get("name") and e["revs"][0]["data"].get("timestamp")),
+                      key=lambda e: e["revs"][0]["data"]["timestamp"])
+    return {e["name"]: {**e["revs"][0]["data"], "rev": e["revs"][0].get("rev", "")} for e in finished}
+
+
+def row_result(data: dict) -> dict:
+    """What the table needs from one experiment: its evaluate metrics and training wall time."""
+    metrics = data["metrics"]["reports/metrics.json"]["data"]
+    live = data["metrics"]["dvclive/metrics.json"]["data"]["train"]
+    keep = {k: v for k, v in metrics.items() if isinstance(v, (int, float))}
+    return {"metrics": keep, "train_s": live["wall_s"], "experiment": data.get("rev", "")}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
@@ -116,7 +135,6 @@ def main() -> int:
 
     log_path = Path(args.log)
     runs = json.loads(log_path.read_text()) if log_path.is_file() else {}
-    results = []
     for row in args.rows:
         over = overrides_for(row, shipped)
         raw = apply(shipped, over)
@@ -133,29 +151,31 @@ def main() -> int:
         print(f"{row}: {sps * 1000:.0f} ms/step -> {epochs} epochs; {' '.join(cmd)}", flush=True)
         t0 = time.perf_counter()
         subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
-        results.append((row, epochs, sps, time.perf_counter() - t0))
-        runs[row] = {"epochs": epochs, "seconds_per_step": sps, "budget_s": budget}
+        data = experiments()[name]
+        runs[row] = {"epochs": epochs, "seconds_per_step": sps, "budget_s": budget,
+                     "wall_s": time.perf_counter() - t0, **row_result(data)}
         log_path.write_text(json.dumps(runs, indent=2) + "\n")
 
-    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json"], check=True,
-                                      capture_output=True, text=True).stdout)
-    # the newest finished experiment of each name (unfinished ones have no timestamp)
-    finished = sorted((e for r in shown for e in (r.get("experiments") or [])
-                       if e.get("name") and e["revs"][0]["data"].get("timestamp")),
-                      key=lambda e: e["revs"][0]["data"]["timestamp"])
-    by_name = {e["name"]: e["revs"][0]["data"] for e in finished}
+    # rows measured earlier that predate the stored metrics: take them from their experiments
+    missing = [r for r in runs if "metrics" not in runs[r]]
+    if missing:
+        found = experiments()
+        for r in missing:
+            if f"abl-{r}" in found:
+                runs[r].update(row_result(found[f"abl-{r}"]))
+        log_path.write_text(json.dumps(runs, indent=2) + "\n")
+
     lines = ["| row | epochs | ms/step | train s | " + " | ".join(c for _, c in COLUMNS) + " | DRS acceptance |",
              "|---|---|---|---|" + "---|" * len(COLUMNS) + "---|"]
-    table_rows = [r for r in ROWS if r in runs and f"abl-{r}" in by_name]
+    table_rows = [r for r in ROWS if "metrics" in runs.get(r, {})]
     for row in table_rows:
-        epochs, sps = runs[row]["epochs"], runs[row]["seconds_per_step"]
-        data = by_name[f"abl-{row}"]
-        m = data["metrics"]["reports/metrics.json"]["data"]
-        live = data["metrics"]["dvclive/metrics.json"]["data"]["train"]
+        run = runs[row]
+        m = run["metrics"]
         cells = " | ".join(f"{m[k]:.4g}" for k, _ in COLUMNS)
         drs = f"{m['drs_acceptance_rate']:.1%}" if "drs_acceptance_rate" in m else "—"
-        lines.append(f"| {ROWS[row][0]} | {epochs} | {sps * 1000:.0f} | {live['wall_s']:.0f} | {cells} | {drs} |")
-    floor = by_name[f"abl-{table_rows[0]}"]["metrics"]["reports/metrics.json"]["data"]
+        lines.append(f"| {ROWS[row][0]} | {run['epochs']} | {run['seconds_per_step'] * 1000:.0f} | "
+                     f"{run['train_s']:.0f} | {cells} | {drs} |")
+    floor = runs[table_rows[0]]["metrics"]
     text = "\n".join([
         "# Ablation at equal training time",
         "",
@@ -163,7 +183,8 @@ def main() -> int:
         f"default dataset and is scored by the evaluate stage (classifier extractor, "
         f"{floor['protocol.n_samples']} samples; floors: FID {floor['fid_floor']:.3g}, "
         f"IS {floor['is_mean_floor']:.3g}). Reproduce with `python benchmarks/ablation.py`; "
-        "each row is a DVC experiment (`dvc exp show`).",
+        "each row is a DVC experiment (`dvc exp show -A`); its numbers are kept in "
+        "reports/ablation.json.",
         "",
         *lines,
         "",
