@@ -1,0 +1,198 @@
+"""Scheduled retraining around the DVC pipeline, with a promotion gate (Prefect).
+
+    python flows/retrain.py -S train.lr=1e-3 --name lr-1e-3      # one run now
+    python flows/retrain.py --serve --cron "0 3 * * 1"          # serve on a schedule
+    prefect deploy --all                                          # or deploy prefect.yaml
+
+The flow drives DVC and never re-implements a stage, so dvc.lock stays the record of what ran:
+
+1. ``dvc pull`` when a DVC remote is configured (retried with backoff);
+2. the pipeline as a named experiment, ``dvc exp run --temp -n NAME -S key=value ...``, in a
+   temporary copy, so the workspace is untouched until a promotion;
+3. ``dvc metrics diff`` of the workspace (the baseline) against the experiment;
+4. promotion when ``metric`` improves by more than ``min_improvement``: the generator, params,
+   metrics and sample grid go to ``models/registry/<timestamp>-<name>/``, the experiment is
+   applied to the workspace (``dvc exp apply``) and ``models/registry/latest.json`` points at
+   it. A failed or worse run leaves both the workspace and ``latest`` as they were;
+5. ``dvc push`` / ``dvc exp push`` when remotes are configured (retried with backoff).
+
+Artifacts with stable keys (history across runs in the UI): ``dcgan-metrics-diff`` (markdown),
+``dcgan-metrics`` (table), ``dcgan-samples`` (link to the run's sample grid).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.tasks import exponential_backoff
+
+from dcgan import io
+from dcgan import retrain as rt
+
+ARTIFACT_DIFF, ARTIFACT_TABLE, ARTIFACT_SAMPLES = "dcgan-metrics-diff", "dcgan-metrics", "dcgan-samples"
+NETWORK_RETRIES = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=10),
+                   "retry_jitter_factor": 0.5}
+
+
+def _log(line: str) -> None:
+    get_run_logger().info(line)
+
+
+def _workspace(workspace: str | None) -> Path:
+    """The DVC project to work in: the argument, $DCGAN_WORKSPACE, or the current directory."""
+    root = Path(workspace or os.environ.get("DCGAN_WORKSPACE") or ".").resolve()
+    if not (root / "dvc.yaml").is_file() or not (root / ".dvc").is_dir():
+        raise rt.UserError(f"{root} is not a DVC project (no dvc.yaml / .dvc); set workspace")
+    return root
+
+
+@task(**NETWORK_RETRIES)
+def dvc_pull(root: Path) -> None:
+    code, lines = rt.dvc(["pull"], root, _log)
+    if code != 0:
+        raise RuntimeError(f"dvc pull failed: {rt.failure_message(lines)}")
+
+
+@task
+def run_experiment(root: Path, name: str, overrides: dict[str, str]) -> str:
+    return rt.run_experiment(root, name, overrides, _log)
+
+
+@task
+def compare(root: Path, rev: str, metric: str, min_improvement: float) -> tuple[dict, rt.Comparison]:
+    diff = rt.metrics_diff(root, rev)
+    comparison = rt.decide(diff, metric, min_improvement)
+    get_run_logger().info(comparison.reason)
+    return diff, comparison
+
+
+@task
+def publish(root: Path, name: str, rev: str, overrides: dict[str, str], diff: dict,
+            comparison: rt.Comparison) -> Path:
+    """The run's report: files under reports/retrain/NAME/ and the three artifacts."""
+    folder = rt.own_folder(root / "reports" / "retrain") / name
+    rt.export_files(root, rev, [rt.SAMPLES_FILE], folder)
+    markdown = rt.diff_markdown(name, overrides, diff, comparison)
+    io.write_text(folder / "metrics_diff.md", markdown)
+    new = {k: row["new"] for k, row in diff.items()}
+    io.write_json(folder / "metrics.json", new)
+    create_markdown_artifact(key=ARTIFACT_DIFF, markdown=markdown,
+                             description=f"{name}: baseline vs new metrics, overrides")
+    rows = [{"metric": k, "value": v, "floor": new.get(f"{k}_floor")}
+            for k, v in sorted(new.items()) if not k.startswith("protocol.") and not k.endswith("_floor")]
+    create_table_artifact(key=ARTIFACT_TABLE, table=rows, description=f"{name}: new metrics")
+    grid = folder / "samples.png"
+    create_link_artifact(key=ARTIFACT_SAMPLES, link=grid.as_uri(), link_text=f"{name} samples",
+                         description=f"{name}: sample grid")
+    return folder
+
+
+@task
+def promote_model(root: Path, name: str, rev: str, comparison: rt.Comparison, diff: dict,
+                  overrides: dict[str, str]) -> Path:
+    entry = rt.promote(root, name, rev, comparison, diff, overrides, _log)
+    get_run_logger().info(f"promoted {name} -> {entry}")
+    return entry
+
+
+@task(**NETWORK_RETRIES)
+def dvc_push(root: Path, name: str) -> None:
+    for args in (["push"], *([["exp", "push", "origin", name]] if rt.git_remote_configured(root) else [])):
+        code, lines = rt.dvc(args, root, _log)
+        if code != 0:
+            raise RuntimeError(f"dvc {' '.join(args)} failed: {rt.failure_message(lines)}")
+
+
+@flow(name="dcgan-retrain", log_prints=True)
+def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters are copied per run)
+            name: str | None = None, promote: bool = True, metric: str = "fid",
+            min_improvement: float = 0.0, workspace: str | None = None,
+            lock_timeout: float = 3600.0) -> dict[str, Any]:
+    """Retrain as a DVC experiment and promote the model if ``metric`` improves.
+
+    Args:
+        overrides: params to set for this run, ``{"train.lr": "1e-3"}`` (``dvc exp run -S``).
+        name: the experiment's name (default ``retrain-<UTC time>``).
+        promote: False only reports the comparison.
+        metric: the gate: fid, kid_mean, is_mean, precision, recall, recon_mse/psnr/ssim.
+        min_improvement: how much better (metric units) the new run must be than the baseline.
+        workspace: the DVC project (default $DCGAN_WORKSPACE, else the working directory).
+        lock_timeout: seconds to queue behind another retrain of the same workspace.
+    """
+    logger = get_run_logger()
+    overrides = {str(k): str(v) for k, v in dict(overrides).items()}
+    device = os.environ.get("DCGAN_DEVICE")  # set by the deployment's job variables
+    if device and "base.device" not in overrides:
+        overrides["base.device"] = device
+    name = name or rt.default_name()
+    rt.check_inputs(overrides, name, metric)
+    root = _workspace(workspace)
+
+    with rt.workspace_lock(root, lock_timeout, logger.info):
+        if rt.remote_configured(root):
+            dvc_pull(root)
+        rev = run_experiment(root, name, overrides)
+        diff, comparison = compare(root, rev, metric, min_improvement)
+        folder = publish(root, name, rev, overrides, diff, comparison)
+        entry = None
+        if promote and comparison.promote:
+            entry = promote_model(root, name, rev, comparison, diff, overrides)
+        elif not promote:
+            logger.info("promote=False: the workspace and registry are left as they are")
+        if rt.remote_configured(root):
+            dvc_push(root, name)
+    return {"name": name, "experiment_rev": rev, "promoted": entry is not None,
+            "reason": comparison.reason, "registry_entry": str(entry) if entry else None,
+            "report": str(folder), "metric": metric, "baseline": comparison.baseline,
+            "new": comparison.new}
+
+
+def _parse_set(values: list[str]) -> dict[str, str]:
+    out = {}
+    for item in values:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise SystemExit(f"error: -S expects key=value, got {item!r}")
+        out[key] = value
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
+                    help="a params override for this run, as in dvc exp run -S (repeatable)")
+    ap.add_argument("--name", help="experiment name (default retrain-<UTC time>)")
+    ap.add_argument("--no-promote", action="store_true", help="compare only; never promote")
+    ap.add_argument("--metric", default="fid", choices=list(rt.DIRECTIONS), help="the promotion gate")
+    ap.add_argument("--min-improvement", type=float, default=0.0,
+                    help="how much better than the baseline the metric must get (its own units)")
+    ap.add_argument("--workspace", help="the DVC project (default: the working directory)")
+    ap.add_argument("--lock-timeout", type=float, default=3600.0,
+                    help="seconds to queue behind another retrain of this workspace")
+    ap.add_argument("--serve", action="store_true", help="serve the flow on --cron instead of running once")
+    ap.add_argument("--cron", default="0 3 * * 1", help="cron schedule for --serve (default: Mondays 03:00)")
+    args = ap.parse_args(argv)
+    params = {"overrides": _parse_set(args.set), "name": args.name, "promote": not args.no_promote,
+              "metric": args.metric, "min_improvement": args.min_improvement,
+              "workspace": args.workspace, "lock_timeout": args.lock_timeout}
+    if args.serve:
+        retrain.serve(name="dcgan-retrain-served", cron=args.cron,
+                      parameters={k: v for k, v in params.items() if k != "name"})
+        return 0
+    try:
+        result = retrain(**params)
+    except rt.UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{'promoted' if result['promoted'] else 'not promoted'}: {result['reason']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

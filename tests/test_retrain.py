@@ -1,0 +1,157 @@
+"""The retrain flow's pieces without a pipeline run: the gate, inputs, lock, deployment file."""
+
+from __future__ import annotations
+
+import inspect
+import math
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from dcgan import retrain as rt
+from dcgan.errors import UserError
+from tests.conftest import REPO
+
+
+def diff_of(metric: str, old, new) -> dict:
+    return {metric: {"old": old, "new": new, "diff": None}}
+
+
+@pytest.mark.parametrize(("metric", "old", "new", "margin", "promote"), [
+    ("fid", 3.0, 2.5, 0.0, True),       # lower is better
+    ("fid", 3.0, 3.5, 0.0, False),
+    ("fid", 3.0, 2.9, 0.2, False),      # improved, but not by the margin
+    ("fid", 3.0, 2.7, 0.2, True),
+    ("fid", 3.0, 3.0, 0.0, False),      # equal is not an improvement
+    ("is_mean", 4.0, 4.5, 0.0, True),   # higher is better
+    ("is_mean", 4.0, 3.5, 0.0, False),
+    ("recall", 0.9, 0.8, -0.2, True),   # a negative margin tolerates a small loss
+])
+def test_decide_follows_direction_and_margin(metric, old, new, margin, promote):
+    c = rt.decide(diff_of(metric, old, new), metric, margin)
+    assert c.promote is promote, c.reason
+    expected = (old - new) if rt.DIRECTIONS[metric] == "lower" else (new - old)
+    assert c.improvement == pytest.approx(expected)
+
+
+def test_decide_never_promotes_a_missing_or_non_finite_value():
+    assert not rt.decide(diff_of("fid", 3.0, None), "fid", -1e9).promote
+    assert not rt.decide(diff_of("fid", 3.0, math.nan), "fid", -1e9).promote
+    assert not rt.decide({}, "fid", -1e9).promote
+    first = rt.decide(diff_of("fid", None, 3.0), "fid", 0.0)
+    assert first.promote and "no baseline" in first.reason
+
+
+def test_check_inputs_names_the_problem():
+    rt.check_inputs({"train.lr": "1e-3"}, "retrain-1", "fid")
+    with pytest.raises(UserError, match="metric must be one of"):
+        rt.check_inputs({}, "x", "accuracy")
+    with pytest.raises(UserError, match="override 'lr' must look like section.key"):
+        rt.check_inputs({"lr": "1"}, "x", "fid")
+    with pytest.raises(UserError, match="experiment name"):
+        rt.check_inputs({}, "bad name/with slash", "fid")
+
+
+def test_failure_message_prefers_the_stage_error_line():
+    lines = ["Running stage 'train':", "error: train.lr must be > 0, got -1.0",
+             "ERROR: failed to reproduce 'train': failed to run: python -m ..., exited with 2"]
+    assert rt.failure_message(lines) == "error: train.lr must be > 0, got -1.0"
+    assert rt.failure_message(lines[2:]).startswith("ERROR: failed to reproduce 'train'")
+
+
+def test_diff_markdown_has_baseline_new_and_floor():
+    diff = {"fid": {"old": 3.0, "new": 2.5, "diff": -0.5}, "fid_floor": {"old": 0.4, "new": 0.41, "diff": 0.01},
+            "is_mean": {"old": 4.0, "new": 4.2, "diff": 0.2}, "protocol.n_samples": {"old": 9, "new": 9, "diff": 0}}
+    c = rt.decide(diff, "fid", 0.0)
+    md = rt.diff_markdown("exp1", {"train.lr": "1e-3"}, diff, c)
+    assert "| **fid** | 3 | 2.5 | -0.5 | 0.41 |" in md
+    assert "| is_mean | 4 | 4.2 | 0.2 | — |" in md
+    assert "`train.lr=1e-3`" in md and "protocol" not in md and "promoted" in md
+
+
+def test_workspace_lock_queues_then_fails_clearly(tmp_path: Path):
+    (tmp_path / ".dvc").mkdir()
+    messages: list[str] = []
+    with rt.workspace_lock(tmp_path, 0, messages.append):
+        # a second holder gives up after its timeout, naming the holder
+        with pytest.raises(rt.WorkspaceBusy, match=r"another retrain run holds .*retrain.lock \(pid \d+"):
+            with rt.workspace_lock(tmp_path, 0.3, messages.append, poll=0.05):
+                pass
+    assert any("waiting for another retrain run" in m for m in messages)
+
+    # a queued run starts as soon as the holder is done
+    release = threading.Event()
+
+    def hold():
+        with rt.workspace_lock(tmp_path, 0, lambda m: None):
+            release.wait(5)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    threading.Timer(0.5, release.set).start()
+    with rt.workspace_lock(tmp_path, 10, lambda m: None, poll=0.05):
+        waited = time.monotonic() - t0
+    holder.join()
+    assert 0.3 < waited < 5
+
+
+# --------------------------------------------------------------------------------------
+# prefect.yaml
+
+
+def load_deployments() -> tuple[dict, list]:
+    from prefect.cli.deploy._models import PrefectYamlModel
+
+    raw = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    PrefectYamlModel.model_validate(raw)  # Prefect's own schema for the file
+    return raw, raw["deployments"]
+
+
+def check_deployment(dep: dict) -> list[str]:
+    """Problems with one deployment: entrypoint, schedules, parameters vs the flow signature."""
+    from prefect.client.schemas.schedules import CronSchedule
+    from prefect.flows import load_flow_from_entrypoint
+
+    problems = []
+    path, _, func = dep["entrypoint"].partition(":")
+    flow = load_flow_from_entrypoint(f"{REPO / path}:{func}")
+    accepted = set(inspect.signature(flow.fn).parameters)
+    unknown = set(dep.get("parameters", {})) - accepted
+    if unknown:
+        problems.append(f"parameters not in {func}(): {sorted(unknown)}")
+    try:
+        flow.validate_parameters(dep.get("parameters", {}))
+    except Exception as exc:  # noqa: BLE001 (reported as a problem)
+        problems.append(f"parameters do not validate: {exc}")
+    for sched in dep.get("schedules", []):
+        try:
+            CronSchedule(cron=sched["cron"], timezone=sched.get("timezone"))
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"bad cron {sched.get('cron')!r}: {exc}")
+    return problems
+
+
+def test_prefect_yaml_deployment_is_valid():
+    raw, deployments = load_deployments()
+    assert [d["name"] for d in deployments] == ["weekly-retrain"]
+    dep = deployments[0]
+    assert check_deployment(dep) == []
+    assert dep["work_pool"]["name"] == "dcgan-gpu"
+    env = dep["work_pool"]["job_variables"]["env"]
+    assert env["CUDA_VISIBLE_DEVICES"] == "0" and env["DCGAN_DEVICE"] == "cuda"
+    assert dep["concurrency_limit"]["limit"] == 1
+
+
+def test_deployment_check_catches_mistakes():
+    _, deployments = load_deployments()
+    bad = {**deployments[0], "parameters": {"overides": {}, "min_improvement": "a lot"},
+           "schedules": [{"cron": "every monday"}]}
+    problems = check_deployment(bad)
+    assert any("overides" in p for p in problems)
+    assert any("do not validate" in p for p in problems)
+    assert any("bad cron" in p for p in problems)
