@@ -156,3 +156,14 @@ def test_folder_errors(tmp_path):
 def test_unknown_dataset():
     with pytest.raises(UserError, match="unknown dataset 'imagenet'"):
         load_dataset("imagenet", ".", 16, 1)
+
+
+def test_empty_or_truncated_mnist_files_are_named(tmp_path):
+    make_mnist(tmp_path, "MNIST", n=0)  # idx files holding zero images
+    with pytest.raises(UserError, match=r"MNIST files under .*MNIST/raw could not be read"):
+        load_dataset("mnist", tmp_path, 16, 1)
+    make_mnist(tmp_path / "t", "MNIST", n=5)
+    images = tmp_path / "t/MNIST/raw/train-images-idx3-ubyte"
+    images.write_bytes(images.read_bytes()[:-100])  # truncated download
+    with pytest.raises(UserError, match=r"MNIST files under .*MNIST/raw could not be read"):
+        load_dataset("mnist", tmp_path / "t", 16, 1)

@@ -7,7 +7,7 @@ import sys
 import numpy as np
 import pytest
 
-from dcgan.stages import augment, evaluate, evaluator, prepare, report, sample, train
+from dcgan.stages import augment, evaluate, evaluator, prepare, report, sample, train, validate
 from dcgan.stages._common import run
 from tests.conftest import tiny_params, venv_env, write_params
 
@@ -130,8 +130,8 @@ def test_wrong_samples_file_is_refused(pipeline, tmp_path, capsys):
     assert not (tmp_path / "m.json").exists()
 
 
-@pytest.mark.parametrize("stage", ["prepare", "augment", "evaluator", "train", "sample", "evaluate",
-                                   "report"])
+@pytest.mark.parametrize("stage", ["validate", "prepare", "augment", "evaluator", "train", "sample",
+                                   "evaluate", "report"])
 def test_every_stage_has_help(stage):
     out = subprocess.run([sys.executable, "-m", f"dcgan.stages.{stage}", "--help"],
                          capture_output=True, text=True, env=venv_env(), check=True).stdout
@@ -166,3 +166,33 @@ def test_encoder_ema_and_drs_through_the_stages(workdir, capsys):
     assert 0 < m["drs_acceptance_rate"] < 1
     info = json.loads((workdir / "data/samples/samples.json").read_text())
     assert info["drs"] and info["drs_proposed"] >= 100
+
+
+def test_validate_stage_writes_a_constant_stamp_and_refuses_bad_params(workdir, capsys):
+    assert run(validate.main, ["--out", "ok"]) == 0
+    stamp = (workdir / "ok").read_bytes()
+    write_params(workdir / "params.yaml", tiny_params(train={"lr": 5e-4}))  # a valid change
+    assert run(validate.main, ["--out", "ok"]) == 0
+    assert (workdir / "ok").read_bytes() == stamp  # downstream stages see no change
+    write_params(workdir / "params.yaml", tiny_params(prepare={"image_size": 48}))
+    capsys.readouterr()
+    assert run(validate.main, ["--out", "ok2"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: prepare.image_size must be a power of two from 16 to 256, got 48"]
+    assert not (workdir / "ok2").exists()
+
+
+def test_training_data_that_does_not_match_the_model_is_refused(workdir, capsys):
+    """prepare.channels / image_size shape the model: data of another shape is named, not trained on."""
+    from dcgan.data import arrays
+
+    arrays.save_images(workdir / "rgb.npy", np.zeros((40, 3, 16, 16), np.uint8))
+    assert run(train.main, ["--data", "rgb.npy", "--out", "m"]) == 2
+    assert "image array rgb.npy has 3 channels but 1 were expected" in capsys.readouterr().err
+    arrays.save_images(workdir / "big.npy", np.zeros((40, 1, 32, 32), np.uint8))
+    assert run(train.main, ["--data", "big.npy", "--out", "m"]) == 2
+    assert "has images of 32x32 but 16x16 were expected" in capsys.readouterr().err
+    np.save(workdir / "empty.npy", np.zeros((0, 1, 16, 16), np.uint8))
+    assert run(train.main, ["--data", "empty.npy", "--out", "m"]) == 2
+    assert "image array empty.npy holds no images" in capsys.readouterr().err
+    assert not (workdir / "m").exists()

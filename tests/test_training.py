@@ -155,3 +155,20 @@ def test_resume_keeps_the_best_generator(tmp_path, data):
     assert resumed.resumed_from_step is not None
     assert (resumed.best_fid, resumed.best_step) == (full.best_fid, full.best_step) == (3.0, 5)
     assert all(torch.equal(resumed.g_best[k], full.g_best[k]) for k in full.g_best)
+
+
+def test_divergence_stops_naming_the_step_and_loss_and_keeps_the_checkpoints(tmp_path, data):
+    from dcgan.training.loop import TrainingDiverged
+
+    p, cfg = setup(epochs=3, checkpoint_every=1, log_every=2)
+    train(p, cfg, 0, data, CPU, tmp_path, "fp", log=lambda m: None, stop_after_steps=4)
+    before = {c.name: c.read_bytes() for c in ckpt.list_checkpoints(tmp_path)}
+    assert sorted(before) == ["ckpt-000000003.pt", "ckpt-000000004.pt"]
+    # same run identity, absurd learning rate: G's weights blow up within a step or two
+    with pytest.raises(TrainingDiverged) as exc:
+        train(dataclasses.replace(p, lr=1e30), cfg, 0, data, CPU, tmp_path, "fp", log=lambda m: None)
+    msg = str(exc.value)
+    assert msg.startswith("training diverged at step 5: ") and "=nan" in msg, msg
+    assert "ckpt-000000004.pt is left as it was" in msg
+    after = {c.name: c.read_bytes() for c in ckpt.list_checkpoints(tmp_path)}
+    assert after == before  # nothing newer written, nothing overwritten

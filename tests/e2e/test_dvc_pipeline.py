@@ -5,7 +5,7 @@ import json
 import pytest
 import yaml
 
-STAGES = ["prepare", "augment", "evaluator", "train", "sample", "evaluate", "report"]
+STAGES = ["validate", "prepare", "augment", "evaluator", "train", "sample", "evaluate", "report"]
 
 pytestmark = pytest.mark.slow
 
@@ -61,3 +61,27 @@ def test_repro_experiments_and_metrics_diff(project):
     assert changed["fid"]["new"] != changed["fid"]["old"]
     assert changed["protocol.n_samples"] == {"old": 60, "new": 50, "diff": -10}
     assert (project.root / "reports/report.md").is_file()
+
+    # 5. a bad value stops `dvc exp run -S` / `dvc repro` in the validate stage, before DVC
+    #    deletes any stage's outputs: the workspace's models, data and metrics stay as they were
+    def snapshot() -> dict[str, bytes]:
+        files = [f for d in ("models/gan", "data/augmented", "data/prepared") for f in (project.root / d).rglob("*")]
+        files += [project.root / "reports/metrics.json", project.root / "reports/samples.png"]
+        return {str(f.relative_to(project.root)): f.read_bytes() for f in files if f.is_file()}
+
+    before = snapshot()
+    bad = project.dvc("exp", "run", "-S", "train.lr=-1", check=False)
+    out = bad.stdout + bad.stderr
+    assert bad.returncode != 0 and "error: train.lr must be > 0, got -1.0" in out, out
+    assert "Running stage 'train'" not in out
+    assert snapshot() == before
+    project.sh("git", "checkout", "--", "params.yaml")
+
+    params = yaml.safe_load((project.root / "params.yaml").read_text())
+    params["prepare"]["image_size"] = 48
+    (project.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    bad = project.dvc("repro", check=False)
+    out = bad.stdout + bad.stderr
+    assert bad.returncode != 0 and "error: prepare.image_size must be a power of two" in out, out
+    assert "Running stage 'prepare'" not in out
+    assert snapshot() == before

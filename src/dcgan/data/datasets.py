@@ -78,9 +78,15 @@ def _torchvision_mnist(cls_name: str, root: Path, download: bool) -> RawDataset:
     import torchvision.datasets as tvd
 
     cls = getattr(tvd, cls_name)
+    raw = root / cls_name / "raw"
     try:
         ds = cls(root=str(root), train=True, download=download)
-    except RuntimeError as exc:
+    except (ValueError, AssertionError, KeyError, OSError, RuntimeError) as exc:
+        if (raw / "train-images-idx3-ubyte").is_file():  # there, but torchvision's idx parser failed
+            raise UserError(
+                f"{cls_name} files under {raw} could not be read (corrupt, truncated or empty idx "
+                f"files): {exc or type(exc).__name__}"
+            ) from None
         raise UserError(
             f"{cls_name} files not found under {root}/{cls_name}/raw "
             f"(train-images-idx3-ubyte etc.); put them there or set prepare.download: true"

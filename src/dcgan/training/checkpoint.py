@@ -9,6 +9,7 @@ checkpoint left by a run with other params is recognised and not resumed.
 from __future__ import annotations
 
 import hashlib
+import io as io_
 import json
 import pickle
 import re
@@ -17,7 +18,7 @@ from typing import Any
 
 import torch
 
-from dcgan import io
+from dcgan import faults, io
 
 _NAME = re.compile(r"^ckpt-(\d{9})\.pt$")
 KEEP = 2
@@ -63,7 +64,16 @@ def save_checkpoint(folder: str | Path, step: int, state: dict[str, Any]) -> Pat
     """Write ckpt-<step>.pt atomically, then drop all but the newest KEEP checkpoints."""
     folder = Path(folder)
     path = folder / f"ckpt-{step:09d}.pt"
-    io.atomic_write(path, lambda fh: torch.save(state, fh))
+    if faults.armed("kill_in_checkpoint", step):  # test seam: die with half a file written
+        def write(fh):
+            buf = io_.BytesIO()
+            torch.save(state, buf)
+            fh.write(buf.getvalue()[: len(buf.getvalue()) // 2])
+            fh.flush()
+            faults.kill()
+        io.atomic_write(path, write)
+    else:
+        io.atomic_write(path, lambda fh: torch.save(state, fh))
     for old in list_checkpoints(folder)[KEEP:]:
         old.unlink(missing_ok=True)
     return path
@@ -71,7 +81,14 @@ def save_checkpoint(folder: str | Path, step: int, state: dict[str, Any]) -> Pat
 
 def load_latest(folder: str | Path, map_location: str | torch.device = "cpu",
                 warn=print) -> tuple[dict[str, Any] | None, Path | None]:
-    """The newest checkpoint that loads; corrupt ones are named via ``warn`` and skipped."""
+    """The newest checkpoint that loads; corrupt ones are named via ``warn`` and skipped.
+
+    Temporary files of a write that was killed midway (never renamed into place) are removed.
+    """
+    if Path(folder).is_dir():
+        for stale in Path(folder).glob(".ckpt-*.tmp"):
+            warn(f"removing {stale}, an unfinished checkpoint write of an interrupted run")
+            stale.unlink(missing_ok=True)
     for path in list_checkpoints(folder):
         try:
             state = torch.load(path, map_location=map_location, weights_only=True)

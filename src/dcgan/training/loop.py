@@ -24,8 +24,9 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from dcgan import losses
+from dcgan import faults, losses
 from dcgan.config import TrainParams
+from dcgan.errors import UserError
 from dcgan.models import (
     Discriminator,
     Encoder,
@@ -47,6 +48,10 @@ class MetricLogger(Protocol):
 
     def metric(self, name: str, value: float, step: int) -> None: ...
     def image(self, name: str, grid: torch.Tensor, step: int) -> None: ...
+
+
+class TrainingDiverged(UserError):
+    """A loss or weight became NaN/inf; the last good checkpoint is left as it was."""
 
 
 class NullLogger:
@@ -187,7 +192,28 @@ def train(
     # Running sums stay on the device; .item() (a host sync) happens only at log steps.
     names = ["loss_d", "loss_g", "d_real", "d_fake"] + (["loss_recon"] if e is not None else [])
     sums = torch.zeros(len(names), device=device)
+    # step of the first non-finite loss (-1: none yet), kept on the device: no per-step sync
+    first_bad = torch.full((), -1, dtype=torch.long, device=device)
+    bad_losses = torch.zeros(len(names), device=device)
     since_log = 0
+
+    def check_finite(where: str) -> None:
+        """Stop on a non-finite loss (since the last check) or weight, before anything is saved."""
+        bad_step = int(first_bad)  # the one host sync, at log/checkpoint/epoch boundaries
+        if bad_step >= 0:
+            values = ", ".join(f"{k}={v:.4g}" for k, v in zip(names, bad_losses.tolist(), strict=True))
+            raise TrainingDiverged(f"training diverged at step {bad_step}: {values}. {kept()}")
+        for net_name, net in (("G", g), ("D", d), ("E", e)):
+            if net is not None and not all(bool(torch.isfinite(t).all()) for t in net.parameters()):
+                raise TrainingDiverged(f"training diverged: {net_name} has non-finite weights after "
+                                       f"step {step} ({where}). {kept()}")
+
+    def kept() -> str:
+        last = ckpt.list_checkpoints(ckpt_dir)
+        hint = "Lower train.lr or add a penalty (train.r1_gamma, train.gp_lambda)"
+        return (f"The last good checkpoint {last[0]} is left as it was. {hint}; changed params "
+                "train from scratch." if last else f"No checkpoint was written yet. {hint}.")
+
     images_seen = 0
     t0 = time.perf_counter()
     bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
@@ -257,14 +283,21 @@ def train(
                 row = [loss_d.detach(), loss_g.detach(), dr, df]
                 if e is not None:
                     row.append(loss_recon.detach())
-                sums += torch.stack(row)
+                row = torch.stack(row)
+                sums += row
+                newly_bad = (first_bad < 0) & ~torch.isfinite(row).all()
+                first_bad.copy_(torch.where(newly_bad, torch.full_like(first_bad, step + 1), first_bad))
+                bad_losses.copy_(torch.where(newly_bad, row, bad_losses))
             since_log += 1
             offset += bs
             step += 1
             images_seen += bs
             bar.update(1)
 
+            if faults.armed("kill_after_step", step):
+                faults.kill()
             if step % p.log_every == 0:
+                check_finite("log")
                 values = (sums / since_log).tolist()
                 for name, v in zip(names, values, strict=True):
                     logger.metric(f"train/{name}", v, step)
@@ -274,12 +307,14 @@ def train(
                 sums.zero_()
                 since_log = 0
             if step % p.checkpoint_every == 0:
+                check_finite("checkpoint")
                 ckpt.save_checkpoint(ckpt_dir, step, snapshot(False))
             if stop_after_steps is not None and step >= stop_after_steps:
                 stopped_early = True
                 break
         if stopped_early:
             break
+        check_finite("epoch end")
         epoch += 1
         offset = 0
         gs = sample_g()
@@ -298,6 +333,7 @@ def train(
             g.train()
         ckpt.save_checkpoint(ckpt_dir, step, snapshot(epoch >= p.epochs))
     bar.close()
+    check_finite("end")
     wall = wall_prev + (time.perf_counter() - t0)
     if e is not None:
         e.eval()

@@ -1,0 +1,30 @@
+"""validate: check the whole params.yaml before any other stage runs -> data/params.ok.
+
+DVC deletes a stage's outputs before it runs it, so a bad value found inside, say, the train
+stage would already have cost the workspace its models. Every stage therefore depends on this
+cheap stage, which depends on every params section: a bad value (``dvc repro`` or
+``dvc exp run -S train.lr=-1``) fails here, before any output is touched. Its output is a
+constant stamp, so a valid edit reruns only this stage and the stages that use the value.
+"""
+
+from __future__ import annotations
+
+import sys
+
+from dcgan import io
+from dcgan.stages._common import log, params_from, parser, run
+
+STAMP = "params.yaml validated\n"  # constant: must not change when a valid value changes
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = parser(__doc__)
+    ap.add_argument("--out", default="data/params.ok", help="stamp written when params are valid")
+    args = ap.parse_args(argv)
+    params_from(args)  # raises ConfigError naming the key, the expected and the given value
+    io.write_text(args.out, STAMP)
+    log(f"validate: {args.params} is valid")
+
+
+if __name__ == "__main__":
+    sys.exit(run(main))

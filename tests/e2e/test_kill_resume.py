@@ -1,0 +1,109 @@
+"""SIGKILL the train stage under `dvc repro` at several points; `dvc repro` resumes bitwise.
+
+The reference is an uninterrupted `dvc repro`. Each scenario kills training (from inside via
+DCGAN_FAULTS at an exact step or halfway through a checkpoint write, or from outside at a
+moment the test picks), runs `dvc repro` again, and compares the final weights' hashes and the
+dvclive curves with the reference. The params switch on what a resume must restore: EMA (and
+its BatchNorm buffers), DiffAugment and R1 draws, and a batch-size schedule that changes
+mid-run.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import tiny_params
+from tests.e2e.conftest import Project, make_project
+
+pytestmark = pytest.mark.slow
+
+# 480 images; batch 16 for steps 0-19, then 32: epoch 1 = 20 + 5 steps, later epochs 15 steps
+PARAMS = tiny_params(train={"epochs": 3, "checkpoint_every": 4, "log_every": 2, "eval_every": 1,
+                            "ema_decay": 0.9, "diffaug": ["translation", "color"],
+                            "batch_schedule": [[0, 16], [20, 32]], "lr_scaling": "linear"})
+WEIGHTS = ["generator.safetensors", "generator_best.safetensors", "discriminator.safetensors"]
+
+
+def digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def outcome(root: Path) -> dict[str, object]:
+    """What must be identical: the weights, and every dvclive curve (step, value)."""
+    out: dict[str, object] = {name: digest(root / "models/gan" / name) for name in WEIGHTS}
+    for tsv in sorted((root / "dvclive/plots/metrics").rglob("*.tsv")):
+        rows = [line.split("\t") for line in tsv.read_text().splitlines()]
+        keep = [i for i, col in enumerate(rows[0]) if col != "timestamp"]
+        out[str(tsv.relative_to(root))] = [[r[i] for i in keep] for r in rows]
+    return out
+
+
+def fresh_training(p: Project) -> None:
+    """Forget the finished run: no checkpoints, no models, no curves."""
+    for rel in ("checkpoints/train", "models/gan", "dvclive"):
+        shutil.rmtree(p.root / rel, ignore_errors=True)
+
+
+def repro_train(p: Project, faults: str = "") -> subprocess.CompletedProcess:
+    env = dict(p.env, DCGAN_FAULTS=faults) if faults else p.env
+    return subprocess.run(["dvc", "repro", "train"], cwd=p.root, env=env, capture_output=True,
+                          text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory) -> tuple[Project, dict]:
+    p = make_project(tmp_path_factory.mktemp("killresume"), PARAMS)
+    p.dvc("repro", "train")
+    return p, outcome(p.root)
+
+
+@pytest.mark.parametrize("faults", [
+    "kill_after_step=1",        # before the first checkpoint: starts over
+    "kill_after_step=6",        # mid-epoch, between checkpoints
+    "kill_in_checkpoint=8",     # half a checkpoint on disk, never renamed into place
+    "kill_in_checkpoint=25",    # the end-of-epoch checkpoint, just after the batch size grew
+    "kill_after_step=45",       # epoch 3, after two epochs of EMA/BN state and FID evaluations
+])
+def test_killed_train_resumes_bitwise(reference, faults):
+    p, expected = reference
+    fresh_training(p)
+    killed = repro_train(p, faults)
+    assert killed.returncode != 0, killed.stdout + killed.stderr
+    assert not (p.root / "models/gan/generator.safetensors").exists()
+    resumed = repro_train(p)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    if faults != "kill_after_step=1":
+        assert "resuming from" in resumed.stderr + resumed.stdout
+    if faults.startswith("kill_in_checkpoint"):  # the half-written file never became a checkpoint
+        step = int(faults.split("=")[1])
+        assert f"ckpt-{step:09d}.pt is corrupt" not in resumed.stderr + resumed.stdout
+    assert outcome(p.root) == expected
+
+
+def test_external_sigkill_resumes_bitwise(reference):
+    """SIGKILL from outside, once the second checkpoint is on disk (wherever training is then)."""
+    p, expected = reference
+    fresh_training(p)
+    proc = subprocess.Popen(["dvc", "repro", "train"], cwd=p.root, env=p.env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.monotonic() + 300
+    ckpts = p.root / "checkpoints/train"
+    while time.monotonic() < deadline and proc.poll() is None:
+        if len(list(ckpts.glob("ckpt-*.pt"))) >= 2:
+            break
+        time.sleep(0.01)
+    assert proc.poll() is None, "training finished before the test could kill it"
+    os.killpg(proc.pid, signal.SIGKILL)  # dvc and the train stage under it
+    proc.wait()
+    resumed = repro_train(p)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "resuming from" in resumed.stderr + resumed.stdout
+    assert outcome(p.root) == expected
