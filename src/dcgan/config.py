@@ -189,6 +189,11 @@ class TrainParams:
     """Weight of the reconstruction loss (updates E and G)."""
     latent_cycle_weight: float
     """Weight of the latent cycle loss |E(G(z)) - z| (updates E; 0 = off)."""
+    precision: Literal["fp32", "bf16", "fp16"]
+    """Forward/backward under autocast: fp32 (off), bf16, or fp16 (CUDA, with loss scaling).
+    Losses, penalties, BatchNorm statistics and optimizer state stay fp32."""
+    channels_last: bool
+    """NHWC memory format for the networks and batches (faster convolutions on most GPUs)."""
 
     def base_batch_size(self) -> int | Literal["auto"]:
         return self.batch_schedule[0][1] if self.batch_schedule else self.batch_size

@@ -132,11 +132,26 @@ def train(
         raise ValueError(f"{n} training images is fewer than the largest batch size {largest}")
     total_steps = count_steps(n, p.epochs, schedule, default_bs)
 
+    if p.precision == "fp16" and device.type != "cuda":
+        raise UserError(f"train.precision fp16 needs a CUDA device (loss scaling), not {device.type}; "
+                        "use bf16 or fp32")
+    amp_dtype = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[p.precision]
+    fmt = torch.channels_last if p.channels_last else torch.contiguous_format
+
+    def autocast():
+        """Forward passes in reduced precision; losses and penalties are computed outside, in fp32."""
+        return torch.autocast(device.type, dtype=amp_dtype or torch.float32, enabled=amp_dtype is not None)
+
+    if device.type == "cuda":
+        # fixed shapes per batch size: let cuDNN pick the fastest convolution algorithms
+        torch.backends.cudnn.benchmark = True
     torch.manual_seed(seed)  # init weights; everything after draws from derived generators
     g, d = build(cfg)
-    g.to(device)
-    d.to(device)
-    e = build_encoder(cfg).to(device) if p.encoder else None
+    g.to(device, memory_format=fmt)
+    d.to(device, memory_format=fmt)
+    e = build_encoder(cfg).to(device, memory_format=fmt) if p.encoder else None
+    # fp16 only: scale losses so small gradients survive; skips steps whose gradients overflow
+    scaler = torch.amp.GradScaler(device.type, enabled=p.precision == "fp16")
     opt_g = _make_opt(g.parameters(), p)
     opt_d = _make_opt(d.parameters(), p)
     opt_e = _make_opt(e.parameters(), p) if e is not None else None
@@ -160,6 +175,8 @@ def train(
             opt_e.load_state_dict(state["opt_e"])
         if ema is not None:
             ema.load_state_dict(state["g_ema"])
+        if "scaler" in state:
+            scaler.load_state_dict(state["scaler"])
         epoch, offset, step = int(state["epoch"]), int(state["offset"]), int(state["step"])
         wall_prev = float(state["wall_s"])
         resumed = step
@@ -180,6 +197,7 @@ def train(
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
             **({"e": e.state_dict(), "opt_e": opt_e.state_dict()} if e is not None else {}),
             **({"g_ema": ema.state_dict()} if ema is not None else {}),
+            **({"scaler": scaler.state_dict()} if scaler.is_enabled() else {}),
             **({"g_best": g_best, "best_fid": best_fid, "best_step": best_step} if g_best else {}),
         }
 
@@ -234,16 +252,18 @@ def train(
                         group["lr"] = lr
             idx = order[offset:offset + bs]
             real = data[idx].float().div_(127.5).sub_(1.0)  # (bs, C, H, W) in [-1, 1]
+            real = real.contiguous(memory_format=fmt)
             z = sample_prior(bs, cfg.latent_dim, cfg.prior, generator_for(seed, "z", step)).to(device)
             aug_gen = generator_for(seed, "diffaug", step) if aug else None
 
             def T(x: torch.Tensor, gen=aug_gen) -> torch.Tensor:  # DiffAugment, or identity
                 return diff_augment(x, aug, gen) if aug else x
 
-            # D step
-            fake = g(z)
-            out_real = d(T(real))
-            out_fake = d(T(fake.detach()))
+            # D step (logits cast back to fp32: the losses never run in reduced precision)
+            with autocast():
+                fake = g(z)
+                out_real = d(T(real)).float()
+                out_fake = d(T(fake.detach())).float()
             loss_d = losses.d_loss(p.loss, out_real, out_fake)
             if step % p.reg_every == 0:  # lazy regularisation: every reg_every steps, scaled up
                 if p.r1_gamma > 0:
@@ -251,27 +271,32 @@ def train(
                 if p.gp_lambda > 0:
                     alpha = torch.rand(bs, 1, 1, 1, generator=generator_for(seed, "gp", step)).to(device)
                     loss_d = loss_d + p.gp_lambda * p.reg_every * losses.gradient_penalty(
-                        d, T(real), T(fake), alpha)
+                        d, T(real), T(fake.float()), alpha)
             opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
-            opt_d.step()
+            scaler.scale(loss_d).backward()
+            scaler.step(opt_d)
 
             # G step (and E: reconstruction updates E and G, the latent cycle E only)
-            out_g = d(T(fake))
+            with autocast():
+                out_g = d(T(fake)).float()
+                if e is not None:
+                    recon = g(e(real)).float()
+                    z_cycle = e(fake.detach()).float() if p.latent_cycle_weight > 0 else None
             loss_g = losses.g_loss(p.loss, out_g)
             total_g = loss_g
             if e is not None:
-                loss_recon = losses.reconstruction_loss(p.recon_loss, g(e(real)), real)
+                loss_recon = losses.reconstruction_loss(p.recon_loss, recon, real)
                 total_g = total_g + p.recon_weight * loss_recon
-                if p.latent_cycle_weight > 0:
+                if z_cycle is not None:
                     total_g = total_g + p.latent_cycle_weight * losses.reconstruction_loss(
-                        p.recon_loss, e(fake.detach()), z)
+                        p.recon_loss, z_cycle, z)
                 opt_e.zero_grad(set_to_none=True)
             opt_g.zero_grad(set_to_none=True)
-            total_g.backward()
-            opt_g.step()
+            scaler.scale(total_g).backward()
+            scaler.step(opt_g)
             if e is not None:
-                opt_e.step()
+                scaler.step(opt_e)
+            scaler.update()
             if ema is not None:
                 ema.update(g)
 

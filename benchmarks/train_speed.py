@@ -1,0 +1,269 @@
+"""Training speed of the project's loop next to the plain PyTorch DCGAN example's loop.
+
+    python benchmarks/train_speed.py                   # both configs, fp32 (about 5 minutes on 2 cores)
+    python benchmarks/train_speed.py --configs example --rounds 2 --steps 8
+    python benchmarks/train_speed.py --precision bf16  # the project loop under bf16 autocast
+
+One process, one run: for each config the two loops take turns (reference, project, reference,
+project, ...) for ``--rounds`` rounds of ``--steps`` timed steps each, after warm-up steps that
+are not timed, so that machine noise hits both. Prints images/s of each loop, the median per
+loop, and the ratio project / reference.
+
+The reference loop is written here after the official example (pytorch/examples, dcgan/main.py):
+its Generator and Discriminator (ngf, ndf, nz=100, BatchNorm, Sigmoid output and BCELoss),
+Adam(lr 2e-4, betas (0.5, 0.999)), a DataLoader over a TensorDataset with shuffle, fp32, and
+the per-step ``.item()`` calls it makes for its log line. No tricks.
+
+The project's side is ``dcgan.training.loop.train`` itself (what the train stage runs, with its
+logging, checkpoint schedule and derived-seed draws), timed between two of its own log steps.
+
+Configs:
+- ``example``: the example's default, 64x64x3, ngf = ndf = 64, nz = 100, batch 64, plain DCGAN
+  (BCE, no penalty, no EMA) on both sides;
+- ``default``: the project's params.yaml (train section, prepare.image_size/channels) against
+  the reference loop at the same image size, widths, latent size and batch size; the project
+  side pays for its training techniques (R1's second backward pass every 4 steps);
+- ``default_plain``: the same with every technique off, so the gap to the reference is what the
+  pipeline itself (logging, checkpoints, derived seeds, in-memory batches) costs or saves.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # read by tqdm at import: keep the loop's bar out of the table
+
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import statistics  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from dcgan.config import load_params  # noqa: E402
+from dcgan.training.loop import gan_config, train  # noqa: E402
+
+CPU = torch.device("cpu")
+
+# ---------------------------------------------------------------------------------------------
+# the reference: the official example's networks and loop
+
+
+class RefGenerator(nn.Module):
+    """The example's netG, generalised to any power-of-two size (64 gives the example exactly)."""
+
+    def __init__(self, nz: int, ngf: int, nc: int, size: int):
+        super().__init__()
+        n_up = int(np.log2(size)) - 3  # 64 -> 3 stride-2 blocks after the 4x4 projection
+        ch = ngf * 2 ** n_up
+        layers: list[nn.Module] = [nn.ConvTranspose2d(nz, ch, 4, 1, 0, bias=False), nn.BatchNorm2d(ch),
+                                   nn.ReLU(True)]
+        for _ in range(n_up):
+            layers += [nn.ConvTranspose2d(ch, ch // 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch // 2),
+                       nn.ReLU(True)]
+            ch //= 2
+        layers += [nn.ConvTranspose2d(ch, nc, 4, 2, 1, bias=False), nn.Tanh()]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x)
+
+
+class RefDiscriminator(nn.Module):
+    def __init__(self, ndf: int, nc: int, size: int):
+        super().__init__()
+        n_down = int(np.log2(size)) - 3
+        layers: list[nn.Module] = [nn.Conv2d(nc, ndf, 4, 2, 1, bias=False), nn.LeakyReLU(0.2, inplace=True)]
+        ch = ndf
+        for _ in range(n_down):
+            layers += [nn.Conv2d(ch, ch * 2, 4, 2, 1, bias=False), nn.BatchNorm2d(ch * 2),
+                       nn.LeakyReLU(0.2, inplace=True)]
+            ch *= 2
+        layers += [nn.Conv2d(ch, 1, 4, 1, 0, bias=False), nn.Sigmoid()]
+        self.main = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.main(x)
+
+
+def weights_init(m: nn.Module) -> None:
+    name = m.__class__.__name__
+    if name.find("Conv") != -1:
+        nn.init.normal_(m.weight.data, 0.0, 0.02)
+    elif name.find("BatchNorm") != -1:
+        nn.init.normal_(m.weight.data, 1.0, 0.02)
+        nn.init.constant_(m.bias.data, 0)
+
+
+class Reference:
+    """The example's training loop, resumable between timing blocks (iterator kept open)."""
+
+    def __init__(self, images: np.ndarray, nz: int, ngf: int, ndf: int, batch: int,
+                 device: torch.device = CPU):
+        n, nc, size, _ = images.shape
+        self.device = device
+        data = torch.from_numpy(images).float().div(127.5).sub(1.0)
+        self.loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(data), batch_size=batch,
+                                                  shuffle=True, drop_last=True)
+        self.it = iter(self.loader)
+        self.netG, self.netD = RefGenerator(nz, ngf, nc, size), RefDiscriminator(ndf, nc, size)
+        self.netG.apply(weights_init)
+        self.netD.apply(weights_init)
+        self.netG.to(device)
+        self.netD.to(device)
+        self.criterion = nn.BCELoss()
+        self.optD = torch.optim.Adam(self.netD.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.optG = torch.optim.Adam(self.netG.parameters(), lr=2e-4, betas=(0.5, 0.999))
+        self.nz, self.batch = nz, batch
+
+    def step(self) -> None:
+        try:
+            (real,) = next(self.it)
+        except StopIteration:
+            self.it = iter(self.loader)
+            (real,) = next(self.it)
+        real = real.to(self.device)  # as the example does with each batch
+        b = real.size(0)
+        # (1) update D: maximize log(D(x)) + log(1 - D(G(z)))
+        self.netD.zero_grad()
+        label = torch.full((b,), 1.0, device=self.device)
+        output = self.netD(real).view(-1)
+        err_d_real = self.criterion(output, label)
+        err_d_real.backward()
+        d_x = output.mean().item()
+        noise = torch.randn(b, self.nz, 1, 1, device=self.device)
+        fake = self.netG(noise)
+        label.fill_(0.0)
+        output = self.netD(fake.detach()).view(-1)
+        err_d_fake = self.criterion(output, label)
+        err_d_fake.backward()
+        d_g_z1 = output.mean().item()
+        err_d = err_d_real + err_d_fake
+        self.optD.step()
+        # (2) update G: maximize log(D(G(z)))
+        self.netG.zero_grad()
+        label.fill_(1.0)
+        output = self.netD(fake).view(-1)
+        err_g = self.criterion(output, label)
+        err_g.backward()
+        d_g_z2 = output.mean().item()
+        self.optG.step()
+        self.last = (err_d.item(), err_g.item(), d_x, d_g_z1, d_g_z2)  # the example prints these
+
+    def images_per_s(self, warmup: int, steps: int) -> float:
+        for _ in range(warmup):
+            self.step()
+        sync(self.device)
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            self.step()
+        sync(self.device)
+        return steps * self.batch / (time.perf_counter() - t0)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+# ---------------------------------------------------------------------------------------------
+# the project's loop
+
+
+def project_images_per_s(p, cfg, images: np.ndarray, warmup: int, steps: int, seed: int,
+                         device: torch.device = CPU) -> float:
+    """Run ``train`` for warmup + steps steps; time the steps between log step ``warmup`` and the end."""
+    p = dataclasses.replace(p, eval_every=0, log_every=warmup if warmup else steps,
+                            epochs=10**6)  # never reaches an epoch end within the window
+    stamps: dict[int, float] = {}
+
+    class Clock:
+        def metric(self, name: str, value: float, step: int) -> None:
+            stamps.setdefault(step, time.perf_counter())
+
+        def image(self, *args) -> None:
+            pass
+
+    batch = p.batch_schedule[-1][1] if p.batch_schedule else p.batch_size
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        train(p, cfg, seed, images, device, tmp, "bench", Clock(), log=lambda m: None,
+              stop_after_steps=warmup + steps)
+        sync(device)
+        end = time.perf_counter()
+    start = stamps.get(warmup, t0)
+    return steps * batch / (end - start)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def configs(params) -> dict[str, tuple]:
+    """name -> (project train params, GANConfig, image shape (C, S), latent, widths, batch)."""
+    t = params.train
+    plain = dict(loss="bce", r1_gamma=0.0, gp_lambda=0.0, ema_decay=0.0, diffaug=(), encoder=False,
+                 d_spectral=False, batch_schedule=(), g_norm="batch", d_norm="batch", prior="normal")
+    example = dataclasses.replace(t, **plain, batch_size=64, latent_dim=100, g_width=64, d_width=64)
+    default_bs = t.batch_size if t.batch_size != "auto" else 64
+    default = dataclasses.replace(t, batch_size=default_bs)
+    default_plain = dataclasses.replace(default, **plain)
+    size, channels = params.prepare.image_size, params.prepare.channels
+    return {
+        "example": (example, gan_config(example, 64, 3), (3, 64), 100, 64, 64, 64),
+        "default": (default, gan_config(default, params.prepare.image_size, params.prepare.channels),
+                    (params.prepare.channels, params.prepare.image_size), t.latent_dim, t.g_width,
+                    t.d_width, default_bs),
+        "default_plain": (default_plain, gan_config(default_plain, size, channels), (channels, size),
+                          t.latent_dim, t.g_width, t.d_width, default_bs),
+    }
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--configs", nargs="+", default=["example", "default", "default_plain"], choices=["example", "default", "default_plain"])
+    ap.add_argument("--rounds", type=int, default=3, help="alternations of reference and project")
+    ap.add_argument("--steps", type=int, default=0, help="timed steps per block (0: 12 example, 60 default)")
+    ap.add_argument("--warmup", type=int, default=3, help="untimed steps before each block")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                    help="the project loop's train.precision (the reference stays fp32)")
+    ap.add_argument("--channels-last", choices=["params", "on", "off"], default="params",
+                    help="the project loop's train.channels_last (default: as in params.yaml)")
+    ap.add_argument("--device", default="cpu", help="cpu or cuda (both loops run there)")
+    args = ap.parse_args()
+    params = load_params(args.params)
+    device = torch.device(args.device)
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # as the example does
+    torch.manual_seed(0)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"CPU capability {torch.backends.cpu.get_cpu_capability()}, device {device}"
+          + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
+    for name in args.configs:
+        p, cfg, (c, s), nz, ngf, ndf, batch = configs(params)[name]
+        cl = p.channels_last if args.channels_last == "params" else args.channels_last == "on"
+        p = dataclasses.replace(p, precision=args.precision, channels_last=cl)
+        steps = args.steps or (12 if name == "example" else 80)
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, (max(20 * batch, 640), c, s, s), dtype=np.uint8)
+        ref = Reference(images, nz, ngf, ndf, batch, device)
+        print(f"\n[{name}] {c}x{s}x{s}, ngf={ngf} ndf={ndf} nz={nz}, batch {batch}; "
+              f"project: loss={p.loss} r1={p.r1_gamma} ema={p.ema_decay} diffaug={list(p.diffaug)} "
+              f"precision={p.precision} channels_last={p.channels_last}")
+        rates: dict[str, list[float]] = {"reference": [], "project": []}
+        for r in range(args.rounds):
+            rates["reference"].append(ref.images_per_s(args.warmup, steps))
+            rates["project"].append(project_images_per_s(p, cfg, images, args.warmup, steps, seed=r,
+                                                         device=device))
+            print(f"  round {r + 1}: reference {rates['reference'][-1]:7.1f} img/s   "
+                  f"project {rates['project'][-1]:7.1f} img/s", flush=True)
+        ref_m, proj_m = (statistics.median(rates[k]) for k in ("reference", "project"))
+        print(f"  median: reference {ref_m:.1f} img/s, project {proj_m:.1f} img/s, "
+              f"ratio {proj_m / ref_m:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
