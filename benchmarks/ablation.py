@@ -15,21 +15,19 @@ in the table; ``--rows`` with no names only rewrites it) and the table goes to r
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import math
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-import torch
+import train_speed  # benchmarks/train_speed.py (benchmarks/ is sys.path[0] when run as a script)
 import yaml
 
 from dcgan.config import load_params
 from dcgan.data.arrays import load_images
-from dcgan.training.loop import gan_config, train
+from dcgan.training.loop import gan_config
 from dcgan.training.schedule import count_steps
 
 OFF = {  # plain DCGAN: every technique off
@@ -79,21 +77,9 @@ def seconds_per_step(raw: dict, images, warmup: int = 10, steps: int = 60) -> fl
     """Time ``steps`` training steps of this configuration in-process, after ``warmup`` steps."""
     from dcgan.config import parse_params
 
-    p = dataclasses.replace(parse_params(raw).train, log_every=1, eval_every=0)
-    cfg = gan_config(p, images.shape[-1], images.shape[1])
-    stamps: dict[int, float] = {}
-
-    class Clock:
-        def metric(self, name: str, value: float, step: int) -> None:
-            stamps.setdefault(step, time.perf_counter())
-
-        def image(self, *args) -> None:
-            pass
-
-    with tempfile.TemporaryDirectory() as tmp:
-        train(p, cfg, 0, images, torch.device("cpu"), tmp, "calib", Clock(), log=lambda m: None,
-              stop_after_steps=warmup + steps)
-    return (stamps[warmup + steps] - stamps[warmup]) / steps
+    p = parse_params(raw).train
+    return train_speed.seconds_per_step(p, gan_config(p, images.shape[-1], images.shape[1]), images,
+                                        warmup, steps)
 
 
 def experiments() -> dict[str, dict]:

@@ -173,9 +173,9 @@ def sync(device: torch.device) -> None:
 # the project's loop
 
 
-def project_images_per_s(p, cfg, images: np.ndarray, warmup: int, steps: int, seed: int,
-                         device: torch.device = CPU) -> float:
-    """Run ``train`` for warmup + steps steps; time the steps between log step ``warmup`` and the end."""
+def seconds_per_step(p, cfg, images: np.ndarray, warmup: int, steps: int, seed: int = 0,
+                     device: torch.device = CPU) -> float:
+    """Run ``train`` for warmup + steps steps; seconds per step between log step ``warmup`` and the end."""
     p = dataclasses.replace(p, eval_every=0, log_every=warmup if warmup else steps,
                             epochs=10**6)  # never reaches an epoch end within the window
     stamps: dict[int, float] = {}
@@ -187,15 +187,19 @@ def project_images_per_s(p, cfg, images: np.ndarray, warmup: int, steps: int, se
         def image(self, *args) -> None:
             pass
 
-    batch = p.batch_schedule[-1][1] if p.batch_schedule else p.batch_size
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         train(p, cfg, seed, images, device, tmp, "bench", Clock(), log=lambda m: None,
               stop_after_steps=warmup + steps)
         sync(device)
         end = time.perf_counter()
-    start = stamps.get(warmup, t0)
-    return steps * batch / (end - start)
+    return (end - stamps.get(warmup, t0)) / steps
+
+
+def project_images_per_s(p, cfg, images: np.ndarray, warmup: int, steps: int, seed: int,
+                         device: torch.device = CPU) -> float:
+    batch = p.batch_schedule[-1][1] if p.batch_schedule else p.batch_size
+    return batch / seconds_per_step(p, cfg, images, warmup, steps, seed, device)
 
 
 # ---------------------------------------------------------------------------------------------
