@@ -14,7 +14,7 @@ The flow drives DVC and never re-implements a stage, so dvc.lock stays the recor
    metrics and sample grid go to ``models/registry/<timestamp>-<name>/``, the experiment is
    applied to the workspace (``dvc exp apply``) and ``models/registry/latest.json`` points at
    it. A failed or worse run leaves both the workspace and ``latest`` as they were;
-5. ``dvc push`` / ``dvc exp push`` when remotes are configured (retried with backoff).
+5. ``dvc push`` / ``dvc exp push <git remote> NAME`` when remotes are configured (retried with backoff).
 
 Artifacts with stable keys (history across runs in the UI): ``dcgan-metrics-diff`` (markdown),
 ``dcgan-metrics`` (table), ``dcgan-samples`` (link to the run's sample grid).
@@ -103,7 +103,8 @@ def promote_model(root: Path, name: str, rev: str, comparison: rt.Comparison, di
 
 @task(**NETWORK_RETRIES)
 def dvc_push(root: Path, name: str) -> None:
-    for args in (["push"], *([["exp", "push", "origin", name]] if rt.git_remote_configured(root) else [])):
+    remote = rt.git_remote(root)
+    for args in (["push"], *([["exp", "push", remote, name]] if remote else [])):
         code, lines = rt.dvc(args, root, _log)
         if code != 0:
             raise RuntimeError(f"dvc {' '.join(args)} failed: {rt.failure_message(lines)}")

@@ -155,3 +155,17 @@ def test_deployment_check_catches_mistakes():
     assert any("overides" in p for p in problems)
     assert any("do not validate" in p for p in problems)
     assert any("bad cron" in p for p in problems)
+
+
+def test_experiments_are_pushed_to_origin_or_the_only_remote(tmp_path: Path):
+    import subprocess
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    assert rt.git_remote(tmp_path) is None
+    git("remote", "add", "upstream", "https://example.com/a.git")
+    assert rt.git_remote(tmp_path) == "upstream"
+    git("remote", "add", "origin", "https://example.com/b.git")
+    assert rt.git_remote(tmp_path) == "origin"

@@ -122,9 +122,11 @@ def remote_configured(cwd: Path) -> bool:
     return res.returncode == 0 and bool(res.stdout.strip())
 
 
-def git_remote_configured(cwd: Path) -> bool:
+def git_remote(cwd: Path) -> str | None:
+    """The git remote experiments are pushed to: ``origin`` if there is one, else the first."""
     res = subprocess.run(["git", "remote"], cwd=cwd, capture_output=True, text=True)
-    return res.returncode == 0 and bool(res.stdout.strip())
+    names = res.stdout.split() if res.returncode == 0 else []
+    return "origin" if "origin" in names else (names[0] if names else None)
 
 
 def run_experiment(cwd: Path, name: str, overrides: dict[str, str], log: Log,
