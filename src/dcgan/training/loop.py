@@ -222,7 +222,8 @@ def train(
             values = ", ".join(f"{k}={v:.4g}" for k, v in zip(names, bad_losses.tolist(), strict=True))
             raise TrainingDiverged(f"training diverged at step {bad_step}: {values}. {kept()}")
         for net_name, net in (("G", g), ("D", d), ("E", e)):
-            if net is not None and not all(bool(torch.isfinite(t).all()) for t in net.parameters()):
+            # one host sync per network, not one per parameter tensor
+            if net is not None and not bool(torch.stack([torch.isfinite(t).all() for t in net.parameters()]).all()):
                 raise TrainingDiverged(f"training diverged: {net_name} has non-finite weights after "
                                        f"step {step} ({where}). {kept()}")
 
