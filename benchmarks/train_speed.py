@@ -3,6 +3,7 @@
     python benchmarks/train_speed.py                   # both configs, fp32 (about 5 minutes on 2 cores)
     python benchmarks/train_speed.py --configs example --rounds 2 --steps 8
     python benchmarks/train_speed.py --precision bf16  # the project loop under bf16 autocast
+    python benchmarks/train_speed.py --compile default --warmup 5  # torch.compile (compiles in the warm-up)
 
 One process, one run: for each config the two loops take turns (reference, project, reference,
 project, ...) for ``--rounds`` rounds of ``--steps`` timed steps each, after warm-up steps that
@@ -236,6 +237,8 @@ def main() -> None:
                     help="the project loop's train.precision (the reference stays fp32)")
     ap.add_argument("--channels-last", choices=["params", "on", "off"], default="params",
                     help="the project loop's train.channels_last (default: as in params.yaml)")
+    ap.add_argument("--compile", choices=["params", "none", "default", "reduce-overhead", "max-autotune"],
+                    default="params", help="the project loop's train.compile (compilation falls in the warm-up)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (both loops run there)")
     args = ap.parse_args()
     params = load_params(args.params)
@@ -249,14 +252,15 @@ def main() -> None:
     for name in args.configs:
         p, cfg, (c, s), nz, ngf, ndf, batch = configs(params)[name]
         cl = p.channels_last if args.channels_last == "params" else args.channels_last == "on"
-        p = dataclasses.replace(p, precision=args.precision, channels_last=cl)
+        p = dataclasses.replace(p, precision=args.precision, channels_last=cl,
+                                compile=p.compile if args.compile == "params" else args.compile)
         steps = args.steps or (12 if name == "example" else 80)
         rng = np.random.default_rng(0)
         images = rng.integers(0, 256, (max(20 * batch, 640), c, s, s), dtype=np.uint8)
         ref = Reference(images, nz, ngf, ndf, batch, device)
         print(f"\n[{name}] {c}x{s}x{s}, ngf={ngf} ndf={ndf} nz={nz}, batch {batch}; "
               f"project: loss={p.loss} r1={p.r1_gamma} ema={p.ema_decay} diffaug={list(p.diffaug)} "
-              f"precision={p.precision} channels_last={p.channels_last}")
+              f"precision={p.precision} channels_last={p.channels_last} compile={p.compile}")
         rates: dict[str, list[float]] = {"reference": [], "project": []}
         for r in range(args.rounds):
             rates["reference"].append(ref.images_per_s(args.warmup, steps))

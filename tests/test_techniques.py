@@ -355,3 +355,28 @@ def test_channels_last_trains_the_same_model(tmp_path, data):
     loaded = load_generator(tmp_path / "m", CPU).state_dict()
     for k, v in nhwc.g.state_dict().items():
         assert torch.equal(loaded[k], v), k
+
+
+@pytest.mark.slow
+def test_compile_trains_the_same_model(tmp_path, data):
+    """torch.compile (inductor, CPU here) with the R1 step (eager double backward) and an encoder:
+    same model as eager within fp32 reordering, state dicts without compile's prefixes."""
+    p = tparams(epochs=1, r1_gamma=0.1, reg_every=2, encoder=True)
+    cfg = gan_config(p, 16, 1)
+    comp = train(dataclasses.replace(p, compile="default"), cfg, 0, data, CPU, tmp_path / "a", "fp",
+                 log=lambda m: None, stop_after_steps=4)
+    eager = train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None, stop_after_steps=4)
+    assert digest(comp.g) != digest(eager.g) or digest(comp.d) != digest(eager.d)  # compiled code ran
+    for net in ("g", "d", "e"):
+        a, b = getattr(comp, net).state_dict(), getattr(eager, net).state_dict()
+        assert a.keys() == b.keys()  # no "_orig_mod." keys in models or checkpoints
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], atol=1e-3, rtol=1e-3, msg=f"{net}.{k}")
+
+
+def test_dataset_placement_rule():
+    from dcgan.training.loop import dataset_fits, place_data
+
+    assert dataset_fits(1 << 30, 8 << 30) and not dataset_fits(3 << 30, 8 << 30)
+    x = np.zeros((4, 1, 8, 8), np.uint8)
+    assert place_data(x, CPU, log=lambda m: None).device == CPU

@@ -22,6 +22,7 @@ from typing import Any, Protocol
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 from dcgan import faults, losses
@@ -94,6 +95,35 @@ def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
 def _make_opt(params, p: TrainParams) -> torch.optim.Adam:
     # foreach: one fused kernel launch per param group instead of one per tensor
     return torch.optim.Adam(params, lr=p.lr, betas=(p.beta1, p.beta2), foreach=True)
+
+
+def dataset_fits(nbytes: int, free_bytes: int, fraction: float = 0.25) -> bool:
+    """Whether a dataset of ``nbytes`` goes on an accelerator with ``free_bytes`` free: at most
+    ``fraction`` of it, so that the networks, activations and cuDNN workspaces keep the rest."""
+    return nbytes <= fraction * free_bytes
+
+
+def place_data(images: np.ndarray, device: torch.device, log: Callable[[str], None] = print) -> torch.Tensor:
+    """The training images as one uint8 tensor: on the device when it fits there (CUDA: a
+    quarter of the free memory), else in pinned host memory, batches copied over per step."""
+    data = torch.from_numpy(images)
+    if device.type != "cuda":
+        return data.to(device)
+    free, _ = torch.cuda.mem_get_info(device)
+    if dataset_fits(data.nbytes, free):
+        return data.to(device)
+    log(f"training data ({data.nbytes / 2**30:.1f} GiB) is more than a quarter of the GPU's free "
+        f"memory ({free / 2**30:.1f} GiB): kept in pinned host memory, copied per batch")
+    return data.pin_memory()
+
+
+def compiled(g: nn.Module, d: nn.Module, e: nn.Module | None, mode: str):
+    """``(G, D, E)`` to call in the train step: the modules, or torch.compile'd wrappers of
+    them sharing their parameters (state dicts, EMA and checkpoints keep using the modules)."""
+    if mode == "none":
+        return g, d, e
+    wrap = lambda m: None if m is None else torch.compile(m, mode=mode)  # noqa: E731
+    return wrap(g), wrap(d), wrap(e)
 
 
 def gan_config(p: TrainParams, image_size: int, channels: int) -> GANConfig:
@@ -185,7 +215,7 @@ def train(
             best_fid, best_step = float(state["best_fid"]), int(state["best_step"])
         log(f"resuming from {path} at epoch {epoch}, step {step}")
 
-    data = torch.from_numpy(images).to(device)  # uint8 on the device; converted per batch
+    data = place_data(images, device, log)  # uint8; converted per batch
     z_fixed = fixed_noise(seed, p.sample_grid, cfg.latent_dim, cfg.prior).to(device)
     aug = p.diffaug
 
@@ -233,6 +263,12 @@ def train(
         return (f"The last good checkpoint {last[0]} is left as it was. {hint}; changed params "
                 "train from scratch." if last else f"No checkpoint was written yet. {hint}.")
 
+    # What each step calls: the networks themselves, or their torch.compile'd wrappers (same
+    # parameters). Penalties (double backward) and sampling always run the eager modules.
+    G, D, E = compiled(g, d, e, p.compile)
+    mark_step = (torch.compiler.cudagraph_mark_step_begin
+                 if p.compile == "reduce-overhead" and device.type == "cuda" else lambda: None)
+
     images_seen = 0
     t0 = time.perf_counter()
     bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
@@ -252,7 +288,9 @@ def train(
                     for group in opt.param_groups:
                         group["lr"] = lr
             idx = order[offset:offset + bs]
-            real = data[idx].float().div_(127.5).sub_(1.0)  # (bs, C, H, W) in [-1, 1]
+            mark_step()  # CUDA graphs: outputs of the previous step are no longer read
+            real = data[idx.to(data.device)].to(device, non_blocking=True)
+            real = real.float().div_(127.5).sub_(1.0)  # (bs, C, H, W) in [-1, 1]
             real = real.contiguous(memory_format=fmt)
             z = sample_prior(bs, cfg.latent_dim, cfg.prior, generator_for(seed, "z", step)).to(device)
             aug_gen = generator_for(seed, "diffaug", step) if aug else None
@@ -262,9 +300,9 @@ def train(
 
             # D step (logits cast back to fp32: the losses never run in reduced precision)
             with autocast():
-                fake = g(z)
-                out_real = d(T(real)).float()
-                out_fake = d(T(fake.detach())).float()
+                fake = G(z)
+                out_real = D(T(real)).float()
+                out_fake = D(T(fake.detach())).float()
             loss_d = losses.d_loss(p.loss, out_real, out_fake)
             if step % p.reg_every == 0:  # lazy regularisation: every reg_every steps, scaled up
                 if p.r1_gamma > 0:
@@ -279,10 +317,10 @@ def train(
 
             # G step (and E: reconstruction updates E and G, the latent cycle E only)
             with autocast():
-                out_g = d(T(fake)).float()
+                out_g = D(T(fake)).float()
                 if e is not None:
-                    recon = g(e(real)).float()
-                    z_cycle = e(fake.detach()).float() if p.latent_cycle_weight > 0 else None
+                    recon = G(E(real)).float()
+                    z_cycle = E(fake.detach()).float() if p.latent_cycle_weight > 0 else None
             loss_g = losses.g_loss(p.loss, out_g)
             total_g = loss_g
             if e is not None:
