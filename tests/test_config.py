@@ -37,6 +37,9 @@ def test_params_are_frozen():
         ("evaluate", "metrics", ["fid", "fid"], "evaluate.metrics must not repeat a metric"),
         ("evaluate", "generator", "first", "evaluate.generator must be one of best, last, got 'first'"),
         ("train", "eval_every", -1, "train.eval_every must be >= 0 (0 = off), got -1"),
+        ("train", "nproc", 0, "train.nproc must be >= 1, got 0"),
+        ("train", "nproc", 3, "train.batch_size must be divisible by train.nproc 3 (batch sizes are global"),
+        ("train", "compile", "fast", "train.compile must be one of none, default, reduce-overhead, max-autotune"),
     ],
 )
 def test_bad_values_name_key_and_value(section, key, value, message):

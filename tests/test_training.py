@@ -172,3 +172,28 @@ def test_divergence_stops_naming_the_step_and_loss_and_keeps_the_checkpoints(tmp
     assert "ckpt-000000004.pt is left as it was" in msg
     after = {c.name: c.read_bytes() for c in ckpt.list_checkpoints(tmp_path)}
     assert after == before  # nothing newer written, nothing overwritten
+
+
+def test_checkpoint_from_another_world_size_is_refused_and_kept(tmp_path, data):
+    from dcgan.errors import UserError
+
+    p, cfg = setup(checkpoint_every=2)
+    train(p, cfg, 0, data, CPU, tmp_path, "run", log=lambda m: None, stop_after_steps=2)
+    path = ckpt.list_checkpoints(tmp_path)[0]
+    state = torch.load(path, weights_only=True)
+    assert state["world_size"] == 1
+    state["world_size"] = 2
+    torch.save(state, path)
+    before = path.read_bytes()
+    with pytest.raises(UserError, match=r"saved by 2 processes and this run has 1: resume with train.nproc: 2"):
+        train(p, cfg, 0, data, CPU, tmp_path, "run", log=lambda m: None)
+    assert path.read_bytes() == before
+
+
+def test_a_torchrun_world_that_is_not_train_nproc_is_refused(monkeypatch):
+    from dcgan.errors import UserError
+    from dcgan.training.distributed import init_from_env
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(UserError, match="train.nproc is 1 but this process runs in a torchrun world of 2"):
+        init_from_env(CPU, 1)

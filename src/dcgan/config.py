@@ -197,6 +197,11 @@ class TrainParams:
     compile: Literal["none", "default", "reduce-overhead", "max-autotune"]
     """torch.compile the networks' train steps (none = eager). ``reduce-overhead`` adds CUDA
     graphs on CUDA; the first steps pay for compilation (about 40 s on this 2-core CPU)."""
+    nproc: int
+    """Processes for data-parallel training (DDP under torchrun; NCCL on GPUs, one per GPU,
+    gloo on CPU). Batch sizes stay global: each process takes batch_size / nproc."""
+    sync_bn: bool
+    """With nproc > 1: BatchNorm statistics over the global batch instead of each process's share."""
 
     def base_batch_size(self) -> int | Literal["auto"]:
         return self.batch_schedule[0][1] if self.batch_schedule else self.batch_size
@@ -218,6 +223,14 @@ class TrainParams:
                       [list(x) for x in self.batch_schedule])
             if self.batch_size == "auto":
                 _fail(f"{s}.batch_size", "cannot be auto together with a batch_schedule", "auto")
+        if self.nproc < 1:
+            _fail(f"{s}.nproc", "must be >= 1", self.nproc)
+        sizes = [bs for _, bs in self.batch_schedule] or ([] if self.batch_size == "auto" else [self.batch_size])
+        for bs in sizes:
+            if bs % self.nproc:
+                _fail(f"{s}.batch_size" if not self.batch_schedule else f"{s}.batch_schedule",
+                      f"must be divisible by train.nproc {self.nproc} (batch sizes are global: "
+                      f"each process takes batch_size / nproc)", bs)
         for k in ("r1_gamma", "gp_lambda", "recon_weight", "latent_cycle_weight"):
             if getattr(self, k) < 0:
                 _fail(f"{s}.{k}", "must be >= 0", getattr(self, k))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import os
 import sys
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import torch
 from dvclive import Live
 
 from dcgan.data import arrays
+from dcgan.errors import UserError
 from dcgan.metrics.fid import feature_stats, frechet_distance
 from dcgan.metrics.reference import load_reference, make_extractor
 from dcgan.models import Generator, build, save_models
@@ -17,6 +19,7 @@ from dcgan.runtime import derive_seed, pick_device
 from dcgan.sampling import generate, grid_image
 from dcgan.stages._common import log, params_from, parser, run
 from dcgan.training import checkpoint as ckpt
+from dcgan.training import distributed
 from dcgan.training.loop import gan_config, train
 from dcgan.training.schedule import probe_batch_size
 
@@ -75,10 +78,26 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--prepared", default="data/prepared", help="prepare's output (to check the reference)")
     args = ap.parse_args(argv)
     params = params_from(args)
+    p = params.train
+    if p.nproc > 1 and "TORCHELASTIC_RUN_ID" not in os.environ:
+        # the same stage command whatever the process count: relaunch this module under torchrun
+        code = distributed.launch(p.nproc, "dcgan.stages.train", sys.argv[1:] if argv is None else argv)
+        if code != 0:
+            raise UserError(f"training under torchrun with {p.nproc} processes failed (exit code {code}); "
+                            "the failing process's own error is above")
+        return
+    device = pick_device(params.base.device)
+    env, device = distributed.init_from_env(device, p.nproc)
+    try:
+        _train(args, params, env, device)
+    finally:
+        distributed.shutdown()
+
+
+def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None:
     p, seed = params.train, params.base.seed
     prep = params.prepare
     images = arrays.load_images(args.data, channels=prep.channels, size=prep.image_size)
-    device = pick_device(params.base.device)
     cfg = gan_config(p, prep.image_size, prep.channels)
     batch_size = p.batch_size
     if batch_size == "auto":
@@ -90,21 +109,33 @@ def main(argv: list[str] | None = None) -> None:
             (d(g(torch.randn(bs, cfg.latent_dim, device=device))).mean() + d(x).mean()).backward()
 
         batch_size = probe_batch_size(try_step, device, log=log)
+        if env.enabled:  # the probe gave a per-process size: the global one is what all fit, times N
+            local = -int(env.all_max(torch.tensor(-batch_size, device=device)))
+            batch_size = local * env.world_size
     fid_fn, extractor_id = (make_fid_fn(params, args.evaluator, args.prepared, device)
                             if p.eval_every else (None, None))
+    if p.eval_every and not env.is_main:
+        fid_fn = None  # rank 0 evaluates
     # best-by-FID selection depends on the extractor too
     fp = ckpt.fingerprint({**dataclasses.asdict(p), "fid_extractor": extractor_id}, seed, args.data)
 
+    if not env.is_main:
+        # the other ranks train in lockstep; rank 0 alone logs, checkpoints and saves the models
+        train(p, cfg, seed, images, device, args.checkpoints, fp, None, log=log, fid_fn=None,
+              batch_size=batch_size, dist=env)
+        env.barrier()
+        return
     state, _ = ckpt.load_latest(args.checkpoints, warn=log)
     resume = state is not None and state["fingerprint"] == fp
     live_dir = Path(args.live)
     if resume:
         truncate_logs(live_dir, int(state["step"]))
     del state
-    log(f"train: {len(images)} images, {cfg}, device {device}")
+    log(f"train: {len(images)} images, {cfg}, device {device}"
+        + (f", {env.world_size} processes (DDP, {torch.distributed.get_backend()})" if env.enabled else ""))
     with Live(str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None) as live:
         result = train(p, cfg, seed, images, device, args.checkpoints, fp, LiveLogger(live), log=log,
-                       fid_fn=fid_fn, batch_size=batch_size)
+                       fid_fn=fid_fn, batch_size=batch_size, dist=env)
         live.step = result.step
         ips = result.images_seen / max(result.wall_s, 1e-9) if result.resumed_from_step is None else None
         live.log_metric("train/wall_s", round(result.wall_s, 2), plot=False)
@@ -121,6 +152,7 @@ def main(argv: list[str] | None = None) -> None:
                  "best_fid": result.best_fid, "best_step": result.best_step},
                 g_best=result.g_best, e=result.e)
     log(f"train: {result.step} steps in {result.wall_s:.1f}s -> {args.out}")
+    env.barrier()
 
 
 if __name__ == "__main__":

@@ -39,7 +39,9 @@ from dcgan.models import (
 )
 from dcgan.runtime import generator_for
 from dcgan.training import checkpoint as ckpt
+from dcgan.training import distributed
 from dcgan.training.diffaug import diff_augment
+from dcgan.training.distributed import SINGLE, DistEnv
 from dcgan.training.ema import EMA
 from dcgan.training.schedule import batch_size_at, count_steps, lr_for
 
@@ -144,6 +146,8 @@ def train(
     stop_after_steps: int | None = None,
     fid_fn: Callable[[Generator], float] | None = None,
     batch_size: int | None = None,
+    dist: DistEnv = SINGLE,
+    on_step: Callable[[int, dict[str, nn.Module | None]], None] | None = None,
 ) -> TrainResult:
     """Train (or resume) a DCGAN on uint8 images (N, C, H, W); returns the final models.
 
@@ -151,6 +155,11 @@ def train(
     ``p.eval_every`` epochs and after the last; the generator with the lowest value is kept
     as the best. ``batch_size`` replaces ``p.batch_size`` (for ``auto``, resolved by the
     caller). ``stop_after_steps`` ends the run early after that global step (tests of resume).
+
+    ``dist`` (from :func:`distributed.init_from_env`, under torchrun): data-parallel training,
+    every rank calling this with the same arguments; batch sizes are global, each rank takes its
+    slice of every batch and noise draw, G/D/E run under DDP, and only rank 0 logs, evaluates
+    and writes checkpoints. ``on_step(step, {"g", "d", "e"})`` is called after every step.
     """
     logger = logger or NullLogger()
     n = len(images)
@@ -161,6 +170,12 @@ def train(
     if n < largest:
         raise ValueError(f"{n} training images is fewer than the largest batch size {largest}")
     total_steps = count_steps(n, p.epochs, schedule, default_bs)
+    for bs_ in {default_bs, *[b for _, b in schedule]}:
+        if bs_ % dist.world_size:
+            raise UserError(f"batch size {bs_} is not divisible by the {dist.world_size} processes "
+                            "(batch sizes are global: each process takes batch_size / nproc)")
+    if not dist.is_main:
+        logger, log = NullLogger(), (lambda m: None)
 
     if p.precision == "fp16" and device.type != "cuda":
         raise UserError(f"train.precision fp16 needs a CUDA device (loss scaling), not {device.type}; "
@@ -180,6 +195,9 @@ def train(
     g.to(device, memory_format=fmt)
     d.to(device, memory_format=fmt)
     e = build_encoder(cfg).to(device, memory_format=fmt) if p.encoder else None
+    if dist.enabled and p.sync_bn:  # before the optimizers: conversion may make new parameters
+        g, d = distributed.convert_sync_bn(g, device), distributed.convert_sync_bn(d, device)
+        e = distributed.convert_sync_bn(e, device) if e is not None else None
     # fp16 only: scale losses so small gradients survive; skips steps whose gradients overflow
     scaler = torch.amp.GradScaler(device.type, enabled=p.precision == "fp16")
     opt_g = _make_opt(g.parameters(), p)
@@ -190,11 +208,17 @@ def train(
     epoch, offset, step, wall_prev, resumed = 0, 0, 0, 0.0, None
     best_fid, best_step, g_best = None, None, None
     state, path = ckpt.load_latest(ckpt_dir, map_location=device, warn=log)
+    dist.barrier()  # every rank has read the checkpoint before rank 0 may clear it
     if state is not None and state["fingerprint"] != fingerprint:
         log(f"checkpoint {path} is from a run with other training params, data or code; "
             f"training from scratch")
-        ckpt.clear(ckpt_dir)
+        if dist.is_main:
+            ckpt.clear(ckpt_dir)
         state = None
+    if state is not None and int(state.get("world_size", 1)) != dist.world_size:
+        raise UserError(f"checkpoint {path} was saved by {int(state.get('world_size', 1))} processes "
+                        f"and this run has {dist.world_size}: resume with train.nproc: "
+                        f"{int(state.get('world_size', 1))} (the checkpoint is left as it is)")
     if state is not None:
         g.load_state_dict(state["g"])
         d.load_state_dict(state["d"])
@@ -221,7 +245,7 @@ def train(
 
     def snapshot(finished: bool) -> dict[str, Any]:
         return {
-            "fingerprint": fingerprint, "epoch": epoch, "offset": offset, "step": step,
+            "fingerprint": fingerprint, "world_size": dist.world_size, "epoch": epoch, "offset": offset, "step": step,
             "finished": finished, "wall_s": wall_prev + (time.perf_counter() - t0),
             "g": g.state_dict(), "d": d.state_dict(),
             "opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(),
@@ -247,13 +271,14 @@ def train(
 
     def check_finite(where: str) -> None:
         """Stop on a non-finite loss (since the last check) or weight, before anything is saved."""
-        bad_step = int(first_bad)  # the one host sync, at log/checkpoint/epoch boundaries
+        bad_step = int(dist.all_max(first_bad))  # the one host sync, at log/checkpoint/epoch ends
         if bad_step >= 0:
             values = ", ".join(f"{k}={v:.4g}" for k, v in zip(names, bad_losses.tolist(), strict=True))
             raise TrainingDiverged(f"training diverged at step {bad_step}: {values}. {kept()}")
         for net_name, net in (("G", g), ("D", d), ("E", e)):
             # one host sync per network, not one per parameter tensor
-            if net is not None and not bool(torch.stack([torch.isfinite(t).all() for t in net.parameters()]).all()):
+            if net is not None and dist.any(
+                    not bool(torch.stack([torch.isfinite(t).all() for t in net.parameters()]).all()), device):
                 raise TrainingDiverged(f"training diverged: {net_name} has non-finite weights after "
                                        f"step {step} ({where}). {kept()}")
 
@@ -265,14 +290,16 @@ def train(
 
     # What each step calls: the networks themselves, or their torch.compile'd wrappers (same
     # parameters). Penalties (double backward) and sampling always run the eager modules.
-    G, D, E = compiled(g, d, e, p.compile)
+    G, D, E = compiled(*(distributed.wrap(m, dist, device) for m in (g, d, e)), p.compile)
+    # D in the G step: no gradients for D's weights there, so no DDP gradient sync either
+    D_frozen = compiled(d, d, None, p.compile)[1] if dist.enabled else D
     mark_step = (torch.compiler.cudagraph_mark_step_begin
                  if p.compile == "reduce-overhead" and device.type == "cuda" else lambda: None)
 
     images_seen = 0
     t0 = time.perf_counter()
     bar = tqdm(total=total_steps, initial=step, desc="train", unit="step", dynamic_ncols=True,
-               mininterval=1.0)
+               mininterval=1.0, disable=True if not dist.is_main else False)
     g.train()
     d.train()
     stopped_early = False
@@ -287,13 +314,14 @@ def train(
                 if opt is not None:
                     for group in opt.param_groups:
                         group["lr"] = lr
-            idx = order[offset:offset + bs]
+            idx = dist.shard(order[offset:offset + bs])  # this rank's slice of the global batch
             mark_step()  # CUDA graphs: outputs of the previous step are no longer read
             real = data[idx.to(data.device)].to(device, non_blocking=True)
             real = real.float().div_(127.5).sub_(1.0)  # (bs, C, H, W) in [-1, 1]
             real = real.contiguous(memory_format=fmt)
-            z = sample_prior(bs, cfg.latent_dim, cfg.prior, generator_for(seed, "z", step)).to(device)
-            aug_gen = generator_for(seed, "diffaug", step) if aug else None
+            z = dist.shard(sample_prior(bs, cfg.latent_dim, cfg.prior, generator_for(seed, "z", step))).to(device)
+            aug_gen = (None if not aug else generator_for(seed, "diffaug", step) if not dist.enabled
+                       else generator_for(seed, "diffaug", step, "rank", dist.rank))
 
             def T(x: torch.Tensor, gen=aug_gen) -> torch.Tensor:  # DiffAugment, or identity
                 return diff_augment(x, aug, gen) if aug else x
@@ -308,16 +336,17 @@ def train(
                 if p.r1_gamma > 0:
                     loss_d = loss_d + p.r1_gamma / 2 * p.reg_every * losses.r1_penalty(d, T(real))
                 if p.gp_lambda > 0:
-                    alpha = torch.rand(bs, 1, 1, 1, generator=generator_for(seed, "gp", step)).to(device)
+                    alpha = dist.shard(torch.rand(bs, 1, 1, 1, generator=generator_for(seed, "gp", step)))
                     loss_d = loss_d + p.gp_lambda * p.reg_every * losses.gradient_penalty(
-                        d, T(real), T(fake.float()), alpha)
+                        d, T(real), T(fake.float()), alpha.to(device))
             opt_d.zero_grad(set_to_none=True)
             scaler.scale(loss_d).backward()
             scaler.step(opt_d)
 
             # G step (and E: reconstruction updates E and G, the latent cycle E only)
+            d.requires_grad_(False)
             with autocast():
-                out_g = D(T(fake)).float()
+                out_g = D_frozen(T(fake)).float()
                 if e is not None:
                     recon = G(E(real)).float()
                     z_cycle = E(fake.detach()).float() if p.latent_cycle_weight > 0 else None
@@ -336,6 +365,7 @@ def train(
             if e is not None:
                 scaler.step(opt_e)
             scaler.update()
+            d.requires_grad_(True)
             if ema is not None:
                 ema.update(g)
 
@@ -358,11 +388,13 @@ def train(
             images_seen += bs
             bar.update(1)
 
+            if on_step is not None:
+                on_step(step, {"g": g, "d": d, "e": e})
             if faults.armed("kill_after_step", step):
                 faults.kill()
             if step % p.log_every == 0:
                 check_finite("log")
-                values = (sums / since_log).tolist()
+                values = (dist.all_mean(sums) / since_log).tolist()
                 for name, v in zip(names, values, strict=True):
                     logger.metric(f"train/{name}", v, step)
                 if schedule:
@@ -372,7 +404,8 @@ def train(
                 since_log = 0
             if step % p.checkpoint_every == 0:
                 check_finite("checkpoint")
-                ckpt.save_checkpoint(ckpt_dir, step, snapshot(False))
+                if dist.is_main:
+                    ckpt.save_checkpoint(ckpt_dir, step, snapshot(False))
             if stop_after_steps is not None and step >= stop_after_steps:
                 stopped_early = True
                 break
@@ -386,7 +419,7 @@ def train(
         with torch.no_grad():
             grid = gs(z_fixed)
         logger.image("fixed_noise.png", grid, step)
-        if fid_fn is not None and p.eval_every and (epoch % p.eval_every == 0 or epoch == p.epochs):
+        if fid_fn is not None and dist.is_main and p.eval_every and (epoch % p.eval_every == 0 or epoch == p.epochs):
             fid = float(fid_fn(gs))
             logger.metric("train/fid", fid, step)
             bar.write(f"epoch {epoch}: FID {fid:.3f}" + (" (best)" if best_fid is None or fid < best_fid else ""))
@@ -395,7 +428,8 @@ def train(
                 g_best = {k: v.detach().cpu().clone() for k, v in gs.state_dict().items()}
         if ema is None:
             g.train()
-        ckpt.save_checkpoint(ckpt_dir, step, snapshot(epoch >= p.epochs))
+        if dist.is_main:
+            ckpt.save_checkpoint(ckpt_dir, step, snapshot(epoch >= p.epochs))
     bar.close()
     check_finite("end")
     wall = wall_prev + (time.perf_counter() - t0)

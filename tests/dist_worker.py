@@ -1,0 +1,83 @@
+"""One rank of the distributed-training test, started by torchrun from tests/test_distributed.py.
+
+    python -m torch.distributed.run --standalone --nproc-per-node 2 tests/dist_worker.py OUT \
+        --steps 4 [--sync-bn] [--train '{"r1_gamma": 0.1}']
+
+Trains the test's tiny DCGAN on the digits for ``--steps`` steps with the real loop under DDP
+(gloo). After every step each rank hashes its G, D (and E) parameters and, apart, buffers; the hashes are
+all-gathered and rank 0 records which agree. Rank 0 writes OUT/dist.pt: the per-step
+agreement, the per-step hashes of rank 0 and the final state dicts. Run with one process
+(plain ``python tests/dist_worker.py OUT ...``) it writes the single-process reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import json
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from dcgan.config import parse_params  # noqa: E402
+from dcgan.data.datasets import load_dataset  # noqa: E402
+from dcgan.training import distributed  # noqa: E402
+from dcgan.training.loop import gan_config, train  # noqa: E402
+from tests.conftest import tiny_params  # noqa: E402
+
+
+def digest(named) -> str:
+    h = hashlib.sha256()
+    for k, v in sorted(named):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out", type=Path)
+    ap.add_argument("--steps", type=int, default=4)
+    ap.add_argument("--sync-bn", action="store_true")
+    ap.add_argument("--batch", type=int, default=32, help="global batch size")
+    ap.add_argument("--train", default="{}", help="JSON overrides of the train params")
+    args = ap.parse_args()
+    world = distributed.env_world_size()
+    p = parse_params(tiny_params()).train
+    p = dataclasses.replace(p, epochs=1, batch_size=args.batch, nproc=world, sync_bn=args.sync_bn,
+                            **json.loads(args.train))
+    env, device = distributed.init_from_env(torch.device("cpu"), world)
+    images = load_dataset("digits", ".", 16, 1, max_images=320).images
+    cfg = gan_config(p, 16, 1)
+    agree: list[bool] = []
+    hashes: list[dict[str, str]] = []
+
+    def on_step(step: int, nets: dict) -> None:
+        mine = {f"{k}.{kind}": digest(getattr(m, f"named_{kind}")())
+                for k, m in nets.items() if m is not None for kind in ("parameters", "buffers")}
+        everyone = [None] * env.world_size
+        if env.enabled:
+            dist.all_gather_object(everyone, mine)
+        else:
+            everyone = [mine]
+        agree.append({k: all(h[k] == everyone[0][k] for h in everyone) for k in mine})
+        hashes.append(mine)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    r = train(p, cfg, 0, images, device, args.out / "ckpt", "dist-test",
+              log=lambda m: None, stop_after_steps=args.steps, dist=env, on_step=on_step)
+    if env.is_main:
+        nets = {"g": r.g_raw or r.g, "d": r.d, **({"e": r.e} if r.e is not None else {})}
+        torch.save({"agree": agree, "hashes": hashes, "world_size": env.world_size,
+                    "state": {k: {n: t.cpu() for n, t in m.state_dict().items()} for k, m in nets.items()}},
+                   args.out / "dist.pt")
+    distributed.shutdown()
+
+
+if __name__ == "__main__":
+    main()
