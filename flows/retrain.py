@@ -54,7 +54,8 @@ def _workspace(workspace: str | None) -> Path:
 
 @task(**NETWORK_RETRIES)
 def dvc_pull(root: Path) -> None:
-    code, lines = rt.dvc(["pull"], root, _log)
+    # --allow-missing: outputs that were never pushed (a new remote) are rebuilt, not an error
+    code, lines = rt.dvc(["pull", "--allow-missing"], root, _log)
     if code != 0:
         raise RuntimeError(f"dvc pull failed: {rt.failure_message(lines)}")
 

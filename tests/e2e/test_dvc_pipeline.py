@@ -85,3 +85,47 @@ def test_repro_experiments_and_metrics_diff(project):
     assert bad.returncode != 0 and "error: prepare.image_size must be a power of two" in out, out
     assert "Running stage 'prepare'" not in out
     assert snapshot() == before
+    project.sh("git", "checkout", "--", "params.yaml")
+
+    # 6. the shipped DVC remote: push, lose the cache and the outputs, pull them back
+    push_delete_pull(project)
+
+
+def push_delete_pull(project):
+    """The repo's .dvc/config (default remote `storage`, a folder beside the repo): dvc push,
+    delete the cache and the outputs, dvc pull: every output comes back byte-identical."""
+    import hashlib
+    import shutil
+
+    from tests.conftest import REPO
+
+    shutil.copy(REPO / ".dvc/config", project.root / ".dvc/config")
+    remote = project.dvc("remote", "list").stdout.split()
+    assert remote[:2] == ["storage", str((project.root.parent / "dcgan-dvc-storage").resolve())], remote
+    assert project.dvc("status").stdout.strip().startswith("Data and pipelines are up to date")
+    project.git_commit("pipeline outputs")
+    # the cached outputs (the reports and dvclive files are `cache: false`: git holds them)
+    outs = ("data/prepared", "data/augmented", "models/evaluator", "models/gan", "checkpoints/train",
+            "data/samples/samples.npy", "data/samples/samples.json")
+
+    def digests() -> dict[str, str]:
+        files = [f for o in outs for f in ([project.root / o] if (project.root / o).is_file()
+                                           else (project.root / o).rglob("*"))
+                 if f.is_file() and f.name != ".gitignore"]
+        return {str(f.relative_to(project.root)): hashlib.sha256(f.read_bytes()).hexdigest() for f in files}
+
+    before = digests()
+    assert len(before) > 15
+    pushed = project.dvc("push")
+    assert "pushed" in pushed.stdout, pushed.stdout
+    assert "are in sync" in project.dvc("status", "--cloud").stdout
+
+    shutil.rmtree(project.root / ".dvc/cache")
+    for o in outs:
+        target = project.root / o
+        shutil.rmtree(target) if target.is_dir() else target.unlink()
+    assert not any((project.root / o).exists() for o in outs)
+
+    project.dvc("pull")
+    assert digests() == before
+    assert project.dvc("status").stdout.strip().startswith("Data and pipelines are up to date")
