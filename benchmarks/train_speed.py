@@ -175,7 +175,7 @@ def sync(device: torch.device) -> None:
 
 
 def seconds_per_step(p, cfg, images: np.ndarray, warmup: int, steps: int, seed: int = 0,
-                     device: torch.device = CPU) -> float:
+                     device: torch.device = CPU, dist=None) -> float:
     """Run ``train`` for warmup + steps steps; seconds per step between log step ``warmup`` and the end."""
     p = dataclasses.replace(p, eval_every=0, log_every=warmup if warmup else steps,
                             epochs=10**6)  # never reaches an epoch end within the window
@@ -188,10 +188,16 @@ def seconds_per_step(p, cfg, images: np.ndarray, warmup: int, steps: int, seed: 
         def image(self, *args) -> None:
             pass
 
+    from dcgan.training.distributed import SINGLE
+
     with tempfile.TemporaryDirectory() as tmp:
+        if dist is not None and dist.enabled:  # every rank must use rank 0's folder
+            box = [tmp]
+            torch.distributed.broadcast_object_list(box)
+            tmp = box[0]
         t0 = time.perf_counter()
         train(p, cfg, seed, images, device, tmp, "bench", Clock(), log=lambda m: None,
-              stop_after_steps=warmup + steps)
+              stop_after_steps=warmup + steps, dist=dist or SINGLE)
         sync(device)
         end = time.perf_counter()
     return (end - stamps.get(warmup, t0)) / steps
