@@ -19,5 +19,5 @@ done
 for mode in default reduce-overhead; do  # torch.compile; reduce-overhead adds CUDA graphs
   echo "=== precision=bf16 channels_last=on compile=$mode"
   "$PY" benchmarks/train_speed.py --device cuda --precision bf16 --channels-last on --compile "$mode" \
-      --configs example default_plain --rounds 2 --steps 40 --warmup 15
+      --configs example --rounds 2 --steps 40 --warmup 15
 done

@@ -44,3 +44,20 @@ def test_both_loops_run_and_report_images_per_second(harness):
     p = dataclasses.replace(parse_params(tiny_params()).train, batch_size=16)
     cfg = GANConfig(16, 1, p.latent_dim, p.g_width, p.d_width)
     assert harness.project_images_per_s(p, cfg, images, warmup=2, steps=2, seed=0) > 0
+
+
+@pytest.mark.slow
+def test_scaling_benchmark_runs_one_and_two_processes(tmp_path):
+    """benchmarks/scaling.py end to end on tiny params (numbers come from running it, not here)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import venv_env, write_params
+
+    params = write_params(tmp_path / "params.yaml", tiny_params())
+    r = subprocess.run([sys.executable, str(REPO / "benchmarks/scaling.py"), "--params", str(params),
+                        "--nproc", "1", "2", "--per-proc-batch", "8", "--steps", "2", "--warmup", "1",
+                        "--rounds", "1"], capture_output=True, text=True, env=venv_env(), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| 1 |") or ln.startswith("| 2 |")]
+    assert len(rows) == 2 and rows[0].endswith("| 1.00x | 100% |"), r.stdout

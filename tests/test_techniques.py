@@ -172,6 +172,25 @@ def test_batch_schedule_and_lr_rules():
     assert count_steps(100, 2, sched, 99) == 6 + 5
 
 
+def test_count_steps_closed_form_matches_stepping_through_every_epoch():
+    def brute(n, epochs, schedule, default):
+        step = 0
+        for _ in range(epochs):
+            offset = 0
+            while offset + batch_size_at(step, schedule, default) <= n:
+                offset += batch_size_at(step, schedule, default)
+                step += 1
+        return step
+
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        n, epochs, default = int(rng.integers(20, 300)), int(rng.integers(1, 12)), int(rng.integers(1, 20))
+        steps = sorted({0, *rng.integers(1, 60, int(rng.integers(0, 4))).tolist()})
+        schedule = tuple((int(s), int(rng.integers(1, 20))) for s in steps) if rng.random() < 0.7 else ()
+        assert count_steps(n, epochs, schedule, default) == brute(n, epochs, schedule, default)
+    assert count_steps(4096, 10**6, (), 8) == 512 * 10**6  # instant, not half a billion iterations
+
+
 def test_a_growing_batch_is_used_and_resume_stays_exact(tmp_path, data):
     p = tparams(epochs=3, batch_size=16, batch_schedule=((0, 16), (12, 32)), lr_scaling="sqrt",
                 checkpoint_every=4, log_every=1)

@@ -29,7 +29,10 @@ def lr_for(bs: int, base_bs: int, lr: float, rule: str) -> float:
 def count_steps(n: int, epochs: int, schedule: tuple[tuple[int, int], ...], default: int) -> int:
     """Total steps of a run: each epoch takes full batches until the next would not fit."""
     step = 0
-    for _ in range(epochs):
+    last_change = schedule[-1][0] if schedule else 0
+    for epoch in range(epochs):
+        if step >= last_change:  # the batch size is fixed from here on: the rest in closed form
+            return step + (epochs - epoch) * (n // batch_size_at(step, schedule, default))
         offset = 0
         while True:
             bs = batch_size_at(step, schedule, default)
