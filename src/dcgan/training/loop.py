@@ -119,13 +119,10 @@ def place_data(images: np.ndarray, device: torch.device, log: Callable[[str], No
     return data.pin_memory()
 
 
-def compiled(g: nn.Module, d: nn.Module, e: nn.Module | None, mode: str):
-    """``(G, D, E)`` to call in the train step: the modules, or torch.compile'd wrappers of
-    them sharing their parameters (state dicts, EMA and checkpoints keep using the modules)."""
-    if mode == "none":
-        return g, d, e
-    wrap = lambda m: None if m is None else torch.compile(m, mode=mode)  # noqa: E731
-    return wrap(g), wrap(d), wrap(e)
+def compiled(m: nn.Module | None, mode: str) -> nn.Module | None:
+    """What the train step calls for ``m``: the module, or a torch.compile'd wrapper sharing its
+    parameters (state dicts, EMA and checkpoints keep using the module itself)."""
+    return m if m is None or mode == "none" else torch.compile(m, mode=mode)
 
 
 def gan_config(p: TrainParams, image_size: int, channels: int) -> GANConfig:
@@ -290,9 +287,9 @@ def train(
 
     # What each step calls: the networks themselves, or their torch.compile'd wrappers (same
     # parameters). Penalties (double backward) and sampling always run the eager modules.
-    G, D, E = compiled(*(distributed.wrap(m, dist, device) for m in (g, d, e)), p.compile)
+    G, D, E = (compiled(distributed.wrap(m, dist, device), p.compile) for m in (g, d, e))
     # D in the G step: no gradients for D's weights there, so no DDP gradient sync either
-    D_frozen = compiled(d, d, None, p.compile)[1] if dist.enabled else D
+    D_frozen = compiled(d, p.compile) if dist.enabled else D
     mark_step = (torch.compiler.cudagraph_mark_step_begin
                  if p.compile == "reduce-overhead" and device.type == "cuda" else lambda: None)
 
