@@ -112,10 +112,11 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
         if env.enabled:  # the probe gave a per-process size: the global one is what all fit, times N
             local = -int(env.all_max(torch.tensor(-batch_size, device=device)))
             batch_size = local * env.world_size
-    fid_fn, extractor_id = (make_fid_fn(params, args.evaluator, args.prepared, device)
-                            if p.eval_every else (None, None))
-    if p.eval_every and not env.is_main:
-        fid_fn = None  # rank 0 evaluates
+    fid_fn, extractor_id = None, None
+    if p.eval_every and env.is_main:
+        fid_fn, extractor_id = make_fid_fn(params, args.evaluator, args.prepared, device)
+    elif p.eval_every:  # rank 0 evaluates; the others need only the extractor's id (fingerprint)
+        extractor_id = load_reference(args.evaluator, args.prepared, params.evaluate.extractor)[2]["extractor_id"]
     # best-by-FID selection depends on the extractor too
     fp = ckpt.fingerprint({**dataclasses.asdict(p), "fid_extractor": extractor_id}, seed, args.data)
 
