@@ -6,19 +6,21 @@ STAMP  := $(VENV)/.installed
 # stages call `python -m dcgan.stages.*`: make sure that is the venv's python
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install repro test test-fast lint clean-outputs help
+LOCK   := requirements.lock
+
+.PHONY: install repro test test-fast lint lock help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml $(LOCK)
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found (Python 3.11 is required)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
-	$(BIN)/python -m pip install -e '.[test]'
+	$(BIN)/python -m pip install -c $(LOCK) -e '.[test]'
 	touch $(STAMP)
 
-install: $(STAMP)  ## create .venv and install the package with pinned dependencies
+install: $(STAMP)  ## create .venv and install the package, every dependency at its version in requirements.lock
 
 repro: $(STAMP)  ## run the whole DVC pipeline (prepare -> ... -> evaluate)
 	$(BIN)/dvc repro
@@ -30,4 +32,10 @@ test-fast: $(STAMP)  ## skip the slow end-to-end tests
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)  ## ruff
-	$(BIN)/ruff check src tests flows
+	$(BIN)/ruff check src tests flows benchmarks
+
+lock: $(STAMP)  ## re-resolve requirements.lock from pyproject.toml (after editing dependencies)
+	$(BIN)/python -m pip install -c $(LOCK) -e '.[lock]'
+	$(BIN)/pip-compile --quiet --upgrade --extra test --extra celeba --strip-extras --allow-unsafe \
+	  --no-emit-index-url --no-emit-find-links --output-file $(LOCK) pyproject.toml
+	@echo "requirements.lock refreshed: review 'git diff $(LOCK)', then 'make install test'"

@@ -17,7 +17,8 @@ import torch
 
 from dcgan.config import load_params
 from dcgan.metrics.reference import load_reference, make_extractor
-from dcgan.metrics.registry import FeatureSet, get
+from dcgan.metrics.sets import FeatureSet
+from dcgan.metrics.suite import get
 from dcgan.models import load_generator
 from dcgan.sampling import generate
 

@@ -15,13 +15,14 @@ if [ ! -d "$WS/.git" ]; then
   git clone --quiet "$DCGAN_GIT_URL" "$WS"
   echo "prepare-workspace: cloned $DCGAN_GIT_URL into $WS"
 elif [ -z "$(git -C "$WS" status --porcelain --untracked-files=no)" ]; then
-  git -C "$WS" pull --quiet --ff-only \
+  # --tags: the GTO versions and stages of promotions made elsewhere
+  git -C "$WS" pull --quiet --ff-only --tags \
     || echo "prepare-workspace: git pull failed; going on at $(git -C "$WS" rev-parse --short HEAD)"
 else
-  # a promoted model is applied to the workspace but not committed: never overwrite it
-  echo "prepare-workspace: $WS has uncommitted changes (a promotion to commit); not pulling"
+  # local edits (by hand, or a promotion whose commit failed): never overwrite them
+  echo "prepare-workspace: $WS has uncommitted changes; not pulling"
 fi
-# DVC experiments are git commits: they need an identity
+# DVC experiments, promotion commits and GTO tags need a git identity
 git -C "$WS" config user.email >/dev/null || git -C "$WS" config user.email "dcgan-retrain@localhost"
 git -C "$WS" config user.name >/dev/null || git -C "$WS" config user.name "dcgan retrain"
 # the stages run `python -m dcgan.stages.*`: run the clone's code, not the image's copy

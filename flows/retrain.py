@@ -8,13 +8,16 @@ The flow drives DVC and never re-implements a stage, so dvc.lock stays the recor
 
 1. ``dvc pull`` when a DVC remote is configured (retried with backoff);
 2. the pipeline as a named experiment, ``dvc exp run --temp -n NAME -S key=value ...``, in a
-   temporary copy, so the workspace is untouched until a promotion;
+   temporary copy, so the workspace is untouched until a promotion (stopped, with its stages,
+   after ``experiment_timeout`` seconds);
 3. ``dvc metrics diff`` of the workspace (the baseline) against the experiment;
-4. promotion when ``metric`` improves by more than ``min_improvement``: the generator, params,
-   metrics and sample grid go to ``models/registry/<timestamp>-<name>/``, the experiment is
-   applied to the workspace (``dvc exp apply``) and ``models/registry/latest.json`` points at
-   it. A failed or worse run leaves both the workspace and ``latest`` as they were;
-5. ``dvc push`` / ``dvc exp push <git remote> NAME`` when remotes are configured (retried with backoff).
+4. promotion when ``metric`` improves by more than ``min_improvement``: ``dvc exp apply``, a
+   commit of what the experiment changed (dvc.lock, params, metrics) on ``branch`` (default:
+   the current one), and a GTO version of the ``generator`` artifact (dvc.yaml) assigned to
+   ``stage`` (default prod): ``gto show`` lists it, ``dvc artifacts get <repo> generator
+   --stage prod`` fetches it. A failed or worse run commits and tags nothing;
+5. ``dvc push``, then ``git push`` of the commit and its tags and ``dvc exp push``, where
+   remotes are configured (retried with backoff).
 
 Artifacts with stable keys (history across runs in the UI): ``dcgan-metrics-diff`` (markdown),
 ``dcgan-metrics`` (table), ``dcgan-samples`` (link to the run's sample grid).
@@ -23,19 +26,24 @@ Artifacts with stable keys (history across runs in the UI): ``dcgan-metrics-diff
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
 from prefect.tasks import exponential_backoff
+from pydantic import Field
 
 from dcgan import io
 from dcgan import retrain as rt
+from dcgan.metrics.registry import ranked_keys
 
 ARTIFACT_DIFF, ARTIFACT_TABLE, ARTIFACT_SAMPLES = "dcgan-metrics-diff", "dcgan-metrics", "dcgan-samples"
+# the gate's metric: one of the metric registry's ranked keys (a Literal in the deployment schema)
+GateMetric = Literal[ranked_keys()]  # type: ignore[valid-type]
 NETWORK_RETRIES = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=10),
                    "retry_jitter_factor": 0.5}
 
@@ -61,8 +69,10 @@ def dvc_pull(root: Path) -> None:
 
 
 @task
-def run_experiment(root: Path, name: str, overrides: dict[str, str]) -> str:
-    return rt.run_experiment(root, name, overrides, _log)
+def run_experiment(root: Path, name: str, overrides: dict[str, str], timeout: float) -> str:
+    # the limit is enforced on the dvc process group itself: a Prefect task timeout alone
+    # would leave `dvc exp run` and its stages running
+    return rt.run_experiment(root, name, overrides, _log, timeout=timeout)
 
 
 @task
@@ -95,37 +105,40 @@ def publish(root: Path, name: str, rev: str, overrides: dict[str, str], diff: di
 
 
 @task
-def promote_model(root: Path, name: str, rev: str, comparison: rt.Comparison, diff: dict,
-                  overrides: dict[str, str]) -> Path:
-    entry = rt.promote(root, name, rev, comparison, diff, overrides, _log)
-    get_run_logger().info(f"promoted {name} -> {entry}")
-    return entry
+def promote_model(root: Path, name: str, rev: str, comparison: rt.Comparison,
+                  stage: str) -> rt.Promotion:
+    promotion = rt.promote(root, name, rev, comparison, _log, stage)
+    get_run_logger().info(f"promoted {name}: {promotion.version_tag} in stage {stage} "
+                          f"({promotion.stage_tag}) on {promotion.branch} at {promotion.commit[:12]}")
+    return promotion
 
 
 @task(**NETWORK_RETRIES)
-def dvc_push(root: Path, name: str) -> None:
-    remote = rt.git_remote(root)
-    for args in (["push"], *([["exp", "push", remote, name]] if remote else [])):
-        code, lines = rt.dvc(args, root, _log)
-        if code != 0:
-            raise RuntimeError(f"dvc {' '.join(args)} failed: {rt.failure_message(lines)}")
+def push(root: Path, name: str, promotion: rt.Promotion | None) -> list[str]:
+    return rt.push(root, name, promotion, _log)
 
 
 @flow(name="dcgan-retrain", log_prints=True)
 def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters are copied per run)
-            name: str | None = None, promote: bool = True, metric: str = "fid",
-            min_improvement: float = 0.0, workspace: str | None = None,
-            lock_timeout: float = 3600.0) -> dict[str, Any]:
+            name: str | None = None, promote: bool = True, metric: GateMetric = "fid",
+            min_improvement: Annotated[float, Field(ge=0)] = 0.0, stage: str = rt.DEFAULT_STAGE,
+            branch: str | None = None, workspace: str | None = None,
+            lock_timeout: Annotated[float, Field(ge=0)] = 3600.0,
+            experiment_timeout: Annotated[float, Field(gt=0)] = 6 * 3600.0) -> dict[str, Any]:
     """Retrain as a DVC experiment and promote the model if ``metric`` improves.
 
     Args:
         overrides: params to set for this run, ``{"train.lr": "1e-3"}`` (``dvc exp run -S``).
         name: the experiment's name (default ``retrain-<UTC time>``).
         promote: False only reports the comparison.
-        metric: the gate: fid, kid_mean, is_mean, precision, recall, recon_mse/psnr/ssim.
-        min_improvement: how much better (metric units) the new run must be than the baseline.
+        metric: the gate: fid, is_mean, kid_mean, precision, recall, recon_mse/psnr/ssim.
+        min_improvement: how much better (metric units, >= 0) the new run must be than the baseline.
+        stage: the GTO stage a promoted version is assigned (``dvc artifacts get --stage``).
+        branch: the git branch promotions are committed on (default: the current one); it is
+            checked out (created at HEAD if new) before the experiment, which runs on top of it.
         workspace: the DVC project (default $DCGAN_WORKSPACE, else the working directory).
         lock_timeout: seconds to queue behind another retrain of the same workspace.
+        experiment_timeout: seconds before ``dvc exp run`` and its stages are stopped.
     """
     logger = get_run_logger()
     overrides = {str(k): str(v) for k, v in dict(overrides).items()}
@@ -133,26 +146,28 @@ def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters ar
     if device and "base.device" not in overrides:
         overrides["base.device"] = device
     name = name or rt.default_name()
-    rt.check_inputs(overrides, name, metric)
+    rt.check_inputs(overrides, name, metric, stage, min_improvement)
     root = _workspace(workspace)
 
     with rt.workspace_lock(root, lock_timeout, logger.info):
+        on = rt.use_branch(root, branch, logger.info)
         if rt.remote_configured(root):
             dvc_pull(root)
-        rev = run_experiment(root, name, overrides)
+        rev = run_experiment(root, name, overrides, experiment_timeout)
         diff, comparison = compare(root, rev, metric, min_improvement)
         folder = publish(root, name, rev, overrides, diff, comparison)
-        entry = None
+        promotion = None
         if promote and comparison.promote:
-            entry = promote_model(root, name, rev, comparison, diff, overrides)
+            promotion = promote_model(root, name, rev, comparison, stage)
         elif not promote:
-            logger.info("promote=False: the workspace and registry are left as they are")
-        if rt.remote_configured(root):
-            dvc_push(root, name)
-    return {"name": name, "experiment_rev": rev, "promoted": entry is not None,
-            "reason": comparison.reason, "registry_entry": str(entry) if entry else None,
-            "report": str(folder), "metric": metric, "baseline": comparison.baseline,
-            "new": comparison.new}
+            logger.info("promote=False: nothing is applied, committed or tagged")
+        pushed = push(root, name, promotion)
+    return {"name": name, "experiment_rev": rev, "promoted": promotion is not None,
+            "reason": comparison.reason, "branch": on, "report": str(folder), "metric": metric,
+            "baseline": comparison.baseline, "new": comparison.new, "pushed": pushed,
+            **({"version": promotion.version, "version_tag": promotion.version_tag,
+                "stage": promotion.stage, "stage_tag": promotion.stage_tag,
+                "commit": promotion.commit} if promotion else {})}
 
 
 def _parse_set(values: list[str]) -> dict[str, str]:
@@ -166,23 +181,30 @@ def _parse_set(values: list[str]) -> dict[str, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    d = {k: p.default for k, p in inspect.signature(retrain.fn).parameters.items()}
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-S", "--set", action="append", default=[], metavar="KEY=VALUE",
                     help="a params override for this run, as in dvc exp run -S (repeatable)")
     ap.add_argument("--name", help="experiment name (default retrain-<UTC time>)")
     ap.add_argument("--no-promote", action="store_true", help="compare only; never promote")
-    ap.add_argument("--metric", default="fid", choices=list(rt.DIRECTIONS), help="the promotion gate")
-    ap.add_argument("--min-improvement", type=float, default=0.0,
-                    help="how much better than the baseline the metric must get (its own units)")
+    ap.add_argument("--metric", default=d["metric"], choices=ranked_keys(), help="the promotion gate")
+    ap.add_argument("--min-improvement", type=float, default=d["min_improvement"],
+                    help="how much better than the baseline the metric must get (its own units, >= 0)")
+    ap.add_argument("--stage", default=d["stage"], help="GTO stage a promoted version is assigned")
+    ap.add_argument("--branch", default=d["branch"],
+                    help="git branch promotions are committed on (default: the current one)")
     ap.add_argument("--workspace", help="the DVC project (default: the working directory)")
-    ap.add_argument("--lock-timeout", type=float, default=3600.0,
+    ap.add_argument("--lock-timeout", type=float, default=d["lock_timeout"],
                     help="seconds to queue behind another retrain of this workspace")
+    ap.add_argument("--experiment-timeout", type=float, default=d["experiment_timeout"],
+                    help="seconds before dvc exp run and its stages are stopped")
     ap.add_argument("--serve", action="store_true", help="serve the flow on --cron instead of running once")
     ap.add_argument("--cron", default="0 3 * * 1", help="cron schedule for --serve (default: Mondays 03:00)")
     args = ap.parse_args(argv)
     params = {"overrides": _parse_set(args.set), "name": args.name, "promote": not args.no_promote,
-              "metric": args.metric, "min_improvement": args.min_improvement,
-              "workspace": args.workspace, "lock_timeout": args.lock_timeout}
+              "metric": args.metric, "min_improvement": args.min_improvement, "stage": args.stage,
+              "branch": args.branch, "workspace": args.workspace, "lock_timeout": args.lock_timeout,
+              "experiment_timeout": args.experiment_timeout}
     if args.serve:
         retrain.serve(name="dcgan-retrain-served", cron=args.cron,
                       parameters={k: v for k, v in params.items() if k != "name"})
@@ -193,6 +215,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(f"{'promoted' if result['promoted'] else 'not promoted'}: {result['reason']}")
+    if result["promoted"]:
+        print(f"{result['version_tag']} is in stage {result['stage']}: dvc artifacts get "
+              f"<repo> {rt.ARTIFACT} --stage {result['stage']}")
     return 0
 
 

@@ -167,3 +167,12 @@ def test_empty_or_truncated_mnist_files_are_named(tmp_path):
     images.write_bytes(images.read_bytes()[:-100])  # truncated download
     with pytest.raises(UserError, match=r"MNIST files under .*MNIST/raw could not be read"):
         load_dataset("mnist", tmp_path / "t", 16, 1)
+
+
+def test_celeba_download_without_gdown_names_the_extra(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "gdown", None)  # as if not installed: `import gdown` fails
+    with pytest.raises(UserError, match=r"needs the gdown package.*pip install -e '\.\[celeba\]'"):
+        load_dataset("celeba", tmp_path, 64, 3, download=True)
+    assert not (tmp_path / "celeba").exists()  # nothing half-downloaded

@@ -146,7 +146,7 @@ def test_prepare_workspace_clones_then_updates_and_sets_the_remote(tmp_path):
     r = run()
     assert r.returncode == 0 and (ws / "NEW").is_file(), r.stderr
     (ws / "dvc.yaml").write_text((ws / "dvc.yaml").read_text() + "\n# applied promotion\n")
-    (origin / "NEWER").write_text("y")  # ... but not over uncommitted changes (a promotion)
+    (origin / "NEWER").write_text("y")  # ... but not over uncommitted changes
     git("-c", "user.email=t@t", "-c", "user.name=t", "add", "-A")
     git("-c", "user.email=t@t", "-c", "user.name=t", "commit", "-q", "-m", "three")
     r = run()

@@ -7,7 +7,8 @@ import torch
 from dcgan.config import parse_params
 from dcgan.data.datasets import load_dataset
 from dcgan.metrics.features import ClassifierConfig, extract, train_classifier
-from dcgan.metrics.registry import FeatureSet, Reference, metric_names
+from dcgan.metrics.registry import metric_names
+from dcgan.metrics.sets import FeatureSet, Reference
 from dcgan.metrics.suite import score
 from tests.conftest import tiny_params
 

@@ -13,6 +13,7 @@ import yaml
 
 from dcgan import retrain as rt
 from dcgan.errors import UserError
+from dcgan.metrics.registry import direction, ranked_keys
 from tests.conftest import REPO
 
 
@@ -28,12 +29,12 @@ def diff_of(metric: str, old, new) -> dict:
     ("fid", 3.0, 3.0, 0.0, False),      # equal is not an improvement
     ("is_mean", 4.0, 4.5, 0.0, True),   # higher is better
     ("is_mean", 4.0, 3.5, 0.0, False),
-    ("recall", 0.9, 0.8, -0.2, True),   # a negative margin tolerates a small loss
+    ("recall", 0.9, 0.95, 0.0, True),
 ])
 def test_decide_follows_direction_and_margin(metric, old, new, margin, promote):
     c = rt.decide(diff_of(metric, old, new), metric, margin)
     assert c.promote is promote, c.reason
-    expected = (old - new) if rt.DIRECTIONS[metric] == "lower" else (new - old)
+    expected = (old - new) if direction(metric) == "lower" else (new - old)
     assert c.improvement == pytest.approx(expected)
 
 
@@ -53,6 +54,38 @@ def test_check_inputs_names_the_problem():
         rt.check_inputs({"lr": "1"}, "x", "fid")
     with pytest.raises(UserError, match="experiment name"):
         rt.check_inputs({}, "bad name/with slash", "fid")
+    with pytest.raises(UserError, match="min_improvement must be a finite number >= 0"):
+        rt.check_inputs({}, "x", "fid", min_improvement=-0.1)
+    with pytest.raises(UserError, match="stage 'Prod!' must be lower-case"):
+        rt.check_inputs({}, "x", "fid", stage="Prod!")
+
+
+def test_the_gate_ranks_exactly_the_registry_keys():
+    # every ranked key is a number the evaluate stage writes, with the floor beside it
+    metrics = yaml.safe_load((REPO / "reports/metrics.json").read_text())
+    for key in ranked_keys():
+        assert key in metrics and f"{key}_floor" in metrics, key
+    assert direction("fid") == "lower" and direction("is_mean") == "higher"
+    with pytest.raises(KeyError):
+        direction("is_std")  # a spread, not ranked
+
+
+def test_flow_parameters_are_validated_against_the_registry():
+    import sys
+
+    sys.path.insert(0, str(REPO / "flows"))
+    try:
+        from retrain import retrain
+    finally:
+        sys.path.remove(str(REPO / "flows"))
+    schema = retrain.parameters.model_dump()["properties"]
+    assert schema["metric"]["enum"] == list(ranked_keys())
+    assert schema["min_improvement"]["minimum"] == 0
+    assert schema["experiment_timeout"]["exclusiveMinimum"] == 0
+    retrain.validate_parameters({"metric": "recall", "min_improvement": 0.5})
+    for bad in ({"metric": "accuracy"}, {"min_improvement": -1.0}, {"experiment_timeout": 0}):
+        with pytest.raises(Exception, match="invalid parameters"):
+            retrain.validate_parameters(bad)
 
 
 def test_failure_message_prefers_the_stage_error_line():
@@ -168,3 +201,56 @@ def test_experiments_are_pushed_to_origin_or_the_only_remote(tmp_path: Path):
     assert rt.git_remote(tmp_path) == "upstream"
     git("remote", "add", "origin", "https://example.com/b.git")
     assert rt.git_remote(tmp_path) == "origin"
+
+
+def test_a_timeout_stops_the_command_and_everything_it_started(tmp_path: Path):
+    """The experiment's time limit ends dvc *and* its stages (a process group), not just the
+    thread that waits for it."""
+    import os
+
+    pids = tmp_path / "pids"
+    script = f"sleep 300 & echo $! > {pids}; echo started; sleep 300"
+    lines: list[str] = []
+    t0 = time.monotonic()
+    with pytest.raises(rt.ExperimentTimeout, match="ran past its 1 s limit"):
+        rt.run_logged(["bash", "-c", script], tmp_path, lines.append, timeout=1)
+    assert time.monotonic() - t0 < 30 and lines == ["started"]
+    child = int(pids.read_text())
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:  # the grandchild is gone (or a zombie awaiting init)
+        try:
+            state = Path(f"/proc/{child}/stat").read_text().split()[2]
+        except FileNotFoundError:
+            break
+        if state == "Z":
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, 9)
+        pytest.fail(f"process {child} started by the command outlived the timeout")
+
+
+def test_use_branch_switches_creates_and_refuses(tmp_path: Path):
+    import subprocess
+
+    def git(*args):
+        return subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True,
+                              text=True).stdout.strip()
+
+    git("init", "-q", "-b", "main")
+    git("-c", "user.email=a@b", "-c", "user.name=t", "commit", "-q", "--allow-empty", "-m", "x")
+    assert rt.use_branch(tmp_path, None, print) == "main"
+    assert rt.use_branch(tmp_path, "models", print) == "models"  # created at HEAD
+    assert git("symbolic-ref", "--short", "HEAD") == "models"
+    assert rt.use_branch(tmp_path, "main", print) == "main"      # an existing one
+    with pytest.raises(UserError, match="not a valid git branch name"):
+        rt.use_branch(tmp_path, "bad..name", print)
+    git("checkout", "-q", "--detach")
+    with pytest.raises(UserError, match="detached HEAD"):
+        rt.use_branch(tmp_path, None, print)
+
+
+def test_the_promoted_artifact_is_declared_in_dvc_yaml():
+    artifacts = yaml.safe_load((REPO / "dvc.yaml").read_text())["artifacts"]
+    art = artifacts[rt.ARTIFACT]
+    assert art["type"] == "model" and art["path"] == "models/gan" and art["desc"] and art["labels"]

@@ -19,6 +19,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from dcgan.errors import ConfigError
+from dcgan.metrics.registry import metric_names
 
 DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "celeba", "folder")
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -307,8 +308,6 @@ class EvaluateParams:
     """Adam learning rate for latent optimisation."""
 
     def check(self, s: str) -> None:
-        from dcgan.metrics.registry import metric_names
-
         if not self.metrics:
             _fail(f"{s}.metrics", "must be a non-empty list", [])
         for i, name in enumerate(self.metrics):

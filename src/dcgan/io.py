@@ -1,4 +1,5 @@
-"""Atomic file output: write to a temporary file beside the target, then rename.
+"""Files: atomic output (write to a temporary file beside the target, then rename), hashes,
+and module weights as safetensors.
 
 A kill at any moment leaves either the old good file or the new complete one, never a
 truncated file where a good one was.
@@ -6,6 +7,7 @@ truncated file where a good one was.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -15,6 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save
+
+from dcgan.errors import UserError
 
 
 def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
@@ -54,3 +61,38 @@ def write_npy(path: str | Path, array: np.ndarray) -> Path:
 
 def read_json(path: str | Path) -> Any:
     return json.loads(Path(path).read_text())
+
+
+def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes, as hex."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        while block := fh.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def save_module(module: torch.nn.Module, path: str | Path) -> Path:
+    """Save a module's state dict as safetensors, atomically (contiguous CPU copies)."""
+    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
+    return write_bytes(path, save(state))
+
+
+def load_state(module: torch.nn.Module, path: str | Path,
+               arch: str = "the architecture they were loaded into") -> torch.nn.Module:
+    """Load safetensors weights into ``module``; a missing or corrupt file, or weights of
+    another architecture, is a UserError naming the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"model weights {path} do not exist (run the train stage first)")
+    try:
+        state = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as exc:
+        raise UserError(f"model weights {path} are corrupt or not safetensors: {exc}") from None
+    try:
+        module.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        first = str(exc).splitlines()[0]
+        raise UserError(
+            f"model weights {path} do not fit {arch} ({first.strip()})") from None
+    return module

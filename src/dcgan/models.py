@@ -11,12 +11,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
 from torch import nn
 
 from dcgan import io
 from dcgan.errors import UserError
+from dcgan.io import save_module
 
 
 @dataclass(frozen=True)
@@ -175,15 +174,6 @@ def build_encoder(cfg: GANConfig) -> Encoder:
 # --------------------------------------------------------------------------------- files
 
 
-def save_module(module: nn.Module, path: str | Path) -> None:
-    """Save a state dict as safetensors, atomically (contiguous CPU copies)."""
-    state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp")
-    save_file(state, str(tmp))
-    tmp.replace(path)
-
-
 def save_models(g: nn.Module, d: nn.Module, cfg: GANConfig, folder: str | Path, extra: dict | None = None,
                 g_best: dict[str, torch.Tensor] | None = None, e: nn.Module | None = None) -> None:
     """models/: generator.safetensors (last, or its EMA when enabled), generator_best.safetensors
@@ -219,22 +209,8 @@ def load_config(folder: str | Path) -> GANConfig:
 
 
 def load_state(module: nn.Module, path: str | Path) -> nn.Module:
-    """Load safetensors weights into ``module``; a file for another architecture is a UserError."""
-    path = Path(path)
-    if not path.is_file():
-        raise UserError(f"model weights {path} do not exist (run the train stage first)")
-    try:
-        state = load_file(str(path))
-    except (SafetensorError, OSError, ValueError) as exc:
-        raise UserError(f"model weights {path} are corrupt or not safetensors: {exc}") from None
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        first = str(exc).splitlines()[0]
-        raise UserError(
-            f"model weights {path} do not fit the architecture in model.json ({first.strip()})"
-        ) from None
-    return module
+    """Weights from ``path`` into a model rebuilt from model.json (a mismatch names the file)."""
+    return io.load_state(module, path, "the architecture in model.json")
 
 
 GENERATOR_FILES = {"last": "generator.safetensors", "best": "generator_best.safetensors"}

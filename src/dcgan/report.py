@@ -9,20 +9,7 @@ from typing import Any
 import pandas as pd
 
 from dcgan import io
-
-# (key, label, which direction is better)
-METRIC_ROWS = [
-    ("fid", "FID", "lower"),
-    ("is_mean", "Inception Score (mean)", "higher"),
-    ("is_std", "Inception Score (std over splits)", "—"),
-    ("kid_mean", "KID (mean)", "lower"),
-    ("kid_std", "KID (std over subsets)", "—"),
-    ("precision", "Precision (k-NN)", "higher"),
-    ("recall", "Recall (k-NN)", "higher"),
-    ("recon_mse", "Reconstruction MSE", "lower"),
-    ("recon_psnr", "Reconstruction PSNR (dB)", "higher"),
-    ("recon_ssim", "Reconstruction SSIM", "higher"),
-]
+from dcgan.metrics.registry import ALL_KEYS
 
 
 def read_curves(live_dir: str | Path) -> dict[str, pd.DataFrame]:
@@ -82,9 +69,10 @@ def _fmt(v: Any) -> str:
 
 def metrics_table(m: dict[str, Any]) -> str:
     lines = ["| metric | generated | floor (held-out real) | better |", "|---|---|---|---|"]
-    for key, label, better in METRIC_ROWS:
-        if key in m:
-            lines.append(f"| {label} | {_fmt(m[key])} | {_fmt(m.get(key + '_floor', '—'))} | {better} |")
+    for k in ALL_KEYS:
+        if k.key in m:
+            lines.append(f"| {k.label} | {_fmt(m[k.key])} | {_fmt(m.get(k.key + '_floor', '—'))} | "
+                         f"{k.better or '—'} |")
     if "drs_acceptance_rate" in m:
         lines.append(f"| DRS acceptance rate | {m['drs_acceptance_rate']:.1%} | — | — |")
     return "\n".join(lines)
@@ -99,9 +87,12 @@ def params_table(params: dict[str, dict[str, Any]], sections: list[str]) -> str:
 
 
 def render(params: dict[str, dict[str, Any]], data_meta: dict, model_meta: dict, metrics: dict,
-           figures: list[tuple[str, str]], images: dict[str, str], figures_dir: str) -> str:
+           figures: list[tuple[str, str]], images: dict[str, str], figures_dir: str,
+           train_summary: dict | None = None) -> str:
+    """The report's markdown. ``train_summary`` is dvclive's summary of the train stage (its
+    wall time lives there, not in the versioned model folder)."""
     proto = {k.split(".", 1)[1]: v for k, v in metrics.items() if k.startswith("protocol.")}
-    wall = model_meta.get("wall_s")
+    wall = (train_summary or {}).get("train", {}).get("wall_s")
     best = model_meta.get("best_fid")
     parts = [
         "# DCGAN run report",

@@ -1,11 +1,14 @@
 """Retraining around the DVC pipeline: run a named experiment, diff its metrics against the
-workspace, decide promotion, keep promoted generators in a registry.
+workspace, decide promotion, and register a promoted generator as a GTO version.
 
 Nothing here re-implements a stage: experiments run through ``dvc exp run``, metrics are
-compared through ``dvc metrics diff``, files are read from the experiment's commit through
-DVC's file system, and promotion applies the experiment with ``dvc exp apply``. So
-``dvc.lock`` stays the record of what ran. The Prefect flow (flows/retrain.py) sequences these
-functions; they are plain Python so that they can be tested and reused without Prefect.
+compared through ``dvc metrics diff``, and a promotion applies the experiment with
+``dvc exp apply``, commits what it changed (``dvc.lock``, params, metrics) and registers the
+generator artifact declared in ``dvc.yaml`` with GTO (a version tag and a stage tag). So git
+holds the record of what ran and what was promoted, and anyone can fetch the model with
+``dvc artifacts get <repo> generator --stage prod``. The Prefect flow (flows/retrain.py)
+sequences these functions; they are plain Python so that they can be tested and reused
+without Prefect.
 """
 
 from __future__ import annotations
@@ -16,31 +19,29 @@ import json
 import math
 import os
 import re
-import shutil
+import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
 from dcgan import io
 from dcgan.errors import UserError
+from dcgan.metrics import registry
 
 METRICS_FILE = "reports/metrics.json"
 SAMPLES_FILE = "reports/samples.png"
-MODELS_DIR = "models/gan"
-REGISTRY_DIR = "models/registry"
+ARTIFACT = "generator"  # dvc.yaml `artifacts:` (models/gan), the GTO artifact a promotion versions
+DEFAULT_STAGE = "prod"
 LOCK_FILE = ".dvc/tmp/retrain.lock"
 
-# which way is better, for each metric a promotion may be gated on
-DIRECTIONS = {
-    "fid": "lower", "kid_mean": "lower", "is_mean": "higher", "precision": "higher",
-    "recall": "higher", "recon_mse": "lower", "recon_psnr": "higher", "recon_ssim": "higher",
-}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
 _KEY = re.compile(r"^[a-z_]+\.[a-z0-9_]+$")
+_STAGE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")  # GTO stage names: lower case, digits, '-'
 
 Log = Callable[[str], None]
 
@@ -53,12 +54,22 @@ class WorkspaceBusy(UserError):
     """Another retrain run holds the workspace."""
 
 
-def check_inputs(overrides: dict[str, str], name: str, metric: str) -> None:
+class ExperimentTimeout(UserError):
+    """``dvc exp run`` ran past its time limit and was stopped with its stages."""
+
+
+def check_inputs(overrides: dict[str, str], name: str, metric: str, stage: str = DEFAULT_STAGE,
+                 min_improvement: float = 0.0) -> None:
     """Refuse bad flow arguments before anything runs."""
-    if metric not in DIRECTIONS:
-        raise UserError(f"metric must be one of {', '.join(DIRECTIONS)}, got {metric!r}")
+    if metric not in registry.ranked_keys():
+        raise UserError(f"metric must be one of {', '.join(registry.ranked_keys())}, got {metric!r}")
+    if not (isinstance(min_improvement, int | float) and min_improvement >= 0
+            and math.isfinite(min_improvement)):
+        raise UserError(f"min_improvement must be a finite number >= 0, got {min_improvement!r}")
     if not _NAME.match(name):
         raise UserError(f"experiment name {name!r} must be letters, digits, '-', '_' or '.'")
+    if not _STAGE.match(stage):
+        raise UserError(f"stage {stage!r} must be lower-case letters, digits or '-' (e.g. prod)")
     for key in overrides:
         if not _KEY.match(key):
             raise UserError(f"override {key!r} must look like section.key, e.g. train.lr")
@@ -69,78 +80,146 @@ def default_name(now: datetime | None = None) -> str:
 
 
 # ---------------------------------------------------------------------------------------
-# running DVC
+# running dvc, gto and git
 
 
 def tool_env() -> dict[str, str]:
-    """This interpreter's bin folder first on PATH, so that dvc and the stages' ``python`` are
-    the project's even when a Prefect worker was started without activating the venv."""
+    """This interpreter's bin folder first on PATH, so that dvc, gto and the stages' ``python``
+    are the project's even when a Prefect worker was started without activating the venv."""
     bin_dir = str(Path(sys.executable).parent)
     return {**os.environ, "PATH": bin_dir + os.pathsep + os.environ.get("PATH", ""),
-            "DVC_NO_ANALYTICS": "1"}
+            "DVC_NO_ANALYTICS": "1", "GTO_NO_ANALYTICS": "1"}
 
 
-def dvc_bin() -> str:
-    local = Path(sys.executable).parent / "dvc"
-    return str(local) if local.is_file() else "dvc"
+def tool(name: str) -> str:
+    """The project's own ``dvc`` or ``gto`` beside this interpreter, else the one on PATH."""
+    local = Path(sys.executable).parent / name
+    return str(local) if local.is_file() else name
 
 
-def dvc(args: list[str], cwd: Path, log: Log, env: dict[str, str] | None = None) -> tuple[int, list[str]]:
-    """Run ``dvc ARGS`` in ``cwd``, sending each output line to ``log``; return (code, lines)."""
+def run_logged(cmd: list[str], cwd: Path, log: Log, env: dict[str, str] | None = None,
+               timeout: float | None = None) -> tuple[int, list[str]]:
+    """Run ``cmd`` in ``cwd``, sending each output line to ``log``; return (code, lines).
+
+    The command runs in its own process group. Past ``timeout`` seconds the whole group (the
+    command and everything it started, e.g. the stages of ``dvc exp run``) gets SIGTERM, then
+    SIGKILL 10 s later, and :class:`ExperimentTimeout` is raised.
+    """
     full_env = {**tool_env(), "TQDM_DISABLE": "1", **(env or {})}
-    proc = subprocess.Popen([dvc_bin(), *args], cwd=cwd, env=full_env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, bufsize=1)
+    proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
+    expired = threading.Event()
+
+    def stop() -> None:
+        expired.set()
+        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 0.0)):
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, sig)
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(grace)
+                return
+
+    timer = threading.Timer(timeout, stop) if timeout else None
+    if timer:
+        timer.daemon = True
+        timer.start()
     lines = []
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        line = line.rstrip()
-        if line:
-            lines.append(line)
-            log(line)
-    return proc.wait(), lines
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            if line:
+                lines.append(line)
+                log(line)
+        code = proc.wait()
+    finally:
+        if timer:
+            timer.cancel()
+    if expired.is_set():
+        with contextlib.suppress(ProcessLookupError):  # stragglers that closed their output
+            os.killpg(proc.pid, signal.SIGKILL)
+        raise ExperimentTimeout(f"{' '.join([Path(cmd[0]).name, *cmd[1:3]])} ran past its "
+                                f"{timeout:g} s limit; it was stopped with everything it started")
+    return code, lines
+
+
+def dvc(args: list[str], cwd: Path, log: Log, env: dict[str, str] | None = None,
+        timeout: float | None = None) -> tuple[int, list[str]]:
+    """``dvc ARGS`` in ``cwd`` through :func:`run_logged`; return (code, output lines)."""
+    return run_logged([tool("dvc"), *args], cwd, log, env, timeout)
+
+
+def check(cmd: str, args: list[str], cwd: Path, log: Log) -> list[str]:
+    """Run ``dvc``/``gto``/``git`` ARGS; a non-zero exit raises UserError with its error lines."""
+    code, lines = run_logged([tool(cmd) if cmd in ("dvc", "gto") else cmd, *args], cwd, log)
+    if code != 0:
+        raise UserError(f"{cmd} {' '.join(args)} failed: {failure_message(lines)}")
+    return lines
 
 
 def dvc_json(args: list[str], cwd: Path) -> object:
-    res = subprocess.run([dvc_bin(), *args, "--json"], cwd=cwd, capture_output=True, text=True,
+    res = subprocess.run([tool("dvc"), *args, "--json"], cwd=cwd, capture_output=True, text=True,
                          env=tool_env())
     if res.returncode != 0:
         raise UserError(f"dvc {' '.join(args)} failed: {res.stderr.strip() or res.stdout.strip()}")
     return json.loads(res.stdout or "null")
 
 
+def git_out(args: list[str], cwd: Path) -> str | None:
+    """``git ARGS`` stdout, stripped; None when git exits non-zero."""
+    res = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    return res.stdout.strip() if res.returncode == 0 else None
+
+
 def failure_message(lines: list[str]) -> str:
-    """The stage's own ``error: ...`` lines if it printed any, else DVC's ERROR lines."""
+    """The stage's own ``error: ...`` lines if it printed any, else the tool's ERROR lines."""
     ours = [ln for ln in lines if ln.startswith("error: ")]
-    theirs = [ln for ln in lines if ln.startswith("ERROR:")]
+    theirs = [ln for ln in lines if ln.startswith(("ERROR:", "fatal:", "❌"))]
     picked = ours or theirs or lines[-5:]
-    return "; ".join(picked) if picked else "dvc exited without output"
+    return "; ".join(picked) if picked else "exited without output"
 
 
 def remote_configured(cwd: Path) -> bool:
-    res = subprocess.run([dvc_bin(), "remote", "list"], cwd=cwd, capture_output=True, text=True,
+    res = subprocess.run([tool("dvc"), "remote", "list"], cwd=cwd, capture_output=True, text=True,
                          env=tool_env())
     return res.returncode == 0 and bool(res.stdout.strip())
 
 
 def git_remote(cwd: Path) -> str | None:
-    """The git remote experiments are pushed to: ``origin`` if there is one, else the first."""
-    res = subprocess.run(["git", "remote"], cwd=cwd, capture_output=True, text=True)
-    names = res.stdout.split() if res.returncode == 0 else []
+    """The git remote commits, tags and experiments go to: ``origin``, else the first one."""
+    names = (git_out(["remote"], cwd) or "").split()
     return "origin" if "origin" in names else (names[0] if names else None)
 
 
+def use_branch(cwd: Path, branch: str | None, log: Log) -> str:
+    """The branch promotions are committed on: ``branch`` (checked out, created at HEAD when
+    new) or the current one. Called before the experiment, so that its baseline is that
+    branch's last promoted model."""
+    current = git_out(["symbolic-ref", "--short", "-q", "HEAD"], cwd)
+    if branch in (None, "", current):
+        if not current:
+            raise UserError(f"{cwd} is on a detached HEAD: check out a branch or pass branch=")
+        return current
+    if git_out(["check-ref-format", "--branch", branch], cwd) is None:
+        raise UserError(f"branch {branch!r} is not a valid git branch name")
+    exists = git_out(["rev-parse", "--verify", "-q", f"refs/heads/{branch}"], cwd) is not None
+    check("git", ["checkout", *([] if exists else ["-b"]), branch], cwd, log)
+    return branch
+
+
 def run_experiment(cwd: Path, name: str, overrides: dict[str, str], log: Log,
-                   env: dict[str, str] | None = None) -> str:
+                   env: dict[str, str] | None = None, timeout: float | None = None) -> str:
     """``dvc exp run --temp -n NAME -S k=v ...``; returns the experiment's commit.
 
     ``--temp`` runs the pipeline in a temporary copy, so the workspace (and the model it
-    holds) is untouched until a promotion applies the experiment.
+    holds) is untouched until a promotion applies the experiment. Past ``timeout`` seconds
+    dvc and its stages are stopped (:class:`ExperimentTimeout`).
     """
     args = ["exp", "run", "--temp", "-n", name]
     for key, value in overrides.items():
         args += ["-S", f"{key}={value}"]
     log("dvc " + " ".join(args))
-    code, lines = dvc(args, cwd, log, env)
+    code, lines = dvc(args, cwd, log, env, timeout)
     if code != 0:
         raise StageFailed(f"experiment {name} failed: {failure_message(lines)}")
     return experiment_rev(cwd, name)
@@ -148,13 +227,12 @@ def run_experiment(cwd: Path, name: str, overrides: dict[str, str], log: Log,
 
 def experiment_rev(cwd: Path, name: str) -> str:
     """The commit of the experiment ``name`` on top of HEAD."""
-    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                          check=True).stdout.strip()
+    head = git_out(["rev-parse", "HEAD"], cwd) or ""
     ref = f"refs/exps/{head[:2]}/{head[2:]}/{name}"
-    res = subprocess.run(["git", "rev-parse", "--verify", ref], cwd=cwd, capture_output=True, text=True)
-    if res.returncode != 0:
+    rev = git_out(["rev-parse", "--verify", "-q", ref], cwd)
+    if not rev:
         raise UserError(f"experiment {name} finished but {ref} does not exist")
-    return res.stdout.strip()
+    return rev
 
 
 # ---------------------------------------------------------------------------------------
@@ -198,7 +276,7 @@ def decide(diff: dict[str, dict[str, object]], metric: str, min_improvement: flo
     Improvement is measured in the metric's units in its better direction (FID 3.1 -> 2.9 is
     +0.2). A missing baseline (first run) promotes; a missing or non-finite new value never does.
     """
-    direction = DIRECTIONS[metric]
+    direction = registry.direction(metric)
     row = diff.get(metric, {})
     old, new = row.get("old"), row.get("new")
     def result(promote: bool, reason: str, improvement: float | None = None) -> Comparison:
@@ -234,7 +312,7 @@ def diff_markdown(name: str, overrides: dict[str, str], diff: dict, comparison: 
 
 
 # ---------------------------------------------------------------------------------------
-# files of an experiment, and the registry
+# files of an experiment, and promotion: commit + GTO version + stage
 
 
 def export_files(cwd: Path, rev: str, paths: list[str], dest: Path) -> None:
@@ -252,9 +330,9 @@ def export_files(cwd: Path, rev: str, paths: list[str], dest: Path) -> None:
 
 
 def own_folder(path: Path) -> Path:
-    """Create ``path`` with a ``.gitignore`` of ``*``: the flow's own files are not part of the
-    git/DVC record (that is dvc.lock and the experiment refs), so they never leak into an
-    experiment commit or show up in ``git status``."""
+    """Create ``path`` with a ``.gitignore`` of ``*``: the flow's own report files are not part
+    of the git/DVC record (that is dvc.lock, the experiment refs and the GTO tags), so they
+    never leak into an experiment or promotion commit or show up in ``git status``."""
     path.mkdir(parents=True, exist_ok=True)
     ignore = path / ".gitignore"
     if not ignore.is_file():
@@ -262,43 +340,79 @@ def own_folder(path: Path) -> Path:
     return path
 
 
-def registry_latest(cwd: Path, registry: str = REGISTRY_DIR) -> dict | None:
-    path = cwd / registry / "latest.json"
-    return io.read_json(path) if path.is_file() else None
+@dataclass
+class Promotion:
+    """What a promotion left in git: a commit on ``branch`` and two GTO tags on it."""
+
+    branch: str
+    commit: str
+    version: str      # v0.0.3
+    version_tag: str  # generator@v0.0.3
+    stage: str        # prod
+    stage_tag: str    # generator#prod#3
 
 
-def promote(cwd: Path, name: str, rev: str, comparison: Comparison, diff: dict,
-            overrides: dict[str, str], log: Log, registry: str = REGISTRY_DIR) -> Path:
-    """Write the experiment's generator, params and metrics to the registry, apply it, point
-    ``latest`` at it.
+def _tags_at(cwd: Path, commit: str, pattern: str) -> list[str]:
+    found = (git_out(["tag", "--points-at", commit, "--list", pattern], cwd) or "").split()
+    return sorted(found, key=lambda t: [int(x) for x in re.findall(r"\d+", t)])
 
-    The entry is assembled in a hidden folder and renamed into place; ``latest.json`` changes
-    last, so a failure at any point leaves the previous promoted model as ``latest``.
+
+def promote(cwd: Path, name: str, rev: str, comparison: Comparison, log: Log,
+            stage: str = DEFAULT_STAGE) -> Promotion:
+    """Apply the experiment, commit what it changed, register a GTO version of the generator
+    artifact on that commit and assign it ``stage``.
+
+    Only the files the experiment changed (``dvc.lock``, params, metrics, plots) are committed,
+    so other local edits stay out of the commit. The tags come last: a failure before them
+    leaves no version, and the error says what was done.
     """
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    root = own_folder(cwd / registry)
-    entry = root / f"{stamp}-{name}"
-    tmp = root / f".{entry.name}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
+    changed = (git_out(["diff", "--name-only", "HEAD", rev], cwd) or "").split()
+    branch = git_out(["symbolic-ref", "--short", "-q", "HEAD"], cwd) or "HEAD"
+    check("dvc", ["exp", "apply", name], cwd, log)
+    what = (f"{comparison.metric} {_fmt(comparison.baseline)} -> {_fmt(comparison.new)} "
+            f"(experiment {name})")
+    if changed:
+        check("git", ["add", "--", *changed], cwd, log)
+        check("git", ["commit", "-q", "-m", f"Promote {name}: {what}", "--", *changed], cwd, log)
+    commit = git_out(["rev-parse", "HEAD"], cwd) or ""
+    log(f"committed {name} on {branch} as {commit[:12]}")
     try:
-        export_files(cwd, rev, [MODELS_DIR, "params.yaml", METRICS_FILE, SAMPLES_FILE], tmp)
-        io.write_json(tmp / "promotion.json", {
-            "name": name, "experiment_rev": rev, "promoted_at": stamp, "overrides": overrides,
-            "comparison": asdict(comparison),
-            "metrics_diff": {k: v for k, v in diff.items() if not k.startswith("protocol.")},
-        })
-        log(f"dvc exp apply {name}")
-        code, lines = dvc(["exp", "apply", name], cwd, log)
-        if code != 0:
-            raise UserError(f"dvc exp apply {name} failed: {failure_message(lines)}")
-        os.replace(tmp, entry)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    io.write_json(root / "latest.json", {"path": entry.name, "name": name, "experiment_rev": rev,
-                                         "metric": comparison.metric, "value": comparison.new})
-    return entry
+        check("gto", ["register", ARTIFACT, commit, "-m", f"{ARTIFACT}: {what}"], cwd, log)
+        version_tag = _tags_at(cwd, commit, f"{ARTIFACT}@v*")[-1]
+        version = version_tag.split("@", 1)[1]
+        check("gto", ["assign", ARTIFACT, "--version", version, "--stage", stage,
+                      "-m", f"{ARTIFACT} {version} -> {stage}: {what}"], cwd, log)
+        stage_tag = _tags_at(cwd, commit, f"{ARTIFACT}#{stage}*")[-1]
+    except (UserError, IndexError) as exc:
+        raise UserError(f"{name} is committed on {branch} ({commit[:12]}) but registering it with "
+                        f"GTO failed: {exc}. Finish by hand: gto register {ARTIFACT} {commit[:12]} "
+                        f"&& gto assign {ARTIFACT} --stage {stage}") from None
+    return Promotion(branch, commit, version, version_tag, stage, stage_tag)
+
+
+def _fmt(x: float | None) -> str:
+    return "none" if x is None else f"{x:.4g}"
+
+
+def push(cwd: Path, name: str, promotion: Promotion | None, log: Log) -> list[str]:
+    """Publish what this run made, where remotes exist: the DVC data first (``dvc push``), then
+    the promotion commit and its tags and the experiment (``git push``, ``dvc exp push``), so
+    no tag is announced before its data can be fetched. Returns what was pushed."""
+    done = []
+    has_dvc_remote = remote_configured(cwd)
+    if has_dvc_remote:
+        check("dvc", ["push"], cwd, log)
+        done.append("dvc push")
+    remote = git_remote(cwd)
+    if remote and promotion:
+        check("git", ["push", "-q", remote, promotion.branch, promotion.version_tag,
+                      promotion.stage_tag], cwd, log)
+        done.append(f"git push {remote} {promotion.branch} {promotion.version_tag} {promotion.stage_tag}")
+    if remote:
+        check("dvc", ["exp", "push", *([] if has_dvc_remote else ["--no-cache"]), remote, name],
+              cwd, log)
+        done.append(f"dvc exp push {remote} {name}")
+    return done
 
 
 # ---------------------------------------------------------------------------------------

@@ -32,6 +32,18 @@ def test_repro_experiments_and_metrics_diff(project):
     assert "up to date" in again.stdout + again.stderr
     assert project.dvc("status").stdout.strip().startswith("Data and pipelines are up to date")
 
+    # 2b. dvc status sees an edit to a module a stage runs, even one it imports indirectly
+    # (runtime.py: the seed of every random draw), and only in the stages that run it
+    for module, expected in (("runtime.py", {"augment", "evaluator", "train", "sample", "evaluate"}),
+                             ("report.py", {"report"})):
+        path = project.root / "src/dcgan" / module
+        original = path.read_text()
+        path.write_text(original + "\n# an edit\n")
+        stale = json.loads(project.dvc("status", "--json").stdout)
+        assert set(stale) == expected, (module, sorted(stale))
+        path.write_text(original)
+    assert project.dvc("status").stdout.strip().startswith("Data and pipelines are up to date")
+
     # 3. an experiment with its own params and metrics, listed by dvc exp show
     exp = project.dvc("exp", "run", "-n", "lr-exp", "-S", "train.lr=0.001")
     assert "Running stage 'train'" in exp.stdout and "Running stage 'prepare'" not in exp.stdout

@@ -29,7 +29,9 @@ pytestmark = pytest.mark.slow
 PARAMS = tiny_params(train={"epochs": 3, "checkpoint_every": 4, "log_every": 2, "eval_every": 1,
                             "ema_decay": 0.9, "diffaug": ["translation", "color"],
                             "batch_schedule": [[0, 16], [20, 32]], "lr_scaling": "linear"})
-WEIGHTS = ["generator.safetensors", "generator_best.safetensors", "discriminator.safetensors"]
+# model.json too: nothing run-dependent (like a wall time) may make a resumed model folder differ
+WEIGHTS = ["generator.safetensors", "generator_best.safetensors", "discriminator.safetensors",
+           "model.json"]
 
 
 def digest(path: Path) -> str:

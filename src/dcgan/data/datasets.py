@@ -195,6 +195,13 @@ def load_celeba(root: Path, download: bool, max_images: int) -> RawDataset:
     if download and not folder.is_dir():
         import torchvision.datasets as tvd
 
+        try:  # torchvision fetches CelebA from Google Drive through gdown, an optional dependency
+            import gdown  # noqa: F401
+        except ImportError:
+            raise UserError(
+                "prepare.download: true for CelebA needs the gdown package, which is not "
+                "installed: pip install -e '.[celeba]' (the celeba extra), or put the images at "
+                f"{folder}") from None
         tvd.CelebA(root=str(root), split="train", download=True)
     if not folder.is_dir():
         raise UserError(

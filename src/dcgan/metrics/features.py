@@ -19,8 +19,7 @@ from tqdm import tqdm
 
 from dcgan.data.arrays import to_unit
 from dcgan.errors import UserError
-from dcgan.io import write_json
-from dcgan.models import load_state, save_module
+from dcgan.io import file_digest, load_state, save_module, write_json
 from dcgan.runtime import generator_for
 
 
@@ -117,8 +116,6 @@ class ClassifierExtractor:
     kind = "classifier"
 
     def __init__(self, folder: str | Path, device: torch.device, batch_size: int = 500):
-        from dcgan.training.checkpoint import file_digest
-
         self.model = load_classifier(folder, device)
         self.feature_dim = self.model.cfg.feature_dim
         self.id = f"classifier:{file_digest(Path(folder) / 'classifier.safetensors')[:12]}"

@@ -7,7 +7,6 @@ Before torch-fidelity loads the file (it unpickles without restrictions), it is 
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 from pathlib import Path
 
@@ -16,18 +15,11 @@ import torch
 from tqdm import tqdm
 
 from dcgan.errors import UserError
+from dcgan.io import file_digest
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
 OFFICIAL_SHA256_PREFIX = "6726825d"
-
-
-def weights_sha256(path: str | Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(1 << 20):
-            h.update(block)
-    return h.hexdigest()
 
 
 def check_weights(path: str | Path) -> str:
@@ -46,7 +38,7 @@ def check_weights(path: str | Path) -> str:
         raise UserError(f"Inception weights {path} are corrupt or unsafe to load: {first}") from None
     if not isinstance(state, dict) or "fc.weight" not in state:
         raise UserError(f"Inception weights {path} are not an Inception-v3 state dict")
-    return weights_sha256(path)
+    return file_digest(path)
 
 
 class InceptionExtractor:

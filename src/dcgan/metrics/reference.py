@@ -18,8 +18,7 @@ import torch
 
 from dcgan import io
 from dcgan.errors import UserError
-from dcgan.metrics.registry import FeatureSet, Reference
-from dcgan.training.checkpoint import file_digest
+from dcgan.metrics.sets import FeatureSet, Reference
 
 NPZ, META = "reference.npz", "reference.json"
 
@@ -50,8 +49,8 @@ def write_reference(folder: str | Path, extractor, data_dir: str | Path) -> dict
     io.write_bytes(Path(folder) / NPZ, buf.getvalue())
     meta = {
         "extractor": extractor.kind, "extractor_id": extractor.id, "feature_dim": extractor.feature_dim,
-        "train_digest": file_digest(data_dir / "train.npy"),
-        "holdout_digest": file_digest(data_dir / "holdout.npy"),
+        "train_digest": io.file_digest(data_dir / "train.npy"),
+        "holdout_digest": io.file_digest(data_dir / "holdout.npy"),
     }
     io.write_json(Path(folder) / META, meta)
     return meta
@@ -70,7 +69,7 @@ def load_reference(folder: str | Path, data_dir: str | Path, extractor_kind: str
             f"evaluate.extractor is {extractor_kind}; rerun the evaluator stage (dvc repro)"
         )
     for split in ("train", "holdout"):
-        if file_digest(data_dir / f"{split}.npy") != meta[f"{split}_digest"]:
+        if io.file_digest(data_dir / f"{split}.npy") != meta[f"{split}_digest"]:
             raise UserError(
                 f"reference features in {folder} are stale: {data_dir / split}.npy changed since "
                 f"they were computed; rerun the evaluator stage (dvc repro)"

@@ -1,94 +1,69 @@
-"""Sample-quality metrics as small functions in a registry, validated by name at params load.
+"""The metric catalogue: each metric's name, the keys it writes and which way is better.
 
-Each metric takes the generated set's features (and logits), the reference (training-set)
-features and the evaluate options, and returns flat ``{key: value}``. All metrics of a run
-share one feature pass; the same functions applied to held-out real images give the floor.
+Plain data with no imports, so that params validation (config), the report and the promotion
+gate can name and rank metrics without loading (or depending on) the code that computes them.
+The implementations are bound to these names in :mod:`dcgan.metrics.suite`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Literal
 
-import numpy as np
-
-
-@dataclass
-class FeatureSet:
-    """Extractor outputs for one image set: features (N, D) and class logits (N, K) or None."""
-
-    features: np.ndarray
-    logits: np.ndarray | None = None
+Better = Literal["lower", "higher"]
 
 
-@dataclass
-class Reference:
-    """The training set in feature space: all features plus their float64 mean/covariance."""
+@dataclass(frozen=True)
+class Key:
+    """One number a metric writes to reports/metrics.json (its floor is ``<key>_floor``)."""
 
-    features: np.ndarray
-    mu: np.ndarray
-    sigma: np.ndarray
-
-    @classmethod
-    def from_features(cls, features: np.ndarray) -> Reference:
-        from dcgan.metrics.fid import feature_stats
-
-        return cls(features, *feature_stats(features))
+    key: str
+    label: str
+    better: Better | None
+    """Which way is better; None for spreads (std), which are not ranked."""
 
 
-MetricFn = Callable[[FeatureSet, Reference, Any, int], dict[str, float]]
-_METRICS: dict[str, MetricFn] = {}
+@dataclass(frozen=True)
+class Metric:
+    """A metric selectable in ``evaluate.metrics``."""
+
+    name: str
+    keys: tuple[Key, ...]
 
 
-def register(name: str) -> Callable[[MetricFn], MetricFn]:
-    def deco(fn: MetricFn) -> MetricFn:
-        _METRICS[name] = fn
-        return fn
+METRICS: dict[str, Metric] = {m.name: m for m in (
+    Metric("fid", (Key("fid", "FID", "lower"),)),
+    Metric("is", (Key("is_mean", "Inception Score (mean)", "higher"),
+                  Key("is_std", "Inception Score (std over splits)", None))),
+    Metric("kid", (Key("kid_mean", "KID (mean)", "lower"),
+                   Key("kid_std", "KID (std over subsets)", None))),
+    Metric("pr", (Key("precision", "Precision (k-NN)", "higher"),
+                  Key("recall", "Recall (k-NN)", "higher"))),
+)}
 
-    return deco
+# written by the evaluate stage when evaluate.recon_images > 0 (not part of evaluate.metrics)
+RECONSTRUCTION: tuple[Key, ...] = (
+    Key("recon_mse", "Reconstruction MSE", "lower"),
+    Key("recon_psnr", "Reconstruction PSNR (dB)", "higher"),
+    Key("recon_ssim", "Reconstruction SSIM", "higher"),
+)
+
+ALL_KEYS: tuple[Key, ...] = (*(k for m in METRICS.values() for k in m.keys), *RECONSTRUCTION)
 
 
 def metric_names() -> tuple[str, ...]:
-    return tuple(_METRICS)
+    """The names ``evaluate.metrics`` accepts."""
+    return tuple(METRICS)
 
 
-def get(name: str) -> MetricFn:
-    return _METRICS[name]
+def ranked_keys() -> tuple[str, ...]:
+    """Keys with a better direction: what a promotion may be gated on."""
+    return tuple(k.key for k in ALL_KEYS if k.better is not None)
 
 
-@register("fid")
-def _fid(gen: FeatureSet, ref: Reference, opts: Any, seed: int) -> dict[str, float]:
-    from dcgan.metrics.fid import feature_stats, frechet_distance
-
-    return {"fid": frechet_distance(*feature_stats(gen.features), ref.mu, ref.sigma)}
-
-
-@register("is")
-def _is(gen: FeatureSet, ref: Reference, opts: Any, seed: int) -> dict[str, float]:
-    from dcgan.metrics.inception_score import inception_score
-
-    if gen.logits is None:
-        raise ValueError("the Inception Score needs class logits from the extractor")
-    mean, std = inception_score(gen.logits, opts.is_splits)
-    return {"is_mean": mean, "is_std": std}
-
-
-@register("kid")
-def _kid(gen: FeatureSet, ref: Reference, opts: Any, seed: int) -> dict[str, float]:
-    from dcgan.metrics.kid import kernel_inception_distance
-
-    mean, std = kernel_inception_distance(ref.features, gen.features, opts.kid_subsets,
-                                          opts.kid_subset_size, seed)
-    return {"kid_mean": mean, "kid_std": std}
-
-
-@register("pr")
-def _pr(gen: FeatureSet, ref: Reference, opts: Any, seed: int) -> dict[str, float]:
-    from dcgan.metrics.prdc import precision_recall
-
-    # equal-sized real and generated sets: a seeded subset of the reference, same for every run
-    n = len(gen.features)
-    idx = np.random.default_rng(seed).permutation(len(ref.features))[:n]
-    precision, recall = precision_recall(ref.features[idx], gen.features, opts.pr_k)
-    return {"precision": precision, "recall": recall}
+def direction(key: str) -> Better:
+    """``lower`` or ``higher`` for a ranked key; KeyError for any other."""
+    for k in ALL_KEYS:
+        if k.key == key and k.better is not None:
+            return k.better
+    raise KeyError(key)

@@ -1,5 +1,10 @@
 """Scoring generated images against the training set, beside the real-data floor.
 
+Each metric of the catalogue (:mod:`dcgan.metrics.registry`) is a small function here that
+takes the generated set's features (and logits), the reference (training-set) features and
+the evaluate options, and returns flat ``{key: value}``. All metrics of a run share one
+feature pass; the same functions applied to held-out real images give the floor.
+
 The floor: the same metrics for held-out real images against the training set, at the same
 sample size n. A perfect generator would score about the floor. FID and KID are biased at
 small n, so a generated score is only comparable to a floor measured with the same n.
@@ -11,9 +16,53 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
+
 from dcgan.errors import UserError
 from dcgan.metrics import registry
-from dcgan.metrics.registry import FeatureSet, Reference
+from dcgan.metrics.fid import feature_stats, frechet_distance
+from dcgan.metrics.inception_score import inception_score
+from dcgan.metrics.kid import kernel_inception_distance
+from dcgan.metrics.prdc import precision_recall
+from dcgan.metrics.sets import FeatureSet, Reference
+
+MetricFn = Callable[[FeatureSet, Reference, Any, int], dict[str, float]]
+
+
+def _fid(gen: FeatureSet, ref: Reference, opts: Any, seed: int) -> dict[str, float]:
+    return {"fid": frechet_distance(*feature_stats(gen.features), ref.mu, ref.sigma)}
+
+
+def _is(gen: FeatureSet, ref: Reference, opts: Any, seed: int) -> dict[str, float]:
+    if gen.logits is None:
+        raise ValueError("the Inception Score needs class logits from the extractor")
+    mean, std = inception_score(gen.logits, opts.is_splits)
+    return {"is_mean": mean, "is_std": std}
+
+
+def _kid(gen: FeatureSet, ref: Reference, opts: Any, seed: int) -> dict[str, float]:
+    mean, std = kernel_inception_distance(ref.features, gen.features, opts.kid_subsets,
+                                          opts.kid_subset_size, seed)
+    return {"kid_mean": mean, "kid_std": std}
+
+
+def _pr(gen: FeatureSet, ref: Reference, opts: Any, seed: int) -> dict[str, float]:
+    # equal-sized real and generated sets: a seeded subset of the reference, same for every run
+    n = len(gen.features)
+    idx = np.random.default_rng(seed).permutation(len(ref.features))[:n]
+    precision, recall = precision_recall(ref.features[idx], gen.features, opts.pr_k)
+    return {"precision": precision, "recall": recall}
+
+
+IMPLEMENTATIONS: dict[str, MetricFn] = {"fid": _fid, "is": _is, "kid": _kid, "pr": _pr}
+if set(IMPLEMENTATIONS) != set(registry.metric_names()):  # a bug: the catalogue and code disagree
+    raise ImportError(f"metrics without code or catalogue entry: "
+                      f"{sorted(set(IMPLEMENTATIONS) ^ set(registry.metric_names()))}")
+
+
+def get(name: str) -> MetricFn:
+    """The function computing metric ``name`` (one of registry.metric_names())."""
+    return IMPLEMENTATIONS[name]
 
 
 def min_samples(feature_dim: int) -> int:
@@ -55,7 +104,7 @@ def score(gen: FeatureSet, holdout: FeatureSet, ref: Reference, names: tuple[str
     check_sample_size(n, ref.features.shape[1], len(gen.features), len(holdout.features), warn)
     out: dict[str, float] = {}
     for name in names:
-        fn = registry.get(name)
+        fn = get(name)
         out.update(fn(_take(gen, n), ref, opts, seed))
         out.update({f"{k}_floor": v for k, v in fn(_take(holdout, n), ref, opts, seed).items()})
     return out

@@ -10,7 +10,7 @@ import numpy as np
 from dcgan import io
 from dcgan.data import arrays
 from dcgan.data.augment import augment
-from dcgan.sampling import save_grid
+from dcgan.images import save_grid
 from dcgan.stages._common import log, params_from, parser, run
 
 

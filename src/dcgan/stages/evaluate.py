@@ -10,17 +10,17 @@ import numpy as np
 
 from dcgan import io
 from dcgan.data import arrays
+from dcgan.images import save_grid
 from dcgan.metrics.reconstruction import (
     encode_decode,
     invert_by_optimisation,
     reconstruction_metrics,
 )
 from dcgan.metrics.reference import load_reference, make_extractor
-from dcgan.metrics.registry import FeatureSet
+from dcgan.metrics.sets import FeatureSet
 from dcgan.metrics.suite import check_sample_size, score
 from dcgan.models import load_encoder, load_generator
 from dcgan.runtime import pick_device
-from dcgan.sampling import save_grid
 from dcgan.stages._common import log, params_from, parser, run
 
 

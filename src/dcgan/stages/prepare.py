@@ -8,7 +8,7 @@ from pathlib import Path
 from dcgan import io
 from dcgan.data import arrays
 from dcgan.data.datasets import load_dataset
-from dcgan.sampling import save_grid
+from dcgan.images import save_grid
 from dcgan.stages._common import log, params_from, parser, run
 
 

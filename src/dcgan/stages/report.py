@@ -25,9 +25,11 @@ def main(argv: list[str] | None = None) -> None:
     candidates = {"Samples": "samples.png", "Latent interpolation": "interpolation.png",
                   "Reconstructions (rows: held-out reals, then their reconstructions)": "reconstructions.png"}
     images = {t: f for t, f in candidates.items() if (out.parent / f).is_file()}
+    summary = Path(args.live) / "metrics.json"
     text = render(params.to_dict(), io.read_json(Path(args.data) / "meta.json"),
                   io.read_json(Path(args.models) / "model.json"), io.read_json(args.metrics),
-                  figures, images, figures_dir.name)
+                  figures, images, figures_dir.name,
+                  io.read_json(summary) if summary.is_file() else None)
     io.write_text(out, text)
     log(f"report: {out} with {len(figures)} figure(s) and {len(images)} image grid(s)")
 

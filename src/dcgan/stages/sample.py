@@ -7,9 +7,10 @@ from pathlib import Path
 
 from dcgan import io
 from dcgan.data.arrays import save_images
+from dcgan.images import save_grid
 from dcgan.models import load_discriminator, load_generator
 from dcgan.runtime import pick_device
-from dcgan.sampling import discriminator_rejection_sampling, generate, interpolation_grid, save_grid
+from dcgan.sampling import discriminator_rejection_sampling, generate, interpolation_grid
 from dcgan.stages._common import log, params_from, parser, run
 
 

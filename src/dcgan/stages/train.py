@@ -12,11 +12,12 @@ from dvclive import Live
 
 from dcgan.data import arrays
 from dcgan.errors import UserError
+from dcgan.images import grid_image
 from dcgan.metrics.fid import feature_stats, frechet_distance
 from dcgan.metrics.reference import load_reference, make_extractor
 from dcgan.models import Generator, build, save_models
 from dcgan.runtime import derive_seed, pick_device
-from dcgan.sampling import generate, grid_image
+from dcgan.sampling import generate
 from dcgan.stages._common import log, params_from, parser, run
 from dcgan.training import checkpoint as ckpt
 from dcgan.training import distributed
@@ -149,7 +150,8 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
             live.log_metric("train/best_fid", round(result.best_fid, 4), plot=False)
             live.log_metric("train/best_step", result.best_step, plot=False)
     save_models(result.g, result.d, cfg, args.out,
-                {"step": result.step, "epochs": result.epoch, "wall_s": round(result.wall_s, 2),
+                # nothing run-dependent (times, hosts) here: identical runs give identical files
+                {"step": result.step, "epochs": result.epoch,
                  "best_fid": result.best_fid, "best_step": result.best_step},
                 g_best=result.g_best, e=result.e)
     log(f"train: {result.step} steps in {result.wall_s:.1f}s -> {args.out}")

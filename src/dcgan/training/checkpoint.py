@@ -24,14 +24,6 @@ _NAME = re.compile(r"^ckpt-(\d{9})\.pt$")
 KEEP = 2
 
 
-def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
 def code_digest() -> str:
     """sha256 over the dcgan package's source files (what the train stage runs)."""
     root = Path(__file__).resolve().parents[1]
@@ -45,7 +37,7 @@ def code_digest() -> str:
 def fingerprint(train_params: dict[str, Any], seed: int, data_file: str | Path) -> str:
     """Identity of a training run: resuming is only valid when this matches."""
     payload = json.dumps(
-        {"train": train_params, "seed": seed, "data": file_digest(data_file), "code": code_digest()},
+        {"train": train_params, "seed": seed, "data": io.file_digest(data_file), "code": code_digest()},
         sort_keys=True,
     )
     return hashlib.sha256(payload.encode()).hexdigest()[:16]

@@ -1,0 +1,199 @@
+"""``dcgan``: use a trained generator without the pipeline.
+
+    dcgan sample --model models/gan -n 64 --seed 0 -o grid.png     # or .npy (uint8 N,C,H,W)
+    dcgan sample --model gan --drs -o drs.png                       # rejection sampling with D
+    dcgan interpolate --model models/gan -o walk.png                # latent walks, a row each
+    dcgan info models/gan                                           # what model.json records
+
+MODEL is a ``models/gan`` folder as the train stage writes it, or the folder that
+``dvc artifacts get <repo> generator --stage prod`` fetched. A mistake in the input (a missing
+folder, weights of another architecture, a bad number) is one ``error:`` line and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import numpy as np
+
+from dcgan import io
+from dcgan.errors import UserError
+
+OUTPUT_KINDS = (".png", ".npy")
+
+
+def _version() -> str:
+    try:
+        return version("dcgan")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def _model_folder(path: str) -> Path:
+    folder = Path(path)
+    if not folder.is_dir():
+        raise UserError(f"model folder {folder} does not exist (train one with `dvc repro`, or "
+                        f"fetch one with `dvc artifacts get <repo> generator --stage prod`)")
+    if not (folder / "model.json").is_file():
+        raise UserError(f"{folder} is not a dcgan model folder: it has no model.json")
+    return folder
+
+
+def _positive(name: str, value: int) -> int:
+    if value < 1:
+        raise UserError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def _output(path: str) -> Path:
+    out = Path(path)
+    if out.suffix.lower() not in OUTPUT_KINDS:
+        raise UserError(f"output {out} must end in .png (a grid) or .npy (uint8 N,C,H,W), "
+                        f"got {out.suffix or 'no suffix'}")
+    return out
+
+
+def _write(images: np.ndarray, out: Path, nrow: int | None = None) -> None:
+    """A PNG grid (small images enlarged for viewing) or the raw uint8 array, atomically."""
+    from dcgan.images import save_grid
+
+    if out.suffix.lower() == ".npy":
+        io.write_npy(out, images)
+    else:
+        save_grid(images, out, nrow=nrow, upscale=max(1, 64 // images.shape[-1]))
+
+
+def cmd_sample(args: argparse.Namespace) -> str:
+    from dcgan.models import load_discriminator, load_generator
+    from dcgan.runtime import pick_device
+    from dcgan.sampling import discriminator_rejection_sampling, generate
+
+    n, batch = _positive("-n", args.n), _positive("--batch-size", args.batch_size)
+    out, folder = _output(args.output), _model_folder(args.model)
+    if args.seed < 0:
+        raise UserError(f"--seed must be >= 0, got {args.seed}")
+    if not 0.0 <= args.drs_percentile <= 100.0:
+        raise UserError(f"--drs-percentile must be in [0, 100], got {args.drs_percentile}")
+    device = pick_device(args.device)
+    g = load_generator(folder, device, args.generator)
+    how = f"the {args.generator} generator"
+    if args.drs:
+        if not (folder / "discriminator.safetensors").is_file():
+            raise UserError(f"--drs needs the discriminator, and {folder} has no "
+                            "discriminator.safetensors")
+        d = load_discriminator(folder, device)
+        res = discriminator_rejection_sampling(g, d, n, g.cfg.latent_dim, args.seed, device, batch,
+                                               percentile=args.drs_percentile)
+        images = res.images
+        how += f" with DRS (kept {res.acceptance_rate:.1%} of {res.proposed} proposals)"
+    else:
+        images = generate(g, n, g.cfg.latent_dim, args.seed, device, batch)
+    _write(images, out)
+    return f"{n} images from {how} of {folder} -> {out}"
+
+
+def cmd_interpolate(args: argparse.Namespace) -> str:
+    from dcgan.models import load_generator
+    from dcgan.runtime import pick_device
+    from dcgan.sampling import interpolation_grid
+
+    rows, steps = _positive("--rows", args.rows), _positive("--steps", args.steps)
+    if steps < 2:
+        raise UserError(f"--steps must be >= 2 (the two ends), got {steps}")
+    out, folder = _output(args.output), _model_folder(args.model)
+    device = pick_device(args.device)
+    g = load_generator(folder, device, args.generator)
+    walk = interpolation_grid(g, g.cfg.latent_dim, args.seed, device, rows=rows, steps=steps)
+    _write(walk, out, nrow=steps)
+    path = "great circles (normal prior)" if g.cfg.prior == "normal" else "straight lines (uniform prior)"
+    return f"{rows} latent walks of {steps} steps along {path} -> {out}"
+
+
+def describe(meta: dict, folder: Path) -> str:
+    """model.json in words, plus the weight files beside it."""
+    arch = (f"DCGAN {meta['channels']}x{meta['image_size']}x{meta['image_size']}, latent "
+            f"{meta['latent_dim']} ({meta.get('prior', 'normal')} prior), G width "
+            f"{meta['g_width']} ({meta.get('g_norm', 'batch')} norm), D width {meta['d_width']} "
+            f"({meta.get('d_norm', 'batch')} norm{', spectral' if meta.get('d_spectral') else ''})")
+    lines = [f"model: {folder}", f"architecture: {arch}",
+             f"encoder: {'yes' if meta.get('encoder') else 'no'}"]
+    if "step" in meta:
+        lines.append(f"trained: {meta['step']} steps, {meta.get('epochs')} epochs")
+    if meta.get("best_fid") is not None:
+        lines.append(f"best in-training FID: {meta['best_fid']:.4g} at step {meta.get('best_step')} "
+                     "(generator_best.safetensors)")
+    for f in sorted(folder.glob("*.safetensors")):
+        lines.append(f"file: {f.name} ({f.stat().st_size / 1e6:.2f} MB, sha256 "
+                     f"{io.file_digest(f)[:12]})")
+    return "\n".join(lines)
+
+
+def cmd_info(args: argparse.Namespace) -> str:
+    from dcgan.models import load_config
+
+    folder = _model_folder(args.model)
+    load_config(folder)  # refuses an incomplete model.json with a clear line
+    meta = io.read_json(folder / "model.json")
+    return json.dumps(meta, indent=2, sort_keys=True) if args.json else describe(meta, folder)
+
+
+def _model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", "-m", default="models/gan", metavar="MODEL",
+                   help="the model folder (models/gan, or what dvc artifacts get fetched)")
+    p.add_argument("--generator", choices=("best", "last"), default="best",
+                   help="best: the generator with the best in-training FID; last: the final one")
+    p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same images)")
+    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
+                   help="where to run (auto: cuda > mps > cpu)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="dcgan", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", action="version", version=f"dcgan {_version()}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{sample,interpolate,info}")
+    fmt = argparse.ArgumentDefaultsHelpFormatter
+
+    s = sub.add_parser("sample", help="draw images from a trained generator", formatter_class=fmt)
+    _model_args(s)
+    s.add_argument("-n", type=int, default=64, help="how many images")
+    s.add_argument("-o", "--output", default="samples.png", help="a .png grid or a .npy array")
+    s.add_argument("--drs", action="store_true",
+                   help="discriminator rejection sampling (needs discriminator.safetensors)")
+    s.add_argument("--drs-percentile", type=float, default=80.0,
+                   help="with --drs: gamma = this percentile of F per batch (higher keeps fewer)")
+    s.add_argument("--batch-size", type=int, default=256, help="generator batch size")
+    s.set_defaults(fn=cmd_sample)
+
+    i = sub.add_parser("interpolate", help="walk the latent space between random points",
+                       formatter_class=fmt)
+    _model_args(i)
+    i.add_argument("--rows", type=int, default=8, help="walks (one per row)")
+    i.add_argument("--steps", type=int, default=10, help="images per walk, ends included")
+    i.add_argument("-o", "--output", default="interpolation.png", help="a .png grid or a .npy array")
+    i.set_defaults(fn=cmd_interpolate)
+
+    f = sub.add_parser("info", help="show what a model folder's model.json records",
+                       formatter_class=fmt)
+    f.add_argument("model", metavar="MODEL", help="the model folder")
+    f.add_argument("--json", action="store_true", help="print model.json as it is")
+    f.set_defaults(fn=cmd_info)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        print(args.fn(args))
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,141 @@
+"""dvc.yaml tells the truth about code: each stage's deps are exactly the src/ modules its
+``python -m dcgan.stages.X`` imports, directly or through other modules, lazy imports included.
+
+A missing dep means ``dvc status`` cannot see an edit that changes the stage's output; an extra
+one reruns the stage (and everything after it) for an edit that cannot change it.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from tests.conftest import REPO
+
+
+def module_file(src: Path, module: str) -> Path | None:
+    path = src.joinpath(*module.split("."))
+    if (path / "__init__.py").is_file():
+        return path / "__init__.py"
+    return path.with_suffix(".py") if path.with_suffix(".py").is_file() else None
+
+
+def imported_modules(path: Path, package: str) -> set[str]:
+    """Every dcgan module named by an import anywhere in the file (function bodies included)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:  # relative: from . import x / from ..a import b
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join(parts + ([node.module] if node.module else []))
+            else:
+                base = node.module or ""
+            found.add(base)
+            found |= {f"{base}.{alias.name}" for alias in node.names}  # `from pkg import module`
+    return {m for m in found if m.split(".")[0] == "dcgan"}
+
+
+def closure(src: Path, module: str) -> set[Path]:
+    """Files run by ``python -m module``: the module, what it imports, and their packages."""
+    seen: set[Path] = set()
+    todo = [module]
+    while todo:
+        mod = todo.pop()
+        path = module_file(src, mod)
+        if path is None or path in seen:
+            continue
+        seen.add(path)
+        package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        todo += imported_modules(path, package)
+        parts = mod.split(".")
+        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages run first
+    return {p for p in seen if not docstring_only(p)}
+
+
+def docstring_only(path: Path) -> bool:
+    """A package __init__ with nothing but a docstring cannot change what a stage does."""
+    body = ast.parse(path.read_text()).body
+    return path.name == "__init__.py" and all(
+        isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body)
+
+
+def source_files(root: Path, dep: str) -> set[Path]:
+    """The .py files a dep names: the file itself, or every file below a folder."""
+    path = (root / dep).resolve()
+    files = sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.suffix == ".py" else []
+    return {f for f in files if "__pycache__" not in f.parts and not docstring_only(f)}
+
+
+def check(root: Path) -> tuple[list[str], list[str]]:
+    """(missing, extra): 'stage: file' for each imported module not in deps, and for each
+    listed source file the stage never imports."""
+    src = root / "src"
+    missing, extra = [], []
+    for name, stage in yaml.safe_load((root / "dvc.yaml").read_text())["stages"].items():
+        modules = re.findall(r"python -m (dcgan[\w.]*)", stage["cmd"])
+        if not modules:
+            continue
+        deps = [d if isinstance(d, str) else next(iter(d)) for d in stage.get("deps", [])]
+        listed = set().union(*(source_files(root, d) for d in deps if d.startswith("src/")))
+        used = set().union(*(closure(src, m) for m in modules))
+        missing += [f"{name}: {f.relative_to(root)}" for f in sorted(used - listed)]
+        extra += [f"{name}: {f.relative_to(root)}" for f in sorted(listed - used)]
+    return missing, extra
+
+
+def test_every_stage_depends_on_exactly_the_code_it_imports():
+    missing, extra = check(REPO)
+    assert not missing, "imported but not in the stage's deps (dvc status would miss an edit):\n" + \
+        "\n".join(missing)
+    assert not extra, "in the stage's deps but never imported (needless reruns):\n" + "\n".join(extra)
+
+
+def write(root: Path, files: dict[str, str]) -> None:
+    for rel, text in files.items():
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text(textwrap.dedent(text))
+
+
+@pytest.mark.parametrize("deps, missing, extra", [
+    # the stage imports util at the top and lazy (inside a function) imports helpers.deep
+    (["src/dcgan/stages/a.py", "src/dcgan/util.py", "src/dcgan/helpers"], [], []),
+    (["src/dcgan/stages/a.py", "src/dcgan/util.py"], ["a: src/dcgan/helpers/deep.py"], []),
+    (["src/dcgan/stages/a.py", "src/dcgan/helpers"], ["a: src/dcgan/util.py"], []),
+    (["src/dcgan/stages/a.py", "src/dcgan/util.py", "src/dcgan/helpers", "src/dcgan/unused.py"],
+     [], ["a: src/dcgan/unused.py"]),
+])
+def test_the_check_finds_lazy_and_transitive_imports(tmp_path, deps, missing, extra):
+    write(tmp_path, {
+        "src/dcgan/__init__.py": '"""docstring only: ignored"""\n',
+        "src/dcgan/stages/__init__.py": "",
+        "src/dcgan/stages/a.py": "from dcgan import util\n",
+        "src/dcgan/util.py": """\
+            def f():
+                from .helpers import deep
+                return deep.x
+            """,
+        "src/dcgan/helpers/__init__.py": "",
+        "src/dcgan/helpers/deep.py": "x = 1\n",
+        "src/dcgan/unused.py": "y = 2\n",
+        "dvc.yaml": yaml.safe_dump({"stages": {"a": {"cmd": "python -m dcgan.stages.a --x 1",
+                                                      "deps": deps}}}),
+    })
+    assert check(tmp_path) == (missing, extra)
+
+
+def test_a_package_init_with_code_counts(tmp_path):
+    write(tmp_path, {
+        "src/dcgan/__init__.py": "VERSION = 1\n",
+        "src/dcgan/stages/__init__.py": '"""stages"""\n',
+        "src/dcgan/stages/a.py": "",
+        "dvc.yaml": yaml.safe_dump({"stages": {"a": {"cmd": "python -m dcgan.stages.a",
+                                                      "deps": ["src/dcgan/stages/a.py"]}}}),
+    })
+    assert check(tmp_path) == (["a: src/dcgan/__init__.py"], [])
