@@ -5,7 +5,7 @@
 #
 #   docker build -t registry.example.com/dcgan:latest . && docker push registry.example.com/dcgan:latest
 #
-# Add `dvc[s3]` / `dvc[gs]` (see the README) for a cloud DVC remote.
+# Add `dvc[s3]` / `dvc[gs]` (see docs/deployment.md) for a cloud DVC remote.
 FROM python:3.11-slim
 RUN apt-get update && apt-get install -y --no-install-recommends git && rm -rf /var/lib/apt/lists/*
 WORKDIR /opt/dcgan

@@ -27,13 +27,53 @@ def test_fid_equals_pytorch_fid(feats):
     assert ours == pytest.approx(ref, rel=1e-6)
 
 
-def test_fid_equals_torchmetrics(feats):
-    from torchmetrics.image.fid import _compute_fid
+def test_fid_equals_torch_fidelity(feats):
+    # torch-fidelity's public path from features: fid_features_to_statistics, then
+    # fid_statistics_to_metric (its own statistics, not ours)
+    from torch_fidelity.metric_fid import fid_features_to_statistics, fid_statistics_to_metric
 
     a, b = feats
-    (m1, s1), (m2, s2) = feature_stats(a), feature_stats(b)
-    ref = _compute_fid(torch.from_numpy(m1), torch.from_numpy(s1), torch.from_numpy(m2), torch.from_numpy(s2))
-    assert frechet_distance(m1, s1, m2, s2) == pytest.approx(float(ref), rel=1e-6)
+    stats = [fid_features_to_statistics(torch.from_numpy(x)) for x in (a, b)]
+    ref = fid_statistics_to_metric(*stats, verbose=False)["frechet_inception_distance"]
+    assert frechet_distance(*feature_stats(a), *feature_stats(b)) == pytest.approx(ref, rel=1e-6)
+
+
+def test_inception_score_equals_torch_fidelity():
+    from torch_fidelity.metric_isc import isc_features_to_metric
+
+    from dcgan.metrics.inception_score import inception_score
+
+    logits = np.random.default_rng(5).normal(scale=3.0, size=(600, 10))
+    ref = isc_features_to_metric(torch.from_numpy(logits), splits=10, shuffle=False)
+    mean, std = inception_score(logits, 10)
+    assert mean == pytest.approx(ref["inception_score_mean"], rel=1e-9)
+    assert std == pytest.approx(ref["inception_score_std"], rel=1e-6)
+
+
+def test_kid_equals_torch_fidelity(feats):
+    # one subset holding every image: both are the unbiased MMD² of the whole sets, whatever
+    # order their random subset draws put the rows in
+    from torch_fidelity.metric_kid import kid_features_to_metric
+
+    a, b = feats
+    ref = kid_features_to_metric(torch.from_numpy(b[:300]), torch.from_numpy(a[:300]), kid_subsets=1,
+                                 kid_subset_size=300, verbose=False, rng_seed=0,
+                                 kid_kernel="poly", kid_kernel_poly_degree=3, kid_kernel_poly_gamma=None,
+                                 kid_kernel_poly_coef0=1)
+    mean, _ = kernel_inception_distance(a[:300], b[:300], subsets=1, subset_size=300)
+    assert mean == pytest.approx(ref["kernel_inception_distance_mean"], rel=1e-9)
+
+
+@pytest.mark.parametrize("k", [3, 5])
+def test_precision_recall_equal_torch_fidelity(feats, k):
+    # torch-fidelity's convention: features_1 generated, features_2 real
+    from torch_fidelity.metric_prc import prc_features_to_metric
+
+    real, fake = feats[0][:400], feats[1][:400]
+    ref = prc_features_to_metric(torch.from_numpy(fake), torch.from_numpy(real), prc_neighborhood=k,
+                                 prc_batch_size=10000, save_cpu_ram=False, verbose=False)
+    assert precision_recall(real, fake, k) == (pytest.approx(ref["precision"], abs=1e-12),
+                                               pytest.approx(ref["recall"], abs=1e-12))
 
 
 def test_kid_matches_torchmetrics_poly_mmd(feats):

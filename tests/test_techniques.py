@@ -215,19 +215,32 @@ def test_a_growing_batch_is_used_and_resume_stays_exact(tmp_path, data):
     assert digest(resumed.g) == digest(full.g) and digest(resumed.d) == digest(full.d)
 
 
-# every switch trains, and resume stays exact with all of them on ---------------------------
+# every switch changes what is trained, and resume stays exact with all of them on ----------
+@pytest.fixture(scope="module")
+def plain_run(tmp_path_factory, data):
+    p = tparams()
+    return train(p, gan_config(p, 16, 1), 0, data, CPU, tmp_path_factory.mktemp("plain"), "fp",
+                 log=lambda m: None)
+
+
 @pytest.mark.parametrize("over", [
     {"prior": "uniform"},
-    {"loss": "hinge", "r1_gamma": 1.0, "reg_every": 2},
+    {"loss": "hinge"},
     {"loss": "wgan", "gp_lambda": 10.0, "d_norm": "instance"},
-    {"d_spectral": True, "g_norm": "none"},
+    {"r1_gamma": 1.0, "reg_every": 2},
+    {"d_spectral": True},
+    {"g_norm": "none"},
     {"diffaug": ("color", "translation", "cutout")},
     {"ema_decay": 0.9},
     {"encoder": True, "recon_loss": "smooth_l1", "latent_cycle_weight": 1.0},
+    {"batch_schedule": ((0, 16), (3, 32)), "lr_scaling": "linear"},
 ])
-def test_each_switch_trains(tmp_path, data, over):
+def test_each_switch_changes_the_trained_model(tmp_path, data, plain_run, over):
+    """Against the same run with the switch off: a switch that is silently ignored fails here."""
     p = tparams(**over)
     r = train(p, gan_config(p, 16, 1), 0, data, CPU, tmp_path, "fp", log=lambda m: None)
+    # (EMA leaves D as it was: it averages G's weights, so the sampled G is what changes)
+    assert digest(r.g) != digest(plain_run.g), over
     x = r.g(sample_prior(4, p.latent_dim, p.prior))
     assert torch.isfinite(x).all() and x.shape == (4, 1, 16, 16)
     if p.encoder:
@@ -365,9 +378,16 @@ def test_channels_last_trains_the_same_model(tmp_path, data):
     cfg = gan_config(p, 16, 1)
     nhwc = train(dataclasses.replace(p, channels_last=True), cfg, 0, data, CPU, tmp_path / "a", "fp",
                  log=lambda m: None, stop_after_steps=4)
-    nchw = train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None, stop_after_steps=4)
-    conv = next(m for m in nhwc.d.modules() if isinstance(m, nn.Conv2d))
-    assert conv.weight.is_contiguous(memory_format=torch.channels_last)
+    nchw = train(dataclasses.replace(p, channels_last=False), cfg, 0, data, CPU, tmp_path / "b", "fp",
+                 log=lambda m: None, stop_after_steps=4)
+
+    def conv(net):  # one with several input channels: with one, both layouts are the same strides
+        return next(m for m in net.modules() if isinstance(m, nn.Conv2d) and m.in_channels > 1).weight
+
+    # each side really ran in its own layout (the shipped params turn channels_last on)
+    assert conv(nhwc.d).is_contiguous(memory_format=torch.channels_last)
+    assert conv(nchw.d).is_contiguous() and not conv(nchw.d).is_contiguous(memory_format=torch.channels_last)
+    assert digest(nhwc.g) != digest(nchw.g)  # other summation order: not bit-identical
     for a, b in zip(nhwc.g.parameters(), nchw.g.parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)  # same math, other summation order
     save_models(nhwc.g, nhwc.d, cfg, tmp_path / "m")  # safetensors wants contiguous tensors
