@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -25,9 +24,10 @@ from pathlib import Path
 import train_speed  # benchmarks/train_speed.py (benchmarks/ is sys.path[0] when run as a script)
 import yaml
 
+from dcgan import retrain as rt
 from dcgan.config import load_params
 from dcgan.data.arrays import load_images
-from dcgan.training.loop import gan_config
+from dcgan.models import gan_config
 from dcgan.training.schedule import count_steps
 
 OFF = {  # plain DCGAN: every technique off
@@ -84,8 +84,7 @@ def seconds_per_step(raw: dict, images, warmup: int = 10, steps: int = 60) -> fl
 
 def experiments() -> dict[str, dict]:
     """The newest finished DVC experiment of each name, on any commit (``dvc exp show -A``)."""
-    shown = json.loads(subprocess.run(["dvc", "exp", "show", "--json", "-A"], check=True,
-                                      capture_output=True, text=True).stdout)
+    shown = rt.dvc_json(["exp", "show", "-A"], Path("."))
     finished = sorted((e for r in shown for e in (r.get("experiments") or [])
                        if e.get("name") and e["revs"][0]["data"].get("timestamp")),
                       key=lambda e: e["revs"][0]["data"]["timestamp"])
@@ -131,12 +130,12 @@ def main() -> int:
             epochs, sps = runs["default"]["epochs"], runs["default"]["seconds_per_step"]
         over = {**over, "train.epochs": str(epochs)}
         name = f"abl-{row}"
-        cmd = ["dvc", "exp", "run", "--temp", "-n", name, "-f"]
+        args_ = ["exp", "run", "--temp", "-n", name, "-f"]
         for key, value in over.items():
-            cmd += ["-S", f"{key}={value}"]
-        print(f"{row}: {sps * 1000:.0f} ms/step -> {epochs} epochs; {' '.join(cmd)}", flush=True)
+            args_ += ["-S", f"{key}={value}"]
+        print(f"{row}: {sps * 1000:.0f} ms/step -> {epochs} epochs; dvc {' '.join(args_)}", flush=True)
         t0 = time.perf_counter()
-        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+        rt.check("dvc", args_, Path("."), lambda line: None)  # the one dvc runner (dcgan.retrain)
         data = experiments()[name]
         runs[row] = {"epochs": epochs, "seconds_per_step": sps, "budget_s": budget,
                      "wall_s": time.perf_counter() - t0, **row_result(data)}

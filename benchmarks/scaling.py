@@ -37,8 +37,8 @@ def worker(args: argparse.Namespace) -> None:
     from train_speed import seconds_per_step
 
     from dcgan.config import load_params
+    from dcgan.models import gan_config
     from dcgan.training import distributed
-    from dcgan.training.loop import gan_config
 
     world = distributed.env_world_size()
     params = load_params(args.params)

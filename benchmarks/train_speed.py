@@ -45,7 +45,8 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from dcgan.config import load_params  # noqa: E402
-from dcgan.training.loop import gan_config, train  # noqa: E402
+from dcgan.models import gan_config  # noqa: E402
+from dcgan.training.loop import train  # noqa: E402
 
 CPU = torch.device("cpu")
 

@@ -37,7 +37,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.tasks import exponential_backoff
 from pydantic import Field
 
-from dcgan import io
+from dcgan import files
 from dcgan import retrain as rt
 from dcgan.metrics.registry import ranked_keys
 
@@ -63,9 +63,7 @@ def _workspace(workspace: str | None) -> Path:
 @task(**NETWORK_RETRIES)
 def dvc_pull(root: Path) -> None:
     # --allow-missing: outputs that were never pushed (a new remote) are rebuilt, not an error
-    code, lines = rt.dvc(["pull", "--allow-missing"], root, _log)
-    if code != 0:
-        raise RuntimeError(f"dvc pull failed: {rt.failure_message(lines)}")
+    rt.check("dvc", ["pull", "--allow-missing"], root, _log)
 
 
 @task
@@ -90,9 +88,9 @@ def publish(root: Path, name: str, rev: str, overrides: dict[str, str], diff: di
     folder = rt.own_folder(root / "reports" / "retrain") / name
     rt.export_files(root, rev, [rt.SAMPLES_FILE], folder)
     markdown = rt.diff_markdown(name, overrides, diff, comparison)
-    io.write_text(folder / "metrics_diff.md", markdown)
+    files.write_text(folder / "metrics_diff.md", markdown)
     new = {k: row["new"] for k, row in diff.items()}
-    io.write_json(folder / "metrics.json", new)
+    files.write_json(folder / "metrics.json", new)
     create_markdown_artifact(key=ARTIFACT_DIFF, markdown=markdown,
                              description=f"{name}: baseline vs new metrics, overrides")
     rows = [{"metric": k, "value": v, "floor": new.get(f"{k}_floor")}

@@ -26,8 +26,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dcgan.config import parse_params  # noqa: E402
 from dcgan.data.datasets import load_dataset  # noqa: E402
+from dcgan.models import gan_config  # noqa: E402
 from dcgan.training import distributed  # noqa: E402
-from dcgan.training.loop import gan_config, train  # noqa: E402
+from dcgan.training.loop import train  # noqa: E402
 from tests.conftest import tiny_params  # noqa: E402
 
 

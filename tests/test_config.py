@@ -28,7 +28,6 @@ def test_params_are_frozen():
         ("prepare", "image_size", 48, "prepare.image_size must be a power of two from 16 to 256, got 48"),
         ("prepare", "image_size", 512, "prepare.image_size must be a power of two from 16 to 256, got 512"),
         ("prepare", "channels", 2, "prepare.channels must be 1 or 3, got 2"),
-        ("prepare", "dataset", "imagenet", "prepare.dataset must be one of digits, mnist"),
         ("base", "device", "tpu", "base.device must be one of auto, cpu, cuda, mps, got 'tpu'"),
         ("augment", "hflip", "yes", "augment.hflip must be true or false, got 'yes'"),
         ("evaluate", "extractor", "vgg", "evaluate.extractor must be one of classifier, inception, got 'vgg'"),

@@ -154,7 +154,7 @@ def test_folder_errors(tmp_path):
 
 
 def test_unknown_dataset():
-    with pytest.raises(UserError, match="unknown dataset 'imagenet'"):
+    with pytest.raises(UserError, match="prepare.dataset must be one of digits, mnist, fashion_mnist, cifar10, celeba, folder, got 'imagenet'"):
         load_dataset("imagenet", ".", 16, 1)
 
 

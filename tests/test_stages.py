@@ -179,6 +179,11 @@ def test_validate_stage_writes_a_constant_stamp_and_refuses_bad_params(workdir, 
     assert run(validate.main, ["--out", "ok2"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: prepare.image_size must be a power of two from 16 to 256, got 48"]
+    # dataset names come from the loader registry (the one list of them)
+    write_params(workdir / "params.yaml", tiny_params(prepare={"dataset": "imagenet"}))
+    assert run(validate.main, ["--out", "ok2"]) == 2
+    assert capsys.readouterr().err.strip() == ("error: prepare.dataset must be one of digits, mnist, "
+                                                "fashion_mnist, cifar10, celeba, folder, got 'imagenet'")
     assert not (workdir / "ok2").exists()
 
 

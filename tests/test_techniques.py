@@ -11,11 +11,17 @@ from torch import nn
 
 from dcgan import losses
 from dcgan.config import parse_params
-from dcgan.models import GANConfig, build, build_encoder, sample_prior
+from dcgan.models import (
+    GANConfig,
+    build,
+    build_encoder,
+    gan_config,
+    sample_prior,
+)
 from dcgan.sampling import discriminator_rejection_sampling, drs_scores, interpolation_grid
 from dcgan.training.diffaug import cutout, diff_augment, translation
 from dcgan.training.ema import EMA
-from dcgan.training.loop import gan_config, train
+from dcgan.training.loop import train
 from dcgan.training.schedule import batch_size_at, count_steps, lr_for
 from tests.conftest import tiny_params
 

@@ -87,6 +87,26 @@ def test_checkpoint_from_other_params_is_not_resumed(tmp_path, data):
     assert digest(r.g) == digest(fresh.g)
 
 
+def test_a_refused_resume_names_the_changed_keys(tmp_path, data):
+    """Checkpoints keep the fingerprint's inputs, so the message says what changed."""
+    p, cfg = setup(checkpoint_every=2)
+    images = tmp_path / "train.npy"
+    np.save(images, data)
+    fp = ckpt.fingerprint(dataclasses.asdict(p), 0, images, fid_extractor="classifier:abc")
+    train(p, cfg, 0, data, CPU, tmp_path / "c", fp, log=lambda m: None, stop_after_steps=3)
+    assert ckpt.load_latest(tmp_path / "c")[0]["fingerprint_inputs"]["train.lr"] == p.lr
+    same: list[str] = []
+    r = train(p, cfg, 0, data, CPU, tmp_path / "c", dict(fp), log=same.append, stop_after_steps=4)
+    assert r.resumed_from_step == 2  # an equal fingerprint resumes
+    q = dataclasses.replace(p, lr=1e-3, beta1=0.0)
+    fp2 = ckpt.fingerprint(dataclasses.asdict(q), 0, images, fid_extractor="classifier:abc")
+    msgs: list[str] = []
+    train(q, cfg, 0, data, CPU, tmp_path / "c", fp2, log=msgs.append, stop_after_steps=1)
+    assert any(f"(changed: train.beta1 0.5 -> 0.0, train.lr {p.lr!r} -> 0.001); training from scratch" in m
+               for m in msgs), msgs
+    assert ckpt.changed_keys({"code": "a", "seed": 0}, {"code": "b", "seed": 1}) == "code, seed 0 -> 1"
+
+
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous(tmp_path, data):
     p, cfg = setup(checkpoint_every=1)
     train(p, cfg, 0, data, CPU, tmp_path, "fp", log=lambda m: None, stop_after_steps=3)

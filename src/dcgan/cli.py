@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan import io
+from dcgan import files
 from dcgan.errors import UserError
 
 OUTPUT_KINDS = (".png", ".npy")
@@ -62,14 +62,14 @@ def _write(images: np.ndarray, out: Path, nrow: int | None = None) -> None:
     from dcgan.images import save_grid
 
     if out.suffix.lower() == ".npy":
-        io.write_npy(out, images)
+        files.write_npy(out, images)
     else:
         save_grid(images, out, nrow=nrow, upscale=max(1, 64 // images.shape[-1]))
 
 
 def cmd_sample(args: argparse.Namespace) -> str:
+    from dcgan.devices import pick_device
     from dcgan.models import load_discriminator, load_generator
-    from dcgan.runtime import pick_device
     from dcgan.sampling import discriminator_rejection_sampling, generate
 
     n, batch = _positive("-n", args.n), _positive("--batch-size", args.batch_size)
@@ -97,8 +97,8 @@ def cmd_sample(args: argparse.Namespace) -> str:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> str:
+    from dcgan.devices import pick_device
     from dcgan.models import load_generator
-    from dcgan.runtime import pick_device
     from dcgan.sampling import interpolation_grid
 
     rows, steps = _positive("--rows", args.rows), _positive("--steps", args.steps)
@@ -128,7 +128,7 @@ def describe(meta: dict, folder: Path) -> str:
                      "(generator_best.safetensors)")
     for f in sorted(folder.glob("*.safetensors")):
         lines.append(f"file: {f.name} ({f.stat().st_size / 1e6:.2f} MB, sha256 "
-                     f"{io.file_digest(f)[:12]})")
+                     f"{files.file_digest(f)[:12]})")
     return "\n".join(lines)
 
 
@@ -137,7 +137,7 @@ def cmd_info(args: argparse.Namespace) -> str:
 
     folder = _model_folder(args.model)
     load_config(folder)  # refuses an incomplete model.json with a clear line
-    meta = io.read_json(folder / "model.json")
+    meta = files.read_json(folder / "model.json")
     return json.dumps(meta, indent=2, sort_keys=True) if args.json else describe(meta, folder)
 
 

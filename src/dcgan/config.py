@@ -21,9 +21,6 @@ import yaml
 from dcgan.errors import ConfigError
 from dcgan.metrics.registry import metric_names
 
-DATASETS = ("digits", "mnist", "fashion_mnist", "cifar10", "celeba", "folder")
-DEVICES = ("auto", "cpu", "cuda", "mps")
-
 
 def _fail(key: str, msg: str, value: Any) -> None:
     raise ConfigError(f"{key} {msg}, got {value!r}")
@@ -31,6 +28,14 @@ def _fail(key: str, msg: str, value: Any) -> None:
 
 def _is_pow2(n: int) -> bool:
     return n > 0 and (n & (n - 1)) == 0
+
+
+def check_divisible(sizes: list[int], nproc: int, key: str) -> None:
+    """Batch sizes are global: each of the nproc processes takes batch_size / nproc."""
+    for bs in sizes:
+        if bs % nproc:
+            _fail(key, f"must be divisible by train.nproc {nproc} (batch sizes are global: "
+                       f"each process takes batch_size / nproc)", bs)
 
 
 @dataclass(frozen=True)
@@ -51,8 +56,10 @@ class BaseParams:
 class PrepareParams:
     """Which dataset to load and how to shape it."""
 
-    dataset: Literal["digits", "mnist", "fashion_mnist", "cifar10", "celeba", "folder"]
-    """Dataset name; digits is scikit-learn's bundled handwritten digits (offline)."""
+    dataset: str
+    """A name in the loader registry (dcgan.data.datasets; the validate stage checks it): digits
+    (scikit-learn's bundled handwritten digits, offline), mnist, fashion_mnist, cifar10, celeba,
+    folder."""
     root: str | None
     """Local directory holding the dataset files (not used by digits)."""
     download: bool
@@ -204,9 +211,6 @@ class TrainParams:
     sync_bn: bool
     """With nproc > 1: BatchNorm statistics over the global batch instead of each process's share."""
 
-    def base_batch_size(self) -> int | Literal["auto"]:
-        return self.batch_schedule[0][1] if self.batch_schedule else self.batch_size
-
     def check(self, s: str) -> None:
         for k in ("epochs", "latent_dim", "g_width", "d_width", "log_every",
                   "checkpoint_every", "sample_grid", "eval_samples", "reg_every"):
@@ -227,11 +231,7 @@ class TrainParams:
         if self.nproc < 1:
             _fail(f"{s}.nproc", "must be >= 1", self.nproc)
         sizes = [bs for _, bs in self.batch_schedule] or ([] if self.batch_size == "auto" else [self.batch_size])
-        for bs in sizes:
-            if bs % self.nproc:
-                _fail(f"{s}.batch_size" if not self.batch_schedule else f"{s}.batch_schedule",
-                      f"must be divisible by train.nproc {self.nproc} (batch sizes are global: "
-                      f"each process takes batch_size / nproc)", bs)
+        check_divisible(sizes, self.nproc, f"{s}.batch_schedule" if self.batch_schedule else f"{s}.batch_size")
         for k in ("r1_gamma", "gp_lambda", "recon_weight", "latent_cycle_weight"):
             if getattr(self, k) < 0:
                 _fail(f"{s}.{k}", "must be >= 0", getattr(self, k))

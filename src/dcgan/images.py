@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import io as _io
+import io
 import math
 from pathlib import Path
 
@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from dcgan import io
+from dcgan import files
 from dcgan.data.arrays import to_uint8
 
 
@@ -32,6 +32,6 @@ def save_grid(images: np.ndarray | torch.Tensor, path: str | Path, nrow: int | N
     im = grid_image(images, nrow)
     if upscale > 1:
         im = im.resize((im.width * upscale, im.height * upscale), Image.NEAREST)
-    buf = _io.BytesIO()
+    buf = io.BytesIO()
     im.save(buf, format="PNG")
-    return io.write_bytes(path, buf.getvalue())
+    return files.write_bytes(path, buf.getvalue())

@@ -13,9 +13,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from dcgan import io
+from dcgan import files
+from dcgan.config import TrainParams
 from dcgan.errors import UserError
-from dcgan.io import save_module
+from dcgan.files import save_module
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,12 @@ class GANConfig:
     def n_up(self) -> int:
         """Number of stride-2 blocks between 4x4 and image_size."""
         return (self.image_size // 4).bit_length() - 1
+
+
+def gan_config(p: TrainParams, image_size: int, channels: int) -> GANConfig:
+    """The architecture that the train params describe, for images of this size and channels."""
+    return GANConfig(image_size, channels, p.latent_dim, p.g_width, p.d_width, p.g_norm, p.d_norm,
+                     p.d_spectral, p.prior, p.encoder)
 
 
 def _mult(i: int) -> int:
@@ -191,7 +198,7 @@ def save_models(g: nn.Module, d: nn.Module, cfg: GANConfig, folder: str | Path, 
     else:
         save_module(g, folder / "generator_best.safetensors")
     save_module(d, folder / "discriminator.safetensors")
-    io.write_json(folder / "model.json", {"arch": "dcgan", **asdict(cfg), **(extra or {})})
+    files.write_json(folder / "model.json", {"arch": "dcgan", **asdict(cfg), **(extra or {})})
 
 
 def load_config(folder: str | Path) -> GANConfig:
@@ -199,7 +206,7 @@ def load_config(folder: str | Path) -> GANConfig:
     if not path.is_file():
         raise UserError(f"model config {path} does not exist (run the train stage first)")
     try:
-        raw = io.read_json(path)
+        raw = files.read_json(path)
         kw = {k: raw[k] for k in GANConfig.__dataclass_fields__ if k in raw}  # older files: defaults
         for k in ("image_size", "channels", "latent_dim", "g_width", "d_width"):
             kw[k] = int(raw[k])
@@ -210,7 +217,7 @@ def load_config(folder: str | Path) -> GANConfig:
 
 def load_state(module: nn.Module, path: str | Path) -> nn.Module:
     """Weights from ``path`` into a model rebuilt from model.json (a mismatch names the file)."""
-    return io.load_state(module, path, "the architecture in model.json")
+    return files.load_state(module, path, "the architecture in model.json")
 
 
 GENERATOR_FILES = {"last": "generator.safetensors", "best": "generator_best.safetensors"}

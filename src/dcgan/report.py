@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import io as _io
+import io
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from dcgan import io
+from dcgan import files
 from dcgan.metrics.registry import ALL_KEYS
 
 
@@ -23,9 +23,9 @@ def read_curves(live_dir: str | Path) -> dict[str, pd.DataFrame]:
 
 
 def _save_fig(fig, path: Path) -> None:
-    buf = _io.BytesIO()
+    buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
-    io.write_bytes(path, buf.getvalue())
+    files.write_bytes(path, buf.getvalue())
 
 
 def plot_curves(curves: dict[str, pd.DataFrame], folder: str | Path) -> list[tuple[str, str]]:

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dcgan import io
+from dcgan import files
 from dcgan.errors import UserError
 from dcgan.metrics import registry
 
@@ -94,7 +94,12 @@ def tool_env() -> dict[str, str]:
 def tool(name: str) -> str:
     """The project's own ``dvc`` or ``gto`` beside this interpreter, else the one on PATH."""
     local = Path(sys.executable).parent / name
-    return str(local) if local.is_file() else name
+    return str(local) if name in ("dvc", "gto") and local.is_file() else name
+
+
+def capture(cmd: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    """Run ``dvc``/``gto``/``git`` ARGS quietly for what it prints (reads: --json, lists)."""
+    return subprocess.run([tool(cmd), *args], cwd=cwd, capture_output=True, text=True, env=tool_env())
 
 
 def run_logged(cmd: list[str], cwd: Path, log: Log, env: dict[str, str] | None = None,
@@ -151,15 +156,14 @@ def dvc(args: list[str], cwd: Path, log: Log, env: dict[str, str] | None = None,
 
 def check(cmd: str, args: list[str], cwd: Path, log: Log) -> list[str]:
     """Run ``dvc``/``gto``/``git`` ARGS; a non-zero exit raises UserError with its error lines."""
-    code, lines = run_logged([tool(cmd) if cmd in ("dvc", "gto") else cmd, *args], cwd, log)
+    code, lines = run_logged([tool(cmd), *args], cwd, log)
     if code != 0:
         raise UserError(f"{cmd} {' '.join(args)} failed: {failure_message(lines)}")
     return lines
 
 
 def dvc_json(args: list[str], cwd: Path) -> object:
-    res = subprocess.run([tool("dvc"), *args, "--json"], cwd=cwd, capture_output=True, text=True,
-                         env=tool_env())
+    res = capture("dvc", [*args, "--json"], cwd)
     if res.returncode != 0:
         raise UserError(f"dvc {' '.join(args)} failed: {res.stderr.strip() or res.stdout.strip()}")
     return json.loads(res.stdout or "null")
@@ -167,7 +171,7 @@ def dvc_json(args: list[str], cwd: Path) -> object:
 
 def git_out(args: list[str], cwd: Path) -> str | None:
     """``git ARGS`` stdout, stripped; None when git exits non-zero."""
-    res = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    res = capture("git", args, cwd)
     return res.stdout.strip() if res.returncode == 0 else None
 
 
@@ -180,8 +184,7 @@ def failure_message(lines: list[str]) -> str:
 
 
 def remote_configured(cwd: Path) -> bool:
-    res = subprocess.run([tool("dvc"), "remote", "list"], cwd=cwd, capture_output=True, text=True,
-                         env=tool_env())
+    res = capture("dvc", ["remote", "list"], cwd)
     return res.returncode == 0 and bool(res.stdout.strip())
 
 
@@ -336,7 +339,7 @@ def own_folder(path: Path) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     ignore = path / ".gitignore"
     if not ignore.is_file():
-        io.write_text(ignore, "*\n")
+        files.write_text(ignore, "*\n")
     return path
 
 

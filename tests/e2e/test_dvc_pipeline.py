@@ -33,8 +33,8 @@ def test_repro_experiments_and_metrics_diff(project):
     assert project.dvc("status").stdout.strip().startswith("Data and pipelines are up to date")
 
     # 2b. dvc status sees an edit to a module a stage runs, even one it imports indirectly
-    # (runtime.py: the seed of every random draw), and only in the stages that run it
-    for module, expected in (("runtime.py", {"augment", "evaluator", "train", "sample", "evaluate"}),
+    # (seeding.py: the seed of every random draw), and only in the stages that run it
+    for module, expected in (("seeding.py", {"augment", "evaluator", "train", "sample", "evaluate"}),
                              ("report.py", {"report"})):
         path = project.root / "src/dcgan" / module
         original = path.read_text()

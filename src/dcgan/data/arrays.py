@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dcgan import io
+from dcgan import files
 from dcgan.errors import UserError
 
 
@@ -36,7 +36,7 @@ def load_images(path: str | Path, channels: int | None = None, size: int | None 
 
 def save_images(path: str | Path, images: np.ndarray) -> Path:
     assert images.dtype == np.uint8 and images.ndim == 4, (images.dtype, images.shape)
-    return io.write_npy(path, images)
+    return files.write_npy(path, images)
 
 
 def split_indices(n: int, holdout_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:

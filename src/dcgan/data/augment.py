@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 from dcgan.config import AugmentParams
-from dcgan.runtime import generator_for
+from dcgan.seeding import generator_for
 
 
 def random_affine(n: int, p: AugmentParams, gen: torch.Generator) -> torch.Tensor:

@@ -28,7 +28,7 @@ from PIL import Image, UnidentifiedImageError
 from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
-from dcgan.errors import UserError
+from dcgan.errors import ConfigError, UserError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -265,11 +265,16 @@ def fit_square(x: torch.Tensor, size: int) -> torch.Tensor:
     return x
 
 
+def check_name(name: str) -> None:
+    """``prepare.dataset`` must name a registered loader (the one list of dataset names)."""
+    if name not in _REGISTRY:
+        raise ConfigError(f"prepare.dataset must be one of {', '.join(_REGISTRY)}, got {name!r}")
+
+
 def load_dataset(name: str, root: str | Path, image_size: int, channels: int,
                  download: bool = False, max_images: int = 0) -> RawDataset:
     """Load ``name`` and return a RawDataset whose images are uint8 (N, channels, size, size)."""
-    if name not in _REGISTRY:
-        raise UserError(f"unknown dataset {name!r} (known: {', '.join(dataset_names())})")
+    check_name(name)
     raw = _REGISTRY[name](Path(root), download, max_images)
     if isinstance(raw.images, np.ndarray):
         imgs = raw.images[:max_images] if max_images else raw.images

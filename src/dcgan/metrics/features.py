@@ -19,8 +19,8 @@ from tqdm import tqdm
 
 from dcgan.data.arrays import to_unit
 from dcgan.errors import UserError
-from dcgan.io import file_digest, load_state, save_module, write_json
-from dcgan.runtime import generator_for
+from dcgan.files import file_digest, load_state, save_module, write_json
+from dcgan.seeding import generator_for
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ import torch
 from tqdm import tqdm
 
 from dcgan.errors import UserError
-from dcgan.io import file_digest
+from dcgan.files import file_digest
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"

@@ -13,7 +13,7 @@ from tqdm import tqdm
 
 from dcgan.data.arrays import to_uint8, to_unit
 from dcgan.models import sample_prior
-from dcgan.runtime import generator_for
+from dcgan.seeding import generator_for
 
 
 @torch.inference_mode()

@@ -9,14 +9,14 @@ features are refused rather than silently used.
 
 from __future__ import annotations
 
-import io as _io
+import io
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from dcgan import io
+from dcgan import files
 from dcgan.errors import UserError
 from dcgan.metrics.sets import FeatureSet, Reference
 
@@ -44,15 +44,15 @@ def write_reference(folder: str | Path, extractor, data_dir: str | Path) -> dict
         images = np.load(data_dir / f"{split}.npy", allow_pickle=False)
         f, lg = extractor(images, f"features: {split}")
         arrays[f"{split}_features"], arrays[f"{split}_logits"] = f, lg
-    buf = _io.BytesIO()
+    buf = io.BytesIO()
     np.savez(buf, **arrays)
-    io.write_bytes(Path(folder) / NPZ, buf.getvalue())
+    files.write_bytes(Path(folder) / NPZ, buf.getvalue())
     meta = {
         "extractor": extractor.kind, "extractor_id": extractor.id, "feature_dim": extractor.feature_dim,
-        "train_digest": io.file_digest(data_dir / "train.npy"),
-        "holdout_digest": io.file_digest(data_dir / "holdout.npy"),
+        "train_digest": files.file_digest(data_dir / "train.npy"),
+        "holdout_digest": files.file_digest(data_dir / "holdout.npy"),
     }
-    io.write_json(Path(folder) / META, meta)
+    files.write_json(Path(folder) / META, meta)
     return meta
 
 
@@ -62,14 +62,14 @@ def load_reference(folder: str | Path, data_dir: str | Path, extractor_kind: str
     folder, data_dir = Path(folder), Path(data_dir)
     if not (folder / META).is_file() or not (folder / NPZ).is_file():
         raise UserError(f"reference features {folder / NPZ} do not exist (run the evaluator stage)")
-    meta = io.read_json(folder / META)
+    meta = files.read_json(folder / META)
     if meta["extractor"] != extractor_kind:
         raise UserError(
             f"reference features in {folder} were made with the {meta['extractor']} extractor but "
             f"evaluate.extractor is {extractor_kind}; rerun the evaluator stage (dvc repro)"
         )
     for split in ("train", "holdout"):
-        if io.file_digest(data_dir / f"{split}.npy") != meta[f"{split}_digest"]:
+        if files.file_digest(data_dir / f"{split}.npy") != meta[f"{split}_digest"]:
             raise UserError(
                 f"reference features in {folder} are stale: {data_dir / split}.npy changed since "
                 f"they were computed; rerun the evaluator stage (dvc repro)"

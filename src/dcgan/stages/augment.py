@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan import io
+from dcgan import files
 from dcgan.data import arrays
 from dcgan.data.augment import augment
 from dcgan.images import save_grid
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> None:
     k = params.augment.copies
     images = augment(train, params.augment, params.base.seed)
     arrays.save_images(out / "train.npy", images)
-    io.write_npy(out / "train_labels.npy", np.tile(labels, k + 1))
+    files.write_npy(out / "train_labels.npy", np.tile(labels, k + 1))
     # preview: 8 originals in the first column, their augmented copies to the right
     n = min(8, len(train))
     cols = [images[c * len(train):c * len(train) + n] for c in range(k + 1)]

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan import io
+from dcgan import files
 from dcgan.data import arrays
+from dcgan.devices import pick_device
 from dcgan.images import save_grid
 from dcgan.metrics.reconstruction import (
     encode_decode,
@@ -20,7 +21,6 @@ from dcgan.metrics.reference import load_reference, make_extractor
 from dcgan.metrics.sets import FeatureSet
 from dcgan.metrics.suite import check_sample_size, score
 from dcgan.models import load_encoder, load_generator
-from dcgan.runtime import pick_device
 from dcgan.stages._common import log, params_from, parser, run
 
 
@@ -96,18 +96,18 @@ def main(argv: list[str] | None = None) -> None:
         "recon_images": min(p.recon_images, len(holdout), len(samples)),
     }
     if p.extractor == "classifier":
-        info = io.read_json(Path(args.evaluator) / "classifier.json")
+        info = files.read_json(Path(args.evaluator) / "classifier.json")
         protocol["extractor_holdout_accuracy"] = round(float(info["holdout_accuracy"]), 4)
     else:
         protocol["weights_official"] = int(getattr(extractor, "official", False))
     sample_info_path = Path(args.samples).with_suffix(".json")
     if sample_info_path.is_file():
-        sample_info = io.read_json(sample_info_path)
+        sample_info = files.read_json(sample_info_path)
         protocol["drs"] = int(bool(sample_info.get("drs")))
         if sample_info.get("drs"):
             metrics["drs_acceptance_rate"] = sample_info["drs_acceptance_rate"]
     metrics.update({f"protocol.{k}": v for k, v in protocol.items()})
-    io.write_json(args.out, metrics)
+    files.write_json(args.out, metrics)
     shown = ", ".join(f"{k} {metrics[k]:.4g} (floor {metrics[k + '_floor']:.4g})"
                       for k in ("fid", "is_mean", "kid_mean", "precision", "recall", "recon_psnr")
                       if k in metrics)

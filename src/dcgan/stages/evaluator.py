@@ -13,12 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan import io
+from dcgan import files
 from dcgan.data import arrays
+from dcgan.devices import pick_device
 from dcgan.errors import UserError
 from dcgan.metrics.features import ClassifierConfig, accuracy, save_classifier, train_classifier
 from dcgan.metrics.reference import make_extractor, write_reference
-from dcgan.runtime import pick_device
 from dcgan.stages._common import log, params_from, parser, run
 
 
@@ -30,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     params = params_from(args)
     p, ev = params.evaluator, params.evaluate
     src, out = Path(args.data), Path(args.out)
-    meta = io.read_json(src / "meta.json")
+    meta = files.read_json(src / "meta.json")
     device = pick_device(params.base.device)
     if ev.extractor == "classifier":
         if not meta["labelled"]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dcgan import io
+from dcgan import files
 from dcgan.data import arrays
 from dcgan.data.datasets import load_dataset
 from dcgan.images import save_grid
@@ -26,11 +26,11 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     train, holdout = raw.images[train_idx], raw.images[hold_idx]
     arrays.save_images(out / "train.npy", train)
-    io.write_npy(out / "train_labels.npy", raw.labels[train_idx])
+    files.write_npy(out / "train_labels.npy", raw.labels[train_idx])
     arrays.save_images(out / "holdout.npy", holdout)
-    io.write_npy(out / "holdout_labels.npy", raw.labels[hold_idx])
+    files.write_npy(out / "holdout_labels.npy", raw.labels[hold_idx])
     mean, std = arrays.channel_stats(train)
-    io.write_json(out / "meta.json", {
+    files.write_json(out / "meta.json", {
         "dataset": p.dataset, "source": raw.source, "image_size": p.image_size,
         "channels": p.channels, "n_train": len(train), "n_holdout": len(holdout),
         "labelled": bool((raw.labels >= 0).all()), "class_names": raw.class_names,

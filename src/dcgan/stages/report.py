@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dcgan import io
+from dcgan import files
 from dcgan.report import plot_curves, read_curves, render
 from dcgan.stages._common import log, params_from, parser, run
 
@@ -26,11 +26,11 @@ def main(argv: list[str] | None = None) -> None:
                   "Reconstructions (rows: held-out reals, then their reconstructions)": "reconstructions.png"}
     images = {t: f for t, f in candidates.items() if (out.parent / f).is_file()}
     summary = Path(args.live) / "metrics.json"
-    text = render(params.to_dict(), io.read_json(Path(args.data) / "meta.json"),
-                  io.read_json(Path(args.models) / "model.json"), io.read_json(args.metrics),
+    text = render(params.to_dict(), files.read_json(Path(args.data) / "meta.json"),
+                  files.read_json(Path(args.models) / "model.json"), files.read_json(args.metrics),
                   figures, images, figures_dir.name,
-                  io.read_json(summary) if summary.is_file() else None)
-    io.write_text(out, text)
+                  files.read_json(summary) if summary.is_file() else None)
+    files.write_text(out, text)
     log(f"report: {out} with {len(figures)} figure(s) and {len(images)} image grid(s)")
 
 

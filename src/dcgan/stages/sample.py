@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dcgan import io
+from dcgan import files
 from dcgan.data.arrays import save_images
+from dcgan.devices import pick_device
 from dcgan.images import save_grid
 from dcgan.models import load_discriminator, load_generator
-from dcgan.runtime import pick_device
 from dcgan.sampling import discriminator_rejection_sampling, generate, interpolation_grid
 from dcgan.stages._common import log, params_from, parser, run
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         images = generate(g, p.num_samples, g.cfg.latent_dim, params.base.seed, device, p.batch_size)
     save_images(args.out, images)
-    io.write_json(Path(args.out).with_suffix(".json"), info)
+    files.write_json(Path(args.out).with_suffix(".json"), info)
     upscale = max(1, 64 // g.cfg.image_size)
     save_grid(images[:p.grid_size], args.grid, upscale=upscale)
     walk = interpolation_grid(g, g.cfg.latent_dim, params.base.seed, device)

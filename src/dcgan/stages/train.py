@@ -11,17 +11,23 @@ import torch
 from dvclive import Live
 
 from dcgan.data import arrays
+from dcgan.devices import pick_device
 from dcgan.errors import UserError
 from dcgan.images import grid_image
 from dcgan.metrics.fid import feature_stats, frechet_distance
 from dcgan.metrics.reference import load_reference, make_extractor
-from dcgan.models import Generator, build, save_models
-from dcgan.runtime import derive_seed, pick_device
+from dcgan.models import (
+    Generator,
+    build,
+    gan_config,
+    save_models,
+)
 from dcgan.sampling import generate
+from dcgan.seeding import derive_seed
 from dcgan.stages._common import log, params_from, parser, run
 from dcgan.training import checkpoint as ckpt
 from dcgan.training import distributed
-from dcgan.training.loop import gan_config, train
+from dcgan.training.loop import train
 from dcgan.training.schedule import probe_batch_size
 
 
@@ -119,7 +125,7 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
     elif p.eval_every:  # rank 0 evaluates; the others need only the extractor's id (fingerprint)
         extractor_id = load_reference(args.evaluator, args.prepared, params.evaluate.extractor)[2]["extractor_id"]
     # best-by-FID selection depends on the extractor too
-    fp = ckpt.fingerprint({**dataclasses.asdict(p), "fid_extractor": extractor_id}, seed, args.data)
+    fp = ckpt.fingerprint(dataclasses.asdict(p), seed, args.data, fid_extractor=extractor_id)
 
     if not env.is_main:
         # the other ranks train in lockstep; rank 0 alone logs, checkpoints and saves the models
@@ -128,7 +134,7 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
         env.barrier()
         return
     state, _ = ckpt.load_latest(args.checkpoints, warn=log)
-    resume = state is not None and state["fingerprint"] == fp
+    resume = state is not None and state["fingerprint"] == ckpt.fingerprint_id(fp)
     live_dir = Path(args.live)
     if resume:
         truncate_logs(live_dir, int(state["step"]))

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import sys
 
-from dcgan import io
+from dcgan import files
+from dcgan.data.datasets import check_name
 from dcgan.stages._common import log, params_from, parser, run
 
 STAMP = "params.yaml validated\n"  # constant: must not change when a valid value changes
@@ -21,8 +22,9 @@ def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
     ap.add_argument("--out", default="data/params.ok", help="stamp written when params are valid")
     args = ap.parse_args(argv)
-    params_from(args)  # raises ConfigError naming the key, the expected and the given value
-    io.write_text(args.out, STAMP)
+    params = params_from(args)  # raises ConfigError naming the key, the expected and the given value
+    check_name(params.prepare.dataset)  # the loader registry holds the dataset names
+    files.write_text(args.out, STAMP)
     log(f"validate: {args.params} is valid")
 
 

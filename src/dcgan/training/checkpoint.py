@@ -9,7 +9,7 @@ checkpoint left by a run with other params is recognised and not resumed.
 from __future__ import annotations
 
 import hashlib
-import io as io_
+import io
 import json
 import pickle
 import re
@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from dcgan import faults, io
+from dcgan import faults, files
 
 _NAME = re.compile(r"^ckpt-(\d{9})\.pt$")
 KEEP = 2
@@ -34,13 +34,34 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
-def fingerprint(train_params: dict[str, Any], seed: int, data_file: str | Path) -> str:
-    """Identity of a training run: resuming is only valid when this matches."""
-    payload = json.dumps(
-        {"train": train_params, "seed": seed, "data": io.file_digest(data_file), "code": code_digest()},
-        sort_keys=True,
-    )
-    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+def fingerprint(train_params: dict[str, Any], seed: int, data_file: str | Path,
+                **extra: object) -> dict[str, object]:
+    """What shapes a training run, key by key (``train.lr``, ``seed``, ``data``, ``code``, and
+    ``extra`` such as the FID extractor): resuming is only valid when all of it matches.
+    Checkpoints keep it, so a refused resume can say which keys changed."""
+    flat = {f"train.{k}": list(v) if isinstance(v, tuple) else v for k, v in train_params.items()}
+    return {**flat, "seed": seed, "data": files.file_digest(data_file), "code": code_digest(),
+            **extra}
+
+
+def fingerprint_id(fp: str | dict[str, object]) -> str:
+    """A short hash of a fingerprint (a plain string, e.g. in tests, is its own id)."""
+    if isinstance(fp, str):
+        return fp
+    return hashlib.sha256(json.dumps(fp, sort_keys=True, default=list).encode()).hexdigest()[:16]
+
+
+def changed_keys(old: dict[str, object] | None, new: str | dict[str, object]) -> str:
+    """``train.lr 0.0002 -> 0.001, code`` for what differs between two fingerprints."""
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return "training params, data or code"
+    out = []
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        if a != b:
+            digest_like = key in ("data", "code") or key.endswith("_id")
+            out.append(key if digest_like else f"{key} {a!r} -> {b!r}")
+    return ", ".join(out) or "nothing that is recorded"
 
 
 def list_checkpoints(folder: str | Path) -> list[Path]:
@@ -58,14 +79,14 @@ def save_checkpoint(folder: str | Path, step: int, state: dict[str, Any]) -> Pat
     path = folder / f"ckpt-{step:09d}.pt"
     if faults.armed("kill_in_checkpoint", step):  # test seam: die with half a file written
         def write(fh):
-            buf = io_.BytesIO()
+            buf = io.BytesIO()
             torch.save(state, buf)
             fh.write(buf.getvalue()[: len(buf.getvalue()) // 2])
             fh.flush()
             faults.kill()
-        io.atomic_write(path, write)
+        files.atomic_write(path, write)
     else:
-        io.atomic_write(path, lambda fh: torch.save(state, fh))
+        files.atomic_write(path, lambda fh: torch.save(state, fh))
     for old in list_checkpoints(folder)[KEEP:]:
         old.unlink(missing_ok=True)
     return path
