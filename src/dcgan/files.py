@@ -14,14 +14,16 @@ import os
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
-from safetensors import SafetensorError
-from safetensors.torch import load_file, save
 
 from dcgan.errors import UserError
+
+# torch and safetensors load only where weights are saved or loaded, so that the stages that
+# never touch weights (validate, report) do not pay for importing them
+if TYPE_CHECKING:
+    import torch
 
 
 def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
@@ -74,6 +76,8 @@ def file_digest(path: str | Path, chunk: int = 1 << 20) -> str:
 
 def save_module(module: torch.nn.Module, path: str | Path) -> Path:
     """Save a module's state dict as safetensors, atomically (contiguous CPU copies)."""
+    from safetensors.torch import save
+
     state = {k: v.detach().cpu().contiguous() for k, v in module.state_dict().items()}
     return write_bytes(path, save(state))
 
@@ -82,6 +86,9 @@ def load_state(module: torch.nn.Module, path: str | Path,
                arch: str = "the architecture they were loaded into") -> torch.nn.Module:
     """Load safetensors weights into ``module``; a missing or corrupt file, or weights of
     another architecture, is a UserError naming the file."""
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
     path = Path(path)
     if not path.is_file():
         raise UserError(f"model weights {path} do not exist (run the train stage first)")

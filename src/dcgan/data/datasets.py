@@ -21,14 +21,17 @@ import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from PIL import Image, UnidentifiedImageError
-from torchvision.transforms.v2 import functional as TF
 from tqdm import tqdm
 
 from dcgan.errors import ConfigError, UserError
+
+# torch, torchvision and PIL load where images are read or shaped, so that checking a dataset
+# name (the validate stage) stays cheap
+if TYPE_CHECKING:
+    import torch
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -166,6 +169,8 @@ def load_cifar10(root: Path, download: bool, max_images: int) -> RawDataset:
 
 
 def _load_image(path: Path) -> np.ndarray:
+    from PIL import Image
+
     with Image.open(path) as im:
         im.load()
         im = im.convert("RGB")
@@ -174,6 +179,8 @@ def _load_image(path: Path) -> np.ndarray:
 
 def _read_image_files(files: list[Path], what: str) -> tuple[list[np.ndarray], list[int], list[str]]:
     """Decode image files; corrupt or truncated files are skipped and reported, not fatal."""
+    from PIL import UnidentifiedImageError
+
     images, kept, skipped = [], [], []
     for i, f in enumerate(tqdm(files, desc=f"reading {what}", unit="img", leave=False,
                                disable=len(files) < 2000)):
@@ -246,6 +253,8 @@ def load_folder(root: Path, download: bool, max_images: int) -> RawDataset:
 
 def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
     """uint8 (N, C, H, W) with C in {1, 3} -> ``channels`` (ITU-R 601 luma for RGB -> grey)."""
+    import torch
+
     if x.shape[1] == channels:
         return x
     if channels == 3:
@@ -256,6 +265,9 @@ def to_channels(x: torch.Tensor, channels: int) -> torch.Tensor:
 
 def fit_square(x: torch.Tensor, size: int) -> torch.Tensor:
     """uint8 (N, C, H, W) -> (N, C, size, size): center-crop to a square, antialiased resize."""
+    import torch
+    from torchvision.transforms.v2 import functional as TF
+
     h, w = x.shape[-2:]
     side = min(h, w)
     if h != w:
@@ -274,6 +286,8 @@ def check_name(name: str) -> None:
 def load_dataset(name: str, root: str | Path, image_size: int, channels: int,
                  download: bool = False, max_images: int = 0) -> RawDataset:
     """Load ``name`` and return a RawDataset whose images are uint8 (N, channels, size, size)."""
+    import torch
+
     check_name(name)
     raw = _REGISTRY[name](Path(root), download, max_images)
     if isinstance(raw.images, np.ndarray):
