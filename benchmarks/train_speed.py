@@ -1,14 +1,14 @@
 """Training speed of the project's loop next to the plain PyTorch DCGAN example's loop.
 
-    python benchmarks/train_speed.py                   # both configs, fp32 (about 5 minutes on 2 cores)
+    python benchmarks/train_speed.py                   # all three configs, shipped params (about 5 minutes on 2 cores)
     python benchmarks/train_speed.py --configs example --rounds 2 --steps 8
     python benchmarks/train_speed.py --precision bf16  # the project loop under bf16 autocast
     python benchmarks/train_speed.py --compile default --warmup 5  # torch.compile (compiles in the warm-up)
 
 One process, one run: for each config the two loops take turns (reference, project, reference,
-project, ...) for ``--rounds`` rounds of ``--steps`` timed steps each, after warm-up steps that
-are not timed, so that machine noise hits both. Prints images/s of each loop, the median per
-loop, and the ratio project / reference.
+project, ...) for ``--rounds`` rounds of ``--steps`` timed steps each, after ``--warmup`` steps
+that are not timed, so that machine noise hits both. Prints images/s of each loop per round,
+the median per loop, and the ratio project / reference.
 
 The reference loop is written here after the official example (pytorch/examples, dcgan/main.py):
 its Generator and Discriminator (ngf, ndf, nz=100, BatchNorm, Sigmoid output and BCELoss),
@@ -17,6 +17,12 @@ the per-step ``.item()`` calls it makes for its log line. No tricks.
 
 The project's side is ``dcgan.training.loop.train`` itself (what the train stage runs, with its
 logging, checkpoint schedule and derived-seed draws), timed between two of its own log steps.
+Its number format is the shipped params' ``train.precision`` unless ``--precision`` says
+otherwise; ``auto`` is resolved as the train stage resolves it (bf16 where the hardware runs
+it fast, else fp32), and the header line says what it became and why. The fake dataset holds
+more images than the warm-up and timed steps take, so no epoch ends (fixed-noise grid,
+end-of-epoch checkpoint) fall in either loop's timed window; the harness checks this.
+Progress bars are off (``TQDM_DISABLE=1`` unless set).
 
 Configs:
 - ``example``: the example's default, 64x64x3, ngf = ndf = 64, nz = 100, batch 64, plain DCGAN
@@ -45,6 +51,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from dcgan.config import load_params  # noqa: E402
+from dcgan.devices import resolve_precision  # noqa: E402
 from dcgan.models import gan_config  # noqa: E402
 from dcgan.training.loop import train  # noqa: E402
 
@@ -175,19 +182,20 @@ def sync(device: torch.device) -> None:
 # the project's loop
 
 
-def seconds_per_step(p, cfg, images: np.ndarray, warmup: int, steps: int, seed: int = 0,
-                     device: torch.device = CPU, dist=None) -> float:
-    """Run ``train`` for warmup + steps steps; seconds per step between log step ``warmup`` and the end."""
-    p = dataclasses.replace(p, eval_every=0, log_every=warmup if warmup else steps,
-                            epochs=10**6)  # never reaches an epoch end within the window
+def timed_window(p, cfg, images: np.ndarray, warmup: int, steps: int, seed: int = 0,
+                 device: torch.device = CPU, dist=None) -> tuple[float, int]:
+    """Run ``train`` for warmup + steps steps: (seconds per step between log step ``warmup`` and
+    the end, epoch ends inside that window). An epoch end is seen by its fixed-noise grid."""
+    p = dataclasses.replace(p, eval_every=0, log_every=warmup if warmup else steps, epochs=10**6)
     stamps: dict[int, float] = {}
+    epoch_ends: list[int] = []
 
     class Clock:
         def metric(self, name: str, value: float, step: int) -> None:
             stamps.setdefault(step, time.perf_counter())
 
-        def image(self, *args) -> None:
-            pass
+        def image(self, name: str, grid, step: int) -> None:
+            epoch_ends.append(step)
 
     from dcgan.training.distributed import SINGLE
 
@@ -201,13 +209,30 @@ def seconds_per_step(p, cfg, images: np.ndarray, warmup: int, steps: int, seed: 
               stop_after_steps=warmup + steps, dist=dist or SINGLE)
         sync(device)
         end = time.perf_counter()
-    return (end - stamps.get(warmup, t0)) / steps
+    return (end - stamps.get(warmup, t0)) / steps, sum(s > warmup for s in epoch_ends)
+
+
+def seconds_per_step(p, cfg, images: np.ndarray, warmup: int, steps: int, seed: int = 0,
+                     device: torch.device = CPU, dist=None) -> float:
+    """Seconds per training step after ``warmup`` steps (epoch ends in the window counted in)."""
+    return timed_window(p, cfg, images, warmup, steps, seed, device, dist)[0]
 
 
 def project_images_per_s(p, cfg, images: np.ndarray, warmup: int, steps: int, seed: int,
                          device: torch.device = CPU) -> float:
+    """Images/s of the project's loop; refuses a window that holds an epoch end (the reference's
+    window has none either: its DataLoader restarts cost nothing alike)."""
     batch = p.batch_schedule[-1][1] if p.batch_schedule else p.batch_size
-    return batch / seconds_per_step(p, cfg, images, warmup, steps, seed, device)
+    sps, ends = timed_window(p, cfg, images, warmup, steps, seed, device)
+    if ends:
+        raise ValueError(f"{ends} epoch end(s) in the timed window: use more images than "
+                         f"(warmup + steps) x batch = {(warmup + steps) * batch}")
+    return batch / sps
+
+
+def images_for(batch: int, warmup: int, steps: int) -> int:
+    """Fake dataset size: one epoch outlasts the warm-up and the timed steps."""
+    return max((warmup + steps + 1) * batch, 640)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -240,8 +265,9 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=0, help="timed steps per block (0: 12 example, 60 default)")
     ap.add_argument("--warmup", type=int, default=3, help="untimed steps before each block")
     ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
-                    help="the project loop's train.precision (the reference stays fp32)")
+    ap.add_argument("--precision", choices=["params", "auto", "fp32", "bf16", "fp16"], default="params",
+                    help="the project loop's train.precision (default: as in params.yaml; auto is "
+                         "resolved for this machine as the train stage does); the reference stays fp32")
     ap.add_argument("--channels-last", choices=["params", "on", "off"], default="params",
                     help="the project loop's train.channels_last (default: as in params.yaml)")
     ap.add_argument("--compile", choices=["params", "none", "default", "reduce-overhead", "max-autotune"],
@@ -259,15 +285,17 @@ def main() -> None:
     for name in args.configs:
         p, cfg, (c, s), nz, ngf, ndf, batch = configs(params)[name]
         cl = p.channels_last if args.channels_last == "params" else args.channels_last == "on"
-        p = dataclasses.replace(p, precision=args.precision, channels_last=cl,
+        requested = p.precision if args.precision == "params" else args.precision
+        precision, why = resolve_precision(requested, device)
+        p = dataclasses.replace(p, precision=precision, channels_last=cl,
                                 compile=p.compile if args.compile == "params" else args.compile)
         steps = args.steps or (12 if name == "example" else 80)
         rng = np.random.default_rng(0)
-        images = rng.integers(0, 256, (max(20 * batch, 640), c, s, s), dtype=np.uint8)
+        images = rng.integers(0, 256, (images_for(batch, args.warmup, steps), c, s, s), dtype=np.uint8)
         ref = Reference(images, nz, ngf, ndf, batch, device)
         print(f"\n[{name}] {c}x{s}x{s}, ngf={ngf} ndf={ndf} nz={nz}, batch {batch}; "
               f"project: loss={p.loss} r1={p.r1_gamma} ema={p.ema_decay} diffaug={list(p.diffaug)} "
-              f"precision={p.precision} channels_last={p.channels_last} compile={p.compile}")
+              f"precision={p.precision} ({why}) channels_last={p.channels_last} compile={p.compile}")
         rates: dict[str, list[float]] = {"reference": [], "project": []}
         for r in range(args.rounds):
             rates["reference"].append(ref.images_per_s(args.warmup, steps))

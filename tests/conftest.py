@@ -19,7 +19,10 @@ TINY = {
     "evaluator": {"epochs": 2, "width": 8, "feature_dim": 8, "batch_size": 64},
     "train": {"epochs": 1, "batch_size": 32, "g_width": 8, "d_width": 8, "latent_dim": 16,
               "log_every": 2, "checkpoint_every": 3, "sample_grid": 16, "eval_every": 1,
-              "eval_samples": 40},
+              "eval_samples": 40,
+              # the number format is pinned: `auto` would be bf16 on CPUs with AVX-512 BF16 and
+              # fp32 elsewhere; its resolution has tests of its own (test_precision.py)
+              "precision": "fp32"},
     "sample": {"num_samples": 100, "batch_size": 50, "grid_size": 16},
     "evaluate": {"batch_size": 50, "is_splits": 5, "kid_subsets": 10, "kid_subset_size": 20,
                  "recon_images": 8, "recon_steps": 10, "recon_restarts": 2},

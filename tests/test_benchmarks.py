@@ -61,3 +61,16 @@ def test_scaling_benchmark_runs_one_and_two_processes(tmp_path):
     assert r.returncode == 0, r.stderr[-3000:]
     rows = [ln for ln in r.stdout.splitlines() if ln.startswith("| 1 |") or ln.startswith("| 2 |")]
     assert len(rows) == 2 and rows[0].endswith("| 1.00x | 100% |"), r.stdout
+
+
+def test_timed_window_holds_no_epoch_end_and_refuses_one(harness):
+    p = dataclasses.replace(parse_params(tiny_params()).train, batch_size=16)
+    cfg = GANConfig(16, 1, p.latent_dim, p.g_width, p.d_width)
+    n = harness.images_for(16, warmup=2, steps=40)
+    assert n >= (2 + 40 + 1) * 16
+    images = np.random.default_rng(0).integers(0, 256, (n, 1, 16, 16), dtype=np.uint8)
+    assert harness.timed_window(p, cfg, images, warmup=2, steps=40)[1] == 0
+    short = images[:48]  # 3 steps per epoch: epoch ends fall inside the window
+    assert harness.timed_window(p, cfg, short, warmup=2, steps=4)[1] == 1  # at step 3 (6 stops the run)
+    with pytest.raises(ValueError, match="epoch end"):
+        harness.project_images_per_s(p, cfg, short, warmup=2, steps=4, seed=0)

@@ -16,7 +16,7 @@ from tests.conftest import tiny_params, venv_env, write_params
 def pipeline(tmp_path_factory):
     """Run all stages once; tests then look at what each wrote."""
     root = tmp_path_factory.mktemp("stages")
-    write_params(root / "params.yaml", tiny_params())
+    write_params(root / "params.yaml", tiny_params(train={"precision": "auto"}))  # as shipped
     prm = ["--params", str(root / "params.yaml")]
     d = lambda *p: str(root.joinpath(*p))  # noqa: E731
     assert run(prepare.main, [*prm, "--out", d("data/prepared")]) == 0
@@ -95,6 +95,17 @@ def test_train_keeps_the_best_generator_by_fid(pipeline):
     assert (pipeline / "models/gan/generator_best.safetensors").is_file()
     fid_log = (pipeline / "dvclive/plots/metrics/train/fid.tsv").read_text().splitlines()
     assert len(fid_log) == 2  # header + one evaluation (one epoch, eval_every 1)
+
+
+def test_resolved_precision_is_recorded_in_model_metrics_and_report(pipeline):
+    import torch
+
+    from dcgan.devices import resolve_precision
+
+    want = resolve_precision("auto", torch.device("cpu"))[0]  # fp32 on AVX2, bf16 with AVX-512 BF16
+    assert json.loads((pipeline / "models/gan/model.json").read_text())["precision"] == want
+    assert json.loads((pipeline / "reports/metrics.json").read_text())["protocol.train_precision"] == want
+    assert f" in {want} (`train.precision`" in (pipeline / "reports/report.md").read_text()
 
 
 def test_report_has_metrics_floors_and_all_figures(pipeline):

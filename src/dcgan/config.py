@@ -197,9 +197,11 @@ class TrainParams:
     """Weight of the reconstruction loss (updates E and G)."""
     latent_cycle_weight: float
     """Weight of the latent cycle loss |E(G(z)) - z| (updates E; 0 = off)."""
-    precision: Literal["fp32", "bf16", "fp16"]
-    """Forward/backward under autocast: fp32 (off), bf16, or fp16 (CUDA, with loss scaling).
-    Losses, penalties, BatchNorm statistics and optimizer state stay fp32."""
+    precision: Literal["auto", "fp32", "bf16", "fp16"]
+    """Forward/backward under autocast: fp32 (off), bf16, or fp16 (CUDA, with loss scaling);
+    auto: bf16 where the hardware runs it fast (CUDA compute capability >= 8.0, CPUs with
+    AVX-512 BF16/AMX), else fp32 (:func:`dcgan.devices.resolve_precision`). Losses, penalties,
+    BatchNorm statistics and optimizer state stay fp32."""
     channels_last: bool
     """NHWC memory format for the networks and batches (faster convolutions on most GPUs)."""
     compile: Literal["none", "default", "reduce-overhead", "max-autotune"]

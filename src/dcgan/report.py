@@ -105,7 +105,9 @@ def render(params: dict[str, dict[str, Any]], data_meta: dict, model_meta: dict,
         f"std {[round(x, 4) for x in data_meta['std']]}.",
         f"- **Model**: G/D widths {model_meta['g_width']}/{model_meta['d_width']}, latent size "
         f"{model_meta['latent_dim']}; {model_meta.get('step')} steps, {model_meta.get('epochs')} epochs"
-        + (f", {wall:.1f} s of training" if wall else "") + ".",
+        + (f", {wall:.1f} s of training" if wall else "")
+        + f" in {model_meta.get('precision', proto.get('train_precision', 'fp32'))} "
+          "(`train.precision`, `auto` resolved on the training machine).",
         f"- **Scored generator**: `{proto.get('generator', '?')}`"
         + (f" (best in-training FID {best:.4g} at step {model_meta.get('best_step')})" if best is not None else "")
         + ".",

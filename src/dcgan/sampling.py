@@ -6,10 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from dcgan.data.arrays import to_uint8
 from dcgan.models import sample_prior
+from dcgan.progress import progress
 from dcgan.seeding import generator_for
 
 
@@ -19,7 +19,7 @@ def generate(g: torch.nn.Module, n: int, latent_dim: int, seed: int, device: tor
     """n images from G (eval mode) as uint8 (n, C, H, W); noise from G's prior and the seed."""
     out = []
     prior = getattr(getattr(g, "cfg", None), "prior", "normal")
-    for i, start in enumerate(tqdm(range(0, n, batch_size), desc="sample", unit="batch",
+    for i, start in enumerate(progress(range(0, n, batch_size), desc="sample", unit="batch",
                                    leave=False, disable=n < 20 * batch_size)):
         b = min(batch_size, n - start)
         z = sample_prior(b, latent_dim, prior, generator_for(seed, "sample", i)).to(device)
@@ -97,7 +97,7 @@ def discriminator_rejection_sampling(
         _, logit = propose(-1 - i, min(batch_size, burnin - start))
         max_logit = max(max_logit, float(logit.max()))
     kept, n_kept, proposed, accepted, i = [], 0, 0, 0, 0
-    bar = tqdm(total=n, desc="DRS", unit="img", leave=False, disable=n < 20 * batch_size)
+    bar = progress(total=n, desc="DRS", unit="img", leave=False, disable=n < 20 * batch_size)
     while n_kept < n:
         if proposed >= max_proposals:
             raise RuntimeError(f"DRS accepted only {n_kept} of {proposed} proposals; "

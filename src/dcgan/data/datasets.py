@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from tqdm import tqdm
 
 from dcgan.errors import ConfigError, UserError
+from dcgan.progress import progress
 
 # torch, torchvision and PIL load where images are read or shaped, so that checking a dataset
 # name (the validate stage) stays cheap
@@ -182,7 +182,7 @@ def _read_image_files(files: list[Path], what: str) -> tuple[list[np.ndarray], l
     from PIL import UnidentifiedImageError
 
     images, kept, skipped = [], [], []
-    for i, f in enumerate(tqdm(files, desc=f"reading {what}", unit="img", leave=False,
+    for i, f in enumerate(progress(files, desc=f"reading {what}", unit="img", leave=False,
                                disable=len(files) < 2000)):
         try:
             images.append(_load_image(f))

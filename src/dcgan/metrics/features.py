@@ -15,11 +15,11 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from tqdm import tqdm
 
 from dcgan.data.arrays import to_unit
 from dcgan.errors import UserError
 from dcgan.files import file_digest, load_state, save_module, write_json
+from dcgan.progress import progress
 from dcgan.seeding import generator_for
 
 
@@ -72,7 +72,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, cfg: ClassifierConf
     steps = max(1, n // batch_size)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=lr, total_steps=epochs * steps)
     model.train()
-    for epoch in tqdm(range(epochs), desc="evaluator", unit="epoch"):
+    for epoch in progress(range(epochs), desc="evaluator", unit="epoch"):
         order = torch.randperm(n, generator=generator_for(seed, "evaluator", epoch)).to(device)
         for b in range(steps):
             idx = order[b * batch_size:(b + 1) * batch_size]
@@ -95,7 +95,7 @@ def extract(model: Classifier, images: np.ndarray, batch_size: int, device: torc
             desc: str = "features") -> tuple[np.ndarray, np.ndarray]:
     """uint8 images (N, C, S, S) -> (features (N, D) float64, logits (N, K) float64), in batches."""
     feats, logits = [], []
-    for start in tqdm(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False,
+    for start in progress(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False,
                       disable=len(images) < 20 * batch_size):
         x = to_unit(torch.from_numpy(images[start:start + batch_size])).to(device)
         f, lg = model(x)

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from dcgan.errors import UserError
 from dcgan.files import file_digest
+from dcgan.progress import progress
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
@@ -71,7 +71,7 @@ class InceptionExtractor:
     @torch.inference_mode()
     def __call__(self, images: np.ndarray, desc: str = "inception") -> tuple[np.ndarray, np.ndarray]:
         feats, logits = [], []
-        for start in tqdm(range(0, len(images), self.batch_size), desc=desc, unit="batch",
+        for start in progress(range(0, len(images), self.batch_size), desc=desc, unit="batch",
                           leave=False, disable=len(images) < 4 * self.batch_size):
             x = torch.from_numpy(images[start:start + self.batch_size]).to(self.device)
             if x.shape[1] == 1:

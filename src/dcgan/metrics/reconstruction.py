@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
-from tqdm import tqdm
 
 from dcgan.data.arrays import to_uint8, to_unit
 from dcgan.models import sample_prior
+from dcgan.progress import progress
 from dcgan.seeding import generator_for
 
 
@@ -38,7 +38,7 @@ def invert_by_optimisation(g: torch.nn.Module, images: np.ndarray, latent_dim: i
     z = sample_prior(restarts * n, latent_dim, prior, generator_for(seed, "invert")).to(device)
     z.requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
-    for _ in tqdm(range(steps), desc="invert G", unit="step", leave=False, disable=steps < 50):
+    for _ in progress(range(steps), desc="invert G", unit="step", leave=False, disable=steps < 50):
         loss = ((g(z) - target) ** 2).flatten(1).mean(1)
         opt.zero_grad(set_to_none=True)
         loss.sum().backward()  # sum: each z gets its own image's gradient

@@ -32,6 +32,11 @@ def interleave_rows(real: np.ndarray, recon: np.ndarray, per_row: int = 8) -> np
     return np.concatenate(rows)
 
 
+def _model_meta(folder: str) -> dict:
+    path = Path(folder) / "model.json"
+    return files.read_json(path) if path.is_file() else {}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
     ap.add_argument("--samples", default="data/samples/samples.npy", help="sample's output")
@@ -88,6 +93,8 @@ def main(argv: list[str] | None = None) -> None:
         "reference_split": "train",
         "floor_split": "holdout",
         "generator": p.generator,
+        # the number format G was trained in (train.precision, auto resolved on the training machine)
+        "train_precision": _model_meta(args.models).get("precision", "fp32"),
         "is_splits": p.is_splits,
         "kid_subsets": p.kid_subsets,
         "kid_subset_size": min(p.kid_subset_size, n),

@@ -11,7 +11,7 @@ import torch
 from dvclive import Live
 
 from dcgan.data import arrays
-from dcgan.devices import pick_device
+from dcgan.devices import pick_device, resolve_precision
 from dcgan.errors import UserError
 from dcgan.images import grid_image
 from dcgan.metrics.fid import feature_stats, frechet_distance
@@ -102,7 +102,11 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None:
-    p, seed = params.train, params.base.seed
+    seed = params.base.seed
+    # train.precision auto -> what this machine runs fast; the resolved value is what the run
+    # (its checkpoints' fingerprint included) and model.json record
+    precision, why = resolve_precision(params.train.precision, device)
+    p = dataclasses.replace(params.train, precision=precision)
     prep = params.prepare
     images = arrays.load_images(args.data, channels=prep.channels, size=prep.image_size)
     cfg = gan_config(p, prep.image_size, prep.channels)
@@ -139,6 +143,7 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
     if resume:
         truncate_logs(live_dir, int(state["step"]))
     del state
+    log(f"train: precision {precision} ({why})")
     log(f"train: {len(images)} images, {cfg}, device {device}"
         + (f", {env.world_size} processes (DDP, {torch.distributed.get_backend()})" if env.enabled else ""))
     with Live(str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None) as live:
@@ -157,7 +162,7 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
             live.log_metric("train/best_step", result.best_step, plot=False)
     save_models(result.g, result.d, cfg, args.out,
                 # nothing run-dependent (times, hosts) here: identical runs give identical files
-                {"step": result.step, "epochs": result.epoch,
+                {"step": result.step, "epochs": result.epoch, "precision": precision,
                  "best_fid": result.best_fid, "best_step": result.best_step},
                 g_best=result.g_best, e=result.e)
     log(f"train: {result.step} steps in {result.wall_s:.1f}s -> {args.out}")

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol
 
@@ -29,6 +29,7 @@ from tqdm import tqdm
 
 from dcgan import faults
 from dcgan.config import TrainParams, check_divisible
+from dcgan.devices import resolve_precision
 from dcgan.models import (
     Discriminator,
     Encoder,
@@ -36,6 +37,7 @@ from dcgan.models import (
     Generator,
     sample_prior,
 )
+from dcgan.progress import progress
 from dcgan.seeding import generator_for
 from dcgan.training import checkpoint as ckpt
 from dcgan.training.distributed import SINGLE, DistEnv
@@ -134,7 +136,7 @@ class Loop:
     log: Log
     means: RunningMeans
     guard: DivergenceGuard
-    bar: tqdm
+    bar: tqdm  # from dcgan.progress.progress
     z_fixed: torch.Tensor
     fid_fn: Callable[[Generator], float] | None
     on_step: Callable[[int, dict[str, nn.Module | None]], None] | None
@@ -261,6 +263,10 @@ def train(
     """
     default_bs, total_steps = batch_sizes(p, len(images), batch_size, dist)
     logger, log = (logger or NullLogger(), log) if dist.is_main else (NullLogger(), lambda m: None)
+    if p.precision == "auto":  # the train stage resolves it first (fingerprint, model.json)
+        precision, why = resolve_precision(p.precision, device)
+        log(f"train: precision {precision} ({why})")
+        p = replace(p, precision=precision)
     s = Setup.make(p, cfg, seed, device, dist)
     if device.type == "cuda":
         # fixed shapes per batch size: let cuDNN pick the fastest convolution algorithms
@@ -271,8 +277,8 @@ def train(
     names = ["loss_d", "loss_g", "d_real", "d_fake"] + (["loss_recon"] if run.e is not None else [])
     loop = Loop(ckpt_dir, fingerprint, logger, log, RunningMeans(names, device),
                 DivergenceGuard(names, device, dist, ckpt_dir),
-                tqdm(total=total_steps, initial=run.step, desc="train", unit="step", dynamic_ncols=True,
-                     mininterval=1.0, disable=True if not dist.is_main else False),
+                progress(total=total_steps, initial=run.step, desc="train", unit="step", dynamic_ncols=True,
+                     mininterval=1.0, disable=not dist.is_main),
                 fixed_noise(seed, p.sample_grid, cfg.latent_dim, cfg.prior).to(device),
                 fid_fn, on_step, stop_after_steps)
     nets = Wrapped.around(run, s)  # after resume: DDP broadcasts rank 0's weights on creation
