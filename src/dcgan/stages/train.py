@@ -14,20 +14,17 @@ from dcgan.data import arrays
 from dcgan.devices import pick_device, resolve_precision
 from dcgan.errors import UserError
 from dcgan.images import grid_image
-from dcgan.metrics.fid import feature_stats, frechet_distance
-from dcgan.metrics.reference import load_reference, make_extractor
+from dcgan.metrics.reference import load_reference
 from dcgan.models import (
-    Generator,
     build,
     gan_config,
     save_models,
 )
-from dcgan.sampling import generate
-from dcgan.seeding import derive_seed
 from dcgan.stages._common import log, params_from, parser, run
 from dcgan.training import checkpoint as ckpt
 from dcgan.training import distributed
 from dcgan.training.loop import train
+from dcgan.training.monitor import make_fid_fn
 from dcgan.training.schedule import probe_batch_size
 
 
@@ -57,21 +54,6 @@ def truncate_logs(live_dir: Path, step: int) -> None:
         col = head.split("\t").index("step")
         kept = [r for r in rows if int(r.split("\t")[col]) <= step]
         tsv.write_text("\n".join([head, *kept]) + "\n")
-
-
-def make_fid_fn(params, evaluator_dir: str, prepared_dir: str, device: torch.device):
-    """FID of train.eval_samples images from G against the training set's reference features."""
-    ev = params.evaluate
-    ref, _, meta = load_reference(evaluator_dir, prepared_dir, ev.extractor)
-    extractor = make_extractor(ev.extractor, evaluator_dir, ev.inception_weights, ev.batch_size, device)
-    seed = derive_seed(params.base.seed, "train_fid")  # the same noise at every evaluation
-
-    def fid_fn(g: Generator) -> float:
-        images = generate(g, params.train.eval_samples, g.cfg.latent_dim, seed, device, ev.batch_size)
-        features, _ = extractor(images, "train FID")
-        return frechet_distance(*feature_stats(features), ref.mu, ref.sigma)
-
-    return fid_fn, meta["extractor_id"]
 
 
 def main(argv: list[str] | None = None) -> None:
