@@ -74,3 +74,62 @@ def test_timed_window_holds_no_epoch_end_and_refuses_one(harness):
     assert harness.timed_window(p, cfg, short, warmup=2, steps=4)[1] == 1  # at step 3 (6 stops the run)
     with pytest.raises(ValueError, match="epoch end"):
         harness.project_images_per_s(p, cfg, short, warmup=2, steps=4, seed=0)
+
+
+# --- statistics over seeds (benchmarks/seedstats.py) and the ablation table --------------------
+
+
+@pytest.fixture(scope="module")
+def bench_modules():
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import ablation
+        import seedstats
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    return seedstats, ablation
+
+
+def test_spread_is_the_t_interval_and_welch_separates_only_real_gaps(bench_modules):
+    st, _ = bench_modules
+    s = st.spread([1.0, 2.0, 3.0])
+    assert s.mean == 2.0 and s.n == 3
+    assert s.half_width == pytest.approx(4.302653 * 1.0 / 3 ** 0.5, rel=1e-5)  # t(0.975, 2) * sd / sqrt(n)
+    assert str(s) == "2 ± 2.5" and str(st.spread([4.0])) == "4 (1 seed)"
+    assert st.welch_p([1.0, 1.1, 0.9], [5.0, 5.1, 4.9]) < 0.001
+    assert st.welch_p([1.0, 2.0, 3.0], [1.5, 2.5, 2.0]) > 0.5
+    assert st.welch_p([1.0], [2.0, 3.0]) != st.welch_p([1.0], [2.0, 3.0])  # nan: one seed
+    assert st.verdict(0.01).startswith("differs") and st.verdict(0.3).startswith("within noise")
+
+
+def run_entry(fids, iss, budget=80, drs=None):
+    seeds = {}
+    for i, (f, s) in enumerate(zip(fids, iss, strict=True)):
+        m = {"fid": f, "is_mean": s, "kid_mean": 0.1, "precision": 0.7, "recall": 0.9,
+             "fid_floor": 0.4, "is_mean_floor": 6.9, "protocol.n_samples": 359,
+             "protocol.train_precision": "fp32"}
+        if drs is not None:
+            m["drs_acceptance_rate"] = drs
+        seeds[str(i)] = {"metrics": m, "train_s": 80.0, "experiment": "abc"}
+    return {"epochs": 17, "seconds_per_step": 0.11, "budget_s": budget, "seeds": seeds}
+
+
+def test_ablation_table_reports_ci_welch_and_marks_single_seed_rows(bench_modules):
+    _, ab = bench_modules
+    runs = {
+        "plain": run_entry([5.0, 5.2, 4.8], [3.5, 3.6, 3.4]),
+        "hinge": run_entry([3.0, 3.1, 2.9], [4.0, 4.1, 3.9]),
+        "default": run_entry([4.9, 5.3, 4.7], [3.5, 3.7, 3.5]),
+        "ema": {"epochs": 23, "seconds_per_step": 0.165, "budget_s": 164, "train_s": 161,
+                "metrics": run_entry([4.47], [3.6])["seeds"]["0"]["metrics"]},  # an old single-seed entry
+    }
+    text = ab.render(runs, "old table\n" + ab.NOTES + "\nWhy the default: kept.\n")
+    rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
+    assert "5 ± 0.5" in rows["plain DCGAN"] and "| — | — |" in rows["plain DCGAN"]
+    assert "differs (p = " in rows["hinge loss"]
+    assert rows["chosen default (params.yaml), DRS off"].count("within noise") == 2
+    assert "4.47 (1 seed)" in rows["+ EMA generator (0.99)"]
+    assert "n/a (other budget)" in rows["+ EMA generator (0.99)"]
+    assert text.rstrip().endswith("Why the default: kept.") and "old table" not in text
