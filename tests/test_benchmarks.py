@@ -129,7 +129,7 @@ def test_ablation_table_reports_ci_welch_and_marks_single_seed_rows(bench_module
     rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
     assert "5 ± 0.5" in rows["plain DCGAN"] and "| — | — |" in rows["plain DCGAN"]
     assert "differs (p = " in rows["hinge loss"]
-    assert rows["chosen default (params.yaml), DRS off"].count("within noise") == 2
+    assert rows["R1 γ 0.1 (the earlier default), DRS off"].count("within noise") == 2
     assert "4.47 (1 seed)" in rows["+ EMA generator (0.99)"]
     assert "n/a (other budget)" in rows["+ EMA generator (0.99)"]
     assert text.rstrip().endswith("Why the default: kept.") and "old table" not in text
