@@ -37,6 +37,15 @@ def _model_meta(folder: str) -> dict:
     return files.read_json(path) if path.is_file() else {}
 
 
+def _extractor_protocol(kind: str, extractor, evaluator_dir: str) -> dict:
+    """What the protocol says of the extractor: the classifier's held-out accuracy, or whether
+    the Inception weights are the official ones."""
+    if kind == "classifier":
+        info = files.read_json(Path(evaluator_dir) / "classifier.json")
+        return {"extractor_holdout_accuracy": round(float(info["holdout_accuracy"]), 4)}
+    return {"weights_official": int(getattr(extractor, "official", False))}
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
     ap.add_argument("--samples", default="data/samples/samples.npy", help="sample's output")
@@ -102,11 +111,7 @@ def main(argv: list[str] | None = None) -> None:
         "recon_method": "latent_optimisation" if not p.recon_images or e is None else "encoder",
         "recon_images": min(p.recon_images, len(holdout), len(samples)),
     }
-    if p.extractor == "classifier":
-        info = files.read_json(Path(args.evaluator) / "classifier.json")
-        protocol["extractor_holdout_accuracy"] = round(float(info["holdout_accuracy"]), 4)
-    else:
-        protocol["weights_official"] = int(getattr(extractor, "official", False))
+    protocol.update(_extractor_protocol(p.extractor, extractor, args.evaluator))
     sample_info_path = Path(args.samples).with_suffix(".json")
     if sample_info_path.is_file():
         sample_info = files.read_json(sample_info_path)
