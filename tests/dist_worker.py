@@ -25,6 +25,7 @@ import torch.distributed as dist
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dcgan.config import parse_params  # noqa: E402
+from dcgan.data.arrays import channel_stats  # noqa: E402
 from dcgan.data.datasets import load_dataset  # noqa: E402
 from dcgan.models import gan_config  # noqa: E402
 from dcgan.training import distributed  # noqa: E402
@@ -54,7 +55,7 @@ def main() -> None:
                             **json.loads(args.train))
     env, device = distributed.init_from_env(torch.device("cpu"), world)
     images = load_dataset("digits", ".", 16, 1, max_images=320).images
-    cfg = gan_config(p, 16, 1)
+    cfg = gan_config(p, 16, 1, channel_stats(images))  # stats: for normalize meanstd
     agree: list[bool] = []
     hashes: list[dict[str, str]] = []
 
@@ -73,7 +74,7 @@ def main() -> None:
     r = train(p, cfg, 0, images, device, args.out / "ckpt", "dist-test",
               log=lambda m: None, stop_after_steps=args.steps, dist=env, on_step=on_step)
     if env.is_main:
-        nets = {"g": r.g_raw or r.g, "d": r.d, **({"e": r.e} if r.e is not None else {})}
+        nets = {"g": r.g_raw or r.g, **{f"d{k}" if k else "d": d for k, d in enumerate(r.ds)}, **({"e": r.e} if r.e is not None else {})}
         torch.save({"agree": agree, "hashes": hashes, "world_size": env.world_size,
                     "state": {k: {n: t.cpu() for n, t in m.state_dict().items()} for k, m in nets.items()}},
                    args.out / "dist.pt")

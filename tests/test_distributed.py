@@ -28,7 +28,9 @@ ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "dist_worker.py"
 TOL = 1e-5
 FEATURES = {"r1_gamma": 0.1, "reg_every": 2, "gp_lambda": 1.0, "encoder": True,
-            "latent_cycle_weight": 0.5, "ema_decay": 0.9}
+            "latent_cycle_weight": 0.5, "ema_decay": 0.9,
+            # two discriminators (each under its own DDP wrapper), GMAN softmax, standardised inputs
+            "discriminators": 2, "d_aggregate": "softmax", "normalize": "meanstd"}
 
 
 def worker(out: Path, nproc: int, *args: str) -> dict:
@@ -56,12 +58,13 @@ def single(tmp_path_factory):
 
 def test_ranks_hold_identical_weights_after_every_step_and_match_one_process(tmp_path, single):
     """Synced BatchNorm, with R1 and WGAN-GP (double backward), an encoder (G called twice per
-    step) and EMA: every rank's parameters and buffers are equal after each step, and the
+    step), EMA and two discriminators: every rank's parameters and buffers are equal after each step, and the
     result is the single-process run's within TOL."""
     two = worker(tmp_path, 2, "--sync-bn", "--train", json.dumps(FEATURES))
     assert two["world_size"] == 2 and len(two["agree"]) == 4
     assert all(all(step.values()) for step in two["agree"]), two["agree"]
     assert max_diff(two["state"], single["features"]["state"]) < TOL
+    assert {"d", "d1"} <= set(two["state"]) and two["agree"][-1]["d1.parameters"]
 
 
 def test_without_batchnorm_ddp_is_the_single_process_step(tmp_path, single):

@@ -108,3 +108,159 @@ def test_missing_weights_stop_the_evaluator_stage(tmp_path, monkeypatch, capsys)
     assert run(evaluator.main, []) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: Inception weights not found at models/inception/")
+
+
+# evaluate.inception_download ----------------------------------------------------------------------
+@pytest.fixture
+def served(tmp_path):
+    """A local HTTP server over a folder: (folder, base URL)."""
+    import functools
+    import http.server
+    import threading
+
+    root = tmp_path / "www"
+    root.mkdir()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
+    handler.log_message = lambda *a: None
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield root, f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+def sha256(path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def test_download_keeps_a_file_with_the_published_id(served, weights, tmp_path):
+    from dcgan.metrics.inception import download_weights
+
+    root, base = served
+    (root / "w.pth").write_bytes(weights.read_bytes())
+    dest = tmp_path / "models" / "inception" / "w.pth"
+    logs = []
+    got = download_weights(dest, f"{base}/w.pth", expected_prefix=sha256(weights)[:8], log=logs.append)
+    assert got == dest and sha256(dest) == sha256(weights)
+    assert not list(dest.parent.glob("*.part")) and "verified" in logs[-1]
+    assert InceptionExtractor(dest, CPU).id.endswith(":unofficial")  # the test's id is not the real one
+    # once there, the file is used as it is: no second download
+    (root / "w.pth").unlink()
+    assert download_weights(dest, f"{base}/w.pth", expected_prefix="00000000") == dest
+
+
+def test_a_tampered_download_is_refused_and_removed(served, weights, tmp_path):
+    from dcgan.metrics.inception import OFFICIAL_SHA256_PREFIX, download_weights
+
+    root, base = served
+    data = bytearray(weights.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # one flipped byte
+    (root / "w.pth").write_bytes(bytes(data))
+    dest = tmp_path / "inception" / "w.pth"
+    with pytest.raises(UserError) as exc:
+        download_weights(dest, f"{base}/w.pth")  # the published id is expected by default
+    msg = str(exc.value)
+    assert "\n" not in msg and f"not the published {OFFICIAL_SHA256_PREFIX}" in msg and "deleted" in msg
+    assert not dest.exists() and not list(dest.parent.glob("*"))
+
+
+def test_offline_download_names_the_url_the_path_and_the_alternative(tmp_path):
+    import socket
+
+    from dcgan.metrics.inception import WEIGHTS_URL, download_weights
+
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()  # nothing listens there now: a refused connection, like a machine without internet
+    dest = tmp_path / "inception" / "w.pth"
+    url = f"http://127.0.0.1:{port}/w.pth"
+    with pytest.raises(UserError) as exc:
+        download_weights(dest, url, timeout_s=5)
+    msg = str(exc.value)
+    assert url in msg and str(dest) in msg and "evaluate.extractor: classifier" in msg
+    assert not dest.exists() and not list(dest.parent.glob("*.part"))
+    with pytest.raises(UserError) as exc:  # the default URL is torch-fidelity's release
+        check_weights(dest)
+    assert "evaluate.inception_download" in str(exc.value) and WEIGHTS_URL in str(exc.value)
+
+
+def test_unofficial_weights_are_said_in_words_in_the_report_and_the_diff():
+    from dcgan import retrain as rt
+    from dcgan.metrics.registry import UNOFFICIAL_WEIGHTS
+    from dcgan.report import render
+
+    data = {"dataset": "celeba", "source": "x", "n_train": 4, "n_holdout": 2, "channels": 3,
+            "image_size": 16, "mean": [0.5] * 3, "std": [0.2] * 3}
+    model = {"g_width": 8, "d_width": 8, "latent_dim": 16}
+    metrics = {"fid": 1.0, "fid_floor": 0.5, "protocol.extractor_id": "inception-v3-2015-12-05:abc:unofficial",
+               "protocol.weights_official": 0}
+    assert UNOFFICIAL_WEIGHTS in render({}, data, model, metrics, [], {}, "figs")
+    assert UNOFFICIAL_WEIGHTS not in render({}, data, model, {**metrics, "protocol.weights_official": 1},
+                                            [], {}, "figs")
+    c = rt.Comparison("fid", "lower", 2.0, 1.0, 1.0, 0.0, True, "fid improved")
+    diff = {"fid": {"old": 2.0, "new": 1.0, "diff": -1.0},
+            "protocol.weights_official": {"old": 1, "new": 0, "diff": -1}}
+    out = rt.diff_markdown("exp", {}, diff, c)
+    assert "**Warning** (new run)" in out and UNOFFICIAL_WEIGHTS in out
+    diff["protocol.weights_official"]["new"] = 1
+    assert UNOFFICIAL_WEIGHTS not in rt.diff_markdown("exp", {}, diff, c)
+
+
+@pytest.mark.slow
+def test_celeba_walkthrough_downloads_the_weights_and_runs_end_to_end(served, weights, tmp_path, monkeypatch, capsys):
+    """The README's CelebA walkthrough for an online user, on a tiny synthetic CelebA tree:
+    celeba loader -> extractor inception with inception_download (from a local server standing in
+    for torch-fidelity's release; the test's weights stand in for the published file) -> every
+    stage, here also with standardised inputs and two discriminators on RGB images."""
+    import json
+
+    from PIL import Image
+
+    from dcgan.metrics import inception
+    from dcgan.stages import augment, evaluate, evaluator, prepare, report, sample, train
+    from dcgan.stages._common import run
+    from tests.conftest import tiny_params, write_params
+
+    root, base = served
+    (root / "weights.pth").write_bytes(weights.read_bytes())
+    monkeypatch.setattr(inception, "WEIGHTS_URL", f"{base}/weights.pth")
+    monkeypatch.setattr(inception, "OFFICIAL_SHA256_PREFIX", sha256(weights)[:8])
+    work = tmp_path / "repo"
+    faces = work / "data/raw/celeba/img_align_celeba"
+    faces.mkdir(parents=True)
+    rng = np.random.default_rng(0)
+    for i in range(48):  # CelebA's aligned 178x218 JPEGs: a bright oval on a coloured background
+        img = np.zeros((218, 178, 3), np.uint8) + rng.integers(0, 120, 3, dtype=np.uint8)
+        yy, xx = np.mgrid[:218, :178]
+        oval = ((yy - 110) / 70.0) ** 2 + ((xx - 89) / (45 + i % 10)) ** 2 < 1
+        img[oval] = (220, 180 - i, 150 + i)
+        Image.fromarray(img).save(faces / f"{i + 1:06d}.jpg", quality=95)
+    monkeypatch.chdir(work)
+    write_params(work / "params.yaml", tiny_params(
+        prepare={"dataset": "celeba", "root": "data/raw", "channels": 3, "max_images": 48},
+        augment={"copies": 0, "hflip": True},
+        train={"eval_samples": 8, "normalize": "meanstd", "discriminators": 2, "d_aggregate": "softmax"},
+        sample={"num_samples": 12, "drs": True, "drs_burnin": 12},
+        evaluate={"extractor": "inception", "inception_download": True, "num_samples": 8,
+                  "batch_size": 16, "is_splits": 2, "kid_subset_size": 8, "recon_images": 2,
+                  "recon_steps": 2},
+    ))
+    target = work / "models/inception/pt_inception-2015-12-05-6726825d.pth"
+    for stage in (prepare, augment, evaluator):
+        assert run(stage.main, []) == 0, capsys.readouterr().err
+    assert sha256(target) == sha256(weights)  # fetched once, by the first stage that needs it
+    (root / "weights.pth").unlink()  # later stages never go back to the network
+    for stage in (train, sample, evaluate, report):
+        assert run(stage.main, []) == 0, capsys.readouterr().err
+    m = json.loads((work / "reports/metrics.json").read_text())
+    assert m["protocol.extractor"] == "inception" and m["protocol.weights_official"] == 1
+    assert np.isfinite(m["fid"]) and "is_mean" in m  # (random test weights: IS itself can overflow)
+    meta = json.loads((work / "models/gan/model.json").read_text())
+    assert meta["normalize"] == "meanstd" and len(meta["mean"]) == 3 and meta["discriminators"] == 2
+    assert (work / "models/gan/discriminator_1.safetensors").is_file()
+    assert np.load(work / "data/samples/samples.npy").shape == (12, 3, 16, 16)
+    assert "Warning" not in (work / "reports/report.md").read_text()

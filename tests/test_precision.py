@@ -96,7 +96,7 @@ def test_this_machine_resolves_and_logs_why(tmp_path, data):  # noqa: F811
     assert f"train: precision {want} ({why})" in lines
     explicit = train(dataclasses.replace(p, precision=want), cfg, 0, data, CPU, tmp_path / "x", "fp",
                      log=lambda m: None, stop_after_steps=2)
-    assert digest(auto.g) == digest(explicit.g) and digest(auto.d) == digest(explicit.d)
+    assert digest(auto.g) == digest(explicit.g) and digest(auto.ds[0]) == digest(explicit.ds[0])
 
 
 def test_shipped_params_say_auto():

@@ -218,7 +218,7 @@ def test_a_growing_batch_is_used_and_resume_stays_exact(tmp_path, data):
     train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None, stop_after_steps=14)
     resumed = train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None)
     assert resumed.resumed_from_step == 12
-    assert digest(resumed.g) == digest(full.g) and digest(resumed.d) == digest(full.d)
+    assert digest(resumed.g) == digest(full.g) and digest(resumed.ds[0]) == digest(full.ds[0])
 
 
 # every switch changes what is trained, and resume stays exact with all of them on ----------
@@ -262,7 +262,7 @@ def test_resume_exact_with_every_technique_on(tmp_path, data):
     train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None, stop_after_steps=9)
     resumed = train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None)
     assert resumed.resumed_from_step == 8
-    for a, b in ((full.g, resumed.g), (full.d, resumed.d), (full.e, resumed.e), (full.g_raw, resumed.g_raw)):
+    for a, b in ((full.g, resumed.g), (full.ds[0], resumed.ds[0]), (full.e, resumed.e), (full.g_raw, resumed.g_raw)):
         assert digest(a) == digest(b)
     assert digest(full.g) != digest(full.g_raw)  # the EMA generator is not the raw one
 
@@ -354,7 +354,7 @@ def test_bf16_autocast_changes_the_arithmetic_but_keeps_fp32_state(tmp_path, dat
     r = train(p, cfg, 0, data, CPU, tmp_path / "bf16", "fp", log=lambda m: None, stop_after_steps=3)
     ref = train(dataclasses.replace(p, precision="fp32"), cfg, 0, data, CPU, tmp_path / "fp32", "fp",
                 log=lambda m: None, stop_after_steps=3)
-    for net in (r.g, r.d, r.e):
+    for net in (r.g, *r.ds, r.e):
         assert all(t.dtype == torch.float32 for t in net.state_dict().values() if t.is_floating_point())
         assert all(torch.isfinite(t).all() for t in net.parameters())
     assert digest(r.g) != digest(ref.g)  # bf16 really ran
@@ -391,12 +391,12 @@ def test_channels_last_trains_the_same_model(tmp_path, data):
         return next(m for m in net.modules() if isinstance(m, nn.Conv2d) and m.in_channels > 1).weight
 
     # each side really ran in its own layout (the shipped params turn channels_last on)
-    assert conv(nhwc.d).is_contiguous(memory_format=torch.channels_last)
-    assert conv(nchw.d).is_contiguous() and not conv(nchw.d).is_contiguous(memory_format=torch.channels_last)
+    assert conv(nhwc.ds[0]).is_contiguous(memory_format=torch.channels_last)
+    assert conv(nchw.ds[0]).is_contiguous() and not conv(nchw.ds[0]).is_contiguous(memory_format=torch.channels_last)
     assert digest(nhwc.g) != digest(nchw.g)  # other summation order: not bit-identical
     for a, b in zip(nhwc.g.parameters(), nchw.g.parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)  # same math, other summation order
-    save_models(nhwc.g, nhwc.d, cfg, tmp_path / "m")  # safetensors wants contiguous tensors
+    save_models(nhwc.g, nhwc.ds, cfg, tmp_path / "m")  # safetensors wants contiguous tensors
     loaded = load_generator(tmp_path / "m", CPU).state_dict()
     for k, v in nhwc.g.state_dict().items():
         assert torch.equal(loaded[k], v), k
@@ -411,7 +411,7 @@ def test_compile_trains_the_same_model(tmp_path, data):
     comp = train(dataclasses.replace(p, compile="default"), cfg, 0, data, CPU, tmp_path / "a", "fp",
                  log=lambda m: None, stop_after_steps=4)
     eager = train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None, stop_after_steps=4)
-    assert digest(comp.g) != digest(eager.g) or digest(comp.d) != digest(eager.d)  # compiled code ran
+    assert digest(comp.g) != digest(eager.g) or digest(comp.ds[0]) != digest(eager.ds[0])  # compiled code ran
     for net in ("g", "d", "e"):
         a, b = getattr(comp, net).state_dict(), getattr(eager, net).state_dict()
         assert a.keys() == b.keys()  # no "_orig_mod." keys in models or checkpoints

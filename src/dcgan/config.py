@@ -212,6 +212,18 @@ class TrainParams:
     gloo on CPU). Batch sizes stay global: each process takes batch_size / nproc."""
     sync_bn: bool
     """With nproc > 1: BatchNorm statistics over the global batch instead of each process's share."""
+    normalize: Literal["range", "meanstd"]
+    """What D sees and G produces: range (pixels scaled to [-1, 1]) or meanstd (``(x - mean) / std``
+    per channel, the dataset's statistics from data/prepared/meta.json; G's tanh is mapped
+    affinely onto that range). Samples, metrics and grids are mapped back to pixels exactly."""
+    discriminators: int
+    """K independently initialised discriminators (GMAN, Durugkar et al. 2017), each with its own
+    loss, optimizer and DiffAugment draws; 1 = the plain single-D game."""
+    d_aggregate: Literal["mean", "softmax", "max"]
+    """How G's loss combines the K discriminators' losses: their mean, GMAN's softmax weighting
+    (``d_temperature``), or the largest (the strictest D)."""
+    d_temperature: float
+    """GMAN's softmax weight lambda: weights softmax(lambda * loss_k); 0 = mean, large = max."""
 
     def check(self, s: str) -> None:
         for k in ("epochs", "latent_dim", "g_width", "d_width", "log_every",
@@ -245,6 +257,10 @@ class TrainParams:
             _fail(f"{s}.eval_every", "must be >= 0 (0 = off)", self.eval_every)
         if not self.lr > 0:
             _fail(f"{s}.lr", "must be > 0", self.lr)
+        if not 1 <= self.discriminators <= 16:
+            _fail(f"{s}.discriminators", "must be from 1 to 16", self.discriminators)
+        if self.d_temperature < 0:
+            _fail(f"{s}.d_temperature", "must be >= 0", self.d_temperature)
         for k in ("beta1", "beta2"):
             if not 0.0 <= getattr(self, k) < 1.0:
                 _fail(f"{s}.{k}", "must be in [0, 1)", getattr(self, k))
@@ -284,6 +300,9 @@ class EvaluateParams:
     """classifier: the evaluator stage's domain net (offline default); inception: FID Inception-v3."""
     inception_weights: str
     """Path of the FID Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth) for extractor: inception."""
+    inception_download: bool
+    """With extractor: inception, download the weights once from torch-fidelity's published URL
+    into inception_weights when the file is missing (sha256 checked); off: never touch the network."""
     metrics: tuple[str, ...]
     """Which registered metrics to compute: any of fid, is, kid, pr."""
     generator: Literal["best", "last"]

@@ -38,6 +38,12 @@ class GANConfig:
     """Latent prior: normal (N(0, I)) or uniform (U[-1, 1])."""
     encoder: bool = False
     """Whether an encoder E (images -> z) was trained alongside."""
+    normalize: str = "range"
+    """The space D sees and G produces: range ([-1, 1]) or meanstd ((x - mean) / std per channel)."""
+    mean: tuple[float, ...] = ()
+    """Per-channel mean of the training images on the [0, 1] scale (meanstd only)."""
+    std: tuple[float, ...] = ()
+    """Per-channel std of the training images on the [0, 1] scale (meanstd only)."""
 
     @property
     def n_up(self) -> int:
@@ -45,10 +51,62 @@ class GANConfig:
         return (self.image_size // 4).bit_length() - 1
 
 
-def gan_config(p: TrainParams, image_size: int, channels: int) -> GANConfig:
-    """The architecture that the train params describe, for images of this size and channels."""
+def gan_config(p: TrainParams, image_size: int, channels: int,
+               stats: tuple[list[float], list[float]] | None = None) -> GANConfig:
+    """The architecture that the train params describe, for images of this size and channels;
+    ``stats`` (per-channel mean and std on [0, 1], e.g. data/prepared/meta.json's) are needed
+    for ``train.normalize: meanstd`` and ignored otherwise."""
+    mean: tuple[float, ...] = ()
+    std: tuple[float, ...] = ()
+    if p.normalize == "meanstd":
+        if stats is None:
+            raise UserError("train.normalize: meanstd needs the dataset's per-channel mean and std "
+                            "(data/prepared/meta.json)")
+        mean, std = tuple(float(m) for m in stats[0]), tuple(float(v) for v in stats[1])
+        if len(mean) != channels or len(std) != channels:
+            raise UserError(f"train.normalize: meanstd needs {channels} per-channel means and stds, "
+                            f"got {len(mean)} and {len(std)}")
+        if not all(v > 0 for v in std):
+            raise UserError(f"train.normalize: meanstd needs every channel's std > 0, got {list(std)} "
+                            "(a constant channel cannot be standardised; use train.normalize: range)")
     return GANConfig(image_size, channels, p.latent_dim, p.g_width, p.d_width, p.g_norm, p.d_norm,
-                     p.d_spectral, p.prior, p.encoder)
+                     p.d_spectral, p.prior, p.encoder, p.normalize, mean, std)
+
+
+def _affine(cfg: GANConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """(scale, shift) of shape (1, C, 1, 1) with network = scale * x + shift for x in [-1, 1]
+    (meanstd: ((x + 1) / 2 - mean) / std), or None for the identity (range)."""
+    if cfg.normalize == "range":
+        return None
+    if cfg.normalize != "meanstd":
+        raise ValueError(f"unknown normalize {cfg.normalize!r}")
+    mean = torch.tensor(cfg.mean, dtype=torch.float32).view(1, -1, 1, 1)
+    std = torch.tensor(cfg.std, dtype=torch.float32).view(1, -1, 1, 1)
+    return 0.5 / std, (0.5 - mean) / std
+
+
+def to_network(x: torch.Tensor, cfg: GANConfig) -> torch.Tensor:
+    """Images in [-1, 1] -> the space D sees and G produces (the identity for ``range``)."""
+    aff = _affine(cfg)
+    if aff is None:
+        return x
+    scale, shift = (t.to(x.device) for t in aff)
+    return x * scale + shift
+
+
+def to_pixels(y: torch.Tensor, cfg: GANConfig | None) -> torch.Tensor:
+    """The inverse of :func:`to_network`: network-space images -> [-1, 1] (then
+    :func:`dcgan.data.arrays.to_uint8`). ``cfg`` None (a module without one): the identity."""
+    aff = _affine(cfg) if cfg is not None else None
+    if aff is None:
+        return y
+    scale, shift = (t.to(y.device) for t in aff)
+    return (y.float() - shift) / scale
+
+
+def pixels_of(g: nn.Module, y: torch.Tensor) -> torch.Tensor:
+    """G's output ``y`` in [-1, 1], whatever space G was trained in (G's own config says)."""
+    return to_pixels(y, getattr(g, "cfg", None))
 
 
 def _mult(i: int) -> int:
@@ -86,8 +144,25 @@ def init_weights(m: nn.Module) -> None:
         nn.init.zeros_(m.bias)
 
 
+class OutputMap(nn.Module):
+    """G's last layer under ``normalize: meanstd``: a fixed affine map of tanh's [-1, 1] onto the
+    standardised range ((x + 1) / 2 - mean) / std, which a tanh alone cannot cover. Not trained;
+    no state (it is rebuilt from model.json's mean and std)."""
+
+    def __init__(self, cfg: GANConfig):
+        super().__init__()
+        scale, shift = _affine(cfg)
+        self.register_buffer("scale", scale, persistent=False)
+        self.register_buffer("shift", shift, persistent=False)
+
+    def forward(self, t: torch.Tensor) -> torch.Tensor:
+        return t * self.scale + self.shift
+
+
 class Generator(nn.Module):
-    """z (N, latent_dim) or (N, latent_dim, 1, 1) -> images (N, channels, size, size) in [-1, 1]."""
+    """z (N, latent_dim) or (N, latent_dim, 1, 1) -> images (N, channels, size, size) in the
+    network space: [-1, 1] (``normalize: range``) or standardised (``meanstd``, tanh mapped by
+    :class:`OutputMap`); :func:`pixels_of` maps them back to [-1, 1]."""
 
     def __init__(self, cfg: GANConfig):
         super().__init__()
@@ -106,6 +181,8 @@ class Generator(nn.Module):
                        norm_layer(cfg.g_norm, ch[i - 1]), nn.ReLU(True)]
         # (ch[0]) x size/2 x size/2 -> (channels) x size x size
         layers += [nn.ConvTranspose2d(ch[0], cfg.channels, 4, 2, 1, bias=False), nn.Tanh()]
+        if cfg.normalize != "range":
+            layers.append(OutputMap(cfg))
         self.net = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
@@ -181,11 +258,18 @@ def build_encoder(cfg: GANConfig) -> Encoder:
 # --------------------------------------------------------------------------------- files
 
 
-def save_models(g: nn.Module, d: nn.Module, cfg: GANConfig, folder: str | Path, extra: dict | None = None,
-                g_best: dict[str, torch.Tensor] | None = None, e: nn.Module | None = None) -> None:
+def discriminator_file(k: int) -> str:
+    """discriminator.safetensors for the first (or only) D, discriminator_<k>.safetensors after."""
+    return "discriminator.safetensors" if k == 0 else f"discriminator_{k}.safetensors"
+
+
+def save_models(g: nn.Module, ds: list[nn.Module], cfg: GANConfig, folder: str | Path,
+                extra: dict | None = None, g_best: dict[str, torch.Tensor] | None = None,
+                e: nn.Module | None = None) -> None:
     """models/: generator.safetensors (last, or its EMA when enabled), generator_best.safetensors
-    (best by FID, or the last when FID was not tracked), discriminator.safetensors,
-    encoder.safetensors (when trained), model.json (architecture)."""
+    (best by FID, or the last when FID was not tracked), discriminator.safetensors (and
+    discriminator_<k>.safetensors for an ensemble of K), encoder.safetensors (when trained),
+    model.json (architecture; ``discriminators``: K)."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     if e is not None:
@@ -197,8 +281,10 @@ def save_models(g: nn.Module, d: nn.Module, cfg: GANConfig, folder: str | Path, 
         save_module(best, folder / "generator_best.safetensors")
     else:
         save_module(g, folder / "generator_best.safetensors")
-    save_module(d, folder / "discriminator.safetensors")
-    files.write_json(folder / "model.json", {"arch": "dcgan", **asdict(cfg), **(extra or {})})
+    for k, d in enumerate(ds):
+        save_module(d, folder / discriminator_file(k))
+    files.write_json(folder / "model.json", {"arch": "dcgan", **asdict(cfg), "discriminators": len(ds),
+                                             **(extra or {})})
 
 
 def load_config(folder: str | Path) -> GANConfig:
@@ -210,6 +296,11 @@ def load_config(folder: str | Path) -> GANConfig:
         kw = {k: raw[k] for k in GANConfig.__dataclass_fields__ if k in raw}  # older files: defaults
         for k in ("image_size", "channels", "latent_dim", "g_width", "d_width"):
             kw[k] = int(raw[k])
+        for k in ("mean", "std"):
+            kw[k] = tuple(float(v) for v in kw.get(k, ()))
+        if kw.get("normalize", "range") == "meanstd" and not (
+                len(kw["mean"]) == len(kw["std"]) == kw["channels"] and all(v > 0 for v in kw["std"])):
+            raise ValueError("normalize is meanstd but mean/std do not give one positive std per channel")
         return GANConfig(**kw)
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"model config {path} is unreadable or incomplete: {exc}") from None
@@ -241,8 +332,31 @@ def load_encoder(folder: str | Path, device: torch.device | str = "cpu") -> Enco
     return e.to(device).eval()
 
 
-def load_discriminator(folder: str | Path, device: torch.device | str = "cpu") -> Discriminator:
+class MeanLogit(nn.Module):
+    """An ensemble of discriminators as one: the mean of their logits (what DRS ranks by)."""
+
+    def __init__(self, members: list[Discriminator]):
+        super().__init__()
+        self.members = nn.ModuleList(members)
+        self.cfg = members[0].cfg
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([d(x).float() for d in self.members]).mean(0)
+
+
+def load_discriminator(folder: str | Path, device: torch.device | str = "cpu") -> nn.Module:
+    """The trained discriminator, or for K > 1 (model.json ``discriminators``) their
+    :class:`MeanLogit` ensemble; eval mode."""
     cfg = load_config(folder)
-    d = Discriminator(cfg)
-    load_state(d, Path(folder) / "discriminator.safetensors")
-    return d.to(device).eval()
+    raw = files.read_json(Path(folder) / "model.json")
+    k = raw.get("discriminators", 1)
+    if not isinstance(k, int) or k < 1:
+        raise UserError(f"model config {Path(folder) / 'model.json'}: discriminators must be a "
+                        f"positive integer, got {k!r}")
+    members = []
+    for i in range(k):
+        d = Discriminator(cfg)
+        load_state(d, Path(folder) / discriminator_file(i))
+        members.append(d)
+    out = members[0] if k == 1 else MeanLogit(members)
+    return out.to(device).eval()

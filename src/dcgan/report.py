@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from dcgan import files
-from dcgan.metrics.registry import ALL_KEYS
+from dcgan.metrics.registry import ALL_KEYS, UNOFFICIAL_WEIGHTS
 
 
 def read_curves(live_dir: str | Path) -> dict[str, pd.DataFrame]:
@@ -124,6 +124,7 @@ def render(params: dict[str, dict[str, Any]], data_meta: dict, model_meta: dict,
         f"{proto.get('recon_images')} held-out images by {proto.get('recon_method', '?').replace('_', ' ')} "
         "(the reconstruction floor inverts the generator's own samples).",
         "",
+        *([f"**Warning:** {UNOFFICIAL_WEIGHTS}", ""] if proto.get("weights_official") == 0 else []),
     ]
     for title, fname in images.items():
         parts += [f"## {title}", "", f"![{title}]({fname})", ""]

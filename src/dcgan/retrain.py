@@ -311,6 +311,12 @@ def diff_markdown(name: str, overrides: dict[str, str], diff: dict, comparison: 
                      f"{cell(floor.get('new'))} |")
     lines += ["", "Overrides: " + (", ".join(f"`{k}={v}`" for k, v in overrides.items()) or "none"),
               "", "The floor is the same metric for held-out real images: the best a model can reach."]
+    official = diff.get("protocol.weights_official", {})
+    unofficial = [side for side in ("old", "new") if official.get(side) == 0]
+    if unofficial:
+        which = {"old": "baseline", "new": "new run"}
+        lines += ["", f"**Warning** ({' and '.join(which[s] for s in unofficial)}): "
+                      f"{registry.UNOFFICIAL_WEIGHTS}"]
     return "\n".join(lines) + "\n"
 
 

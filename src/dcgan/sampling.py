@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from dcgan.data.arrays import to_uint8
-from dcgan.models import sample_prior
+from dcgan.models import pixels_of, sample_prior
 from dcgan.progress import progress
 from dcgan.seeding import generator_for
 
@@ -23,7 +23,7 @@ def generate(g: torch.nn.Module, n: int, latent_dim: int, seed: int, device: tor
                                    leave=False, disable=n < 20 * batch_size)):
         b = min(batch_size, n - start)
         z = sample_prior(b, latent_dim, prior, generator_for(seed, "sample", i)).to(device)
-        out.append(to_uint8(g(z)).cpu())
+        out.append(to_uint8(pixels_of(g, g(z))).cpu())
     return torch.cat(out).numpy()
 
 
@@ -55,7 +55,7 @@ def interpolation_grid(g: torch.nn.Module, latent_dim: int, seed: int, device: t
     else:
         z = z0[:, None] + t[None, :, None] * (z1 - z0)[:, None]  # (rows, steps, D)
     z = z.reshape(rows * steps, latent_dim)
-    return to_uint8(g(z.to(device))).cpu().numpy()
+    return to_uint8(pixels_of(g, g(z.to(device)))).cpu().numpy()
 
 
 @dataclass
@@ -110,7 +110,7 @@ def discriminator_rejection_sampling(
         u = torch.rand(len(prob), generator=generator_for(seed, "drs_u", i), dtype=torch.float64)
         accept = (u < prob).to(x.device)
         take = x[accept][: n - n_kept]
-        kept.append(to_uint8(take).cpu())
+        kept.append(to_uint8(pixels_of(g, take)).cpu())
         n_kept += len(take)
         proposed += len(prob)
         accepted += int(accept.sum())

@@ -1,7 +1,9 @@
-"""The standard FID Inception-v3 (TF 2015-12-05 weights) through torch-fidelity, offline.
+"""The standard FID Inception-v3 (TF 2015-12-05 weights) through torch-fidelity.
 
-The weights are never downloaded here: the file must be at ``evaluate.inception_weights``.
-Before torch-fidelity loads the file (it unpickles without restrictions), it is opened with
+By default the weights are never downloaded: the file must be at ``evaluate.inception_weights``.
+With ``evaluate.inception_download: true`` a missing file is fetched once from torch-fidelity's
+published URL (:func:`download_weights`) and kept only if its sha256 starts with the published
+id. Before torch-fidelity loads the file (it unpickles without restrictions), it is opened with
 ``torch.load(weights_only=True)``, which refuses anything but tensors and containers.
 """
 
@@ -22,14 +24,56 @@ WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0
 OFFICIAL_SHA256_PREFIX = "6726825d"
 
 
+def download_weights(path: str | Path, url: str | None = None, expected_prefix: str | None = None,
+                     timeout_s: float = 60.0, log=print) -> Path:
+    """Fetch the weights into ``path`` once (nothing happens when the file is there). The file is
+    written beside ``path`` and renamed into place only when its sha256 starts with
+    ``expected_prefix`` (the published id); otherwise it is deleted and the run stops."""
+    import hashlib
+    import urllib.error
+    import urllib.request
+
+    path = Path(path)
+    url = url or WEIGHTS_URL
+    expected = expected_prefix or OFFICIAL_SHA256_PREFIX
+    if path.is_file():
+        return path
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_name(path.name + ".part")
+    log(f"inception: downloading {url} -> {path} (evaluate.inception_download: true)")
+    h = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout_s) as resp, open(part, "wb") as fh:
+            total = int(resp.headers.get("Content-Length") or 0) or None
+            with progress(total=total, desc="inception weights", unit="B", unit_scale=True) as bar:
+                while chunk := resp.read(1 << 20):
+                    fh.write(chunk)
+                    h.update(chunk)
+                    bar.update(len(chunk))
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        part.unlink(missing_ok=True)
+        reason = getattr(exc, "reason", None) or exc
+        raise UserError(f"could not download the Inception weights from {url} ({reason}): download "
+                        f"the file by hand and put it at {path}, or set evaluate.extractor: classifier "
+                        "(offline)") from None
+    digest = h.hexdigest()
+    if not digest.startswith(expected):
+        part.unlink(missing_ok=True)
+        raise UserError(f"the file downloaded from {url} has sha256 {digest[:16]}..., not the published "
+                        f"{expected}...: it was deleted; nothing was written to {path}")
+    part.replace(path)
+    log(f"inception: {path} verified (sha256 {digest[:16]}...)")
+    return path
+
+
 def check_weights(path: str | Path) -> str:
     """Fail clearly if the weights file is missing or unsafe; return its sha256."""
     path = Path(path)
     if not path.is_file():
         raise UserError(
             f"Inception weights not found at {path} (evaluate.inception_weights), and they are "
-            f"never downloaded at run time: download {WEIGHTS_NAME} from {WEIGHTS_URL} and put it "
-            f"there, or set evaluate.extractor: classifier"
+            f"never downloaded unless evaluate.inception_download is true: set it, or download "
+            f"{WEIGHTS_NAME} from {WEIGHTS_URL} and put it there, or set evaluate.extractor: classifier"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -51,9 +95,12 @@ class InceptionExtractor:
     kind = "inception"
     feature_dim = 2048
 
-    def __init__(self, weights: str | Path, device: torch.device, batch_size: int = 64):
+    def __init__(self, weights: str | Path, device: torch.device, batch_size: int = 64,
+                 download: bool = False):
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
+        if download:
+            download_weights(weights)
         sha = check_weights(weights)
         official = sha.startswith(OFFICIAL_SHA256_PREFIX)
         self.id = f"inception-v3-2015-12-05:{sha[:12]}" + ("" if official else ":unofficial")

@@ -11,7 +11,7 @@ import torch
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
 from dcgan.data.arrays import to_uint8, to_unit
-from dcgan.models import sample_prior
+from dcgan.models import pixels_of, sample_prior, to_network
 from dcgan.progress import progress
 from dcgan.seeding import generator_for
 
@@ -23,7 +23,9 @@ def encode_decode(e: torch.nn.Module, g: torch.nn.Module, images: np.ndarray, de
     out = []
     for start in range(0, len(images), batch_size):
         x = to_unit(images[start:start + batch_size]).to(device)
-        out.append(to_uint8(g(e(x))).cpu())
+        if getattr(g, "cfg", None) is not None:  # E reads what D reads: the network space
+            x = to_network(x, g.cfg)
+        out.append(to_uint8(pixels_of(g, g(e(x)))).cpu())
     return torch.cat(out).numpy()
 
 
@@ -39,7 +41,7 @@ def invert_by_optimisation(g: torch.nn.Module, images: np.ndarray, latent_dim: i
     z.requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
     for _ in progress(range(steps), desc="invert G", unit="step", leave=False, disable=steps < 50):
-        loss = ((g(z) - target) ** 2).flatten(1).mean(1)
+        loss = ((pixels_of(g, g(z)) - target) ** 2).flatten(1).mean(1)
         opt.zero_grad(set_to_none=True)
         loss.sum().backward()  # sum: each z gets its own image's gradient
         opt.step()
@@ -47,7 +49,7 @@ def invert_by_optimisation(g: torch.nn.Module, images: np.ndarray, latent_dim: i
             with torch.no_grad():
                 z.clamp_(-1, 1)  # stay where G was trained
     with torch.no_grad():
-        recon = g(z)
+        recon = pixels_of(g, g(z))
         err = ((recon - target) ** 2).flatten(1).mean(1).view(restarts, n)
         best = err.argmin(0)  # (N,) restart with the lowest error per image
         chosen = recon.view(restarts, n, *recon.shape[1:])[best, torch.arange(n, device=device)]

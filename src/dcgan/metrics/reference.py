@@ -24,8 +24,8 @@ NPZ, META = "reference.npz", "reference.json"
 
 
 def make_extractor(kind: str, evaluator_dir: str | Path, inception_weights: str, batch_size: int,
-                   device: torch.device):
-    """The extractor named by evaluate.extractor."""
+                   device: torch.device, download: bool = False):
+    """The extractor named by evaluate.extractor (``download``: fetch missing Inception weights)."""
     if kind == "classifier":
         from dcgan.metrics.features import ClassifierExtractor
 
@@ -33,7 +33,7 @@ def make_extractor(kind: str, evaluator_dir: str | Path, inception_weights: str,
     if kind == "inception":
         from dcgan.metrics.inception import InceptionExtractor
 
-        return InceptionExtractor(inception_weights, device, min(batch_size, 64))
+        return InceptionExtractor(inception_weights, device, min(batch_size, 64), download=download)
     raise ValueError(f"unknown extractor {kind!r}")
 
 

@@ -67,3 +67,11 @@ def direction(key: str) -> Better:
         if k.key == key and k.better is not None:
             return k.better
     raise KeyError(key)
+
+
+UNOFFICIAL_WEIGHTS = (
+    "The Inception weights behind these numbers are not the published file (their sha256 does "
+    "not start with 6726825d): FID, IS and KID here cannot be compared with published values, "
+    "only with runs that used the same file."
+)
+"""Said wherever FID is shown for a run whose protocol has ``weights_official: 0``."""

@@ -18,6 +18,7 @@ from dcgan.metrics.reconstruction import (
     reconstruction_metrics,
 )
 from dcgan.metrics.reference import load_reference, make_extractor
+from dcgan.metrics.registry import UNOFFICIAL_WEIGHTS
 from dcgan.metrics.sets import FeatureSet
 from dcgan.metrics.suite import check_sample_size, score
 from dcgan.models import load_encoder, load_generator
@@ -43,7 +44,10 @@ def _extractor_protocol(kind: str, extractor, evaluator_dir: str) -> dict:
     if kind == "classifier":
         info = files.read_json(Path(evaluator_dir) / "classifier.json")
         return {"extractor_holdout_accuracy": round(float(info["holdout_accuracy"]), 4)}
-    return {"weights_official": int(getattr(extractor, "official", False))}
+    official = bool(getattr(extractor, "official", False))
+    if not official:
+        log(f"evaluate: warning: {UNOFFICIAL_WEIGHTS}")
+    return {"weights_official": int(official)}
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -48,7 +48,9 @@ def main(argv: list[str] | None = None) -> None:
         acc = accuracy(model, holdout, hold_labels, device)
         save_classifier(model, out, {"holdout_accuracy": acc, "dataset": meta["dataset"]})
         log(f"evaluator: {num_classes}-class feature net, holdout accuracy {acc:.4f}")
-    extractor = make_extractor(ev.extractor, out, ev.inception_weights, ev.batch_size, device)
+    # the first stage that needs the Inception weights: the only one that may download them
+    extractor = make_extractor(ev.extractor, out, ev.inception_weights, ev.batch_size, device,
+                               download=ev.inception_download)
     ref = write_reference(out, extractor, src)
     log(f"evaluator: reference features ({ref['extractor_id']}, {ref['feature_dim']}-d) -> {out}")
 

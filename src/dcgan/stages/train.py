@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from dvclive import Live
 
+from dcgan import files
 from dcgan.data import arrays
 from dcgan.devices import pick_device, resolve_precision
 from dcgan.errors import UserError
@@ -56,6 +57,20 @@ def truncate_logs(live_dir: Path, step: int) -> None:
         tsv.write_text("\n".join([head, *kept]) + "\n")
 
 
+def dataset_stats(prepared: str | Path, normalize: str) -> tuple[list[float], list[float]] | None:
+    """The per-channel (mean, std) that ``train.normalize: meanstd`` standardises with: those of
+    the prepared training images, from prepare's meta.json (None for ``range``)."""
+    if normalize != "meanstd":
+        return None
+    path = Path(prepared) / "meta.json"
+    try:
+        meta = files.read_json(path)
+        return [float(v) for v in meta["mean"]], [float(v) for v in meta["std"]]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"train.normalize: meanstd needs the per-channel mean and std in {path} "
+                        f"(written by the prepare stage), which is missing or unreadable: {exc}") from None
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
     ap.add_argument("--data", default="data/augmented/train.npy", help="training images (uint8 NCHW .npy)")
@@ -91,7 +106,7 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
     p = dataclasses.replace(params.train, precision=precision)
     prep = params.prepare
     images = arrays.load_images(args.data, channels=prep.channels, size=prep.image_size)
-    cfg = gan_config(p, prep.image_size, prep.channels)
+    cfg = gan_config(p, prep.image_size, prep.channels, dataset_stats(args.prepared, p.normalize))
     batch_size = p.batch_size
     if batch_size == "auto":
         def try_step(bs: int) -> None:
@@ -142,9 +157,10 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
         if result.best_fid is not None:
             live.log_metric("train/best_fid", round(result.best_fid, 4), plot=False)
             live.log_metric("train/best_step", result.best_step, plot=False)
-    save_models(result.g, result.d, cfg, args.out,
+    save_models(result.g, result.ds, cfg, args.out,
                 # nothing run-dependent (times, hosts) here: identical runs give identical files
                 {"step": result.step, "epochs": result.epoch, "precision": precision,
+                 "discriminators": len(result.ds),
                  "best_fid": result.best_fid, "best_step": result.best_step},
                 g_best=result.g_best, e=result.e)
     log(f"train: {result.step} steps in {result.wall_s:.1f}s -> {args.out}")

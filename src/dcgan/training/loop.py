@@ -10,7 +10,8 @@ a resumed run to replay exactly what an uninterrupted run does, whatever the bat
 
 Each step is the official example's, ``d_step`` then ``g_step``; the techniques (each a
 switch in params.yaml ``train``) plug into those two: the latent prior, BCE/hinge/WGAN losses,
-R1 and WGAN-GP penalties with lazy regularisation, DiffAugment, EMA of G, an encoder with
+R1 and WGAN-GP penalties with lazy regularisation, K discriminators (GMAN), mean/std input
+normalisation, DiffAugment, EMA of G, an encoder with
 reconstruction and latent-cycle losses, and a batch-size schedule with lr scaling (here).
 """
 
@@ -35,6 +36,7 @@ from dcgan.models import (
     Encoder,
     GANConfig,
     Generator,
+    pixels_of,
     sample_prior,
 )
 from dcgan.progress import progress
@@ -77,7 +79,8 @@ class NullLogger:
 class TrainResult:
     g: Generator
     """The generator to sample from: the EMA generator when train.ema_decay > 0."""
-    d: Discriminator
+    ds: list[Discriminator]
+    """The discriminators (one unless train.discriminators > 1)."""
     cfg: GANConfig
     step: int
     epoch: int
@@ -152,7 +155,8 @@ def after_step(s: Setup, run: Run, loop: Loop, bs: int) -> None:
     """Per-step hooks, then the periodic work: losses to the logger, a checkpoint."""
     p = s.p
     if loop.on_step is not None:
-        loop.on_step(run.step, {"g": run.g, "d": run.d, "e": run.e})
+        loop.on_step(run.step, {"g": run.g, "e": run.e,
+                                **{"d" if k == 0 else f"d{k}": d for k, d in enumerate(run.ds)}})
     if faults.armed("kill_after_step", run.step):
         faults.kill()
     if run.step % p.log_every == 0:
@@ -207,7 +211,7 @@ def end_epoch(s: Setup, run: Run, loop: Loop) -> None:
     gs = sampling_generator(s, run)
     gs.eval()
     with torch.no_grad():
-        grid = gs(loop.z_fixed)
+        grid = pixels_of(gs, gs(loop.z_fixed))
     loop.logger.image("fixed_noise.png", grid, run.step)
     if loop.fid_fn is not None and s.dist.is_main and p.eval_every and (
             run.epoch % p.eval_every == 0 or run.epoch == p.epochs):
@@ -284,7 +288,8 @@ def train(
     nets = Wrapped.around(run, s)  # after resume: DDP broadcasts rank 0's weights on creation
     run.started = time.perf_counter()
     run.g.train()
-    run.d.train()
+    for d in run.ds:
+        d.train()
     while run.epoch < p.epochs:
         if train_epoch(s, run, nets, loop, data, default_bs):
             break
@@ -299,6 +304,6 @@ def result(s: Setup, run: Run) -> TrainResult:
     if run.e is not None:
         run.e.eval()
     out_g = sampling_generator(s, run).eval()
-    return TrainResult(out_g, run.d.eval(), s.cfg, run.step, run.epoch, run.wall_s(), run.images_seen,
+    return TrainResult(out_g, [d.eval() for d in run.ds], s.cfg, run.step, run.epoch, run.wall_s(), run.images_seen,
                        run.resumed_from, run.g_best, run.best_fid, run.best_step, run.e,
                        run.g.eval() if run.ema is not None else None)

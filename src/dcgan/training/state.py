@@ -23,9 +23,10 @@ from dcgan.models import (
     Generator,
     build,
     build_encoder,
+    init_weights,
     sample_prior,
 )
-from dcgan.seeding import generator_for
+from dcgan.seeding import derive_seed, generator_for
 from dcgan.training import checkpoint as ckpt
 from dcgan.training import distributed
 from dcgan.training.distributed import DistEnv
@@ -72,14 +73,15 @@ class Setup:
 
 @dataclass
 class Run:
-    """Everything a checkpoint holds: the networks, their optimizers, the EMA of G, the loss
-    scaler, the position (epoch, offset into it, global step) and the best generator so far."""
+    """Everything a checkpoint holds: the networks (G, the K discriminators, E), their
+    optimizers, the EMA of G, the loss scaler, the position (epoch, offset into it, global
+    step) and the best generator so far."""
 
     g: Generator
-    d: Discriminator
+    ds: list[Discriminator]
     e: Encoder | None
     opt_g: torch.optim.Adam
-    opt_d: torch.optim.Adam
+    opt_ds: list[torch.optim.Adam]
     opt_e: torch.optim.Adam | None
     ema: EMA | None
     scaler: torch.amp.GradScaler
@@ -98,7 +100,7 @@ class Run:
         return self.wall_prev + (time.perf_counter() - self.started)
 
     def set_lr(self, lr: float) -> None:
-        for opt in (self.opt_g, self.opt_d, self.opt_e):
+        for opt in (self.opt_g, *self.opt_ds, self.opt_e):
             if opt is not None:
                 for group in opt.param_groups:
                     group["lr"] = lr
@@ -109,8 +111,8 @@ class Run:
             **({"fingerprint_inputs": fingerprint} if isinstance(fingerprint, dict) else {}),
             "world_size": world_size, "epoch": self.epoch,
             "offset": self.offset, "step": self.step, "finished": finished, "wall_s": self.wall_s(),
-            "g": self.g.state_dict(), "d": self.d.state_dict(),
-            "opt_g": self.opt_g.state_dict(), "opt_d": self.opt_d.state_dict(),
+            "g": self.g.state_dict(), "d": [d.state_dict() for d in self.ds],
+            "opt_g": self.opt_g.state_dict(), "opt_d": [o.state_dict() for o in self.opt_ds],
             **({"e": self.e.state_dict(), "opt_e": self.opt_e.state_dict()} if self.e is not None else {}),
             **({"g_ema": self.ema.state_dict()} if self.ema is not None else {}),
             **({"scaler": self.scaler.state_dict()} if self.scaler.is_enabled() else {}),
@@ -121,9 +123,13 @@ class Run:
     def load(self, state: dict[str, Any]) -> None:
         """The reverse of :meth:`snapshot`."""
         self.g.load_state_dict(state["g"])
-        self.d.load_state_dict(state["d"])
         self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
+        if len(state["d"]) != len(self.ds):
+            raise UserError(f"checkpoint holds {len(state['d'])} discriminators and this run has "
+                            f"{len(self.ds)} (train.discriminators)")
+        for d, opt, sd, so in zip(self.ds, self.opt_ds, state["d"], state["opt_d"], strict=True):
+            d.load_state_dict(sd)
+            opt.load_state_dict(so)
         if self.e is not None:
             self.e.load_state_dict(state["e"])
             self.opt_e.load_state_dict(state["opt_e"])
@@ -144,20 +150,34 @@ def _adam(params, p: TrainParams) -> torch.optim.Adam:
     return torch.optim.Adam(params, lr=p.lr, betas=(p.beta1, p.beta2), foreach=True)
 
 
+def extra_discriminator(cfg: GANConfig, seed: int, k: int) -> Discriminator:
+    """Discriminator k >= 1 of an ensemble: DCGAN init from its own derived seed (the global
+    RNG is left as it was, so D0, G and E initialise as in a single-D run)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(derive_seed(seed, "discriminator", k))
+        d = Discriminator(cfg)
+        d.apply(init_weights)
+    return d
+
+
 def build_run(s: Setup) -> Run:
     """Fresh networks (DCGAN init from the seed), optimizers, EMA and loss scaler."""
     p, fmt = s.p, s.memory_format
     torch.manual_seed(s.seed)  # init weights; everything after draws from derived generators
     g, d = build(s.cfg)
+    e = build_encoder(s.cfg) if p.encoder else None
+    ds = [d, *(extra_discriminator(s.cfg, s.seed, k) for k in range(1, p.discriminators))]
     g.to(s.device, memory_format=fmt)
-    d.to(s.device, memory_format=fmt)
-    e = build_encoder(s.cfg).to(s.device, memory_format=fmt) if p.encoder else None
+    for d in ds:
+        d.to(s.device, memory_format=fmt)
+    e = e.to(s.device, memory_format=fmt) if e is not None else None
     if s.dist.enabled and p.sync_bn:  # before the optimizers: conversion may make new parameters
-        g, d = distributed.convert_sync_bn(g, s.device), distributed.convert_sync_bn(d, s.device)
+        g = distributed.convert_sync_bn(g, s.device)
+        ds = [distributed.convert_sync_bn(d, s.device) for d in ds]
         e = distributed.convert_sync_bn(e, s.device) if e is not None else None
     # fp16 only: scale losses so small gradients survive; skips steps whose gradients overflow
     scaler = torch.amp.GradScaler(s.device.type, enabled=p.precision == "fp16")
-    return Run(g, d, e, _adam(g.parameters(), p), _adam(d.parameters(), p),
+    return Run(g, ds, e, _adam(g.parameters(), p), [_adam(d.parameters(), p) for d in ds],
                _adam(e.parameters(), p) if e is not None else None,
                EMA(g, p.ema_decay) if p.ema_decay > 0 else None, scaler)
 
@@ -199,13 +219,15 @@ class Wrapped:
     module's parameters. Penalties (double backward) and sampling use the plain modules."""
 
     g: nn.Module
-    d: nn.Module
+    ds: list[nn.Module]
+    """Each discriminator, under DDP (one wrapper each) and/or torch.compile."""
     e: nn.Module | None
-    d_no_sync: nn.Module
-    """D in the G step: no gradients for D's weights there, so no DDP gradient sync either."""
+    ds_no_sync: list[nn.Module]
+    """The discriminators in the G step: no gradients for their weights there, so no DDP sync either."""
 
     @classmethod
     def around(cls, run: Run, s: Setup) -> Wrapped:
         mode = s.p.compile
-        g, d, e = (compiled(distributed.wrap(m, s.dist, s.device), mode) for m in (run.g, run.d, run.e))
-        return cls(g, d, e, compiled(run.d, mode) if s.dist.enabled else d)
+        g, e = (compiled(distributed.wrap(m, s.dist, s.device), mode) for m in (run.g, run.e))
+        ds = [compiled(distributed.wrap(d, s.dist, s.device), mode) for d in run.ds]
+        return cls(g, ds, e, [compiled(d, mode) for d in run.ds] if s.dist.enabled else ds)

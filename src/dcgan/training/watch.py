@@ -63,7 +63,9 @@ class DivergenceGuard:
             values = ", ".join(f"{k}={v:.4g}" for k, v in
                                zip(self.names, self.bad_losses.tolist(), strict=True))
             raise TrainingDiverged(f"training diverged at step {bad_step}: {values}. {self._kept()}")
-        for net_name, net in (("G", run.g), ("D", run.d), ("E", run.e)):
+        nets = [("G", run.g), *((f"D{k}" if len(run.ds) > 1 else "D", d) for k, d in enumerate(run.ds)),
+                ("E", run.e)]
+        for net_name, net in nets:
             # one host sync per network, not one per parameter tensor
             if net is not None and self.dist.any(not bool(torch.stack(
                     [torch.isfinite(t).all() for t in net.parameters()]).all()), self.device):
