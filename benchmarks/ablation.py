@@ -2,6 +2,7 @@
 
     python benchmarks/ablation.py                 # all rows, one seed (about 5 minutes each on 2 CPU cores)
     python benchmarks/ablation.py --rows plain default default_drs hinge --seeds 3 --budget 80
+    python benchmarks/ablation.py --rows meanstd k2_mean k2_softmax k3_mean k3_softmax --seeds 3 --budget 80
     python benchmarks/ablation.py --rows          # no runs: rewrite the table from reports/ablation.json
 
 For each row: a short in-process calibration measures seconds per training step with that
@@ -37,7 +38,7 @@ from seedstats import spread, verdict, welch_p
 
 from dcgan import retrain as rt
 from dcgan.config import load_params
-from dcgan.data.arrays import load_images
+from dcgan.data.arrays import channel_stats, load_images
 from dcgan.models import gan_config
 from dcgan.training.schedule import count_steps
 
@@ -65,6 +66,13 @@ ROWS: dict[str, tuple[str, dict[str, str] | None]] = {
     "default_drs": ("R1 γ 0.1 (the earlier default), DRS on",
                     {"train.r1_gamma": "0.1", "train.reg_every": "4", "sample.drs": "true"}),
     "bf16": ("shipped params.yaml, bf16 autocast", {"train.precision": "bf16"}),
+    "meanstd": ("mean/std input normalisation", {"train.normalize": "meanstd"}),
+    "k2_mean": ("2 discriminators, mean loss", {"train.discriminators": "2", "train.d_aggregate": "mean"}),
+    "k2_softmax": ("2 discriminators, GMAN softmax (λ 1)",
+                   {"train.discriminators": "2", "train.d_aggregate": "softmax", "train.d_temperature": "1.0"}),
+    "k3_mean": ("3 discriminators, mean loss", {"train.discriminators": "3", "train.d_aggregate": "mean"}),
+    "k3_softmax": ("3 discriminators, GMAN softmax (λ 1)",
+                   {"train.discriminators": "3", "train.d_aggregate": "softmax", "train.d_temperature": "1.0"}),
 }
 ON_DEFAULT = {"bf16"}  # rows that start from the shipped params (the others from OFF)
 NOTES = "<!-- NOTES: text below this line is kept when benchmarks/ablation.py rewrites the table -->"
@@ -95,8 +103,8 @@ def seconds_per_step(raw: dict, images, warmup: int = 10, steps: int = 60) -> fl
     from dcgan.config import parse_params
 
     p = parse_params(raw).train
-    return train_speed.seconds_per_step(p, gan_config(p, images.shape[-1], images.shape[1]), images,
-                                        warmup, steps)
+    cfg = gan_config(p, images.shape[-1], images.shape[1], channel_stats(images))  # stats: meanstd
+    return train_speed.seconds_per_step(p, cfg, images, warmup, steps)
 
 
 def experiments() -> dict[str, dict]:
@@ -177,7 +185,8 @@ def render(runs: dict, old_text: str) -> str:
         "interval over the row's seeds (`base.seed` 0..N-1; Student t). *vs plain*: Welch's t-test "
         "against the plain DCGAN runs of the same budget (differs: p < 0.05). A row marked "
         "\"1 seed\" was run once and cannot be told from its neighbours. Reproduce with "
-        "`python benchmarks/ablation.py --rows plain default default_drs hinge --seeds 3 --budget 80`; "
+        "`python benchmarks/ablation.py --rows plain default default_drs hinge --seeds 3 --budget 80` "
+        "and `... --rows meanstd k2_mean k2_softmax k3_mean k3_softmax --seeds 3 --budget 80`; "
         "each run is a DVC experiment (`dvc exp show -A`, names `abl-<row>-s<seed>`; single-seed rows "
         "`abl-<row>`); all numbers are in reports/ablation.json.",
         "",
