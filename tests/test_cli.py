@@ -69,6 +69,7 @@ def test_interpolate_and_info(tmp_path, capsys):
     assert "architecture: DCGAN 1x16x16, latent 8 (normal prior)" in out
     assert "trained: 12 steps, 1 epochs" in out and "best in-training FID: 3.5 at step 9" in out
     assert "file: generator_best.safetensors" in out
+    assert "inputs: [-1, 1]" in out and "discriminators: 1" in out
     code, out, _ = run(capsys, "info", str(model), "--json")
     assert json.loads(out) == json.loads((model / "model.json").read_text())
 

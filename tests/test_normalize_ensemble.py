@@ -156,6 +156,10 @@ def test_aggregate():
         t.grad = None
     aggregate("max", losses, 1.0).backward()  # G answers the strictest D alone
     assert [float(t.grad) for t in losses] == [0.0, 1.0]
+    # the weights follow the losses every rank agrees on (DDP: their all-reduced mean), not the local ones
+    with torch.no_grad():
+        assert float(aggregate("softmax", losses, 1.0, lambda t: torch.zeros_like(t))) == pytest.approx(2.0)
+        assert float(aggregate("max", losses, 1.0, lambda t: -t)) == 1.0
 
 
 def test_ensemble_members_are_independent_and_d0_is_the_single_d(data):

@@ -119,7 +119,10 @@ def describe(meta: dict, folder: Path) -> str:
             f"{meta['latent_dim']} ({meta.get('prior', 'normal')} prior), G width "
             f"{meta['g_width']} ({meta.get('g_norm', 'batch')} norm), D width {meta['d_width']} "
             f"({meta.get('d_norm', 'batch')} norm{', spectral' if meta.get('d_spectral') else ''})")
-    lines = [f"model: {folder}", f"architecture: {arch}",
+    inputs = ("[-1, 1]" if meta.get("normalize", "range") == "range" else
+              f"(x - mean) / std, mean {[round(m, 4) for m in meta['mean']]}, std {[round(v, 4) for v in meta['std']]}")
+    lines = [f"model: {folder}", f"architecture: {arch}", f"inputs: {inputs}",
+             f"discriminators: {meta.get('discriminators', 1)}",
              f"encoder: {'yes' if meta.get('encoder') else 'no'}"]
     if "step" in meta:
         lines.append(f"trained: {meta['step']} steps, {meta.get('epochs')} epochs")

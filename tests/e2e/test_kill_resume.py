@@ -28,10 +28,12 @@ pytestmark = pytest.mark.slow
 # 480 images; batch 16 for steps 0-19, then 32: epoch 1 = 20 + 5 steps, later epochs 15 steps
 PARAMS = tiny_params(train={"epochs": 3, "checkpoint_every": 4, "log_every": 2, "eval_every": 1,
                             "ema_decay": 0.9, "diffaug": ["translation", "color"], "r1_gamma": 0.1,
-                            "batch_schedule": [[0, 16], [20, 32]], "lr_scaling": "linear"})
+                            "batch_schedule": [[0, 16], [20, 32]], "lr_scaling": "linear",
+                            # two discriminators (both in the checkpoint) and standardised inputs
+                            "discriminators": 2, "d_aggregate": "softmax", "normalize": "meanstd"})
 # model.json too: nothing run-dependent (like a wall time) may make a resumed model folder differ
 WEIGHTS = ["generator.safetensors", "generator_best.safetensors", "discriminator.safetensors",
-           "model.json"]
+           "discriminator_1.safetensors", "model.json"]
 
 
 def digest(path: Path) -> str:

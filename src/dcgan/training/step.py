@@ -8,7 +8,7 @@ the K losses (:func:`aggregate`). Discriminator 0 draws exactly what a single-D 
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -101,21 +101,27 @@ def d_step(s: Setup, run: Run, nets: Wrapped, b: Batch) -> tuple[torch.Tensor, .
     return total / len(run.ds), torch.cat(outs_real), torch.cat(outs_fake), fake
 
 
-def aggregate(kind: str, per_d: list[torch.Tensor], temperature: float) -> torch.Tensor:
+def aggregate(kind: str, per_d: list[torch.Tensor], temperature: float,
+              global_mean: Callable[[torch.Tensor], torch.Tensor] = lambda t: t) -> torch.Tensor:
     """G's loss from the K discriminators' G losses: their mean; GMAN's softmax-weighted mean
     (weights softmax(temperature * loss_k), held constant in the gradient: 0 is the mean, large
-    values approach the max); or the max (G answers the strictest D)."""
+    values approach the max); or the max (G answers the strictest D).
+
+    The weights come from ``global_mean`` of the losses (under DDP: the all-reduced mean, so that
+    every rank weighs by the whole batch's losses, as one process would; no host sync)."""
     if len(per_d) == 1:
         return per_d[0]
     stacked = torch.stack(per_d)
     if kind == "mean":
         return stacked.mean()
+    seen = global_mean(stacked.detach())
     if kind == "softmax":
-        weights = torch.softmax(temperature * stacked.detach(), dim=0)
-        return (weights * stacked).sum()
-    if kind == "max":
-        return stacked.max()
-    raise ValueError(f"unknown d_aggregate {kind!r}")
+        weights = torch.softmax(temperature * seen, dim=0)
+    elif kind == "max":
+        weights = torch.nn.functional.one_hot(seen.argmax(), len(per_d)).to(stacked.dtype)
+    else:
+        raise ValueError(f"unknown d_aggregate {kind!r}")
+    return (weights * stacked).sum()
 
 
 def encoder_losses(s: Setup, b: Batch, recon: torch.Tensor,
@@ -142,7 +148,7 @@ def g_step(s: Setup, run: Run, nets: Wrapped, b: Batch,
             recon = nets.g(nets.e(b.real)).float()
             z_cycle = nets.e(fake.detach()).float() if s.p.latent_cycle_weight > 0 else None
     loss_g = aggregate(s.p.d_aggregate, [losses.g_loss(s.p.loss, out) for out in outs_g],
-                       s.p.d_temperature)
+                       s.p.d_temperature, s.dist.all_mean)
     total, loss_recon = loss_g, None
     if run.e is not None:
         loss_recon, terms = encoder_losses(s, b, recon, z_cycle)
