@@ -1,12 +1,10 @@
 """Mean/std input normalisation and several discriminators (GMAN) (issue 16)."""
 
 import dataclasses
-import hashlib
 
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from dcgan.config import parse_params
 from dcgan.data.arrays import channel_stats, to_uint8, to_unit
@@ -31,6 +29,7 @@ from dcgan.training.loop import epoch_order, train
 from dcgan.training.state import Setup, build_run
 from dcgan.training.step import aggregate, d_step, next_batch
 from tests.conftest import tiny_params
+from tests.test_techniques import digest, tparams
 
 CPU = torch.device("cpu")
 DIGITS = ([0.3049746017582972], [0.323406848645135])  # data/prepared/meta.json of the default dataset
@@ -38,22 +37,10 @@ CIFAR = ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616])
 
 
 @pytest.fixture(scope="module")
-def data() -> np.ndarray:
+def data() -> np.ndarray:  # 160 digits at 16x16, as in test_techniques
     from dcgan.data.datasets import load_dataset
 
     return load_dataset("digits", ".", 16, 1, max_images=160).images
-
-
-def digest(module: nn.Module) -> str:
-    h = hashlib.sha256()
-    for k, v in sorted(module.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
-
-def tparams(**over):
-    return dataclasses.replace(parse_params(tiny_params()).train, **over)
 
 
 # 1. mean/std normalisation ----------------------------------------------------------------------
