@@ -7,6 +7,7 @@ capped at 8x the base width (as in the 64x64 paper model, which this reproduces 
 
 from __future__ import annotations
 
+import functools
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -73,9 +74,11 @@ def gan_config(p: TrainParams, image_size: int, channels: int,
                      p.d_spectral, p.prior, p.encoder, p.normalize, mean, std)
 
 
+@functools.lru_cache(maxsize=16)
 def _affine(cfg: GANConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
     """(scale, shift) of shape (1, C, 1, 1) with network = scale * x + shift for x in [-1, 1]
-    (meanstd: ((x + 1) / 2 - mean) / std), or None for the identity (range)."""
+    (meanstd: ((x + 1) / 2 - mean) / std), or None for the identity (range). Cached: the train
+    step maps every batch; the tensors are shared, so nothing may change them in place."""
     if cfg.normalize == "range":
         return None
     if cfg.normalize != "meanstd":
@@ -152,8 +155,8 @@ class OutputMap(nn.Module):
     def __init__(self, cfg: GANConfig):
         super().__init__()
         scale, shift = _affine(cfg)
-        self.register_buffer("scale", scale, persistent=False)
-        self.register_buffer("shift", shift, persistent=False)
+        self.register_buffer("scale", scale.clone(), persistent=False)  # own copies: modules move buffers
+        self.register_buffer("shift", shift.clone(), persistent=False)
 
     def forward(self, t: torch.Tensor) -> torch.Tensor:
         return t * self.scale + self.shift
