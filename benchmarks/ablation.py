@@ -1,278 +1,328 @@
-"""Ablation of the DCGAN-recipe techniques at equal training time, as DVC experiments, over seeds.
+"""Ablation of the DCGAN-recipe techniques at the shipped training length, over paired seeds,
+on two data settings, with the power of every comparison stated.
 
-    python benchmarks/ablation.py                 # all rows, one seed (about 5 minutes each on 2 CPU cores)
-    python benchmarks/ablation.py --rows plain default default_drs hinge --seeds 3 --budget 80
-    python benchmarks/ablation.py --rows meanstd k2_mean k2_softmax k3_mean k3_softmax --seeds 3 --budget 80
-    python benchmarks/ablation.py --rows          # no runs: rewrite the table from reports/ablation.json
+    python benchmarks/ablation.py                               # every setting and row
+    python benchmarks/ablation.py --settings digits --rows plain r1 --seeds 5
+    python benchmarks/ablation.py --report-only                 # rewrite the table from the log
 
-For each row: a short in-process calibration measures seconds per training step with that
-row's switches, ``train.epochs`` is set so that training takes about the budget (the default
-run's training time unless ``--budget`` is given), and the row runs as one DVC experiment per
-seed (``dvc exp run --temp -n abl-<row>-s<seed> -S base.seed=<seed> -S ...``, seeds 0..N-1), so
-`dvc exp show -A` lists every run with its params and metrics. ``default`` and ``default_drs`` (R1, the
-default before the seed study) train the very same model (same seed and epochs; training is deterministic) and differ in
-``sample.drs`` only. The ``bf16`` row runs only where ``train.precision: auto`` would pick bf16
-(elsewhere bf16 is emulated and many times slower; ``--force-bf16`` runs it anyway).
+The protocol (docs/techniques.md):
 
-The table (reports/ablation.md) gives each row's FID and IS as mean ± 95% confidence interval
-over its seeds (Student t), the other metrics as means, and whether the row's FID and IS differ
-from plain DCGAN's beyond the seed noise (Welch's t-test, p < 0.05; only against plain runs of
-the same budget, with 2+ seeds on both sides). Rows run once are marked "1 seed". Every run's
-numbers are kept in reports/ablation.json (rows not rerun stay in the table; a row rerun with
-another budget replaces its earlier runs). Text after the ``NOTES`` marker line in the
-existing reports/ablation.md (the reasons for the shipped default) is kept.
+- **Length**: every run trains ``train.epochs`` of params.yaml (the shipped length), not a
+  shortened budget; the second setting has 3.5x the images and so 3.5x the steps.
+- **Seeds**: ``base.seed`` 0..n-1 for every row (paired: row and plain DCGAN share seeds and so
+  data order and initial weights), at least 5 for plain DCGAN and the shipped default, at least
+  3 for the others (``--seeds`` raises every row to that many).
+- **Settings**: ``digits``, the default pipeline's training set (data/augmented/train.npy:
+  1,438 digits and augment.copies of them); ``digits10k``, the same 1,438 prepared digits with 6
+  augmented copies (10,066 images, the size of the set in issue 21's real-data measurement), so
+  each run takes 3,140 steps instead of 880: long enough for plain DCGAN's late drift to show.
+- **Scoring**: the generator the pipeline ships (best by in-training FID), ``--samples``
+  images (2,000) drawn as the sample stage draws them (DRS for the DRS row), FID and IS with the
+  evaluate stage's extractor against the training set's features.
+- **Two noises**: the FID estimator's (standard deviation over ``--bootstrap`` resamples of
+  each run's generated set) and the seed-to-seed one (standard deviation over seeds).
+- **Tests**: each row against plain DCGAN on the seeds both have: mean paired difference with
+  its 95% interval, paired t-test, and the smallest difference the comparison could detect
+  (80% power, alpha 0.05). A row that is not separated is "cannot tell", never "the same".
+- **Late collapse**: each run's in-training FID trajectory is kept; "last/best" is the last
+  evaluation's FID over the best one.
+
+Each trained model is cached under ``--cache`` (keyed by setting, training switches and seed),
+so the DRS row reuses the R1 models and an interrupted study resumes where it stopped. Every
+run's numbers go to reports/ablation.json; the table to reports/ablation.md (text after the
+NOTES marker there is kept).
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import math
-import sys
-import time
-from pathlib import Path
+import os
 
-import train_speed  # benchmarks/train_speed.py (benchmarks/ is sys.path[0] when run as a script)
-import yaml
-from seedstats import spread, verdict, welch_p
+os.environ.setdefault("TQDM_DISABLE", "1")
 
-from dcgan import retrain as rt
-from dcgan.config import load_params
-from dcgan.data.arrays import channel_stats, load_images
-from dcgan.models import gan_config
-from dcgan.training.schedule import count_steps
+import argparse  # noqa: E402
+import dataclasses  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import sys  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-OFF = {  # plain DCGAN: every technique off
-    "train.diffaug": "[]", "train.ema_decay": "0.0", "train.r1_gamma": "0.0", "train.gp_lambda": "0.0",
-    "train.encoder": "false", "train.loss": "bce", "train.d_spectral": "false", "sample.drs": "false",
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ganrun  # noqa: E402
+from seedstats import paired, spread  # noqa: E402
+
+from dcgan.config import load_params  # noqa: E402
+from dcgan.data.arrays import load_images  # noqa: E402
+from dcgan.data.augment import augment  # noqa: E402
+from dcgan.devices import pick_device  # noqa: E402
+from dcgan.seeding import derive_seed  # noqa: E402
+
+# plain DCGAN: every technique off (the rows add theirs on top)
+OFF = {"r1_gamma": 0.0, "gp_lambda": 0.0, "reg_every": 4, "loss": "bce", "ema_decay": 0.0,
+       "diffaug": (), "encoder": False, "d_spectral": False, "discriminators": 1}
+R1 = {"r1_gamma": 0.1, "reg_every": 4}
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    label: str
+    train: dict
+    drs: bool = False
+    min_seeds: int = 3
+    settings: tuple[str, ...] = ("digits", "digits10k")
+
+
+ROWS: dict[str, Row] = {
+    "plain": Row("plain DCGAN", {}, min_seeds=5),
+    "r1": Row("R1 γ 0.1 every 4 steps (lazy)", R1, min_seeds=5),
+    "r1_drs": Row("R1 + DRS (same models as R1)", R1, drs=True),
+    "r1_ema": Row("R1 + EMA of G (0.995)", {**R1, "ema_decay": 0.995}),
+    "r1_diffaug": Row("R1 + DiffAugment (translation, cutout)", {**R1, "diffaug": ("translation", "cutout")},
+                      settings=("digits",)),  # DiffAugment is for small sets; left off the 10k one for time
+    "hinge": Row("hinge loss", {"loss": "hinge"}),
 }
-# row -> (label, overrides on top of OFF; None = the shipped params.yaml as is)
-ROWS: dict[str, tuple[str, dict[str, str] | None]] = {
-    "plain": ("plain DCGAN", {}),
-    "diffaug": ("+ DiffAugment (translation, cutout)", {"train.diffaug": "[translation,cutout]"}),
-    "ema": ("+ EMA generator (0.99)", {"train.ema_decay": "0.99"}),
-    "r1": ("+ R1 (gamma 0.1, every 4 steps)", {"train.r1_gamma": "0.1", "train.reg_every": "4"}),
-    "encoder": ("+ encoder (L1 reconstruction)", {"train.encoder": "true"}),
-    "uniform": ("uniform prior", {"train.prior": "uniform"}),
-    "hinge": ("hinge loss", {"train.loss": "hinge"}),
-    "wgan_gp": ("WGAN-GP (lambda 10, instance-norm D)",
-                {"train.loss": "wgan", "train.gp_lambda": "10.0", "train.d_norm": "instance"}),
-    "spectral": ("spectral-norm D", {"train.d_spectral": "true"}),
-    "schedule": ("batch 32 -> 64 -> 128 (sqrt lr rule)",
-                 {"train.batch_schedule": "[[0,32],[200,64],[500,128]]", "train.lr_scaling": "sqrt"}),
-    # R1 with BCE was the shipped default until the 3-seed table (reports/ablation.md) found no gain
-    "default": ("R1 γ 0.1 (the earlier default), DRS off",
-                {"train.r1_gamma": "0.1", "train.reg_every": "4", "sample.drs": "false"}),
-    "default_drs": ("R1 γ 0.1 (the earlier default), DRS on",
-                    {"train.r1_gamma": "0.1", "train.reg_every": "4", "sample.drs": "true"}),
-    "bf16": ("shipped params.yaml, bf16 autocast", {"train.precision": "bf16"}),
-    "meanstd": ("mean/std input normalisation", {"train.normalize": "meanstd"}),
-    "k2_mean": ("2 discriminators, mean loss", {"train.discriminators": "2", "train.d_aggregate": "mean"}),
-    "k2_softmax": ("2 discriminators, GMAN softmax (λ 1)",
-                   {"train.discriminators": "2", "train.d_aggregate": "softmax", "train.d_temperature": "1.0"}),
-    "k3_mean": ("3 discriminators, mean loss", {"train.discriminators": "3", "train.d_aggregate": "mean"}),
-    "k3_softmax": ("3 discriminators, GMAN softmax (λ 1)",
-                   {"train.discriminators": "3", "train.d_aggregate": "softmax", "train.d_temperature": "1.0"}),
+SETTINGS = {
+    "digits": "the default pipeline's training set (data/augmented/train.npy)",
+    "digits10k": "the 1,438 prepared digits + 6 augmented copies (10,066 images)",
 }
-ON_DEFAULT = {"bf16"}  # rows that start from the shipped params (the others from OFF)
 NOTES = "<!-- NOTES: text below this line is kept when benchmarks/ablation.py rewrites the table -->"
-COLUMNS = [("fid", "FID ↓"), ("is_mean", "IS ↑"), ("kid_mean", "KID ↓"), ("precision", "precision ↑"),
-           ("recall", "recall ↑")]
 
 
-FAST_EVAL = {"evaluate.recon_images": "0"}  # the table shows sample metrics; skip inversion
+def setting_images(name: str, params, augmented: str, prepared: str) -> np.ndarray:
+    if name == "digits":
+        return load_images(augmented, channels=params.prepare.channels, size=params.prepare.image_size)
+    base = load_images(Path(prepared) / "train.npy", channels=params.prepare.channels,
+                       size=params.prepare.image_size)
+    return augment(base, dataclasses.replace(params.augment, copies=6), params.base.seed)
 
 
-def overrides_for(row: str, shipped: dict) -> dict[str, str]:
-    label, over = ROWS[row]
-    if row in ON_DEFAULT:
-        return {**FAST_EVAL, **over}
-    return {**OFF, **FAST_EVAL, **over}
+def run_key(setting: str, row: Row, seed: int, digest: str, epochs: int) -> str:
+    """What a trained model depends on: data, switches, seed and length (not DRS)."""
+    sw = "-".join(f"{k}={v}" for k, v in sorted(row.train.items())) or "plain"
+    return f"{setting}-{digest}-e{epochs}-{sw}-s{seed}".replace(" ", "").replace("'", "")
 
 
-def apply(params: dict, over: dict[str, str]) -> dict:
-    out = json.loads(json.dumps(params))
-    for key, value in over.items():
-        section, name = key.split(".")
-        out[section][name] = yaml.safe_load(value)
+def jobs(settings: list[str], rows: list[str], seeds: int) -> list[tuple[str, int, list[str]]]:
+    """(setting, seed, rows sharing one trained model), seed-major, so that a study cut short
+    still has paired seeds; rows that differ only in sampling (DRS) train once."""
+    out = []
+    n_max = max(seeds or ROWS[r].min_seeds for r in rows)
+    for setting in settings:
+        for seed in range(n_max):
+            groups: dict[str, list[str]] = {}
+            for name in rows:
+                row = ROWS[name]
+                if setting in row.settings and seed < (seeds or row.min_seeds):
+                    groups.setdefault(json.dumps(row.train, sort_keys=True, default=list), []).append(name)
+            out += [(setting, seed, names) for names in groups.values()]
     return out
 
 
-def seconds_per_step(raw: dict, images, warmup: int = 10, steps: int = 60) -> float:
-    """Time ``steps`` training steps of this configuration in-process, after ``warmup`` steps."""
-    from dcgan.config import parse_params
-
-    p = parse_params(raw).train
-    cfg = gan_config(p, images.shape[-1], images.shape[1], channel_stats(images))  # stats: meanstd
-    return train_speed.seconds_per_step(p, cfg, images, warmup, steps)
-
-
-def experiments() -> dict[str, dict]:
-    """The newest finished DVC experiment of each name, on any commit (``dvc exp show -A``)."""
-    shown = rt.dvc_json(["exp", "show", "-A"], Path("."))
-    finished = sorted((e for r in shown for e in (r.get("experiments") or [])
-                       if e.get("name") and e["revs"][0]["data"].get("timestamp")),
-                      key=lambda e: e["revs"][0]["data"]["timestamp"])
-    return {e["name"]: {**e["revs"][0]["data"], "rev": e["revs"][0].get("rev", "")} for e in finished}
+def trained_for(setting: str, row: Row, seed: int, ctx: dict):
+    params = ganrun.with_seed(ctx["params"], seed, **{**OFF, **row.train})
+    key = run_key(setting, row, seed, ctx["digest"][setting], params.train.epochs)
+    path = ganrun.cache_path(ctx["cache"], key)
+    if path.is_file():
+        return params, ganrun.load_trained(path, params, ctx["device"])
+    trained = ganrun.train_run(params, ctx["images"][setting], ctx["device"], ctx["evaluator"],
+                               ctx["prepared"], key)
+    ganrun.save_trained(path, trained)
+    return params, trained
 
 
-def row_result(data: dict) -> dict:
-    """What the table needs from one experiment: its evaluate metrics and training wall time."""
-    metrics = data["metrics"]["reports/metrics.json"]["data"]
-    live = data["metrics"]["dvclive/metrics.json"]["data"]["train"]
-    keep = {k: v for k, v in metrics.items()
-            if isinstance(v, (int, float)) or k == "protocol.train_precision"}
-    return {"metrics": keep, "train_s": live["wall_s"], "experiment": data.get("rev", "")}
+def one_run(setting: str, row_name: str, seed: int, ctx: dict) -> dict:
+    row = ROWS[row_name]
+    params, trained = trained_for(setting, row, seed, ctx)
+    images, extra = ganrun.draw(trained, ctx["samples"], derive_seed(seed, "ablation_sample"),
+                                ctx["device"], params.sample, row.drs)
+    m = ctx["scorer"].score(images, seed, ctx["bootstrap"], params.evaluate.is_splits)
+    traj = trained.trajectory
+    fids = [t["fid"] for t in traj]
+    return {**m, **extra, "steps": trained.steps, "train_s": trained.train_s, "precision": trained.precision,
+            "best_fid_in_training": min(fids) if fids else None,
+            "last_over_best": fids[-1] / min(fids) if fids else None, "trajectory": traj}
 
 
-def seed_runs(entry: dict) -> dict[str, dict]:
-    """A row's runs by seed; entries written before ``--seeds`` existed are seed 0."""
-    if "seeds" in entry:
-        return entry["seeds"]
-    if "metrics" in entry:
-        keep = ("metrics", "train_s", "experiment")
-        return {"0": {k: entry[k] for k in keep if k in entry}}
-    return {}
+def record(log_path: Path, meta: dict, setting: str, row: str, seed: int, result: dict) -> dict:
+    """Add one run to the log file under a lock (shards of one study write the same file)."""
+    import fcntl
+
+    with open(log_path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+        log["_meta"] = {**log.get("_meta", {}), **meta}
+        log.setdefault(setting, {}).setdefault(row, {})[str(seed)] = result
+        tmp = log_path.with_suffix(".part")
+        tmp.write_text(json.dumps(log, indent=1) + "\n")
+        tmp.replace(log_path)
+    return log
 
 
-def cell(values: list[float]) -> str:
-    return str(spread(values)) if len(values) > 1 else f"{values[0]:.4g} (1 seed)"
+def values(log: dict, setting: str, row: str, key: str) -> dict[int, float]:
+    runs = log.get(setting, {}).get(row, {})
+    return {int(s): r[key] for s, r in runs.items() if r.get(key) is not None}
 
 
-def table(runs: dict) -> list[str]:
-    cols = "| row | seeds | budget s | epochs | ms/step | FID ↓ | IS ↑ | KID ↓ | precision ↑ | recall ↑ | " \
-           "DRS acceptance | FID vs plain | IS vs plain | trained in |"
+def _fmt_paired(pr) -> str:
+    if pr.n < 2:
+        return "—"
+    return f"{pr.mean:+.3g} ± {pr.half_width:.2g}"
+
+
+def compare(log: dict, setting: str, name: str, base: str):
+    """The paired comparison of row ``name`` with row ``base`` on the seeds both have."""
+    fid, ref = values(log, setting, name, "fid"), values(log, setting, base, "fid")
+    common = [s for s in sorted(fid) if s in ref]
+    return paired([fid[s] for s in common], [ref[s] for s in common])
+
+
+def table(log: dict, setting: str) -> list[str]:
+    cols = ("| row | seeds | FID ↓ mean ± 95% CI | seed SD | estimator SD | IS ↑ | ΔFID vs plain (paired) | "
+            "detectable ΔFID | verdict vs plain | vs R1 alone: ΔFID, verdict | last/best FID (max) | train s/run |")
     lines = [cols, "|" + "---|" * (cols.count("|") - 1)]
-    plain = runs.get("plain", {})
-    plain_runs = list(seed_runs(plain).values())
-    for row in ROWS:
-        entry = runs.get(row)
-        if not entry or not seed_runs(entry):
+    for name, row in ROWS.items():
+        fid = values(log, setting, name, "fid")
+        if not fid:
             continue
-        rs = list(seed_runs(entry).values())
-        val = lambda k, rs=rs: [r["metrics"][k] for r in rs if k in r["metrics"]]  # noqa: E731
-        means = " | ".join(f"{sum(val(k)) / len(val(k)):.4g}" for k in ("kid_mean", "precision", "recall"))
-        drs = val("drs_acceptance_rate")
-        same_budget = plain.get("budget_s") == entry.get("budget_s")
-        vs = []
-        for k in ("fid", "is_mean"):
-            if row == "plain":
-                vs.append("—")
-            elif not same_budget:
-                vs.append("n/a (other budget)")
-            elif len(rs) < 2 or len(plain_runs) < 2:
-                vs.append("n/a (1 seed)")
-            else:
-                vs.append(verdict(welch_p(val(k), [r["metrics"][k] for r in plain_runs])))
-        prec = sorted({str(r["metrics"].get("protocol.train_precision", "fp32")) for r in rs})
-        lines.append(f"| {ROWS[row][0]} | {len(rs)} | {entry['budget_s']:.0f} | {entry['epochs']} | "
-                     f"{entry['seconds_per_step'] * 1000:.0f} | {cell(val('fid'))} | {cell(val('is_mean'))} | "
-                     f"{means} | {f'{sum(drs) / len(drs):.1%}' if drs else '—'} | {vs[0]} | {vs[1]} | "
-                     f"{'/'.join(prec)} |")
+        f = [fid[s] for s in sorted(fid)]
+        seed_sd = f"{np.std(f, ddof=1):.2g}" if len(f) > 1 else "—"
+        boot = list(values(log, setting, name, "fid_boot_sd").values())
+        iss = list(values(log, setting, name, "is_mean").values())
+        lob = list(values(log, setting, name, "last_over_best").values())
+        secs = list(values(log, setting, name, "train_s").values())
+        vs = ["—", "—", "—"]
+        if name != "plain" and values(log, setting, "plain", "fid"):
+            pr = compare(log, setting, name, "plain")
+            vs = [_fmt_paired(pr), f"{pr.detectable:.2g}" if pr.n > 1 else "—", pr.verdict()]
+        on_r1 = "—"
+        if name != "r1" and row.train.get("r1_gamma") and values(log, setting, "r1", "fid"):
+            pr = compare(log, setting, name, "r1")
+            on_r1 = f"{_fmt_paired(pr)}, {pr.verdict()}"
+        lines.append(
+            f"| {row.label} | {len(f)} | {spread(f)} | {seed_sd} | {np.mean(boot):.2g} | {spread(iss)} | "
+            f"{vs[0]} | {vs[1]} | {vs[2]} | {on_r1} | {np.mean(lob):.2f} ({max(lob):.2f}) | {np.mean(secs):.0f} |")
     return lines
 
 
-def render(runs: dict, old_text: str) -> str:
-    some = next(r for e in runs.values() for r in seed_runs(e).values())["metrics"]
+def winner(log: dict, setting: str) -> str:
+    """The row with the lowest mean FID over the seeds every row has (a fair race), and how it
+    compares with plain DCGAN."""
+    rows = [name for name in ROWS if values(log, setting, name, "fid")]
+    common = sorted(set.intersection(*(set(values(log, setting, n, "fid")) for n in rows))) if rows else []
+    if not common:
+        return ""
+    means = {n: float(np.mean([values(log, setting, n, "fid")[s] for s in common])) for n in rows}
+    best = min(means, key=means.get)
+    text = (f"Lowest mean FID on the seeds every row has ({', '.join(map(str, common))}): "
+            f"**{ROWS[best].label}** ({means[best]:.3g}; plain DCGAN {means.get('plain', math.nan):.3g})")
+    if best != "plain" and "plain" in rows:
+        text += f"; against plain DCGAN on all paired seeds: {compare(log, setting, best, 'plain').verdict()}"
+    return text + "."
+
+
+def render(log: dict, meta: dict, old_text: str) -> str:
     notes = old_text.split(NOTES, 1)[1].strip("\n") if NOTES in old_text else ""
-    return "\n".join([
-        "# Ablation at equal training time, over seeds",
+    parts = [
+        "# Ablation at the shipped training length, over paired seeds",
         "",
-        "Each row trains for about its budget (epochs set from a measured step time) on the default "
-        "dataset and is scored by the evaluate stage (classifier extractor, "
-        f"{some['protocol.n_samples']} samples; floors: FID {some['fid_floor']:.3g}, "
-        f"IS {some['is_mean_floor']:.3g}; reconstruction skipped). FID and IS: mean ± 95% confidence "
-        "interval over the row's seeds (`base.seed` 0..N-1; Student t). *vs plain*: Welch's t-test "
-        "against the plain DCGAN runs of the same budget (differs: p < 0.05). A row marked "
-        "\"1 seed\" was run once and cannot be told from its neighbours. Reproduce with "
-        "`python benchmarks/ablation.py --rows plain default default_drs hinge --seeds 3 --budget 80` "
-        "and `... --rows meanstd k2_mean k2_softmax k3_mean k3_softmax --seeds 3 --budget 80`; "
-        "each run is a DVC experiment (`dvc exp show -A`, names `abl-<row>-s<seed>`; single-seed rows "
-        "`abl-<row>`); all numbers are in reports/ablation.json.",
+        f"Machine: {meta.get('machine', '?')}; precision {meta.get('precision', '?')}. Protocol "
+        "(docs/techniques.md): every run trains the shipped `train.epochs`; `base.seed` 0..n-1 for "
+        "every row (paired with plain DCGAN); the shipped generator (best by in-training FID) draws "
+        f"{meta.get('samples', '?')} images, scored by the evaluate stage's extractor against the "
+        "training set. *Seed SD*: FID's standard deviation over seeds. *Estimator SD*: FID's "
+        f"standard deviation over {meta.get('bootstrap', '?')} bootstrap resamples of one run's "
+        "samples (mean over the row's runs): the noise of the sample count alone. *ΔFID vs plain*: "
+        "mean of the per-seed differences ± 95% CI (negative = better than plain). *Detectable "
+        "ΔFID*: the smallest true difference this paired test finds with 80% power (alpha 0.05); "
+        "below it a row is \"cannot tell\", not \"the same\". *vs R1 alone*: rows that add a "
+        "technique on top of R1, paired with the R1 runs (DRS there samples from the very same "
+        "models). *last/best*: the last in-training "
+        "FID over the best one (mean over seeds, max in brackets); above 1 the run got worse late.",
+        "Reproduce: `python benchmarks/ablation.py` (all runs in reports/ablation.json).",
         "",
-        *table(runs),
-        "",
-        NOTES,
-        *([notes] if notes else []),
-        "",
-    ])
+    ]
+    for setting, what in SETTINGS.items():
+        if setting not in log:
+            continue
+        some = next(r for rs in log[setting].values() for r in rs.values())
+        parts += [f"## {setting}: {what}, {some['steps']} steps per run", "", *table(log, setting), "",
+                  winner(log, setting), ""]
+    parts += [NOTES, *([notes] if notes else []), ""]
+    return "\n".join(parts)
 
 
-def bf16_available() -> tuple[bool, str]:
-    import torch
-
-    from dcgan.devices import resolve_precision
-
-    got, why = resolve_precision("auto", torch.device("cpu"))
-    return got == "bf16", why
+def machine() -> str:
+    try:
+        flags = next(ln for ln in Path("/proc/cpuinfo").read_text().splitlines() if ln.startswith("flags"))
+        kind = "AVX-512 BF16" if "avx512_bf16" in flags.split() else "AVX2"
+    except (OSError, StopIteration):
+        kind = "?"
+    return f"{os.cpu_count()} CPU cores, {kind}, torch {torch.__version__}"
 
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rows", nargs="*", default=list(ROWS), choices=list(ROWS))
-    ap.add_argument("--seeds", type=int, default=1, help="runs per row, with base.seed 0..N-1")
-    ap.add_argument("--budget", type=float, default=0.0,
-                    help="training seconds per row (0: the shipped default's epochs x its step time)")
-    ap.add_argument("--force-bf16", action="store_true", help="run the bf16 row on a CPU without bf16 units")
+    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
+    ap.add_argument("--rows", nargs="+", default=list(ROWS), choices=list(ROWS))
+    ap.add_argument("--seeds", type=int, default=0, help="seeds per row (0: each row's minimum, 5 or 3)")
+    ap.add_argument("--samples", type=int, default=2000, help="generated images scored per run")
+    ap.add_argument("--bootstrap", type=int, default=50, help="resamples for the estimator's noise")
+    ap.add_argument("--device", default="auto")
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--augmented", default="data/augmented/train.npy")
+    ap.add_argument("--prepared", default="data/prepared")
+    ap.add_argument("--evaluator", default="models/evaluator")
+    ap.add_argument("--cache", default=".ablation-cache", help="trained models, reused across rows and reruns")
+    ap.add_argument("--log", default="reports/ablation.json")
     ap.add_argument("--out", default="reports/ablation.md")
-    ap.add_argument("--log", default="reports/ablation.json",
-                    help="every run's numbers; rows run earlier stay in the table")
+    ap.add_argument("--report-only", action="store_true", help="no runs: rewrite the table from --log")
+    ap.add_argument("--shard", default="0/1", help="K/N: run every Nth job from the Kth (N processes, one study)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="torch threads per process (0: torch's default); 2 shards of 1 thread beat "
+                         "1 process of 2 threads by ~1.35x on 2 cores")
     args = ap.parse_args()
-    if args.seeds < 1:
-        ap.error("--seeds must be >= 1")
-
-    shipped = yaml.safe_load(Path("params.yaml").read_text())
-    log_path = Path(args.log)
-    runs = json.loads(log_path.read_text()) if log_path.is_file() else {}
-    rows = list(args.rows)
-    if "bf16" in rows and not args.force_bf16:
-        ok, why = bf16_available()
-        if not ok:
-            print(f"bf16 row skipped: {why} (--force-bf16 runs it anyway)", flush=True)
-            rows.remove("bf16")
-    if rows:
-        params = load_params("params.yaml")
-        images = load_images("data/augmented/train.npy")
-        n = len(images)
-        bs = params.train.batch_size if params.train.batch_size != "auto" else 64
-        steps_default = count_steps(n, params.train.epochs, params.train.batch_schedule, bs)
-        budget = args.budget or steps_default * seconds_per_step(shipped, images)
-        print(f"training budget per row: {budget:.0f} s; seeds 0..{args.seeds - 1}", flush=True)
-    for row in rows:
-        over = overrides_for(row, shipped)
-        raw = apply(shipped, over)
-        if row == "default_drs" and "default" in runs and runs["default"].get("budget_s") == round(budget):
-            # DRS on/off: the very same trained model
-            epochs, sps = runs["default"]["epochs"], runs["default"]["seconds_per_step"]
-        else:
-            sps = seconds_per_step(raw, images)
-            steps_per_epoch = count_steps(n, 1, tuple(map(tuple, raw["train"]["batch_schedule"])), bs)
-            epochs = max(1, math.floor(budget / (sps * steps_per_epoch) + 0.5))
-        entry = runs.get(row, {})
-        if entry.get("budget_s") != round(budget) or entry.get("epochs") != epochs or "seeds" not in entry:
-            entry = {"epochs": epochs, "seconds_per_step": round(sps, 4), "budget_s": round(budget), "seeds": {}}
-        runs[row] = entry
-        for seed in range(args.seeds):
-            over_s = {**over, "train.epochs": str(epochs), "base.seed": str(seed)}
-            name = f"abl-{row}-s{seed}"
-            args_ = ["exp", "run", "--temp", "-n", name, "-f"]
-            for key, value in over_s.items():
-                args_ += ["-S", f"{key}={value}"]
-            print(f"{row} seed {seed}: {sps * 1000:.0f} ms/step -> {epochs} epochs; dvc {' '.join(args_)}",
-                  flush=True)
-            t0 = time.perf_counter()
-            rt.check("dvc", args_, Path("."), lambda line: None)  # the one dvc runner (dcgan.retrain)
-            entry["seeds"][str(seed)] = {**row_result(experiments()[name]), "wall_s": round(time.perf_counter() - t0, 1)}
-            m = entry["seeds"][str(seed)]["metrics"]
-            print(f"  FID {m['fid']:.4f}, IS {m['is_mean']:.3f}", flush=True)
-            log_path.write_text(json.dumps(runs, indent=2) + "\n")
-
-    out = Path(args.out)
-    text = render(runs, out.read_text() if out.is_file() else "")
+    log_path, out = Path(args.log), Path(args.out)
+    log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+    meta = log.pop("_meta", {})
+    if not args.report_only:
+        k, n = (int(v) for v in args.shard.split("/"))
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        params = load_params(args.params)
+        device = pick_device(args.device)
+        images = {s: setting_images(s, params, args.augmented, args.prepared) for s in args.settings}
+        ctx = {"params": params, "device": device, "images": images, "evaluator": args.evaluator,
+               "prepared": args.prepared, "cache": Path(args.cache), "samples": args.samples,
+               "bootstrap": args.bootstrap, "digest": {s: ganrun.data_digest(x) for s, x in images.items()},
+               "scorer": ganrun.Scorer.load(params, args.evaluator, args.prepared, device)}
+        meta = {"machine": machine(), "samples": args.samples, "bootstrap": args.bootstrap,
+                "epochs": params.train.epochs, "threads": torch.get_num_threads(),
+                "processes": n}
+        for setting in args.settings:
+            print(f"{setting}: {len(images[setting])} images, {params.train.epochs} epochs", flush=True)
+        for i, (setting, seed, names) in enumerate(jobs(args.settings, args.rows, args.seeds)):
+            if i % n != k:
+                continue
+            for name in names:
+                r = one_run(setting, name, seed, ctx)
+                meta["precision"] = r["precision"]
+                log = record(log_path, meta, setting, name, seed, r)
+                meta = log.pop("_meta")
+                print(f"  {setting} {name} seed {seed}: FID {r['fid']:.3f} (boot SD {r['fid_boot_sd']:.3f}), "
+                      f"IS {r['is_mean']:.3f}, last/best {r['last_over_best']:.2f}, "
+                      f"{r['steps']} steps in {r['train_s']:.0f} s", flush=True)
+        if k != n - 1:  # the last shard writes the table (rerun with --report-only when all are done)
+            return 0
+        log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+        meta = log.pop("_meta", meta)
+    text = render(log, meta, out.read_text() if out.is_file() else "")
     out.write_text(text)
     print(text)
     return 0
 
 
 if __name__ == "__main__":
+    np.seterr(all="ignore")
     sys.exit(main())

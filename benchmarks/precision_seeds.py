@@ -21,17 +21,15 @@ import os
 os.environ.setdefault("TQDM_DISABLE", "1")
 
 import argparse  # noqa: E402
-import dataclasses  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ganrun  # noqa: E402
 from seedstats import spread, verdict, welch_p  # noqa: E402
 
 from dcgan.config import load_params  # noqa: E402
@@ -40,39 +38,23 @@ from dcgan.devices import pick_device  # noqa: E402
 from dcgan.metrics.reference import load_reference, make_extractor  # noqa: E402
 from dcgan.metrics.sets import FeatureSet  # noqa: E402
 from dcgan.metrics.suite import score  # noqa: E402
-from dcgan.models import Generator, gan_config  # noqa: E402
 from dcgan.sampling import generate  # noqa: E402
 from dcgan.seeding import derive_seed  # noqa: E402
-from dcgan.training.loop import train  # noqa: E402
-from dcgan.training.monitor import make_fid_fn  # noqa: E402
 
 
 def one_run(params, precision: str, seed: int, images, device, args) -> dict:
-    params = dataclasses.replace(params, base=dataclasses.replace(params.base, seed=seed),
-                                 train=dataclasses.replace(params.train, precision=precision))
-    p, ev = params.train, params.evaluate
-    cfg = gan_config(p, params.prepare.image_size, params.prepare.channels)
-    fid_fn = make_fid_fn(params, args.evaluator, args.prepared, device)[0] if p.eval_every else None
-    with tempfile.TemporaryDirectory() as tmp:
-        t0 = time.perf_counter()
-        r = train(p, cfg, seed, images, device, tmp, f"{precision}-{seed}", log=lambda m: None,
-                  fid_fn=fid_fn)
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-        wall = time.perf_counter() - t0
-    g = r.g
-    if r.g_best is not None and ev.generator == "best":
-        g = Generator(cfg).to(device)
-        g.load_state_dict(r.g_best)
-        g.eval()
+    params = ganrun.with_seed(params, seed, precision=precision)
+    ev = params.evaluate
+    t = ganrun.train_run(params, images, device, args.evaluator, args.prepared, f"{precision}-{seed}")
     ref, hold_fs, _ = load_reference(args.evaluator, args.prepared, ev.extractor)
     n = ev.num_samples or len(hold_fs.features)
     extractor = make_extractor(ev.extractor, args.evaluator, ev.inception_weights, ev.batch_size, device)
-    samples = generate(g, n, cfg.latent_dim, derive_seed(seed, "sample"), device, ev.batch_size)
+    samples = generate(t.g, n, t.g.cfg.latent_dim, derive_seed(seed, "sample"), device, ev.batch_size)
     m = score(FeatureSet(*extractor(samples, "features")), hold_fs, ref, ("fid", "is"), ev, seed, n,
               warn=lambda msg: None)
-    return {"precision": precision, "seed": seed, "steps": r.step, "train_s": round(wall, 2),
-            "best_fid_in_training": r.best_fid, "fid": m["fid"], "is_mean": m["is_mean"],
+    fids = [row["fid"] for row in t.trajectory]
+    return {"precision": precision, "seed": seed, "steps": t.steps, "train_s": t.train_s,
+            "best_fid_in_training": min(fids) if fids else None, "fid": m["fid"], "is_mean": m["is_mean"],
             "fid_floor": m["fid_floor"], "n_samples": n}
 
 

@@ -48,6 +48,9 @@ def main() -> None:
     ap.add_argument("--sync-bn", action="store_true")
     ap.add_argument("--batch", type=int, default=32, help="global batch size")
     ap.add_argument("--train", default="{}", help="JSON overrides of the train params")
+    ap.add_argument("--nudge", action="store_true",
+                    help="after step 1, move every weight by one float32 ulp (a rounding-level "
+                         "change, as another summation order makes): the test's control")
     args = ap.parse_args()
     world = distributed.env_world_size()
     p = parse_params(tiny_params()).train
@@ -60,6 +63,11 @@ def main() -> None:
     hashes: list[dict[str, str]] = []
 
     def on_step(step: int, nets: dict) -> None:
+        if args.nudge and step == 1:
+            with torch.no_grad():
+                for m in nets.values():
+                    for t in (m.parameters() if m is not None else ()):
+                        t.copy_(torch.nextafter(t, torch.full_like(t, float("inf"))))
         mine = {f"{k}.{kind}": digest(getattr(m, f"named_{kind}")())
                 for k, m in nets.items() if m is not None for kind in ("parameters", "buffers")}
         everyone = [None] * env.world_size

@@ -104,32 +104,99 @@ def test_spread_is_the_t_interval_and_welch_separates_only_real_gaps(bench_modul
     assert st.verdict(0.01).startswith("differs") and st.verdict(0.3).startswith("within noise")
 
 
-def run_entry(fids, iss, budget=80, drs=None):
-    seeds = {}
-    for i, (f, s) in enumerate(zip(fids, iss, strict=True)):
-        m = {"fid": f, "is_mean": s, "kid_mean": 0.1, "precision": 0.7, "recall": 0.9,
-             "fid_floor": 0.4, "is_mean_floor": 6.9, "protocol.n_samples": 359,
-             "protocol.train_precision": "fp32"}
-        if drs is not None:
-            m["drs_acceptance_rate"] = drs
-        seeds[str(i)] = {"metrics": m, "train_s": 80.0, "experiment": "abc"}
-    return {"epochs": 17, "seconds_per_step": 0.11, "budget_s": budget, "seeds": seeds}
+def test_paired_test_separates_a_consistent_gap_and_states_what_it_could_detect(bench_modules):
+    st, _ = bench_modules
+    better = st.paired([4.0, 5.1, 3.9, 6.0, 5.0], [5.0, 6.0, 5.0, 7.1, 6.0])  # 1 lower in every seed
+    assert better.n == 5 and better.mean == pytest.approx(-1.02)
+    assert better.p < 0.001 and better.verdict().startswith("better")
+    assert st.paired([6.0, 7.0], [5.0, 7.5]).verdict().startswith("cannot tell")  # 2 seeds, mixed signs
+    noisy = st.paired([4.0, 9.0, 3.0], [5.0, 5.0, 5.0])
+    assert noisy.verdict().startswith("cannot tell") and "detectable ≥" in noisy.verdict()
+    # detectable difference: (t(0.975, n-1) + t(0.8, n-1)) * sd(diff) / sqrt(n)
+    sd = float(np.std([-1.0, 4.0, -2.0], ddof=1))
+    assert noisy.detectable == pytest.approx((4.302653 + 1.060660) * sd / 3 ** 0.5, rel=1e-5)
+    assert st.paired([9.0, 9.0], [5.0, 5.0]).verdict().startswith("worse")  # no spread: exact
+    with pytest.raises(ValueError):
+        st.paired([1.0], [1.0, 2.0])
 
 
-def test_ablation_table_reports_ci_welch_and_marks_single_seed_rows(bench_modules):
+def fake_run(fid, last_over_best=1.0):
+    return {"fid": fid, "fid_boot_sd": 0.2, "is_mean": 3.0, "steps": 880, "train_s": 40.0,
+            "last_over_best": last_over_best, "precision": "bf16", "trajectory": []}
+
+
+def test_ablation_table_pairs_rows_with_plain_and_marks_what_it_cannot_tell(bench_modules):
     _, ab = bench_modules
-    runs = {
-        "plain": run_entry([5.0, 5.2, 4.8], [3.5, 3.6, 3.4]),
-        "hinge": run_entry([3.0, 3.1, 2.9], [4.0, 4.1, 3.9]),
-        "default": run_entry([4.9, 5.3, 4.7], [3.5, 3.7, 3.5]),
-        "ema": {"epochs": 23, "seconds_per_step": 0.165, "budget_s": 164, "train_s": 161,
-                "metrics": run_entry([4.47], [3.6])["seeds"]["0"]["metrics"]},  # an old single-seed entry
-    }
-    text = ab.render(runs, "old table\n" + ab.NOTES + "\nWhy the default: kept.\n")
+    log = {"digits": {
+        "plain": {str(s): fake_run(f, 1.0 + s) for s, f in enumerate([10.0, 12.0, 9.0, 11.0, 10.5])},
+        "r1": {str(s): fake_run(f) for s, f in enumerate([5.0, 6.1, 4.2, 5.4, 5.0])},
+        "hinge": {str(s): fake_run(f) for s, f in enumerate([14.0, 6.0, 12.0])},
+        "r1_drs": {str(s): fake_run(f) for s, f in enumerate([4.0, 5.2, 3.1])},  # ~1 below R1 each
+    }}
+    text = ab.render(log, {"machine": "m", "samples": 2000, "bootstrap": 50},
+                     "old\n" + ab.NOTES + "\nWhy the default: kept.\n")
     rows = {line.split(" | ")[0].lstrip("| "): line for line in text.splitlines() if line.startswith("| ")}
-    assert "5 ± 0.5" in rows["plain DCGAN"] and "| — | — |" in rows["plain DCGAN"]
-    assert "differs (p = " in rows["hinge loss"]
-    assert rows["R1 γ 0.1 (the earlier default), DRS off"].count("within noise") == 2
-    assert "4.47 (1 seed)" in rows["+ EMA generator (0.99)"]
-    assert "n/a (other budget)" in rows["+ EMA generator (0.99)"]
-    assert text.rstrip().endswith("Why the default: kept.") and "old table" not in text
+    assert "better (p = " in rows[ab.ROWS["r1"].label]
+    assert "cannot tell (p = " in rows[ab.ROWS["hinge"].label]  # paired on seeds 0-2 only
+    assert rows[ab.ROWS["hinge"].label].count("| — |") == 1  # hinge has no R1: no "vs R1 alone"
+    drs = rows[ab.ROWS["r1_drs"].label].split(" | ")
+    assert drs[9].startswith("-1 ± ") and "better (p = " in drs[9]  # paired with the R1 runs
+    assert "| 3.00 (5.00) |" in rows[ab.ROWS["plain"].label]  # last/best: mean (max)
+    assert "Lowest mean FID on the seeds every row has (0, 1, 2): **R1 + DRS" in text
+    assert text.rstrip().endswith("Why the default: kept.") and "old" not in text.split(ab.NOTES)[0]
+
+
+def test_the_drs_row_reuses_the_r1_models_and_other_rows_do_not(bench_modules):
+    _, ab = bench_modules
+    key = lambda row, seed=0: ab.run_key("digits", ab.ROWS[row], seed, "abc", 20)  # noqa: E731
+    assert key("r1") == key("r1_drs")
+    assert len({key(r) for r in ("plain", "r1", "r1_ema", "r1_diffaug", "hinge")}) == 5
+    assert key("r1", 0) != key("r1", 1)
+
+
+def test_jobs_train_each_model_once_with_paired_seeds_and_minimum_counts(bench_modules):
+    _, ab = bench_modules
+    jobs = ab.jobs(["digits", "digits10k"], list(ab.ROWS), 0)
+    per = {}
+    for setting, seed, names in jobs:
+        for name in names:
+            per.setdefault((setting, name), []).append(seed)
+    assert per[("digits", "plain")] == per[("digits", "r1")] == [0, 1, 2, 3, 4]  # >= 5: plain, default
+    assert per[("digits", "hinge")] == per[("digits10k", "r1_ema")] == [0, 1, 2]  # >= 3: the others
+    assert ("digits10k", "r1_diffaug") not in per
+    assert ("digits", 0, ["r1", "r1_drs"]) in jobs  # DRS samples from the R1 models: one training
+    assert jobs[0][0] == "digits" and [j[1] for j in jobs[:5]] == [0] * 5  # seed-major
+    assert {seed for _, seed, _ in ab.jobs(["digits"], ["hinge"], 6)} == set(range(6))
+
+
+@pytest.mark.slow
+def test_ablation_runs_paired_seeds_end_to_end_on_tiny_data(tmp_path):
+    """benchmarks/ablation.py on a tiny pipeline's outputs: trains, caches, scores, tabulates."""
+    import json
+    import subprocess
+    import sys
+
+    from dcgan.stages import augment, evaluator, prepare
+    from dcgan.stages._common import run
+    from tests.conftest import venv_env, write_params
+
+    prm = ["--params", str(write_params(tmp_path / "params.yaml", tiny_params(train={"epochs": 2})))]
+    d = lambda *p: str(tmp_path.joinpath(*p))  # noqa: E731
+    assert run(prepare.main, [*prm, "--out", d("prepared")]) == 0
+    assert run(augment.main, [*prm, "--data", d("prepared"), "--out", d("augmented")]) == 0
+    assert run(evaluator.main, [*prm, "--data", d("prepared"), "--out", d("evaluator")]) == 0
+    cmd = [sys.executable, str(REPO / "benchmarks/ablation.py"), *prm, "--settings", "digits",
+           "--rows", "plain", "r1", "r1_drs", "--seeds", "2", "--samples", "60", "--bootstrap", "3",
+           "--augmented", d("augmented/train.npy"), "--prepared", d("prepared"), "--evaluator",
+           d("evaluator"), "--cache", d("cache"), "--log", d("ablation.json"), "--out", d("ablation.md")]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=venv_env(), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    log = json.loads((tmp_path / "ablation.json").read_text())
+    runs = log["digits"]
+    assert sorted(runs) == ["plain", "r1", "r1_drs"] and all(sorted(v) == ["0", "1"] for v in runs.values())
+    assert len(list((tmp_path / "cache").glob("*.pt"))) == 4  # r1_drs sampled from the r1 models
+    assert runs["r1_drs"]["0"]["steps"] == runs["r1"]["0"]["steps"] == 2 * (480 // 32)
+    assert 0 < runs["r1_drs"]["0"]["drs_acceptance_rate"] <= 1
+    assert all(r["fid_boot_sd"] > 0 and len(r["trajectory"]) == 2 for v in runs.values() for r in v.values())
+    text = (tmp_path / "ablation.md").read_text()
+    assert "## digits:" in text and text.count("cannot tell") >= 2  # 2 seeds: no power

@@ -95,6 +95,9 @@ def test_train_keeps_the_best_generator_by_fid(pipeline):
     assert (pipeline / "models/gan/generator_best.safetensors").is_file()
     fid_log = (pipeline / "dvclive/plots/metrics/train/fid.tsv").read_text().splitlines()
     assert len(fid_log) == 2  # header + one evaluation (one epoch, eval_every 1)
+    summary = json.loads((pipeline / "dvclive/metrics.json").read_text())["train"]
+    assert summary["last_fid"] == pytest.approx(float(fid_log[1].split("\t")[-1]), abs=1e-4)
+    assert summary["last_over_best"] == 1.0  # one evaluation: the last is the best
 
 
 def test_resolved_precision_is_recorded_in_model_metrics_and_report(pipeline):
@@ -115,6 +118,16 @@ def test_report_has_metrics_floors_and_all_figures(pipeline):
                 "figures/fid.png", "figures/d_outputs.png"):
         assert f"({img})" in text, img
         assert (pipeline / "reports" / img).stat().st_size > 1000, img
+
+
+def test_report_shows_the_fid_trajectory_from_the_real_logs(pipeline):
+    """The dvclive TSVs the train stage wrote -> the report's trajectory table and late-fall line."""
+    text = (pipeline / "reports/report.md").read_text()
+    section = text.split("## Quality during training", 1)[1].split("\n## ", 1)[0]
+    assert "best in-training FID" in section and "× the best" in section
+    assert "| step | FID | D(real) | D(fake) |" in section
+    fid_rows = (pipeline / "dvclive/plots/metrics/train/fid.tsv").read_text().splitlines()[1:]
+    assert sum(line.startswith("| ") and line[2].isdigit() for line in section.splitlines()) == len(fid_rows)
 
 
 def test_user_errors_are_one_line_and_exit_2(workdir, capsys):

@@ -43,6 +43,9 @@ def digest(module: nn.Module) -> str:
     return h.hexdigest()
 
 
+OFF = {"r1_gamma": 0.0}  # plain DCGAN: the techniques the shipped params switch on, off
+
+
 def tparams(**over):
     return dataclasses.replace(parse_params(tiny_params()).train, **over)
 
@@ -224,7 +227,7 @@ def test_a_growing_batch_is_used_and_resume_stays_exact(tmp_path, data):
 # every switch changes what is trained, and resume stays exact with all of them on ----------
 @pytest.fixture(scope="module")
 def plain_run(tmp_path_factory, data):
-    p = tparams()
+    p = tparams(**OFF)
     return train(p, gan_config(p, 16, 1), 0, data, CPU, tmp_path_factory.mktemp("plain"), "fp",
                  log=lambda m: None)
 
@@ -234,6 +237,7 @@ def plain_run(tmp_path_factory, data):
     {"loss": "hinge"},
     {"loss": "wgan", "gp_lambda": 10.0, "d_norm": "instance"},
     {"r1_gamma": 1.0, "reg_every": 2},
+    {"r1_gamma": 0.1, "reg_every": 4},  # the shipped R1
     {"d_spectral": True},
     {"g_norm": "none"},
     {"diffaug": ("color", "translation", "cutout")},
@@ -243,7 +247,7 @@ def plain_run(tmp_path_factory, data):
 ])
 def test_each_switch_changes_the_trained_model(tmp_path, data, plain_run, over):
     """Against the same run with the switch off: a switch that is silently ignored fails here."""
-    p = tparams(**over)
+    p = tparams(**{**OFF, **over})
     r = train(p, gan_config(p, 16, 1), 0, data, CPU, tmp_path, "fp", log=lambda m: None)
     # (EMA leaves D as it was: it averages G's weights, so the sampled G is what changes)
     assert digest(r.g) != digest(plain_run.g), over

@@ -9,7 +9,7 @@ from typing import Any
 import pandas as pd
 
 from dcgan import files
-from dcgan.metrics.registry import ALL_KEYS, UNOFFICIAL_WEIGHTS
+from dcgan.metrics.registry import ALL_KEYS, LATE_FALL, UNOFFICIAL_WEIGHTS
 
 
 def read_curves(live_dir: str | Path) -> dict[str, pd.DataFrame]:
@@ -61,6 +61,47 @@ def plot_curves(curves: dict[str, pd.DataFrame], folder: str | Path) -> list[tup
     return written
 
 
+def fid_trajectory(curves: dict[str, pd.DataFrame]) -> pd.DataFrame | None:
+    """One row per in-training FID: step, fid, and D's mean outputs on reals and fakes
+    (``d_real``, ``d_fake``) over the last logging window ending at or before that step."""
+    if "fid" not in curves or curves["fid"].empty:
+        return None
+    out = curves["fid"].sort_values("step").reset_index(drop=True)
+    for name in ("d_real", "d_fake"):
+        if name in curves and not curves[name].empty:
+            out = pd.merge_asof(out, curves[name].sort_values("step"), on="step", direction="backward")
+    return out
+
+
+def late_fall(traj: pd.DataFrame, threshold: float = LATE_FALL) -> str:
+    """One sentence on where the best in-training FID was and how far the end fell from it."""
+    best = traj.loc[traj["fid"].idxmin()]
+    last = traj.iloc[-1]
+    ratio = float(last["fid"]) / max(float(best["fid"]), 1e-12)
+    where = (f"best in-training FID {best['fid']:.4g} at step {int(best['step']):,}; the last evaluation "
+             f"(step {int(last['step']):,}) scored {last['fid']:.4g}, {ratio:.2g}× the best")
+    if ratio >= threshold:
+        return (f"**Quality fell late in training**: {where}. With `evaluate.generator: best` the "
+                "shipped generator is the best one, not the last.")
+    return f"No late fall: {where} (a fall is flagged from {threshold}×)."
+
+
+def trajectory_section(curves: dict[str, pd.DataFrame]) -> list[str]:
+    traj = fid_trajectory(curves)
+    if traj is None:
+        return []
+    cols = [c for c in ("step", "fid", "d_real", "d_fake") if c in traj]
+    names = {"step": "step", "fid": "FID", "d_real": "D(real)", "d_fake": "D(fake)"}
+    lines = ["| " + " | ".join(names[c] for c in cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in traj.iterrows():
+        lines.append("| " + " | ".join(f"{int(r[c]):,}" if c == "step" else _fmt(float(r[c]))
+                                       for c in cols) + " |")
+    return ["## Quality during training", "", late_fall(traj), "",
+            "FID at each in-training evaluation, with D's mean outputs over the logging window "
+            "before it (sigmoid for the BCE loss; D(real) near 1 and D(fake) near 0 mean D is "
+            "winning outright, the usual sign before a collapse):", "", *lines, ""]
+
+
 def _fmt(v: Any) -> str:
     if isinstance(v, float):
         return f"{v:.4g}"
@@ -88,9 +129,10 @@ def params_table(params: dict[str, dict[str, Any]], sections: list[str]) -> str:
 
 def render(params: dict[str, dict[str, Any]], data_meta: dict, model_meta: dict, metrics: dict,
            figures: list[tuple[str, str]], images: dict[str, str], figures_dir: str,
-           train_summary: dict | None = None) -> str:
+           train_summary: dict | None = None, curves: dict[str, pd.DataFrame] | None = None) -> str:
     """The report's markdown. ``train_summary`` is dvclive's summary of the train stage (its
-    wall time lives there, not in the versioned model folder)."""
+    wall time lives there, not in the versioned model folder); ``curves`` (:func:`read_curves`)
+    give the in-training FID trajectory and whether quality fell late."""
     proto = {k.split(".", 1)[1]: v for k, v in metrics.items() if k.startswith("protocol.")}
     wall = (train_summary or {}).get("train", {}).get("wall_s")
     best = model_meta.get("best_fid")
@@ -128,6 +170,7 @@ def render(params: dict[str, dict[str, Any]], data_meta: dict, model_meta: dict,
     ]
     for title, fname in images.items():
         parts += [f"## {title}", "", f"![{title}]({fname})", ""]
+    parts += trajectory_section(curves or {})
     if figures:
         parts += ["## Training curves", ""]
         for title, fname in figures:

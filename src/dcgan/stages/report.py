@@ -21,7 +21,8 @@ def main(argv: list[str] | None = None) -> None:
     params = params_from(args)
     out = Path(args.out)
     figures_dir = out.parent / "figures"
-    figures = plot_curves(read_curves(args.live), figures_dir)
+    curves = read_curves(args.live)
+    figures = plot_curves(curves, figures_dir)
     candidates = {"Samples": "samples.png", "Latent interpolation": "interpolation.png",
                   "Reconstructions (rows: held-out reals, then their reconstructions)": "reconstructions.png"}
     images = {t: f for t, f in candidates.items() if (out.parent / f).is_file()}
@@ -29,7 +30,7 @@ def main(argv: list[str] | None = None) -> None:
     text = render(params.to_dict(), files.read_json(Path(args.data) / "meta.json"),
                   files.read_json(Path(args.models) / "model.json"), files.read_json(args.metrics),
                   figures, images, figures_dir.name,
-                  files.read_json(summary) if summary.is_file() else None)
+                  files.read_json(summary) if summary.is_file() else None, curves)
     files.write_text(out, text)
     log(f"report: {out} with {len(figures)} figure(s) and {len(images)} image grid(s)")
 

@@ -16,6 +16,7 @@ from dcgan.devices import pick_device, resolve_precision
 from dcgan.errors import UserError
 from dcgan.images import grid_image
 from dcgan.metrics.reference import load_reference
+from dcgan.metrics.registry import LATE_FALL
 from dcgan.models import (
     build,
     gan_config,
@@ -34,10 +35,13 @@ class LiveLogger:
 
     def __init__(self, live: Live):
         self.live = live
+        self.last: dict[str, float] = {}
+        """The newest value of each metric this run logged (the last in-training FID among them)."""
 
     def metric(self, name: str, value: float, step: int) -> None:
         self.live.step = step
         self.live.log_metric(name, value)
+        self.last[name] = value
 
     def image(self, name: str, grid: torch.Tensor, step: int) -> None:
         self.live.step = step
@@ -144,7 +148,8 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
     log(f"train: {len(images)} images, {cfg}, device {device}"
         + (f", {env.world_size} processes (DDP, {torch.distributed.get_backend()})" if env.enabled else ""))
     with Live(str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None) as live:
-        result = train(p, cfg, seed, images, device, args.checkpoints, fp, LiveLogger(live), log=log,
+        logger = LiveLogger(live)
+        result = train(p, cfg, seed, images, device, args.checkpoints, fp, logger, log=log,
                        fid_fn=fid_fn, batch_size=batch_size, dist=env)
         live.step = result.step
         ips = result.images_seen / max(result.wall_s, 1e-9) if result.resumed_from_step is None else None
@@ -157,6 +162,13 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
         if result.best_fid is not None:
             live.log_metric("train/best_fid", round(result.best_fid, 4), plot=False)
             live.log_metric("train/best_step", result.best_step, plot=False)
+            if "train/fid" in logger.last:  # the run's last evaluation: how far the end fell from the best
+                last = logger.last["train/fid"]
+                live.log_metric("train/last_fid", round(last, 4), plot=False)
+                live.log_metric("train/last_over_best", round(last / max(result.best_fid, 1e-12), 3), plot=False)
+                if last >= LATE_FALL * result.best_fid:
+                    log(f"train: quality fell late: best FID {result.best_fid:.4g} at step {result.best_step}, "
+                        f"{last / result.best_fid:.2g}x that at the end (the best generator is kept)")
     save_models(result.g, result.ds, cfg, args.out,
                 # nothing run-dependent (times, hosts) here: identical runs give identical files
                 {"step": result.step, "epochs": result.epoch, "precision": precision,
