@@ -24,7 +24,7 @@ def test_each_fid_gets_the_d_outputs_logged_at_or_before_its_step():
 def test_a_late_fall_is_flagged_with_where_the_best_was():
     fell = late_fall(fid_trajectory(curves([(200, 30.0), (400, 10.0), (1000, 31.0)])))
     assert fell.startswith("**Quality fell late in training**")
-    assert "best in-training FID 10 at step 400" in fell and "step 1,000" in fell and "3.1×" in fell
+    assert "best in-training FID 10 at step 400" in fell and "step 1,000" in fell and "3.10×" in fell
     held = late_fall(fid_trajectory(curves([(200, 30.0), (400, 10.0), (1000, 10.0 * LATE_FALL * 0.99)])))
     assert held.startswith("No late fall")
     assert late_fall(fid_trajectory(curves([(200, 30.0), (400, 10.0),

@@ -79,7 +79,7 @@ def late_fall(traj: pd.DataFrame, threshold: float = LATE_FALL) -> str:
     last = traj.iloc[-1]
     ratio = float(last["fid"]) / max(float(best["fid"]), 1e-12)
     where = (f"best in-training FID {best['fid']:.4g} at step {int(best['step']):,}; the last evaluation "
-             f"(step {int(last['step']):,}) scored {last['fid']:.4g}, {ratio:.2g}× the best")
+             f"(step {int(last['step']):,}) scored {last['fid']:.4g}, {ratio:.2f}× the best")
     if ratio >= threshold:
         return (f"**Quality fell late in training**: {where}. With `evaluate.generator: best` the "
                 "shipped generator is the best one, not the last.")
