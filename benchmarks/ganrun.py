@@ -99,14 +99,13 @@ class Scorer:
 
     extractor: object
     ref: Reference
-    ref_features: np.ndarray
 
     @classmethod
     def load(cls, params, evaluator: str, prepared: str, device: torch.device) -> Scorer:
         ev = params.evaluate
         ref, _, _ = load_reference(evaluator, prepared, ev.extractor)
         extractor = make_extractor(ev.extractor, evaluator, ev.inception_weights, ev.batch_size, device)
-        return cls(extractor, ref, ref.features)
+        return cls(extractor, ref)
 
     def score(self, images: np.ndarray, seed: int, bootstrap: int = 0, is_splits: int = 10
               ) -> dict[str, float]:
