@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dcgan.devices import resolve_precision
 from dcgan.metrics.fid import feature_stats, frechet_distance
 from dcgan.metrics.inception_score import inception_score
 from dcgan.metrics.reference import load_reference, make_extractor
@@ -74,13 +75,14 @@ def train_run(params, images: np.ndarray, device: torch.device, evaluator: str, 
     """Train on ``images`` with ``params`` (its ``train`` section and ``base.seed``) as the train
     stage does, in-training FID every ``train.eval_every`` epochs keeping the best generator."""
     p, ev, seed = params.train, params.evaluate, params.base.seed
+    # auto resolved once, as the train stage does, so the run records what it trained in
+    p = dataclasses.replace(p, precision=resolve_precision(p.precision, device)[0])
     cfg = gan_config(p, params.prepare.image_size, params.prepare.channels)
     fid_fn = make_fid_fn(params, evaluator, prepared, device)[0] if p.eval_every else None
     curves = Curves()
-    logs: list[str] = []
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        r = train(p, cfg, seed, images, device, tmp, tag, curves, log=logs.append, fid_fn=fid_fn)
+        r = train(p, cfg, seed, images, device, tmp, tag, curves, log=lambda m: None, fid_fn=fid_fn)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         wall = time.perf_counter() - t0
@@ -89,8 +91,7 @@ def train_run(params, images: np.ndarray, device: torch.device, evaluator: str, 
         g = Generator(cfg).to(device)
         g.load_state_dict(r.g_best)
         g.eval()
-    resolved = next((m.split()[2] for m in logs if m.startswith("train: precision ")), p.precision)
-    return Trained(g, r.ds[0], r.step, round(wall, 2), resolved, curves.trajectory())
+    return Trained(g, r.ds[0], r.step, round(wall, 2), p.precision, curves.trajectory())
 
 
 @dataclass
