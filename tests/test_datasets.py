@@ -32,7 +32,7 @@ def make_mnist(root: Path, folder: str, n: int = 20) -> tuple[np.ndarray, np.nda
 
 
 def test_registry_lists_all_datasets():
-    assert dataset_names() == sorted(["digits", "mnist", "fashion_mnist", "cifar10", "celeba", "folder"])
+    assert dataset_names() == sorted(["digits", "mnist", "fashion_mnist", "cifar10", "celeba", "lsun", "folder"])
 
 
 def test_digits_offline_upscaled():
@@ -149,12 +149,12 @@ def test_folder_errors(tmp_path):
     with pytest.raises(UserError, match="has no images"):
         load_dataset("folder", tmp_path, 16, 1)
     (tmp_path / "bad.jpg").write_bytes(b"garbage")
-    with pytest.raises(UserError, match="none of its 1 image files could be read"):
+    with pytest.raises(UserError, match="none of its 1 images could be read"):
         load_dataset("folder", tmp_path, 16, 1)
 
 
 def test_unknown_dataset():
-    with pytest.raises(UserError, match="prepare.dataset must be one of digits, mnist, fashion_mnist, cifar10, celeba, folder, got 'imagenet'"):
+    with pytest.raises(UserError, match="prepare.dataset must be one of digits, mnist, fashion_mnist, cifar10, celeba, lsun, folder, got 'imagenet'"):
         load_dataset("imagenet", ".", 16, 1)
 
 

@@ -29,7 +29,7 @@ def test_inception_extracts_pool3_features_and_logits(weights):
     assert ext.id.startswith("inception-v3-2015-12-05:") and ext.id.endswith(":unofficial")
     grey = np.random.default_rng(0).integers(0, 256, (5, 1, 16, 16), dtype=np.uint8)
     f, logits = ext(grey)
-    assert f.shape == (5, 2048) and logits.shape == (5, 1008) and f.dtype == np.float64
+    assert f.shape == (5, 2048) and logits.shape == (5, 1008) and f.dtype == np.float32
     assert np.isfinite(f).all() and f.std() > 0
     # grey images are repeated to RGB: an RGB image with three equal channels gives the same features
     f_rgb, _ = ext(np.repeat(grey, 3, axis=1))

@@ -207,7 +207,7 @@ def test_validate_stage_writes_a_constant_stamp_and_refuses_bad_params(workdir, 
     write_params(workdir / "params.yaml", tiny_params(prepare={"dataset": "imagenet"}))
     assert run(validate.main, ["--out", "ok2"]) == 2
     assert capsys.readouterr().err.strip() == ("error: prepare.dataset must be one of digits, mnist, "
-                                                "fashion_mnist, cifar10, celeba, folder, got 'imagenet'")
+                                                "fashion_mnist, cifar10, celeba, lsun, folder, got 'imagenet'")
     assert not (workdir / "ok2").exists()
 
 

@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from dcgan import files
 from dcgan.config import parse_params
 from dcgan.models import GANConfig
 from dcgan.training import checkpoint as ckpt
@@ -92,14 +93,14 @@ def test_a_refused_resume_names_the_changed_keys(tmp_path, data):
     p, cfg = setup(checkpoint_every=2)
     images = tmp_path / "train.npy"
     np.save(images, data)
-    fp = ckpt.fingerprint(dataclasses.asdict(p), 0, images, fid_extractor="classifier:abc")
+    fp = ckpt.fingerprint(dataclasses.asdict(p), 0, files.file_digest(images), fid_extractor="classifier:abc")
     train(p, cfg, 0, data, CPU, tmp_path / "c", fp, log=lambda m: None, stop_after_steps=3)
     assert ckpt.load_latest(tmp_path / "c")[0]["fingerprint_inputs"]["train.lr"] == p.lr
     same: list[str] = []
     r = train(p, cfg, 0, data, CPU, tmp_path / "c", dict(fp), log=same.append, stop_after_steps=4)
     assert r.resumed_from_step == 2  # an equal fingerprint resumes
     q = dataclasses.replace(p, lr=1e-3, beta1=0.0)
-    fp2 = ckpt.fingerprint(dataclasses.asdict(q), 0, images, fid_extractor="classifier:abc")
+    fp2 = ckpt.fingerprint(dataclasses.asdict(q), 0, files.file_digest(images), fid_extractor="classifier:abc")
     msgs: list[str] = []
     train(q, cfg, 0, data, CPU, tmp_path / "c", fp2, log=msgs.append, stop_after_steps=1)
     assert any(f"(changed: train.beta1 0.5 -> 0.0, train.lr {p.lr!r} -> 0.001); training from scratch" in m

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 import types
 import typing
 from dataclasses import dataclass
@@ -72,6 +73,11 @@ class PrepareParams:
     """Share of images kept out of training, for the FID floor and reconstruction."""
     max_images: int
     """Use at most this many images before the split (0 = all); handy for quick runs."""
+    lsun_category: str
+    """With dataset lsun: the LMDB export read, root/<lsun_category>_lmdb (e.g. bedroom_train)."""
+    workers: int | Literal["auto"]
+    """Processes decoding image files or records (auto = the CPU count); the output is the same
+    for any count."""
 
     def check(self, s: str) -> None:
         if not (_is_pow2(self.image_size) and 16 <= self.image_size <= 256):
@@ -82,6 +88,11 @@ class PrepareParams:
             _fail(f"{s}.holdout_fraction", "must be between 0 and 1 (exclusive)", self.holdout_fraction)
         if self.max_images < 0:
             _fail(f"{s}.max_images", "must be >= 0 (0 means all)", self.max_images)
+        if self.workers != "auto" and self.workers < 1:
+            _fail(f"{s}.workers", "must be >= 1 or auto", self.workers)
+        if not re.fullmatch(r"[a-z0-9_]+", self.lsun_category):
+            _fail(f"{s}.lsun_category", "must be a name like bedroom_train (lowercase, digits, _)",
+                  self.lsun_category)
         if self.dataset == "folder" and not self.root:
             _fail(f"{s}.root", "must name the image folder when dataset is 'folder'", self.root)
 
@@ -141,6 +152,9 @@ class TrainParams:
 
     epochs: int
     """Passes over the (augmented) training set."""
+    max_steps: int
+    """End the run after this many steps even mid-epoch (0 = off: epochs decide); for sets where
+    one epoch is already long (LSUN). The run ends at whichever of the two comes first."""
     batch_size: int | Literal["auto"]
     """Mini-batch size, or auto: the largest that fits the accelerator's memory with a margin."""
     batch_schedule: tuple[tuple[int, int], ...]
@@ -319,6 +333,12 @@ class EvaluateParams:
     """Images per KID subset (capped at the number scored)."""
     pr_k: int
     """k of the k-NN manifolds of improved precision/recall."""
+    pr_max_images: int
+    """Precision/recall compares all pairs (O(n^2)): it runs on a seeded subset of at most this
+    many generated and as many real images (the floor too)."""
+    reference_max_images: int
+    """The evaluator uses at most this many images of each split (a seeded subset) for the
+    reference statistics and features; 50,000 is the usual FID protocol."""
     recon_images: int
     """Held-out images reconstructed through the generator (0 = skip reconstruction metrics)."""
     recon_steps: int
@@ -342,6 +362,9 @@ class EvaluateParams:
                   "recon_steps", "recon_restarts"):
             if getattr(self, k) < 1:
                 _fail(f"{s}.{k}", "must be >= 1", getattr(self, k))
+        for k in ("pr_max_images", "reference_max_images"):
+            if getattr(self, k) < 2:
+                _fail(f"{s}.{k}", "must be >= 2", getattr(self, k))
         if self.recon_images < 0:
             _fail(f"{s}.recon_images", "must be >= 0 (0 = skip)", self.recon_images)
         if not self.recon_lr > 0:

@@ -11,8 +11,10 @@ import hashlib
 import io
 import json
 import os
+import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +28,25 @@ if TYPE_CHECKING:
     import torch
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def usual_mode(fd: int, folder: bool = False) -> None:
+    """Give a file made by ``mkstemp``/``mkdtemp`` (mode 0600/0700) the mode a plain ``open``
+    would (0666/0777 less the umask), so outputs are readable as usual."""
+    os.fchmod(fd, (0o777 if folder else 0o666) & ~_umask())
+
+
 def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
     """Call ``write(fileobj)`` on a temp file in ``path``'s folder, fsync, rename over ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        usual_mode(fd)
         with os.fdopen(fd, mode) as fh:
             write(fh)
             fh.flush()
@@ -41,6 +56,32 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+@contextmanager
+def staged_dir(out: str | Path) -> Iterator[Path]:
+    """Build a folder's new content in a temporary folder beside it, then swap it in.
+
+    Leaving the block normally replaces ``out`` with the new folder (two renames); an
+    exception (a full disk, a bad file half-way, Ctrl-C) removes the temporary folder and
+    leaves ``out`` as it was: never a folder with some files old and some new.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    tmp.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700; the output folder gets the usual mode
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.replace(out, old)
+    os.replace(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
 
 
 def write_bytes(path: str | Path, data: bytes) -> Path:
@@ -103,3 +144,36 @@ def load_state(module: torch.nn.Module, path: str | Path,
         raise UserError(
             f"model weights {path} do not fit {arch} ({first.strip()})") from None
     return module
+
+
+DIGESTS = "digests.json"
+"""Per output folder: the sha256, size and mtime of each large file, as its stage wrote it."""
+
+
+def record_digests(folder: str | Path, digests: dict[str, str]) -> Path:
+    """Record ``{file name: sha256}`` for files in ``folder`` (with their size and mtime now),
+    so later stages take the digest from here instead of re-reading the file."""
+    folder = Path(folder)
+    out = {}
+    for name, sha in sorted(digests.items()):
+        st = (folder / name).stat()
+        out[name] = {"sha256": sha, "size": st.st_size, "mtime_ns": st.st_mtime_ns}
+    return write_json(folder / DIGESTS, out)
+
+
+def recorded_digest(path: str | Path, log: Callable[[str], None] | None = None) -> str:
+    """sha256 of ``path``: the one its stage recorded in ``digests.json`` beside it when the file
+    still has the recorded size and mtime (DVC's hardlink and copy checkouts keep both), else
+    computed by reading the file (and said through ``log``: at LSUN scale that takes minutes)."""
+    path = Path(path)
+    rec_path = path.parent / DIGESTS
+    try:
+        rec = read_json(rec_path)[path.name]
+        st = path.stat()
+        if st.st_size == rec["size"] and st.st_mtime_ns == rec["mtime_ns"]:
+            return str(rec["sha256"])
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    if log is not None and rec_path.is_file():
+        log(f"{path} differs from the size/mtime recorded in {rec_path}: hashing it again")
+    return file_digest(path)

@@ -9,6 +9,7 @@ seeded torch.Generator, so the output is a pure function of the input and params
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import numpy as np
 import torch
@@ -38,20 +39,28 @@ def random_affine(n: int, p: AugmentParams, gen: torch.Generator) -> torch.Tenso
     return mat.float()
 
 
+def augmented_chunks(images, p: AugmentParams, seed: int, batch: int = 2048) -> Iterator[np.ndarray]:
+    """The augmented set (originals, then each copy) chunk by chunk, in order. ``images``: a
+    uint8 (N, C, H, W) array or :class:`~dcgan.data.store.NpyReader` (read ``batch`` rows at a
+    time). The random draws are taken copy by copy, batch by batch: one stream whatever the size."""
+    n = len(images)
+    for start in range(0, n, batch):
+        yield np.asarray(images[start:start + batch])
+    if p.copies == 0:
+        return
+    gen = generator_for(seed, "augment")
+    pad = "zeros" if images.shape[1] == 1 else "reflection"  # grey digits sit on black
+    for _ in range(p.copies):
+        for start in range(0, n, batch):
+            x = torch.from_numpy(np.asarray(images[start:start + batch])).float()
+            mat = random_affine(len(x), p, gen)
+            grid = F.affine_grid(mat, list(x.shape), align_corners=False)
+            y = F.grid_sample(x, grid, mode="bilinear", padding_mode=pad, align_corners=False)
+            yield y.round().clamp(0, 255).to(torch.uint8).numpy()
+
+
 def augment(images: np.ndarray, p: AugmentParams, seed: int, batch: int = 2048) -> np.ndarray:
     """uint8 (N, C, H, W) -> uint8 (N * (1 + copies), C, H, W): originals first, then each copy."""
     if p.copies == 0:
         return images
-    gen = generator_for(seed, "augment")
-    pad = "zeros" if images.shape[1] == 1 else "reflection"  # grey digits sit on black
-    out = [images]
-    for _ in range(p.copies):
-        copy = np.empty_like(images)
-        for start in range(0, len(images), batch):
-            x = torch.from_numpy(images[start:start + batch]).float()
-            mat = random_affine(len(x), p, gen)
-            grid = F.affine_grid(mat, list(x.shape), align_corners=False)
-            y = F.grid_sample(x, grid, mode="bilinear", padding_mode=pad, align_corners=False)
-            copy[start:start + batch] = y.round().clamp(0, 255).to(torch.uint8).numpy()
-        out.append(copy)
-    return np.concatenate(out)
+    return np.concatenate(list(augmented_chunks(images, p, seed, batch)))

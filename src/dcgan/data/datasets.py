@@ -1,7 +1,10 @@
-"""Dataset registry: each loader returns uint8 images (N, C, H, W) at the requested size.
+"""Dataset registry: each loader says where the images are; :func:`load_dataset` (small sets, in
+memory) and :mod:`dcgan.data.prepare` (any size, chunk by chunk) shape them to uint8 (N, C, S, S).
 
 Loaders read the datasets' real on-disk formats under ``root`` and never touch the network
 unless ``download`` is true (then torchvision fetches the official files into ``root``).
+Array datasets (digits, MNIST, CIFAR-10: at most 180 MB) come back as one array; image files
+and LMDB records come back as an :class:`Encoded` list, decoded later in worker processes.
 
 ======== =========================================================== ========
 name     files read under root                                        labels
@@ -11,14 +14,16 @@ mnist    MNIST/raw/train-images-idx3-ubyte (+ labels), torchvision    0-9
 fashion  FashionMNIST/raw/train-images-idx3-ubyte (+ labels)          0-9
 cifar10  cifar-10-batches-py/data_batch_1..5 (python pickles)         0-9
 celeba   celeba/img_align_celeba/*.jpg                                none
+lsun     <prepare.lsun_category>_lmdb/ (the official LMDB export)     none
 folder   root/**/*.{png,jpg,...}; class subfolders give labels       optional
 ======== =========================================================== ========
 """
 
 from __future__ import annotations
 
+import io
 import pickle
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,7 +31,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from dcgan.errors import ConfigError, UserError
-from dcgan.progress import progress
 
 # torch, torchvision and PIL load where images are read or shaped, so that checking a dataset
 # name (the validate stage) stays cheap
@@ -36,18 +40,65 @@ if TYPE_CHECKING:
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
+class Encoded:
+    """Images still encoded (files, or LMDB records), in a fixed order: ``items()`` yields
+    ``(name, payload)`` pairs, payload the file's bytes or None (read the file ``name``)."""
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def items(self) -> Iterator[tuple[str, bytes | None]]:
+        raise NotImplementedError
+
+
+@dataclass
+class FileList(Encoded):
+    files: list[Path]
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def items(self) -> Iterator[tuple[str, bytes | None]]:
+        return ((str(f), None) for f in self.files)
+
+
+@dataclass
+class LmdbRecords(Encoded):
+    """The first ``count`` records of an LMDB database, in key order (LSUN: key = image id,
+    value = the encoded image)."""
+
+    path: Path
+    count: int
+
+    def __len__(self) -> int:
+        return self.count
+
+    def items(self) -> Iterator[tuple[str, bytes | None]]:
+        env = _open_lmdb(self.path)
+        try:
+            with env.begin(write=False, buffers=False) as txn:
+                for i, (key, value) in enumerate(txn.cursor()):
+                    if i >= self.count:
+                        break
+                    yield f"{self.path.name}/{key.decode('ascii', 'replace')}", bytes(value)
+        finally:
+            env.close()
+
+
 @dataclass
 class RawDataset:
-    """Images at their native size (uint8 N,C,H,W or a list of C,H,W) plus labels (-1 = none)."""
+    """Images at their native size plus labels (-1 = none): a uint8 (N, C, H, W) array, or
+    :class:`Encoded` images (then ``labels`` has one entry per item, and ``skipped_files``
+    is filled in as they are decoded)."""
 
-    images: np.ndarray | list[np.ndarray]
+    images: np.ndarray | Encoded
     labels: np.ndarray
     source: str
     class_names: list[str] = field(default_factory=list)
     skipped_files: list[str] = field(default_factory=list)
 
 
-Loader = Callable[[Path, bool, int], RawDataset]
+Loader = Callable[[Path, bool, int, dict], RawDataset]
 _REGISTRY: dict[str, Loader] = {}
 
 
@@ -67,7 +118,7 @@ def dataset_names() -> list[str]:
 
 
 @register("digits")
-def load_digits(root: Path, download: bool, max_images: int) -> RawDataset:
+def load_digits(root: Path, download: bool, max_images: int, options: dict) -> RawDataset:
     from sklearn.datasets import load_digits as sk_load
 
     bunch = sk_load()
@@ -101,12 +152,12 @@ def _torchvision_mnist(cls_name: str, root: Path, download: bool) -> RawDataset:
 
 
 @register("mnist")
-def load_mnist(root: Path, download: bool, max_images: int) -> RawDataset:
+def load_mnist(root: Path, download: bool, max_images: int, options: dict) -> RawDataset:
     return _torchvision_mnist("MNIST", root, download)
 
 
 @register("fashion_mnist")
-def load_fashion_mnist(root: Path, download: bool, max_images: int) -> RawDataset:
+def load_fashion_mnist(root: Path, download: bool, max_images: int, options: dict) -> RawDataset:
     return _torchvision_mnist("FashionMNIST", root, download)
 
 
@@ -143,7 +194,7 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, list[int]]:
 
 
 @register("cifar10")
-def load_cifar10(root: Path, download: bool, max_images: int) -> RawDataset:
+def load_cifar10(root: Path, download: bool, max_images: int, options: dict) -> RawDataset:
     folder = root / "cifar-10-batches-py"
     if download and not folder.is_dir():
         import torchvision.datasets as tvd
@@ -168,28 +219,17 @@ def load_cifar10(root: Path, download: bool, max_images: int) -> RawDataset:
     return RawDataset(images, labels, "cifar-10-batches-py", names)
 
 
-def _load_image(path: Path) -> np.ndarray:
+def decode_image(name: str, payload: bytes | None = None) -> np.ndarray:
+    """An encoded image (the file ``name``, or ``payload``'s bytes) -> uint8 RGB (3, H, W)."""
     from PIL import Image
 
-    with Image.open(path) as im:
+    with Image.open(name if payload is None else io.BytesIO(payload)) as im:
         im.load()
         im = im.convert("RGB")
         return np.asarray(im, dtype=np.uint8).transpose(2, 0, 1).copy()  # H,W,C -> C,H,W
 
 
-def _read_image_files(files: list[Path], what: str) -> tuple[list[np.ndarray], list[int], list[str]]:
-    """Decode image files; corrupt or truncated files are skipped and reported, not fatal."""
-    from PIL import UnidentifiedImageError
-
-    images, kept, skipped = [], [], []
-    for i, f in enumerate(progress(files, desc=f"reading {what}", unit="img", leave=False,
-                               disable=len(files) < 2000)):
-        try:
-            images.append(_load_image(f))
-            kept.append(i)
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError):
-            skipped.append(str(f))
-    return images, kept, skipped
+UNREADABLE = (OSError, ValueError, SyntaxError)  # PIL's UnidentifiedImageError is an OSError
 
 
 def _image_files(folder: Path) -> list[Path]:
@@ -197,7 +237,7 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 @register("celeba")
-def load_celeba(root: Path, download: bool, max_images: int) -> RawDataset:
+def load_celeba(root: Path, download: bool, max_images: int, options: dict) -> RawDataset:
     folder = root / "celeba" / "img_align_celeba"
     if download and not folder.is_dir():
         import torchvision.datasets as tvd
@@ -218,13 +258,43 @@ def load_celeba(root: Path, download: bool, max_images: int) -> RawDataset:
     files = _image_files(folder)
     if max_images:
         files = files[:max_images]
-    images, _, skipped = _read_image_files(files, "CelebA")
-    return RawDataset(images, np.full(len(images), -1, np.int64), "celeba/img_align_celeba",
-                      skipped_files=skipped)
+    return RawDataset(FileList(files), np.full(len(files), -1, np.int64), "celeba/img_align_celeba")
+
+
+def _open_lmdb(path: Path):
+    import lmdb
+
+    if not path.is_dir():
+        raise UserError(f"LSUN LMDB {path} not found: put the official export there (a folder "
+                        f"holding data.mdb), or set prepare.root / prepare.lsun_category")
+    try:
+        return lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False,
+                         max_readers=64, subdir=True)
+    except lmdb.Error as exc:
+        raise UserError(f"LSUN LMDB {path} is not a readable LMDB database: {exc}") from None
+
+
+@register("lsun")
+def load_lsun(root: Path, download: bool, max_images: int, options: dict) -> RawDataset:
+    category = options.get("lsun_category") or "bedroom_train"
+    path = root / f"{category}_lmdb"
+    if download:
+        raise UserError("prepare.download cannot fetch LSUN (no torchvision downloader): get it with "
+                        f"LSUN's download.py (-c {category.rsplit('_', 1)[0]}), unzip it to {path}, "
+                        "and set prepare.download: false")
+    env = _open_lmdb(path)
+    try:
+        entries = int(env.stat()["entries"])
+    finally:
+        env.close()
+    if entries == 0:
+        raise UserError(f"LSUN LMDB {path} holds no records")
+    count = min(entries, max_images) if max_images else entries
+    return RawDataset(LmdbRecords(path, count), np.full(count, -1, np.int64), f"lsun:{category}_lmdb")
 
 
 @register("folder")
-def load_folder(root: Path, download: bool, max_images: int) -> RawDataset:
+def load_folder(root: Path, download: bool, max_images: int, options: dict) -> RawDataset:
     if not root.is_dir():
         raise UserError(f"image folder {root} (prepare.root) does not exist")
     files = _image_files(root)
@@ -242,10 +312,7 @@ def load_folder(root: Path, download: bool, max_images: int) -> RawDataset:
         all_labels = np.array([index[p.parts[0]] for p in rel_parents], np.int64)
     else:
         class_names, all_labels = [], np.full(len(files), -1, np.int64)
-    images, kept, skipped = _read_image_files(files, str(root))
-    if not images:
-        raise UserError(f"image folder {root}: none of its {len(files)} image files could be read")
-    return RawDataset(images, all_labels[kept], f"folder:{root}", class_names, skipped)
+    return RawDataset(FileList(files), all_labels, f"folder:{root}", class_names)
 
 
 # ------------------------------------------------------------------------------ shaping
@@ -283,29 +350,96 @@ def check_name(name: str) -> None:
         raise ConfigError(f"prepare.dataset must be one of {', '.join(_REGISTRY)}, got {name!r}")
 
 
-def load_dataset(name: str, root: str | Path, image_size: int, channels: int,
-                 download: bool = False, max_images: int = 0) -> RawDataset:
-    """Load ``name`` and return a RawDataset whose images are uint8 (N, channels, size, size)."""
+def open_dataset(name: str, root: str | Path, download: bool = False, max_images: int = 0,
+                 **options: object) -> RawDataset:
+    """The dataset's images at their native size (at most ``max_images``), not decoded yet
+    where they are files or records. ``options``: ``lsun_category``."""
+    check_name(name)
+    raw = _REGISTRY[name](Path(root), download, max_images, options)
+    if isinstance(raw.images, np.ndarray) and max_images:
+        raw.images, raw.labels = raw.images[:max_images], raw.labels[:max_images]
+    if len(raw.images) == 0:
+        raise UserError(f"dataset {name!r} under {root} is empty")
+    return raw
+
+
+ARRAY_CHUNK = 4096
+"""Images of an array dataset shaped per call (bounds the float copy that resize makes)."""
+ITEM_CHUNK = 256
+"""Encoded images decoded per task (a worker process's unit of work)."""
+
+
+def fit_items(items: list[tuple[str, bytes | None]], channels: int, size: int
+              ) -> tuple[np.ndarray, list[int], list[str]]:
+    """Decode and shape a chunk of encoded images: (uint8 (k, channels, size, size), the
+    positions in ``items`` that were kept, the names of the unreadable ones, which are skipped)."""
     import torch
 
-    check_name(name)
-    raw = _REGISTRY[name](Path(root), download, max_images)
+    out, kept, skipped = [], [], []
+    for i, (name, payload) in enumerate(items):
+        try:
+            im = decode_image(name, payload)
+        except UNREADABLE:
+            skipped.append(name)
+            continue
+        out.append(fit_square(to_channels(torch.from_numpy(im)[None], channels), size)[0].numpy())
+        kept.append(i)
+    fitted = np.stack(out) if out else np.empty((0, channels, size, size), np.uint8)
+    return fitted, kept, skipped
+
+
+def _batched(it, n: int) -> Iterator[list]:
+    batch = []
+    for x in it:
+        batch.append(x)
+        if len(batch) == n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def fitted_chunks(raw: RawDataset, channels: int, size: int, pool_map: Callable | None = None
+                  ) -> Iterator[tuple[np.ndarray, np.ndarray, int]]:
+    """``(images, item indices, items consumed)`` chunk by chunk in item order: images uint8
+    (k, channels, size, size), the indices (into ``raw.labels``) of the items they came from.
+    Unreadable files or records are skipped and their names added to ``raw.skipped_files``.
+    ``pool_map(fn, chunks)``: an ordered map over worker processes (default: in this process)."""
+    import functools
+
+    import torch
+
     if isinstance(raw.images, np.ndarray):
-        imgs = raw.images[:max_images] if max_images else raw.images
-        labels = raw.labels[:max_images] if max_images else raw.labels
-        out = []
-        for start in range(0, len(imgs), 4096):  # chunks bound the float copy made by resize
-            chunk = torch.from_numpy(np.ascontiguousarray(imgs[start:start + 4096]))
-            out.append(fit_square(to_channels(chunk, channels), image_size))
-        images = torch.cat(out) if out else torch.empty(0, channels, image_size, image_size, dtype=torch.uint8)
-    else:
-        labels = raw.labels
-        images = torch.stack([
-            fit_square(to_channels(torch.from_numpy(im)[None], channels), image_size)[0]
-            for im in raw.images
-        ]) if raw.images else torch.empty(0, channels, image_size, image_size, dtype=torch.uint8)
-    if len(images) == 0:
-        raise UserError(f"dataset {name!r} under {root} is empty")
-    raw.images = images.numpy()
-    raw.labels = np.asarray(labels, np.int64)
+        for start in range(0, len(raw.images), ARRAY_CHUNK):
+            chunk = torch.from_numpy(np.ascontiguousarray(raw.images[start:start + ARRAY_CHUNK]))
+            yield (fit_square(to_channels(chunk, channels), size).numpy(),
+                   np.arange(start, start + len(chunk), dtype=np.int64), len(chunk))
+        return
+    fn = functools.partial(fit_items, channels=channels, size=size)
+    start = 0
+    for fitted, kept, skipped, count in (pool_map or _map_counted)(fn, _batched(raw.images.items(), ITEM_CHUNK)):
+        raw.skipped_files += skipped
+        yield fitted, start + np.asarray(kept, np.int64), count
+        start += count
+
+
+def _map_counted(fn: Callable, chunks: Iterator[list]) -> Iterator[tuple]:
+    for chunk in chunks:
+        yield (*fn(chunk), len(chunk))
+
+
+def load_dataset(name: str, root: str | Path, image_size: int, channels: int,
+                 download: bool = False, max_images: int = 0, **options: object) -> RawDataset:
+    """Load ``name`` whole into memory: a RawDataset whose images are uint8 (N, channels,
+    size, size) (small sets, tests; the prepare stage streams with :mod:`dcgan.data.prepare`)."""
+    raw = open_dataset(name, root, download, max_images, **options)
+    parts, kept = [], []
+    for images, idx, _ in fitted_chunks(raw, channels, image_size):
+        parts.append(images)
+        kept.append(idx)
+    if not kept or not sum(len(k) for k in kept):
+        raise UserError(f"dataset {name!r} under {root}: none of its {len(raw.images)} images could "
+                        f"be read (e.g. {raw.skipped_files[0] if raw.skipped_files else '?'})")
+    raw.labels = np.asarray(raw.labels, np.int64)[np.concatenate(kept)]
+    raw.images = np.concatenate(parts)
     return raw

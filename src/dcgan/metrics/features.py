@@ -91,17 +91,20 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, cfg: ClassifierConf
 
 
 @torch.inference_mode()
-def extract(model: Classifier, images: np.ndarray, batch_size: int, device: torch.device,
+def extract(model: Classifier, images, batch_size: int, device: torch.device,
             desc: str = "features") -> tuple[np.ndarray, np.ndarray]:
-    """uint8 images (N, C, S, S) -> (features (N, D) float64, logits (N, K) float64), in batches."""
-    feats, logits = [], []
-    for start in progress(range(0, len(images), batch_size), desc=desc, unit="batch", leave=False,
-                      disable=len(images) < 20 * batch_size):
+    """uint8 images (N, C, S, S) (an array, or rows read on demand) -> (features (N, D),
+    logits (N, K)), float32 as the network computes them, filled in batch by batch."""
+    n = len(images)
+    feats = np.empty((n, model.cfg.feature_dim), np.float32)
+    logits = np.empty((n, model.cfg.num_classes), np.float32)
+    for start in progress(range(0, n, batch_size), desc=desc, unit="batch", leave=False,
+                          disable=n < 20 * batch_size):
         x = to_unit(torch.from_numpy(images[start:start + batch_size])).to(device)
         f, lg = model(x)
-        feats.append(f.double().cpu())
-        logits.append(lg.double().cpu())
-    return torch.cat(feats).numpy(), torch.cat(logits).numpy()
+        feats[start:start + len(x)] = f.float().cpu().numpy()
+        logits[start:start + len(x)] = lg.float().cpu().numpy()
+    return feats, logits
 
 
 @torch.inference_mode()

@@ -20,6 +20,60 @@ def feature_stats(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return f.mean(axis=0), np.cov(f, rowvar=False)
 
 
+class StreamingStats:
+    """Mean and unbiased covariance of features fed a chunk at a time, in float64 (Chan et al.'s
+    pairwise update): memory is one chunk and a (D, D) matrix, whatever the number of rows.
+
+    Fed a single chunk, the result is :func:`feature_stats` of it, bit for bit; over several
+    chunks it equals it up to float64 rounding.
+    """
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.mean: np.ndarray | None = None
+        self.m2: np.ndarray | None = None
+        self._single: np.ndarray | None = None
+
+    def add(self, chunk: np.ndarray) -> None:
+        x = np.asarray(chunk, dtype=np.float64)
+        if x.ndim != 2 or len(x) == 0:
+            raise ValueError(f"need features of shape (N >= 1, D), got {x.shape}")
+        if self.n == 0:
+            self._single = x
+        else:
+            if self._single is not None:  # a second chunk: fold the first into the sums
+                first, self._single = self._single, None
+                self.mean, self.m2 = first.mean(axis=0), _scatter(first)
+            mean_b = x.mean(axis=0)
+            delta = mean_b - self.mean
+            n_ab = self.n + len(x)
+            self.mean = self.mean + delta * (len(x) / n_ab)
+            self.m2 = self.m2 + _scatter(x) + np.outer(delta, delta) * (self.n * len(x) / n_ab)
+        self.n += len(x)
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """(mean (D,), unbiased covariance (D, D))."""
+        if self._single is not None:
+            return feature_stats(self._single)
+        if self.n < 2:
+            raise ValueError(f"need at least 2 feature rows, got {self.n}")
+        return self.mean, self.m2 / (self.n - 1)
+
+
+def _scatter(x: np.ndarray) -> np.ndarray:
+    c = x - x.mean(axis=0)
+    return c.T @ c
+
+
+def stats_in_chunks(features: np.ndarray, rows: int = 4096) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`feature_stats` of float32/float64 features ``rows`` at a time (no float64 copy of
+    the whole set): exactly feature_stats when they fit one chunk."""
+    acc = StreamingStats()
+    for a in range(0, len(features), rows):
+        acc.add(features[a:a + rows])
+    return acc.result()
+
+
 def _trace_sqrt_product_eig(sigma1: np.ndarray, sigma2: np.ndarray) -> float:
     """Tr((S1 S2)^(1/2)) from the eigenvalues of S1 S2, which are real and >= 0 for PSD S1, S2.
 

@@ -116,14 +116,17 @@ class InceptionExtractor:
         self.device, self.batch_size = device, batch_size
 
     @torch.inference_mode()
-    def __call__(self, images: np.ndarray, desc: str = "inception") -> tuple[np.ndarray, np.ndarray]:
-        feats, logits = [], []
-        for start in progress(range(0, len(images), self.batch_size), desc=desc, unit="batch",
-                          leave=False, disable=len(images) < 4 * self.batch_size):
+    def __call__(self, images, desc: str = "inception") -> tuple[np.ndarray, np.ndarray]:
+        """uint8 images (an array, or rows read on demand) -> float32 (features, logits)."""
+        n = len(images)
+        feats = np.empty((n, self.feature_dim), np.float32)
+        logits = np.empty((n, 1008), np.float32)
+        for start in progress(range(0, n, self.batch_size), desc=desc, unit="batch",
+                              leave=False, disable=n < 4 * self.batch_size):
             x = torch.from_numpy(images[start:start + self.batch_size]).to(self.device)
             if x.shape[1] == 1:
                 x = x.expand(-1, 3, -1, -1)
             f, lg = self.net(x)
-            feats.append(f.double().cpu())
-            logits.append(lg.double().cpu())
-        return torch.cat(feats).numpy(), torch.cat(logits).numpy()
+            feats[start:start + len(x)] = f.float().cpu().numpy()
+            logits[start:start + len(x)] = lg.float().cpu().numpy()
+        return feats, logits

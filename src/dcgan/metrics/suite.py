@@ -25,6 +25,7 @@ from dcgan.metrics.inception_score import inception_score
 from dcgan.metrics.kid import kernel_inception_distance
 from dcgan.metrics.prdc import precision_recall
 from dcgan.metrics.sets import FeatureSet, Reference
+from dcgan.seeding import derive_seed
 
 MetricFn = Callable[[FeatureSet, Reference, Any, int], dict[str, float]]
 
@@ -46,11 +47,21 @@ def _kid(gen: FeatureSet, ref: Reference, opts: Any, seed: int) -> dict[str, flo
     return {"kid_mean": mean, "kid_std": std}
 
 
+def pr_count(n: int, opts: Any) -> int:
+    """Images per side that precision/recall compares: n, at most evaluate.pr_max_images."""
+    return min(n, opts.pr_max_images)
+
+
 def _pr(gen: FeatureSet, ref: Reference, opts: Any, seed: int) -> dict[str, float]:
-    # equal-sized real and generated sets: a seeded subset of the reference, same for every run
+    # equal-sized real and generated sets of m: a seeded subset of the reference, same for every
+    # run, and (only past pr_max_images) a seeded subset of the scored images
     n = len(gen.features)
-    idx = np.random.default_rng(seed).permutation(len(ref.features))[:n]
-    precision, recall = precision_recall(ref.features[idx], gen.features, opts.pr_k)
+    m = pr_count(n, opts)
+    idx = np.random.default_rng(seed).permutation(len(ref.features))[:m]
+    fake = gen.features
+    if m < n:
+        fake = fake[np.sort(np.random.default_rng(derive_seed(seed, "pr_subset")).permutation(n)[:m])]
+    precision, recall = precision_recall(ref.features[idx], fake, opts.pr_k)
     return {"precision": precision, "recall": recall}
 
 

@@ -1,4 +1,5 @@
-"""augment: append augment.copies randomly flipped/cropped/rotated copies -> data/augmented/."""
+"""augment: append augment.copies randomly flipped/cropped/rotated copies -> data/augmented/
+(streamed chunk by chunk into the output file; the folder is replaced only when complete)."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import numpy as np
 
 from dcgan import files
 from dcgan.data import arrays
-from dcgan.data.augment import augment
+from dcgan.data.augment import augmented_chunks
+from dcgan.data.store import NpyWriter
 from dcgan.images import save_grid
+from dcgan.progress import progress
 from dcgan.stages._common import log, params_from, parser, run
 
 
@@ -21,18 +24,26 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     params = params_from(args)
     src, out = Path(args.data), Path(args.out)
-    train = arrays.load_images(src / "train.npy")
+    train = arrays.open_images(src / "train.npy")
     labels = np.load(src / "train_labels.npy", allow_pickle=False)
-    k = params.augment.copies
-    images = augment(train, params.augment, params.base.seed)
-    arrays.save_images(out / "train.npy", images)
-    files.write_npy(out / "train_labels.npy", np.tile(labels, k + 1))
-    # preview: 8 originals in the first column, their augmented copies to the right
-    n = min(8, len(train))
-    cols = [images[c * len(train):c * len(train) + n] for c in range(k + 1)]
-    preview = np.stack(cols, axis=1).reshape(-1, *train.shape[1:])
-    save_grid(preview, out / "preview.png", nrow=k + 1, upscale=max(1, 64 // train.shape[-1]))
-    log(f"augment: {len(train)} originals + {k} cop{'y' if k == 1 else 'ies'} = {len(images)} images in {out}")
+    k, n = params.augment.copies, len(train)
+    total = n * (k + 1)
+    with files.staged_dir(out) as tmp:
+        with NpyWriter(tmp / "train.npy", (total, *train.shape[1:])) as w, \
+                progress(total=total, desc="augment", unit="img", dynamic_ncols=True,
+                         disable=total < 20000) as bar:
+            for chunk in augmented_chunks(train, params.augment, params.base.seed):
+                w.write(chunk)
+                bar.update(len(chunk))
+        files.write_npy(tmp / "train_labels.npy", np.tile(labels, k + 1))
+        files.record_digests(tmp, {"train.npy": w.digest})
+        # preview: 8 originals in the first column, their augmented copies to the right
+        m = min(8, n)
+        with arrays.open_images(tmp / "train.npy") as images:
+            cols = [images[c * n:c * n + m] for c in range(k + 1)]
+        preview = np.stack(cols, axis=1).reshape(-1, *train.shape[1:])
+        save_grid(preview, tmp / "preview.png", nrow=k + 1, upscale=max(1, 64 // train.shape[-1]))
+    log(f"augment: {n} originals + {k} cop{'y' if k == 1 else 'ies'} = {total} images in {out}")
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from dcgan.metrics.reconstruction import (
 from dcgan.metrics.reference import load_reference, make_extractor
 from dcgan.metrics.registry import UNOFFICIAL_WEIGHTS
 from dcgan.metrics.sets import FeatureSet
-from dcgan.metrics.suite import check_sample_size, score
+from dcgan.metrics.suite import check_sample_size, pr_count, score
 from dcgan.models import load_encoder, load_generator
 from dcgan.stages._common import log, params_from, parser, run
 
@@ -62,17 +62,19 @@ def main(argv: list[str] | None = None) -> None:
     params = params_from(args)
     p, seed = params.evaluate, params.base.seed
     data = Path(args.data)
-    holdout = arrays.load_images(data / "holdout.npy")
+    # both read a batch at a time: memory does not grow with the number of images
+    holdout = arrays.open_images(data / "holdout.npy")
     c, s = holdout.shape[1], holdout.shape[-1]
-    samples = arrays.load_images(args.samples, channels=c, size=s)
+    samples = arrays.open_images(args.samples, channels=c, size=s)
     device = pick_device(params.base.device)
     ref, hold_fs, ref_meta = load_reference(args.evaluator, data, p.extractor)
-    n = p.num_samples or len(holdout)
-    stable = check_sample_size(n, ref.features.shape[1], len(samples), len(holdout), log)
+    # the floor's held-out images: those the evaluator extracted (at most reference_max_images)
+    n = p.num_samples or len(hold_fs.features)
+    stable = check_sample_size(n, ref.features.shape[1], len(samples), len(hold_fs.features), log)
     extractor = make_extractor(p.extractor, args.evaluator, p.inception_weights, p.batch_size, device)
     if extractor.id != ref_meta["extractor_id"]:
         raise ValueError(f"extractor {extractor.id} differs from the reference's {ref_meta['extractor_id']}")
-    gen_fs = FeatureSet(*extractor(samples[:n], "features: samples"))
+    gen_fs = FeatureSet(*extractor(samples.rows(np.arange(n)), "features: samples"))
     metrics = score(gen_fs, hold_fs, ref, p.metrics, p, seed, n, warn=lambda m: None)
 
     e = None
@@ -112,6 +114,8 @@ def main(argv: list[str] | None = None) -> None:
         "kid_subsets": p.kid_subsets,
         "kid_subset_size": min(p.kid_subset_size, n),
         "pr_k": p.pr_k,
+        "pr_images": pr_count(n, p),
+        "reference_max_images": int(ref_meta.get("max_images", 0)),
         "recon_method": "latent_optimisation" if not p.recon_images or e is None else "encoder",
         "recon_images": min(p.recon_images, len(holdout), len(samples)),
     }

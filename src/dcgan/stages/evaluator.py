@@ -51,8 +51,10 @@ def main(argv: list[str] | None = None) -> None:
     # the first stage that needs the Inception weights: the only one that may download them
     extractor = make_extractor(ev.extractor, out, ev.inception_weights, ev.batch_size, device,
                                download=ev.inception_download)
-    ref = write_reference(out, extractor, src)
-    log(f"evaluator: reference features ({ref['extractor_id']}, {ref['feature_dim']}-d) -> {out}")
+    ref = write_reference(out, extractor, src, ev.reference_max_images, params.base.seed)
+    log(f"evaluator: reference features ({ref['extractor_id']}, {ref['feature_dim']}-d) of "
+        f"{ref['n_train_used']} of {ref['n_train']} training and {ref['n_holdout_used']} of "
+        f"{ref['n_holdout']} held-out images -> {out}")
 
 
 if __name__ == "__main__":

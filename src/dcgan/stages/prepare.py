@@ -1,4 +1,5 @@
-"""prepare: load prepare.dataset, shape it, split it -> data/prepared/."""
+"""prepare: load prepare.dataset, shape it, split it -> data/prepared/ (any size: chunk by chunk,
+in prepare.workers processes; the folder is replaced only when everything is written)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,9 @@ import sys
 from pathlib import Path
 
 from dcgan import files
-from dcgan.data import arrays
-from dcgan.data.datasets import load_dataset
+from dcgan.data.arrays import open_images
+from dcgan.data.datasets import open_dataset
+from dcgan.data.prepare import prepare_dataset, resolve_workers
 from dcgan.images import save_grid
 from dcgan.stages._common import log, params_from, parser, run
 
@@ -18,27 +20,26 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     params = params_from(args)
     p = params.prepare
-    raw = load_dataset(p.dataset, p.root, p.image_size, p.channels, p.download, p.max_images)
-    if raw.skipped_files:
-        log(f"prepare: skipped {len(raw.skipped_files)} unreadable image file(s), "
-            f"e.g. {raw.skipped_files[0]}")
-    train_idx, hold_idx = arrays.split_indices(len(raw.images), p.holdout_fraction, params.base.seed)
+    raw = open_dataset(p.dataset, p.root, p.download, p.max_images, lsun_category=p.lsun_category)
+    workers = resolve_workers(p.workers)
     out = Path(args.out)
-    train, holdout = raw.images[train_idx], raw.images[hold_idx]
-    arrays.save_images(out / "train.npy", train)
-    files.write_npy(out / "train_labels.npy", raw.labels[train_idx])
-    arrays.save_images(out / "holdout.npy", holdout)
-    files.write_npy(out / "holdout_labels.npy", raw.labels[hold_idx])
-    mean, std = arrays.channel_stats(train)
-    files.write_json(out / "meta.json", {
-        "dataset": p.dataset, "source": raw.source, "image_size": p.image_size,
-        "channels": p.channels, "n_train": len(train), "n_holdout": len(holdout),
-        "labelled": bool((raw.labels >= 0).all()), "class_names": raw.class_names,
-        "mean": mean, "std": std, "skipped_files": len(raw.skipped_files),
-    })
-    save_grid(train[:64], out / "preview.png", upscale=max(1, 64 // p.image_size))
-    log(f"prepare: {p.dataset} -> {len(train)} train + {len(holdout)} holdout images "
-        f"of {p.channels}x{p.image_size}x{p.image_size} in {out}")
+    with files.staged_dir(out) as tmp:
+        res = prepare_dataset(raw, p.channels, p.image_size, p.holdout_fraction, params.base.seed, tmp,
+                              workers, desc=f"prepare {p.dataset}")
+        files.record_digests(tmp, res.digests)
+        files.write_json(tmp / "meta.json", {
+            "dataset": p.dataset, "source": raw.source, "image_size": p.image_size,
+            "channels": p.channels, "n_train": res.n_train, "n_holdout": res.n_holdout,
+            "labelled": bool((raw.labels >= 0).all()), "class_names": raw.class_names,
+            "mean": res.mean, "std": res.std, "skipped_files": len(res.skipped),
+        })
+        with open_images(tmp / "train.npy") as train:
+            save_grid(train[:64], tmp / "preview.png", upscale=max(1, 64 // p.image_size))
+    if res.skipped:
+        log(f"prepare: skipped {len(res.skipped)} unreadable image file(s), e.g. {res.skipped[0]}")
+    log(f"prepare: {p.dataset} -> {res.n_train} train + {res.n_holdout} holdout images "
+        f"of {p.channels}x{p.image_size}x{p.image_size} in {out} ({workers} worker"
+        f"{'s' if workers > 1 else ''})")
 
 
 if __name__ == "__main__":

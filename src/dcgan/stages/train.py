@@ -109,7 +109,7 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
     precision, why = resolve_precision(params.train.precision, device)
     p = dataclasses.replace(params.train, precision=precision)
     prep = params.prepare
-    images = arrays.load_images(args.data, channels=prep.channels, size=prep.image_size)
+    images = arrays.open_images(args.data, channels=prep.channels, size=prep.image_size)  # read per batch
     cfg = gan_config(p, prep.image_size, prep.channels, dataset_stats(args.prepared, p.normalize))
     batch_size = p.batch_size
     if batch_size == "auto":
@@ -128,9 +128,11 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
     if p.eval_every and env.is_main:
         fid_fn, extractor_id = make_fid_fn(params, args.evaluator, args.prepared, device)
     elif p.eval_every:  # rank 0 evaluates; the others need only the extractor's id (fingerprint)
-        extractor_id = load_reference(args.evaluator, args.prepared, params.evaluate.extractor)[2]["extractor_id"]
+        extractor_id = load_reference(args.evaluator, args.prepared, params.evaluate.extractor,
+                                      features=False)[2]["extractor_id"]
     # best-by-FID selection depends on the extractor too
-    fp = ckpt.fingerprint(dataclasses.asdict(p), seed, args.data, fid_extractor=extractor_id)
+    fp = ckpt.fingerprint(dataclasses.asdict(p), seed, files.recorded_digest(args.data, log),
+                          fid_extractor=extractor_id)
 
     if not env.is_main:
         # the other ranks train in lockstep; rank 0 alone logs, checkpoints and saves the models

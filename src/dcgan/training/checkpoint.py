@@ -34,14 +34,14 @@ def code_digest() -> str:
     return h.hexdigest()
 
 
-def fingerprint(train_params: dict[str, Any], seed: int, data_file: str | Path,
+def fingerprint(train_params: dict[str, Any], seed: int, data_digest: str,
                 **extra: object) -> dict[str, object]:
-    """What shapes a training run, key by key (``train.lr``, ``seed``, ``data``, ``code``, and
-    ``extra`` such as the FID extractor): resuming is only valid when all of it matches.
-    Checkpoints keep it, so a refused resume can say which keys changed."""
+    """What shapes a training run, key by key (``train.lr``, ``seed``, ``data`` (the training
+    file's sha256, e.g. from :func:`dcgan.files.recorded_digest`), ``code``, and ``extra``
+    such as the FID extractor): resuming is only valid when all of it matches. Checkpoints
+    keep it, so a refused resume can say which keys changed."""
     flat = {f"train.{k}": list(v) if isinstance(v, tuple) else v for k, v in train_params.items()}
-    return {**flat, "seed": seed, "data": files.file_digest(data_file), "code": code_digest(),
-            **extra}
+    return {**flat, "seed": seed, "data": data_digest, "code": code_digest(), **extra}
 
 
 def fingerprint_id(fp: str | dict[str, object]) -> str:

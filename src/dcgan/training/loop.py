@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from dcgan import faults
 from dcgan.config import TrainParams, check_divisible
+from dcgan.data.store import NpyReader
 from dcgan.devices import resolve_precision
 from dcgan.models import (
     Discriminator,
@@ -42,6 +43,7 @@ from dcgan.models import (
 from dcgan.progress import progress
 from dcgan.seeding import generator_for
 from dcgan.training import checkpoint as ckpt
+from dcgan.training.data import FileSource, PrefetchSource, TensorSource, place_data
 from dcgan.training.distributed import SINGLE, DistEnv
 from dcgan.training.schedule import batch_size_at, count_steps, lr_for
 from dcgan.training.state import (
@@ -105,26 +107,6 @@ def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=generator_for(seed, "order", epoch))
 
 
-def dataset_fits(nbytes: int, free_bytes: int, fraction: float = 0.25) -> bool:
-    """Whether a dataset of ``nbytes`` goes on an accelerator with ``free_bytes`` free: at most
-    ``fraction`` of it, so that the networks, activations and cuDNN workspaces keep the rest."""
-    return nbytes <= fraction * free_bytes
-
-
-def place_data(images: np.ndarray, device: torch.device, log: Log = print) -> torch.Tensor:
-    """The training images as one uint8 tensor: on the device when it fits there (CUDA: a
-    quarter of the free memory), else in pinned host memory, batches copied over per step."""
-    data = torch.from_numpy(images)
-    if device.type != "cuda":
-        return data.to(device)
-    free, _ = torch.cuda.mem_get_info(device)
-    if dataset_fits(data.nbytes, free):
-        return data.to(device)
-    log(f"training data ({data.nbytes / 2**30:.1f} GiB) is more than a quarter of the GPU's free "
-        f"memory ({free / 2**30:.1f} GiB): kept in pinned host memory, copied per batch")
-    return data.pin_memory()
-
-
 # ---------------------------------------------------------------------------------------
 # the loop
 
@@ -172,18 +154,38 @@ def after_step(s: Setup, run: Run, loop: Loop, bs: int) -> None:
         loop.save(s, run, False)
 
 
-def train_epoch(s: Setup, run: Run, nets: Wrapped, loop: Loop, data: torch.Tensor,
-                default_bs: int) -> bool:
-    """Steps until the epoch has no full batch left; True when stopped early (stop_after_steps)."""
+def epoch_plan(step: int, offset: int, n: int, schedule: tuple[tuple[int, int], ...], default_bs: int,
+               last_step: int | None) -> list[tuple[int, int]]:
+    """``(offset, batch size)`` of each step left in the epoch: full batches only (the last
+    partial one is dropped), none past global step ``last_step``."""
+    plan = []
+    while last_step is None or step < last_step:
+        bs = batch_size_at(step, schedule, default_bs)
+        if offset + bs > n:
+            break
+        plan.append((offset, bs))
+        offset += bs
+        step += 1
+    return plan
+
+
+Source = TensorSource | FileSource | PrefetchSource
+
+
+def train_epoch(s: Setup, run: Run, nets: Wrapped, loop: Loop, data: Source, default_bs: int
+                ) -> str | None:
+    """Steps until the epoch has no full batch left (returns None), or until the run's last
+    step: ``"stop"`` (stop_after_steps, a test's interruption) or ``"max_steps"``."""
     p, schedule = s.p, s.p.batch_schedule
     base_bs = schedule[0][1] if schedule else default_bs
-    order = epoch_order(s.seed, run.epoch, len(data)).to(s.device)
+    order = epoch_order(s.seed, run.epoch, len(data))
+    limits = [n for n in (loop.stop_after_steps, p.max_steps or None) if n is not None]
+    plan = epoch_plan(run.step, run.offset, len(data), schedule, default_bs, min(limits, default=None))
+    data.start_epoch([s.dist.shard(order[o:o + bs]) for o, bs in plan])  # a prefetching source reads ahead
+    order = order.to(s.device)
     mark_step = (torch.compiler.cudagraph_mark_step_begin
                  if p.compile == "reduce-overhead" and s.device.type == "cuda" else lambda: None)
-    while True:
-        bs = batch_size_at(run.step, schedule, default_bs)
-        if run.offset + bs > len(data):  # drop the last partial batch: every step sees a full batch
-            return False
+    for _, bs in plan:
         run.set_lr(lr_for(bs, base_bs, p.lr, p.lr_scaling))
         mark_step()  # CUDA graphs: outputs of the previous step are no longer read
         b = next_batch(s, run, data, order, bs)
@@ -197,24 +199,30 @@ def train_epoch(s: Setup, run: Run, nets: Wrapped, loop: Loop, data: torch.Tenso
         run.images_seen += bs
         loop.bar.update(1)
         after_step(s, run, loop, bs)
-        if loop.stop_after_steps is not None and run.step >= loop.stop_after_steps:
-            return True
+    if loop.stop_after_steps is not None and run.step >= loop.stop_after_steps:
+        return "stop"
+    if p.max_steps and run.step >= p.max_steps and (
+            run.offset + batch_size_at(run.step, schedule, default_bs) <= len(data)):
+        return "max_steps"  # mid-epoch: a full batch was left
+    return None
 
 
-def end_epoch(s: Setup, run: Run, loop: Loop) -> None:
-    """The fixed-noise grid, FID every ``eval_every`` epochs (keeping the best generator), and
-    an end-of-epoch checkpoint."""
+def end_epoch(s: Setup, run: Run, loop: Loop, last_step: bool = False) -> None:
+    """The fixed-noise grid, FID every ``eval_every`` epochs and at the end of the run (keeping
+    the best generator), and a checkpoint. ``last_step``: the run ends mid-epoch (max_steps)."""
     p = s.p
-    loop.guard.check("epoch end", run)
-    run.epoch += 1
-    run.offset = 0
+    loop.guard.check("end" if last_step else "epoch end", run)
+    if not last_step:
+        run.epoch += 1
+        run.offset = 0
+    last = last_step or run.epoch >= p.epochs or bool(p.max_steps and run.step >= p.max_steps)
     gs = sampling_generator(s, run)
     gs.eval()
     with torch.no_grad():
         grid = pixels_of(gs, gs(loop.z_fixed))
     loop.logger.image("fixed_noise.png", grid, run.step)
     if loop.fid_fn is not None and s.dist.is_main and p.eval_every and (
-            run.epoch % p.eval_every == 0 or run.epoch == p.epochs):
+            (run.epoch % p.eval_every == 0 and not last_step) or last):
         fid = float(loop.fid_fn(gs))
         loop.logger.metric("train/fid", fid, run.step)
         best = run.best_fid is None or fid < run.best_fid
@@ -224,7 +232,7 @@ def end_epoch(s: Setup, run: Run, loop: Loop) -> None:
             run.g_best = {k: v.detach().cpu().clone() for k, v in gs.state_dict().items()}
     if run.ema is None:
         run.g.train()
-    loop.save(s, run, run.epoch >= p.epochs)
+    loop.save(s, run, last)
 
 
 def batch_sizes(p: TrainParams, n: int, batch_size: int | None, dist: DistEnv) -> tuple[int, int]:
@@ -234,14 +242,15 @@ def batch_sizes(p: TrainParams, n: int, batch_size: int | None, dist: DistEnv) -
     if n < max(sizes):
         raise ValueError(f"{n} training images is fewer than the largest batch size {max(sizes)}")
     check_divisible(sizes, dist.world_size, "train.batch_size")  # `auto` is resolved only now
-    return default_bs, count_steps(n, p.epochs, p.batch_schedule, default_bs)
+    total = count_steps(n, p.epochs, p.batch_schedule, default_bs)
+    return default_bs, min(total, p.max_steps) if p.max_steps else total
 
 
 def train(
     p: TrainParams,
     cfg: GANConfig,
     seed: int,
-    images: np.ndarray,
+    images: np.ndarray | NpyReader,
     device: torch.device,
     ckpt_dir: str | Path,
     fingerprint: Fingerprint,
@@ -253,7 +262,8 @@ def train(
     dist: DistEnv = SINGLE,
     on_step: Callable[[int, dict[str, nn.Module | None]], None] | None = None,
 ) -> TrainResult:
-    """Train (or resume) a DCGAN on uint8 images (N, C, H, W); returns the final models.
+    """Train (or resume) a DCGAN on uint8 images (N, C, H, W), an array or a file read per
+    batch (:class:`~dcgan.data.store.NpyReader`); returns the final models.
 
     ``fid_fn(G)`` (G in eval mode; the EMA generator when on) is called every
     ``p.eval_every`` epochs and after the last; the generator with the lowest value is kept
@@ -290,10 +300,14 @@ def train(
     run.g.train()
     for d in run.ds:
         d.train()
-    while run.epoch < p.epochs:
-        if train_epoch(s, run, nets, loop, data, default_bs):
-            break
-        end_epoch(s, run, loop)
+    try:
+        while run.epoch < p.epochs and not (p.max_steps and run.step >= p.max_steps):
+            why = train_epoch(s, run, nets, loop, data, default_bs)
+            if why == "stop":
+                break
+            end_epoch(s, run, loop, last_step=why == "max_steps")
+    finally:
+        data.close()
     loop.bar.close()
     loop.guard.check("end", run)
     return result(s, run)

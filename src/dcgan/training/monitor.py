@@ -15,7 +15,7 @@ from dcgan.seeding import derive_seed
 def make_fid_fn(params, evaluator_dir: str, prepared_dir: str, device: torch.device):
     """FID of train.eval_samples images from G against the training set's reference features."""
     ev = params.evaluate
-    ref, _, meta = load_reference(evaluator_dir, prepared_dir, ev.extractor)
+    ref, _, meta = load_reference(evaluator_dir, prepared_dir, ev.extractor, features=False)
     extractor = make_extractor(ev.extractor, evaluator_dir, ev.inception_weights, ev.batch_size, device)
     seed = derive_seed(params.base.seed, "train_fid")  # the same noise at every evaluation
 

@@ -45,9 +45,11 @@ def _per_d(seed: int, purpose: str, k: int, *parts: object) -> torch.Generator:
     return generator_for(seed, purpose, *parts) if k == 0 else generator_for(seed, purpose, *parts, "d", k)
 
 
-def next_batch(s: Setup, run: Run, data: torch.Tensor, order: torch.Tensor, bs: int) -> Batch:
+def next_batch(s: Setup, run: Run, data, order: torch.Tensor, bs: int) -> Batch:
+    """This rank's slice of the step's real images (``data``: a :mod:`dcgan.training.data`
+    source) and noise."""
     idx = s.dist.shard(order[run.offset:run.offset + bs])  # this rank's slice of the global batch
-    real = data[idx.to(data.device)].to(s.device, non_blocking=True)
+    real = data.take(idx).to(s.device, non_blocking=True)
     real = real.float().div_(127.5).sub_(1.0)  # (bs, C, H, W) in [-1, 1]
     real = to_network(real, s.cfg)  # train.normalize meanstd: (x - mean) / std; range: as is
     real = real.contiguous(memory_format=s.memory_format)
