@@ -244,6 +244,8 @@ class NpyReader:
         idx = np.asarray(idx, dtype=np.int64).reshape(-1)
         if len(idx) and (idx.min() < 0 or idx.max() >= len(self)):
             raise IndexError(f"rows {idx.min()}..{idx.max()} of an array of {len(self)}")
+        if len(idx) == 0:
+            return np.empty((0, *self.row_shape), self.dtype)
         uniq, inverse = np.unique(idx, return_inverse=True)
         buf = np.empty((len(uniq), *self.row_shape), self.dtype)
         breaks = np.flatnonzero(np.diff(uniq) != 1) + 1

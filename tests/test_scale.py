@@ -1,0 +1,329 @@
+"""The constant-memory pipeline on small N: prepare in worker processes, the LSUN LMDB loader,
+augment streamed to disk, training from the file (and through the read-ahead source), a
+training length in steps, and the bounded evaluation protocol."""
+
+import io
+import os
+import resource
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from dcgan import files
+from dcgan.config import parse_params
+from dcgan.data import arrays, datasets
+from dcgan.data.store import NpyReader
+from dcgan.errors import UserError
+from dcgan.stages import augment as augment_stage
+from dcgan.stages import prepare as prepare_stage
+from dcgan.stages._common import run
+from tests.conftest import REPO, tiny_params, venv_env, write_params
+from tests.test_training import CPU, ScriptedFid, digest, setup
+
+# ------------------------------------------------------------------------------ prepare
+
+
+def jpeg_bytes(rng: np.random.Generator, h: int, w: int) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(buf, format="JPEG", quality=90)
+    return buf.getvalue()
+
+
+@pytest.fixture
+def image_folder(tmp_path):
+    """45 JPEGs of assorted sizes in two class folders, and one corrupt file among them."""
+    rng = np.random.default_rng(0)
+    root = tmp_path / "images"
+    for cls in ("a", "b"):
+        (root / cls).mkdir(parents=True)
+    for i in range(45):
+        (root / ("a" if i % 3 else "b") / f"{i:03d}.jpg").write_bytes(
+            jpeg_bytes(rng, int(rng.integers(20, 60)), int(rng.integers(20, 60))))
+    (root / "a" / "017.jpg").write_bytes(b"\xff\xd8\xff truncated jpeg")
+    return root
+
+
+def prepare_with(tmp_path, root, workers, out="prepared", **over):
+    write_params(tmp_path / "params.yaml", tiny_params(prepare={
+        "dataset": "folder", "root": str(root), "image_size": 16, "channels": 3, "max_images": 0,
+        "workers": workers, **over}))
+    assert run(prepare_stage.main, ["--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / out)]) == 0
+    return tmp_path / out
+
+
+def test_prepare_output_is_byte_identical_for_any_worker_count(tmp_path, image_folder, monkeypatch, capsys):
+    monkeypatch.setattr(datasets, "ITEM_CHUNK", 4)  # many chunks, so the pool's ordering matters
+    one = prepare_with(tmp_path, image_folder, 1, "w1")
+    three = prepare_with(tmp_path, image_folder, 3, "w3")
+    names = sorted(os.listdir(one))
+    assert names == sorted(os.listdir(three)) == [
+        "digests.json", "holdout.npy", "holdout_labels.npy", "meta.json", "preview.png", "train.npy",
+        "train_labels.npy"]
+    for name in names:
+        if name != "digests.json":  # it records mtimes
+            assert (one / name).read_bytes() == (three / name).read_bytes(), name
+    meta = files.read_json(one / "meta.json")
+    assert meta["skipped_files"] == 1 and meta["n_train"] + meta["n_holdout"] == 44
+    assert "skipped 1 unreadable image file(s), e.g." in capsys.readouterr().err
+    rec = files.read_json(one / "digests.json")
+    assert rec["train.npy"]["sha256"] == files.file_digest(one / "train.npy")
+
+
+def test_prepare_streamed_equals_the_in_memory_path(tmp_path, image_folder):
+    out = prepare_with(tmp_path, image_folder, 2)
+    raw = datasets.load_dataset("folder", image_folder, 16, 3)  # whole, in memory
+    tr, ho = arrays.split_indices(len(raw.images), 0.2, 0)
+    for name, idx in (("train", tr), ("holdout", ho)):
+        buf = io.BytesIO()
+        np.save(buf, raw.images[idx])
+        assert (out / f"{name}.npy").read_bytes() == buf.getvalue()
+        assert np.array_equal(np.load(out / f"{name}_labels.npy"), raw.labels[idx])
+    # exact integer statistics agree with float64 numpy to rounding
+    meta = files.read_json(out / "meta.json")
+    x = raw.images[tr].astype(np.float64) / 255
+    np.testing.assert_allclose(meta["mean"], x.mean(axis=(0, 2, 3)), rtol=1e-12)
+    np.testing.assert_allclose(meta["std"], x.std(axis=(0, 2, 3)), rtol=1e-12)
+
+
+def test_channel_stats_do_not_depend_on_chunking():
+    x = np.random.default_rng(3).integers(0, 256, (257, 3, 5, 5), dtype=np.uint8)
+    whole = arrays.ChannelSums(3).add(x).stats()
+    parts = arrays.ChannelSums(3)
+    for a in range(0, 257, 10):
+        parts.add(x[a:a + 10])
+    assert parts.stats() == whole == arrays.channel_stats(x)
+
+
+def test_prepare_that_runs_out_of_disk_keeps_the_old_output_and_no_temp_files(tmp_path):
+    """A real write failure (a file-size limit: EFBIG, as a full disk gives ENOSPC)."""
+    write_params(tmp_path / "params.yaml", tiny_params(prepare={"max_images": 0, "image_size": 16}))
+    cmd = [sys.executable, "-m", "dcgan.stages.prepare", "--out", "data/prepared"]
+    env = {**venv_env(), "PYTHONPATH": str(REPO / "src")}
+    subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
+    before = {p.name: p.read_bytes() for p in (tmp_path / "data" / "prepared").iterdir()}
+    write_params(tmp_path / "params.yaml", tiny_params(prepare={"max_images": 0, "image_size": 32}))
+
+    def limit():  # any file past 200 KB fails; 32x32 train.npy is 1.4 MB
+        resource.setrlimit(resource.RLIMIT_FSIZE, (200_000, 200_000))
+
+    res = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, preexec_fn=limit)
+    assert res.returncode == 2, res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no space left while writing") and "is kept" in last, last
+    after = {p.name: p.read_bytes() for p in (tmp_path / "data" / "prepared").iterdir()}
+    assert after == before
+    assert sorted(os.listdir(tmp_path / "data")) == ["prepared"]  # no temporary folder or file left
+
+
+# --------------------------------------------------------------------------------- LSUN
+
+
+def make_lmdb(path, n: int, corrupt: set[int] = frozenset()) -> list[bytes]:
+    import lmdb
+
+    rng = np.random.default_rng(1)
+    values = []
+    env = lmdb.open(str(path), map_size=1 << 26)
+    with env.begin(write=True) as txn:
+        for i in range(n):
+            v = b"not a jpeg" if i in corrupt else jpeg_bytes(rng, 48, 64)  # LSUN: JPEG, short side 256
+            txn.put(f"{i:040x}".encode(), v)  # keys: 40-hex image ids
+            values.append(v)
+    env.close()
+    return values
+
+
+def test_lsun_reads_the_lmdb_export_in_key_order_skipping_corrupt_records(tmp_path):
+    make_lmdb(tmp_path / "bedroom_train_lmdb", 30, corrupt={4})
+    raw = datasets.load_dataset("lsun", tmp_path, 16, 3, lsun_category="bedroom_train")
+    assert raw.images.shape == (29, 3, 16, 16) and (raw.labels == -1).all()
+    assert raw.skipped_files == [f"bedroom_train_lmdb/{4:040x}"]
+    first = datasets.decode_image("x", make_lmdb(tmp_path / "again_lmdb", 1)[0])
+    ref = datasets.fit_square(torch.from_numpy(first)[None], 16)[0].numpy()
+    assert np.array_equal(raw.images[0], ref)  # record 0 first, decoded as a file would be
+    assert len(datasets.load_dataset("lsun", tmp_path, 16, 3, max_images=5,  # the first 5 records,
+                                     lsun_category="bedroom_train").images) == 4  # one corrupt
+    out = prepare_with(tmp_path, tmp_path, 2, dataset="lsun", lsun_category="bedroom_train")
+    assert files.read_json(out / "meta.json")["n_train"] + files.read_json(out / "meta.json")["n_holdout"] == 29
+
+
+def test_lsun_errors_name_the_problem(tmp_path):
+    with pytest.raises(UserError, match=r"LSUN LMDB .*church_outdoor_train_lmdb not found"):
+        datasets.open_dataset("lsun", tmp_path, lsun_category="church_outdoor_train")
+    bad = tmp_path / "bedroom_train_lmdb"
+    bad.mkdir()
+    (bad / "data.mdb").write_bytes(b"\0garbage" * 512)
+    with pytest.raises(UserError, match="is not a readable LMDB database"):
+        datasets.open_dataset("lsun", tmp_path, lsun_category="bedroom_train")
+    with pytest.raises(UserError, match="cannot fetch LSUN"):
+        datasets.open_dataset("lsun", tmp_path, download=True)
+    with pytest.raises(UserError, match="lsun_category must be a name like bedroom_train"):
+        parse_params(tiny_params(prepare={"lsun_category": "../etc"}))
+
+
+# ------------------------------------------------------------------------------ augment
+
+
+def test_augment_stage_streams_the_same_bytes_as_the_in_memory_augment(tmp_path):
+    from dcgan.data.augment import augment
+
+    write_params(tmp_path / "params.yaml", tiny_params(augment={"copies": 2}))
+    x = np.random.default_rng(2).integers(0, 256, (2100, 1, 8, 8), dtype=np.uint8)  # 2 chunks of 2048
+    (tmp_path / "prep").mkdir()
+    np.save(tmp_path / "prep" / "train.npy", x)
+    np.save(tmp_path / "prep" / "train_labels.npy", np.arange(2100))
+    argv = ["--params", str(tmp_path / "params.yaml"), "--data", str(tmp_path / "prep"), "--out", str(tmp_path / "aug")]
+    assert run(augment_stage.main, argv) == 0
+    expected = augment(x, parse_params(tiny_params(augment={"copies": 2})).augment, 0)
+    assert np.array_equal(np.load(tmp_path / "aug" / "train.npy"), expected)
+    assert np.array_equal(np.load(tmp_path / "aug" / "train_labels.npy"), np.tile(np.arange(2100), 3))
+    assert files.recorded_digest(tmp_path / "aug" / "train.npy") == files.file_digest(tmp_path / "aug" / "train.npy")
+
+
+# -------------------------------------------------------------------------------- train
+
+
+@pytest.fixture(scope="module")
+def digits() -> np.ndarray:
+    return datasets.load_dataset("digits", ".", 16, 1, max_images=160).images
+
+
+def test_training_from_the_file_and_through_the_read_ahead_source_is_bitwise_the_same(
+        tmp_path, digits, monkeypatch):
+    from dcgan.training import loop
+    from dcgan.training.data import PrefetchSource
+
+    p, cfg = setup(epochs=2, batch_schedule=((0, 16), (5, 32)))
+    np.save(tmp_path / "train.npy", digits)
+    in_memory = loop.train(p, cfg, 0, digits, CPU, tmp_path / "a", "fp", log=lambda m: None)
+    from_file = loop.train(p, cfg, 0, NpyReader(tmp_path / "train.npy"), CPU, tmp_path / "b", "fp",
+                           log=lambda m: None)
+    made: list[PrefetchSource] = []
+
+    def prefetching(images, device, log=print):  # the CUDA path, with the CPU standing in for the GPU
+        made.append(PrefetchSource(images, device, depth=2, pin=False))
+        return made[-1]
+
+    monkeypatch.setattr(loop, "place_data", prefetching)
+    ahead = loop.train(p, cfg, 0, NpyReader(tmp_path / "train.npy"), CPU, tmp_path / "c", "fp",
+                       log=lambda m: None)
+    assert made and made[0].batches_read == in_memory.step
+    assert digest(in_memory.g) == digest(from_file.g) == digest(ahead.g)
+    assert digest(in_memory.ds[0]) == digest(from_file.ds[0]) == digest(ahead.ds[0])
+
+
+def test_prefetch_source_refuses_batches_out_of_order_and_reports_reader_errors(tmp_path):
+    from dcgan.training.data import PrefetchSource
+
+    x = np.arange(10 * 4, dtype=np.uint8).reshape(10, 1, 2, 2)
+    src = PrefetchSource(x, CPU, pin=False)
+    src.start_epoch([torch.tensor([3, 1]), torch.tensor([0, 9])])
+    assert torch.equal(src.take(torch.tensor([3, 1])), torch.from_numpy(x[[3, 1]]))
+    with pytest.raises(RuntimeError, match="out of the announced order"):
+        src.take(torch.tensor([1, 2]))
+    src.start_epoch([torch.tensor([42])])  # past the end: the reader thread's error surfaces here
+    with pytest.raises(IndexError):
+        src.take(torch.tensor([42]))
+    src.close()
+
+
+def test_max_steps_ends_mid_epoch_evaluates_and_resumes_exactly(tmp_path, digits):
+    from dcgan.training import checkpoint as ckpt
+    from dcgan.training.loop import train
+
+    p, cfg = setup(epochs=5, max_steps=7, eval_every=2, checkpoint_every=2)  # 5 steps per epoch
+    fid = ScriptedFid([1.0, 2.0])
+    full = train(p, cfg, 0, digits, CPU, tmp_path / "a", "fp", log=lambda m: None, fid_fn=fid)
+    assert (full.step, full.epoch) == (7, 1)
+    assert len(fid.digests) == 1 and full.best_step == 7  # evaluated once: at the run's end
+    state, _ = ckpt.load_latest(tmp_path / "a")
+    assert state["step"] == 7 and state["finished"]
+    train(p, cfg, 0, digits, CPU, tmp_path / "b", "fp", log=lambda m: None, fid_fn=ScriptedFid([1.0]),
+          stop_after_steps=6)
+    resumed = train(p, cfg, 0, digits, CPU, tmp_path / "b", "fp", log=lambda m: None, fid_fn=ScriptedFid([1.0]))
+    assert resumed.resumed_from_step == 6 and resumed.step == 7
+    assert digest(resumed.g) == digest(full.g) and digest(resumed.ds[0]) == digest(full.ds[0])
+    again = train(p, cfg, 0, digits, CPU, tmp_path / "a", "fp", log=lambda m: None, fid_fn=ScriptedFid([]))
+    assert again.step == 7 and digest(again.g) == digest(full.g)  # a finished run is not extended
+    exact = dataclasses_replace(p, max_steps=10)  # == 2 epochs exactly: an ordinary end
+    r = train(exact, cfg, 0, digits, CPU, tmp_path / "c", "fp", log=lambda m: None, fid_fn=ScriptedFid([1.0, 2.0]))
+    assert (r.step, r.epoch) == (10, 2)
+
+
+def dataclasses_replace(p, **kw):
+    import dataclasses
+
+    return dataclasses.replace(p, **kw)
+
+
+# ----------------------------------------------------------------------------- evaluate
+
+
+def test_streaming_feature_stats_match_the_one_pass_ones():
+    from dcgan.metrics.fid import StreamingStats, feature_stats, stats_in_chunks
+
+    f = np.random.default_rng(4).normal(size=(1000, 12)).astype(np.float32) * 3 + 1
+    mu, sigma = feature_stats(f)
+    one = stats_in_chunks(f, rows=4096)
+    assert np.array_equal(one[0], mu) and np.array_equal(one[1], sigma)  # one chunk: bit for bit
+    many = stats_in_chunks(f, rows=97)
+    np.testing.assert_allclose(many[0], mu, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(many[1], sigma, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError):
+        StreamingStats().result()
+
+
+def test_precision_recall_runs_on_a_bounded_seeded_subset():
+    from dcgan.metrics.prdc import precision_recall
+    from dcgan.metrics.sets import FeatureSet, Reference
+    from dcgan.metrics.suite import get, pr_count
+    from dcgan.seeding import derive_seed
+
+    rng = np.random.default_rng(5)
+    ref = Reference.from_features(rng.normal(size=(300, 6)).astype(np.float32))
+    gen = FeatureSet(rng.normal(size=(120, 6)).astype(np.float32) + 0.3)
+    opts = parse_params(tiny_params(evaluate={"pr_max_images": 50})).evaluate
+    assert pr_count(120, opts) == 50 and pr_count(30, opts) == 30
+    got = get("pr")(gen, ref, opts, 7)
+    real = ref.features[np.random.default_rng(7).permutation(300)[:50]]
+    fake = gen.features[np.sort(np.random.default_rng(derive_seed(7, "pr_subset")).permutation(120)[:50])]
+    assert got == dict(zip(("precision", "recall"), precision_recall(real, fake, opts.pr_k), strict=True))
+    full = parse_params(tiny_params(evaluate={"pr_max_images": 1000})).evaluate
+    unbounded = get("pr")(gen, ref, full, 7)  # below the cap: every scored image, as before
+    real = ref.features[np.random.default_rng(7).permutation(300)[:120]]
+    assert unbounded == dict(zip(("precision", "recall"), precision_recall(real, gen.features, 3), strict=True))
+
+
+class MeanPixels:
+    """A stand-in extractor: per-channel means and a few pixels as features."""
+
+    kind, id, feature_dim = "classifier", "test:0", 4
+
+    def __call__(self, images, desc=""):
+        x = np.asarray(images[0:len(images)], np.float32)
+        f = np.stack([x.mean(axis=(1, 2, 3)), x[:, 0, 0, 0], x[:, 0, 1, 1], x[:, 0, 2, 3]], 1)
+        return f.astype(np.float32), f[:, :2].copy()
+
+
+def test_reference_uses_at_most_max_images_per_split_and_train_reads_only_the_stats(tmp_path):
+    from dcgan.metrics.fid import feature_stats
+    from dcgan.metrics.reference import load_reference, subset_rows, write_reference
+
+    rng = np.random.default_rng(6)
+    for name, n in (("train", 40), ("holdout", 9)):
+        np.save(tmp_path / f"{name}.npy", rng.integers(0, 256, (n, 1, 8, 8), dtype=np.uint8))
+    meta = write_reference(tmp_path / "ev", MeanPixels(), tmp_path, max_images=12, seed=3)
+    assert (meta["n_train_used"], meta["n_train"], meta["n_holdout_used"]) == (12, 40, 9)
+    rows = subset_rows(40, 12, 3, "train")
+    assert len(rows) == 12 and np.all(np.diff(rows) > 0) and not np.array_equal(rows, np.arange(12))
+    ref, hold, _ = load_reference(tmp_path / "ev", tmp_path, "classifier")
+    expected = MeanPixels()(np.load(tmp_path / "train.npy")[rows])[0]
+    assert np.array_equal(ref.features, expected) and ref.features.dtype == np.float32
+    assert all(np.array_equal(a, b) for a, b in zip((ref.mu, ref.sigma), feature_stats(expected), strict=True))
+    assert len(hold.features) == 9
+    stats_only, none, _ = load_reference(tmp_path / "ev", tmp_path, "classifier", features=False)
+    assert stats_only.features is None and none is None and np.array_equal(stats_only.mu, ref.mu)
