@@ -200,3 +200,22 @@ def test_ablation_runs_paired_seeds_end_to_end_on_tiny_data(tmp_path):
     assert all(r["fid_boot_sd"] > 0 and len(r["trajectory"]) == 2 for v in runs.values() for r in v.values())
     text = (tmp_path / "ablation.md").read_text()
     assert "## digits:" in text and text.count("cannot tell") >= 2  # 2 seeds: no power
+
+
+def test_data_scale_measures_a_stage_and_flags_memory_that_grows(tmp_path):
+    """The data-scale benchmark's measurement and verdict (its numbers come from running it)."""
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import data_scale
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    (tmp_path / "params.yaml").write_text("unused: 1\n")
+    res = data_scale.timed("validate", ["--out", str(tmp_path / "ok")], REPO / "params.yaml", tmp_path / "log")
+    assert res["peak_rss_mb"] > 10 and res["wall_s"] > 0 and res["peak_rss_all_processes_mb"] >= 0
+    row = lambda rss, ms: {"prepare": {"peak_rss_mb": rss, "peak_rss_all_processes_mb": rss}, "prepare_ms_per_image": ms}  # noqa: E731
+    flat = data_scale.acceptance({"10": row(100, 2.0), "160": row(115, 1.9)})
+    grows = data_scale.acceptance({"10": row(100, 2.0), "160": row(130, 2.0)})
+    assert "ok" in flat[0] and "FAILS" in grows[0]
+    assert data_scale.face_like(3).shape == (218, 178, 3)

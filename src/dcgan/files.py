@@ -7,6 +7,7 @@ truncated file where a good one was.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import io
 import json
@@ -26,6 +27,17 @@ from dcgan.errors import UserError
 # never touch weights (validate, report) do not pay for importing them
 if TYPE_CHECKING:
     import torch
+
+
+DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
+"""errnos of a write that ran out of room (a full disk or quota, a file-size limit)."""
+
+
+def disk_full(exc: OSError, path: str | Path) -> UserError:
+    """The one-line error for a write that ran out of space (the caller has cleaned up)."""
+    return UserError(f"no space left while writing {path} ({os.strerror(exc.errno)}): the partial "
+                     f"file was removed and the previous {Path(path).name} (if any) is kept; free "
+                     "disk space (or lower prepare.max_images / augment.copies) and rerun")
 
 
 def _umask() -> int:
@@ -52,8 +64,10 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.errno in DISK_FULL:
+            raise disk_full(exc, path) from None
         raise
     return path
 

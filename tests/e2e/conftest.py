@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import configparser
 import json
 import shutil
 import subprocess
@@ -35,6 +36,13 @@ class Project:
         return json.loads((self.root / "reports/metrics.json").read_text())
 
 
+def shipped_cache_type() -> str:
+    """The cache link type the repo's .dvc/config ships (reflink,hardlink,copy)."""
+    cfg = configparser.ConfigParser()
+    cfg.read(REPO / ".dvc/config")
+    return cfg["cache"]["type"].strip('"')
+
+
 def make_project(root: Path, params: dict | None = None) -> Project:
     for name in ("dvc.yaml", ".dvcignore"):
         shutil.copy(REPO / name, root / name)
@@ -49,6 +57,7 @@ def make_project(root: Path, params: dict | None = None) -> Project:
     p.sh("git", "config", "user.name", "test")
     p.dvc("init", "-q")
     p.dvc("config", "core.analytics", "false")
+    p.dvc("config", "cache.type", shipped_cache_type())  # the link type users get
     p.git_commit("init")
     return p
 

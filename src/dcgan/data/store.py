@@ -18,7 +18,6 @@ being worked on in the process; the operating system's page cache still caches t
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import os
 import tempfile
@@ -29,14 +28,10 @@ import numpy as np
 from numpy.lib import format as npformat
 
 from dcgan.errors import UserError
-from dcgan.files import usual_mode
+from dcgan.files import DISK_FULL, disk_full, usual_mode
 
 CHUNK_BYTES = 16 << 20
 """Bytes of image data per chunk in the streaming passes (prepare, augment, statistics)."""
-
-DISK_FULL = (errno.ENOSPC, errno.EFBIG, errno.EDQUOT)
-"""errnos of a write that ran out of room (a full disk or quota, a file-size limit)."""
-
 
 def rows_per_chunk(row_bytes: int, budget: int = CHUNK_BYTES) -> int:
     """How many rows of ``row_bytes`` make a chunk of about ``budget`` bytes (at least 1)."""
@@ -52,13 +47,6 @@ def npy_header(shape: tuple[int, ...], dtype: np.dtype | type = np.uint8) -> byt
          "shape": tuple(int(s) for s in shape)}
     npformat.write_array_header_1_0(buf, d)
     return buf.getvalue()
-
-
-def disk_full(exc: OSError, path: str | Path) -> UserError:
-    """The one-line error for a write that ran out of space (the caller has cleaned up)."""
-    return UserError(f"no space left while writing {path} ({os.strerror(exc.errno)}): the partial "
-                     f"file was removed and the previous {Path(path).name} (if any) is kept; free "
-                     "disk space (or lower prepare.max_images / augment.copies) and rerun")
 
 
 class NpyWriter:
