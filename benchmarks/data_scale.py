@@ -103,6 +103,19 @@ def make_celeba(root: Path, n: int, workers: int) -> Path:
     return root
 
 
+def corrupt_some(root: Path, n: int, k: int) -> list[str]:
+    """Truncate k of the n JPEGs (spread over the last fifth) to a few bytes: prepare must skip
+    and count them."""
+    folder = root / "celeba" / "img_align_celeba"
+    picks = np.linspace(int(n * 0.8), n - 1, k).astype(int) if k else []
+    names = []
+    for i in picks:
+        path = folder / f"{i + 1:06d}.jpg"
+        path.write_bytes(b"\xff\xd8\xff\xe0 truncated")
+        names.append(path.name)
+    return names
+
+
 def _small_jpeg(i: int) -> bytes:
     from PIL import Image
 
@@ -120,6 +133,7 @@ def make_lmdb(root: Path, n: int, workers: int, category: str = "bedroom_train")
         return root
     shutil.rmtree(path, ignore_errors=True)
     t = time.perf_counter()
+    path.mkdir(parents=True, exist_ok=True)
     env = lmdb.open(str(path), map_size=1 << 36)
     with mp.get_context("spawn").Pool(workers) as pool:
         for a in range(0, n, 20000):
@@ -242,6 +256,7 @@ def run_n(n: int, dataset: str, root: Path, weights: Path, work: Path, steps: in
               flush=True)
     meta = json.loads((work / "data" / "prepared" / "meta.json").read_text())
     out["n_images"] = meta["n_train"] + meta["n_holdout"]
+    out["skipped_files"] = meta["skipped_files"]
     out["prepare_ms_per_image"] = round(1000 * out["prepare"]["wall_s"] / out["n_images"], 3)
     out["disk_gb"] = round(sum(p.stat().st_size for p in (work / "data").rglob("*") if p.is_file()) / 1e9, 2)
     return out
@@ -258,8 +273,8 @@ def plot(results: dict, path: Path) -> None:
     for stage in STAGES:
         if all(stage in results[str(n)] for n in ns):
             a.plot(ns, [results[str(n)][stage]["peak_rss_mb"] for n in ns], marker="o", label=stage)
-    a.set(xscale="log", xlabel="images (N)", ylabel="peak RSS (MB)", title="Peak memory per stage")
-    a.legend()
+    a.set(xscale="log", xlabel="images (N)", ylabel="peak RSS (MB)", title="Peak memory per stage", ylim=(0, None))
+    a.legend(loc="lower right", fontsize="small", ncol=2)
     b.plot(ns, [results[str(n)]["prepare_ms_per_image"] for n in ns], marker="o")
     b.set(xscale="log", xlabel="images (N)", ylabel="ms per image", title="prepare: wall time per image",
           ylim=(0, None))
@@ -285,6 +300,31 @@ def acceptance(results: dict) -> list[str]:
     return lines
 
 
+def tables(log: dict) -> str:
+    """The measured runs as Markdown tables (docs/data_scale.md is written from this)."""
+    out = []
+    for key, title in (("scaling", "Scaling"), ("single_runs", "Full size"), ("lmdb_runs", "LMDB (LSUN-style)")):
+        runs = log.get(key) or {}
+        if not runs:
+            continue
+        ns = sorted(runs, key=int)
+        out.append(f"**{title}** ({runs[ns[0]]['cpu']}; {runs[ns[0]]['date']}): peak RSS in MB "
+                   "(all processes), wall time in s\n")
+        out.append("| stage | " + " | ".join(f"N = {int(n):,}" for n in ns) + " |")
+        out.append("|---|" + "---|" * len(ns))
+        for stage in STAGES:
+            if all(stage in runs[n] for n in ns):
+                cells = [f"{runs[n][stage]['peak_rss_mb']:,.0f} ({runs[n][stage]['peak_rss_all_processes_mb']:,.0f}),"
+                         f" {runs[n][stage]['wall_s']:,.1f} s" for n in ns]
+                out.append(f"| {stage} | " + " | ".join(cells) + " |")
+        out.append("| prepare, ms per image | " + " | ".join(f"{runs[n]['prepare_ms_per_image']:.2f}" for n in ns) + " |")
+        out.append("| images kept (skipped) | " + " | ".join(
+            f"{runs[n]['n_images']:,} ({runs[n].get('skipped_files', 0)})" for n in ns) + " |")
+        out.append("| data/ on disk, GB | " + " | ".join(f"{runs[n]['disk_gb']:.1f}" for n in ns) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--n", type=int, nargs="+", default=[10_000, 40_000, 160_000], help="dataset sizes")
@@ -298,7 +338,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--figure", default="docs/figures/data_scale.png")
     ap.add_argument("--single", action="store_true", help="record under 'single_runs' (no scaling plot)")
     ap.add_argument("--keep", action="store_true", help="keep each N's work folder")
+    ap.add_argument("--corrupt", type=int, default=0, help="truncate this many of the JPEGs (skipped and counted)")
+    ap.add_argument("--tables", action="store_true", help="print the recorded runs as Markdown and exit")
     args = ap.parse_args(argv)
+    if args.tables:  # and redraw the scaling figure from the recorded runs
+        log = json.loads((REPO / args.out).read_text())
+        if log.get("scaling"):
+            plot(log["scaling"], REPO / args.figure)
+        print(tables(log))
+        return
     cache = (REPO / args.cache).resolve()
     workers = os.cpu_count() or 1
     weights = inception_weights(cache / "inception" / "pt_inception-test-random.pth")
@@ -308,6 +356,7 @@ def main(argv: list[str] | None = None) -> None:
     else:
         root, dataset, sizes = make_celeba(cache / "raw", max(args.n), workers), "celeba", sorted(args.n)
         stages = tuple(args.stages)
+        corrupted = corrupt_some(root, max(args.n), args.corrupt)
     out_path = REPO / args.out
     log = json.loads(out_path.read_text()) if out_path.is_file() else {}
     key = "lmdb_runs" if args.lmdb else ("single_runs" if args.single else "scaling")
@@ -315,6 +364,8 @@ def main(argv: list[str] | None = None) -> None:
     for n in sizes:
         work = cache / f"work-{dataset}-{n}"
         res = run_n(n, dataset, root, weights, work, args.steps, args.reference_max, stages)
+        if not args.lmdb:
+            res["corrupt_files"] = len(corrupted)
         res.update(cpu=cpu_name(), dataset=f"synthetic {dataset}", steps=args.steps,
                    reference_max_images=args.reference_max, date=time.strftime("%Y-%m-%d"))
         section[str(n)] = res

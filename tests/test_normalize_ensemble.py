@@ -24,6 +24,7 @@ from dcgan.models import (
     to_pixels,
 )
 from dcgan.sampling import discriminator_rejection_sampling, generate
+from dcgan.training.data import TensorSource
 from dcgan.training.distributed import SINGLE
 from dcgan.training.loop import epoch_order, train
 from dcgan.training.state import Setup, build_run
@@ -92,10 +93,10 @@ def test_d_sees_standardised_reals(data):
     cfg = gan_config(p, 16, 1, channel_stats(data))
     s = Setup.make(p, cfg, 0, CPU, SINGLE)
     run = build_run(s)
-    b = next_batch(s, run, torch.from_numpy(data), epoch_order(0, 0, len(data)), len(data))
+    b = next_batch(s, run, TensorSource(torch.from_numpy(data)), epoch_order(0, 0, len(data)), len(data))
     assert abs(float(b.real.mean())) < 1e-5 and abs(float(b.real.std(unbiased=False)) - 1) < 1e-4
     s_range = Setup.make(tparams(batch_size=160), gan_config(tparams(), 16, 1), 0, CPU, SINGLE)
-    b_range = next_batch(s_range, build_run(s_range), torch.from_numpy(data), epoch_order(0, 0, 160), 160)
+    b_range = next_batch(s_range, build_run(s_range), TensorSource(torch.from_numpy(data)), epoch_order(0, 0, 160), 160)
     assert float(b_range.real.min()) == -1.0 and float(b_range.real.max()) <= 1.0
 
 
@@ -164,12 +165,12 @@ def test_each_discriminator_has_its_own_augment_draws_and_penalties(data):
     cfg = gan_config(p, 16, 1)
     s = Setup.make(p, cfg, 0, CPU, SINGLE)
     run = build_run(s)
-    b = next_batch(s, run, torch.from_numpy(data), epoch_order(0, 0, len(data)), 32)
+    b = next_batch(s, run, TensorSource(torch.from_numpy(data)), epoch_order(0, 0, len(data)), 32)
     x0, x1 = b.augment(b.real, 0), b.augment(b.real, 1)  # each generator's first draw
     assert not torch.equal(x0, x1)
     p1 = tparams(diffaug=("translation", "cutout"), batch_size=32)
     s1 = Setup.make(p1, cfg, 0, CPU, SINGLE)
-    b1 = next_batch(s1, build_run(s1), torch.from_numpy(data), epoch_order(0, 0, len(data)), 32)
+    b1 = next_batch(s1, build_run(s1), TensorSource(torch.from_numpy(data)), epoch_order(0, 0, len(data)), 32)
     assert torch.equal(x0, b1.augment(b1.real))  # D0 draws as a single D does
 
     def d1_after_one_step(**pen):
@@ -177,7 +178,7 @@ def test_each_discriminator_has_its_own_augment_draws_and_penalties(data):
         sq = Setup.make(q, cfg, 0, CPU, SINGLE)
         rq = build_run(sq)
         from dcgan.training.state import Wrapped
-        bq = next_batch(sq, rq, torch.from_numpy(data), epoch_order(0, 0, len(data)), 32)
+        bq = next_batch(sq, rq, TensorSource(torch.from_numpy(data)), epoch_order(0, 0, len(data)), 32)
         d_step(sq, rq, Wrapped.around(rq, sq), bq)
         return digest(rq.ds[1])
 

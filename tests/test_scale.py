@@ -145,6 +145,9 @@ def test_lsun_reads_the_lmdb_export_in_key_order_skipping_corrupt_records(tmp_pa
     first = datasets.decode_image("x", make_lmdb(tmp_path / "again_lmdb", 1)[0])
     ref = datasets.fit_square(torch.from_numpy(first)[None], 16)[0].numpy()
     assert np.array_equal(raw.images[0], ref)  # record 0 first, decoded as a file would be
+    reopened = datasets.open_dataset("lsun", tmp_path, lsun_category="bedroom_train").images
+    reopened.reopen_every = 7  # the database is closed and reopened every 7 records
+    assert [k for k, _ in reopened.items()] == [f"bedroom_train_lmdb/{i:040x}" for i in range(30)]
     assert len(datasets.load_dataset("lsun", tmp_path, 16, 3, max_images=5,  # the first 5 records,
                                      lsun_category="bedroom_train").images) == 4  # one corrupt
     out = prepare_with(tmp_path, tmp_path, 2, dataset="lsun", lsun_category="bedroom_train")

@@ -65,24 +65,39 @@ class FileList(Encoded):
 @dataclass
 class LmdbRecords(Encoded):
     """The first ``count`` records of an LMDB database, in key order (LSUN: key = image id,
-    value = the encoded image)."""
+    value = the encoded image).
+
+    LMDB memory-maps the database, and every page read stays resident in this process until the
+    map is closed, so the database is reopened every :attr:`reopen_every` records (continuing
+    after the last key): the resident part stays that many records' worth, not the whole file."""
 
     path: Path
     count: int
+    reopen_every: int = 50_000
 
     def __len__(self) -> int:
         return self.count
 
     def items(self) -> Iterator[tuple[str, bytes | None]]:
-        env = _open_lmdb(self.path)
-        try:
-            with env.begin(write=False, buffers=False) as txn:
-                for i, (key, value) in enumerate(txn.cursor()):
-                    if i >= self.count:
-                        break
-                    yield f"{self.path.name}/{key.decode('ascii', 'replace')}", bytes(value)
-        finally:
-            env.close()
+        done, last = 0, None
+        while done < self.count:
+            env = _open_lmdb(self.path)
+            try:
+                with env.begin(write=False, buffers=False) as txn:
+                    cur = txn.cursor()
+                    ok = cur.first() if last is None else cur.set_range(last)
+                    if ok and last is not None and cur.key() == last:
+                        ok = cur.next()
+                    here = 0
+                    while ok and done < self.count and here < self.reopen_every:
+                        last = cur.key()
+                        yield f"{self.path.name}/{last.decode('ascii', 'replace')}", cur.value()
+                        done, here = done + 1, here + 1
+                        ok = cur.next()
+            finally:
+                env.close()
+            if not ok:
+                break
 
 
 @dataclass

@@ -48,6 +48,8 @@ def _per_d(seed: int, purpose: str, k: int, *parts: object) -> torch.Generator:
 def next_batch(s: Setup, run: Run, data, order: torch.Tensor, bs: int) -> Batch:
     """This rank's slice of the step's real images (``data``: a :mod:`dcgan.training.data`
     source) and noise."""
+    if isinstance(data, torch.Tensor):  # Tensor.take would index the flattened tensor: refuse it
+        raise TypeError("next_batch takes a batch source from dcgan.training.data, not a tensor")
     idx = s.dist.shard(order[run.offset:run.offset + bs])  # this rank's slice of the global batch
     real = data.take(idx).to(s.device, non_blocking=True)
     real = real.float().div_(127.5).sub_(1.0)  # (bs, C, H, W) in [-1, 1]
