@@ -2,6 +2,7 @@
 augment streamed to disk, training from the file (and through the read-ahead source), a
 training length in steps, and the bounded evaluation protocol."""
 
+import dataclasses
 import io
 import os
 import resource
@@ -252,15 +253,9 @@ def test_max_steps_ends_mid_epoch_evaluates_and_resumes_exactly(tmp_path, digits
     assert digest(resumed.g) == digest(full.g) and digest(resumed.ds[0]) == digest(full.ds[0])
     again = train(p, cfg, 0, digits, CPU, tmp_path / "a", "fp", log=lambda m: None, fid_fn=ScriptedFid([]))
     assert again.step == 7 and digest(again.g) == digest(full.g)  # a finished run is not extended
-    exact = dataclasses_replace(p, max_steps=10)  # == 2 epochs exactly: an ordinary end
+    exact = dataclasses.replace(p, max_steps=10)  # == 2 epochs exactly: an ordinary end
     r = train(exact, cfg, 0, digits, CPU, tmp_path / "c", "fp", log=lambda m: None, fid_fn=ScriptedFid([1.0, 2.0]))
     assert (r.step, r.epoch) == (10, 2)
-
-
-def dataclasses_replace(p, **kw):
-    import dataclasses
-
-    return dataclasses.replace(p, **kw)
 
 
 # ----------------------------------------------------------------------------- evaluate

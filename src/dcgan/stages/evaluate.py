@@ -50,6 +50,32 @@ def _extractor_protocol(kind: str, extractor, evaluator_dir: str) -> dict:
     return {"weights_official": int(official)}
 
 
+def _reconstruct(p, args, holdout, samples, device, seed: int, metrics: dict) -> bool:
+    """Reconstruction metrics and their floor into ``metrics``, and the reals-vs-reconstructions
+    grid; True when G's own encoder did the inversion (else latent optimisation, or skipped)."""
+    s = holdout.shape[-1]
+    if not p.recon_images:  # the grid is a declared output: show the reals alone, and say why
+        save_grid(holdout[:32], args.recon_grid, nrow=8, upscale=max(1, 64 // s))
+        log("evaluate: evaluate.recon_images is 0, reconstruction metrics skipped")
+        return False
+    g = load_generator(args.models, device, p.generator)
+    e = load_encoder(args.models, device)
+    k = min(p.recon_images, len(holdout), len(samples))
+    if e is not None:  # the encoder trained with G: one pass, no optimisation
+        inv = lambda x: encode_decode(e, g, x, device)  # noqa: E731
+    else:
+        inv = lambda x: invert_by_optimisation(g, x, g.cfg.latent_dim, p.recon_steps,  # noqa: E731
+                                               p.recon_restarts, p.recon_lr, seed, device)
+    recon = inv(holdout[:k])
+    metrics.update(reconstruction_metrics(holdout[:k], recon))
+    # floor: G's own samples, which G can represent exactly: what the inversion itself reaches
+    own = samples[:k]
+    metrics.update({f"{key}_floor": v for key, v in reconstruction_metrics(own, inv(own)).items()})
+    save_grid(interleave_rows(holdout[:k][:32], recon[:32]), args.recon_grid, nrow=8,
+              upscale=max(1, 64 // s))
+    return e is not None
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
     ap.add_argument("--samples", default="data/samples/samples.npy", help="sample's output")
@@ -77,26 +103,7 @@ def main(argv: list[str] | None = None) -> None:
     gen_fs = FeatureSet(*extractor(samples.rows(np.arange(n)), "features: samples"))
     metrics = score(gen_fs, hold_fs, ref, p.metrics, p, seed, n, warn=lambda m: None)
 
-    e = None
-    if p.recon_images:
-        g = load_generator(args.models, device, p.generator)
-        e = load_encoder(args.models, device)
-        k = min(p.recon_images, len(holdout), len(samples))
-        if e is not None:  # the encoder trained with G: one pass, no optimisation
-            inv = lambda x: encode_decode(e, g, x, device)  # noqa: E731
-        else:
-            inv = lambda x: invert_by_optimisation(g, x, g.cfg.latent_dim, p.recon_steps,  # noqa: E731
-                                                   p.recon_restarts, p.recon_lr, seed, device)
-        recon = inv(holdout[:k])
-        metrics.update(reconstruction_metrics(holdout[:k], recon))
-        # floor: G's own samples, which G can represent exactly: what the inversion itself reaches
-        own = samples[:k]
-        metrics.update({f"{key}_floor": v for key, v in reconstruction_metrics(own, inv(own)).items()})
-        save_grid(interleave_rows(holdout[:k][:32], recon[:32]), args.recon_grid, nrow=8,
-                  upscale=max(1, 64 // s))
-    else:  # the grid is a declared output: show the reals alone, and say why
-        save_grid(holdout[:32], args.recon_grid, nrow=8, upscale=max(1, 64 // s))
-        log("evaluate: evaluate.recon_images is 0, reconstruction metrics skipped")
+    encoder = _reconstruct(p, args, holdout, samples, device, seed, metrics)
 
     protocol = {
         "extractor": p.extractor,
@@ -116,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
         "pr_k": p.pr_k,
         "pr_images": pr_count(n, p),
         "reference_max_images": int(ref_meta.get("max_images", 0)),
-        "recon_method": "latent_optimisation" if not p.recon_images or e is None else "encoder",
+        "recon_method": "encoder" if encoder else "latent_optimisation",
         "recon_images": min(p.recon_images, len(holdout), len(samples)),
     }
     protocol.update(_extractor_protocol(p.extractor, extractor, args.evaluator))

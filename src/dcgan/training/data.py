@@ -33,7 +33,18 @@ def dataset_fits(nbytes: int, free_bytes: int, fraction: float = 0.25) -> bool:
     return nbytes <= fraction * free_bytes
 
 
-class TensorSource:
+class _ReadOnDemand:
+    """What the loop asks of a source that needs no read-ahead: announcing an epoch and closing
+    are no-ops."""
+
+    def start_epoch(self, batches: Sequence[torch.Tensor]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class TensorSource(_ReadOnDemand):
     """The whole set as one tensor (on the device or on the host)."""
 
     def __init__(self, data: torch.Tensor):
@@ -42,14 +53,8 @@ class TensorSource:
     def __len__(self) -> int:
         return len(self.data)
 
-    def start_epoch(self, batches: Sequence[torch.Tensor]) -> None:
-        pass
-
     def take(self, idx: torch.Tensor) -> torch.Tensor:
         return self.data[idx.to(self.data.device)]
-
-    def close(self) -> None:
-        pass
 
 
 def _gather(images: np.ndarray | NpyReader, idx: torch.Tensor) -> np.ndarray:
@@ -57,7 +62,7 @@ def _gather(images: np.ndarray | NpyReader, idx: torch.Tensor) -> np.ndarray:
     return images.take(i) if isinstance(images, NpyReader) else images[i]
 
 
-class FileSource:
+class FileSource(_ReadOnDemand):
     """Batches read from the file as they are needed (positioned reads of the batch's rows)."""
 
     def __init__(self, images: NpyReader):
@@ -66,14 +71,8 @@ class FileSource:
     def __len__(self) -> int:
         return len(self.images)
 
-    def start_epoch(self, batches: Sequence[torch.Tensor]) -> None:
-        pass
-
     def take(self, idx: torch.Tensor) -> torch.Tensor:
         return torch.from_numpy(_gather(self.images, idx))
-
-    def close(self) -> None:
-        pass
 
 
 class PrefetchSource:
