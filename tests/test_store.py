@@ -107,3 +107,66 @@ def test_staged_dir_swaps_in_a_complete_folder_or_leaves_the_old_one(tmp_path):
         (tmp / "train.npy").write_text("new")
     assert (out / "train.npy").read_text() == "new" and sorted(os.listdir(tmp_path)) == ["prepared"]
     assert os.stat(out).st_mode & 0o777 == 0o777 & ~_umask()
+
+
+@pytest.fixture
+def umask_027():
+    old = os.umask(0o027)
+    yield 0o640
+    os.umask(old)
+
+
+def _writers(tmp_path):
+    import torch
+
+    from dcgan.training import checkpoint
+
+    def npy(path):
+        with NpyWriter(path, (2, 1, 2, 2)) as w:
+            w.write(np.zeros((2, 1, 2, 2), np.uint8))
+
+    return {
+        "metrics.json": lambda p: files.write_json(p, {"fid": 1.0}),
+        "generator.safetensors": lambda p: files.save_module(torch.nn.Linear(2, 2), p),
+        "train.npy": npy,
+        "ckpt": lambda p: checkpoint.save_checkpoint(p, 3, {"step": 3}),
+    }
+
+
+def test_outputs_get_the_umasks_mode_not_mkstemps_0600(tmp_path, umask_027):
+    """A team's group (umask 027) can read every output: mkstemp's 0600 is not left on them."""
+    for name, write in _writers(tmp_path).items():
+        write(tmp_path / name)
+    written = [p for p in tmp_path.rglob("*") if p.is_file()]
+    assert len(written) >= 4
+    for p in written:
+        assert p.stat().st_mode & 0o777 == umask_027, p
+    with files.staged_dir(tmp_path / "prepared") as d:
+        (d / "x").write_text("1")
+    assert (tmp_path / "prepared").stat().st_mode & 0o777 == 0o750
+
+
+def test_the_folder_is_fsynced_after_each_rename(tmp_path, monkeypatch):
+    """The rename that publishes a file is made durable: the folder holding it is fsynced after
+    os.replace (the file's own fsync does not cover the folder entry)."""
+    events: list[tuple[str, str]] = []
+    real_replace, real_fsync = os.replace, os.fsync
+
+    def replace(src, dst):
+        events.append(("replace", os.path.dirname(os.fspath(dst))))
+        real_replace(src, dst)
+
+    def fsync(fd):
+        st = os.fstat(fd)
+        if __import__("stat").S_ISDIR(st.st_mode):
+            events.append(("fsync_dir", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "replace", replace)
+    monkeypatch.setattr(os, "fsync", fsync)
+    for name, write in _writers(tmp_path).items():
+        events.clear()
+        write(tmp_path / name)
+        last_replace = max(i for i, e in enumerate(events) if e[0] == "replace")
+        folder = events[last_replace][1]
+        assert ("fsync_dir", folder) in events[last_replace + 1:], (name, events)

@@ -52,8 +52,25 @@ def usual_mode(fd: int, folder: bool = False) -> None:
     os.fchmod(fd, (0o777 if folder else 0o666) & ~_umask())
 
 
+def fsync_dir(folder: str | Path) -> None:
+    """fsync a folder, so that a rename into it survives a crash (the file's own fsync does not
+    cover the folder entry that names it)."""
+    fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_durably(src: str | Path, dst: str | Path) -> None:
+    """``os.replace(src, dst)``, then fsync ``dst``'s folder so that the rename is on disk."""
+    os.replace(src, dst)
+    fsync_dir(Path(dst).parent)
+
+
 def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb") -> Path:
-    """Call ``write(fileobj)`` on a temp file in ``path``'s folder, fsync, rename over ``path``."""
+    """Call ``write(fileobj)`` on a temp file in ``path``'s folder, fsync, rename over ``path``
+    (the file gets the umask's usual mode, not mkstemp's 0600; the folder is fsynced after)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -63,7 +80,7 @@ def atomic_write(path: str | Path, write: Callable[[Any], None], mode: str = "wb
             write(fh)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        replace_durably(tmp, path)
     except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
         if isinstance(exc, OSError) and exc.errno in DISK_FULL:
@@ -93,7 +110,7 @@ def staged_dir(out: str | Path) -> Iterator[Path]:
     if out.exists():
         old = out.with_name(f".{out.name}.old-{os.getpid()}")
         os.replace(out, old)
-    os.replace(tmp, out)
+    replace_durably(tmp, out)
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
 

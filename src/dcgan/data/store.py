@@ -28,7 +28,7 @@ import numpy as np
 from numpy.lib import format as npformat
 
 from dcgan.errors import UserError
-from dcgan.files import DISK_FULL, disk_full, usual_mode
+from dcgan.files import DISK_FULL, disk_full, replace_durably, usual_mode
 
 CHUNK_BYTES = 16 << 20
 """Bytes of image data per chunk in the streaming passes (prepare, augment, statistics)."""
@@ -106,7 +106,7 @@ class NpyWriter:
             if exc.errno in DISK_FULL:
                 raise disk_full(exc, self.path) from None
             raise
-        os.replace(self.tmp, self.path)
+        replace_durably(self.tmp, self.path)
         self.digest = self._hash.hexdigest()
         return self.digest
 
