@@ -1,13 +1,21 @@
-"""Shared fixtures: the shipped params with tiny overrides, and a place to run stages."""
+"""Shared fixtures and helpers (test modules import from here, never from each other): the
+shipped params with tiny overrides, a place to run stages, the tiny digits set, weight digests,
+and prefect.yaml's deployments with their pools' job templates."""
 
 from __future__ import annotations
 
 import copy
+import dataclasses
+import hashlib
+import inspect
+import json
 import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 import yaml
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,3 +72,103 @@ def venv_env() -> dict[str, str]:
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     env["DVC_NO_ANALYTICS"] = "1"
     return env
+
+
+# --- training on the tiny digits set ------------------------------------------------------
+
+CPU = torch.device("cpu")
+
+
+@pytest.fixture(scope="session")
+def data() -> np.ndarray:
+    """160 digits at 16x16, uint8 (N, 1, 16, 16)."""
+    from dcgan.data.datasets import load_dataset
+
+    return load_dataset("digits", ".", 16, 1, max_images=160).images
+
+
+def tparams(**over):
+    """The tiny train params with overrides (``tparams(loss="hinge")``)."""
+    from dcgan.config import parse_params
+
+    return dataclasses.replace(parse_params(tiny_params()).train, **over)
+
+
+def setup(**train_over):
+    """(train params, the 16x16 one-channel architecture) for the loop's tests."""
+    from dcgan.models import GANConfig
+
+    p = tparams(**train_over)
+    return p, GANConfig(16, 1, p.latent_dim, p.g_width, p.d_width)
+
+
+def digest(module: torch.nn.Module) -> str:
+    """sha256 of a module's state dict (names and bytes): equal only for identical weights."""
+    h = hashlib.sha256()
+    for k, v in sorted(module.state_dict().items()):
+        h.update(k.encode())
+        h.update(v.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+class ScriptedFid:
+    """Returns preset FIDs in order, remembering a digest of G at each call."""
+
+    def __init__(self, values):
+        self.values, self.digests = list(values), []
+
+    def __call__(self, g):
+        assert not g.training  # evaluated in eval mode
+        self.digests.append(digest(g))
+        return self.values.pop(0)
+
+
+# --- prefect.yaml --------------------------------------------------------------------------
+
+
+def load_deployments() -> tuple[dict, list]:
+    from prefect.cli.deploy._models import PrefectYamlModel
+
+    raw = yaml.safe_load((REPO / "prefect.yaml").read_text())
+    PrefectYamlModel.model_validate(raw)  # Prefect's own schema for the file
+    return raw, raw["deployments"]
+
+
+def check_deployment(dep: dict) -> list[str]:
+    """Problems with one deployment: entrypoint, schedules, parameters vs the flow signature."""
+    from prefect.client.schemas.schedules import CronSchedule
+    from prefect.flows import load_flow_from_entrypoint
+
+    problems = []
+    path, _, func = dep["entrypoint"].partition(":")
+    flow = load_flow_from_entrypoint(f"{REPO / path}:{func}")
+    accepted = set(inspect.signature(flow.fn).parameters)
+    unknown = set(dep.get("parameters", {})) - accepted
+    if unknown:
+        problems.append(f"parameters not in {func}(): {sorted(unknown)}")
+    try:
+        flow.validate_parameters(dep.get("parameters", {}))
+    except Exception as exc:  # noqa: BLE001 (reported as a problem)
+        problems.append(f"parameters do not validate: {exc}")
+    for sched in dep.get("schedules", []):
+        try:
+            CronSchedule(cron=sched["cron"], timezone=sched.get("timezone"))
+        except Exception as exc:  # noqa: BLE001
+            problems.append(f"bad cron {sched.get('cron')!r}: {exc}")
+    return problems
+
+
+ENV = {"DCGAN_IMAGE": "registry.example.com/dcgan:1.0", "DCGAN_GIT_URL": "https://git.example.com/dcgan.git",
+       "DCGAN_DVC_REMOTE": "s3://bucket/dcgan"}
+
+
+def k8s_template() -> dict:
+    return json.loads((REPO / "deploy/k8s-base-job-template.json").read_text())
+
+
+def pool_template(pool: str) -> tuple[type, dict]:
+    from prefect_docker.worker import DockerWorker
+    from prefect_kubernetes.worker import KubernetesWorker
+
+    return {"dcgan-docker": (DockerWorker, DockerWorker.get_default_base_job_template()),
+            "dcgan-k8s": (KubernetesWorker, k8s_template())}[pool]

@@ -12,23 +12,14 @@ import subprocess
 
 import pytest
 
-from tests.conftest import REPO
-from tests.test_retrain import check_deployment, load_deployments
-
-ENV = {"DCGAN_IMAGE": "registry.example.com/dcgan:1.0", "DCGAN_GIT_URL": "https://git.example.com/dcgan.git",
-       "DCGAN_DVC_REMOTE": "s3://bucket/dcgan"}
-
-
-def k8s_template() -> dict:
-    return json.loads((REPO / "deploy/k8s-base-job-template.json").read_text())
-
-
-def pool_template(pool: str) -> tuple[type, dict]:
-    from prefect_docker.worker import DockerWorker
-    from prefect_kubernetes.worker import KubernetesWorker
-
-    return {"dcgan-docker": (DockerWorker, DockerWorker.get_default_base_job_template()),
-            "dcgan-k8s": (KubernetesWorker, k8s_template())}[pool]
+from tests.conftest import (
+    ENV,
+    REPO,
+    check_deployment,
+    k8s_template,
+    load_deployments,
+    pool_template,
+)
 
 
 def resolve_env_placeholders(obj, env: dict[str, str]):

@@ -29,19 +29,10 @@ from dcgan.training.distributed import SINGLE
 from dcgan.training.loop import epoch_order, train
 from dcgan.training.state import Setup, build_run
 from dcgan.training.step import aggregate, d_step, next_batch
-from tests.conftest import tiny_params
-from tests.test_techniques import digest, tparams
+from tests.conftest import CPU, digest, tiny_params, tparams
 
-CPU = torch.device("cpu")
 DIGITS = ([0.3049746017582972], [0.323406848645135])  # data/prepared/meta.json of the default dataset
 CIFAR = ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616])
-
-
-@pytest.fixture(scope="module")
-def data() -> np.ndarray:  # 160 digits at 16x16, as in test_techniques
-    from dcgan.data.datasets import load_dataset
-
-    return load_dataset("digits", ".", 16, 1, max_images=160).images
 
 
 # 1. mean/std normalisation ----------------------------------------------------------------------

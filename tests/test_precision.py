@@ -13,10 +13,8 @@ from dcgan.devices import cpu_flags, resolve_precision
 from dcgan.models import gan_config
 from dcgan.progress import progress
 from dcgan.training.loop import train
-from tests.conftest import tiny_params
-from tests.test_techniques import data, digest  # noqa: F401  (data: a fixture)
+from tests.conftest import CPU, digest, tiny_params
 
-CPU = torch.device("cpu")
 CUDA = torch.device("cuda")
 X86 = {"fpu", "sse2", "avx", "avx2", "fma"}
 SAPPHIRE = X86 | {"avx512f", "avx512bw", "avx512_bf16", "amx_bf16", "amx_tile"}

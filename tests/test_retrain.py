@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import math
 import threading
 import time
@@ -14,7 +13,7 @@ import yaml
 from dcgan import retrain as rt
 from dcgan.errors import UserError
 from dcgan.metrics.registry import direction, ranked_keys
-from tests.conftest import REPO
+from tests.conftest import REPO, check_deployment, load_deployments
 
 
 def diff_of(metric: str, old, new) -> dict:
@@ -135,38 +134,6 @@ def test_workspace_lock_queues_then_fails_clearly(tmp_path: Path):
 
 # --------------------------------------------------------------------------------------
 # prefect.yaml
-
-
-def load_deployments() -> tuple[dict, list]:
-    from prefect.cli.deploy._models import PrefectYamlModel
-
-    raw = yaml.safe_load((REPO / "prefect.yaml").read_text())
-    PrefectYamlModel.model_validate(raw)  # Prefect's own schema for the file
-    return raw, raw["deployments"]
-
-
-def check_deployment(dep: dict) -> list[str]:
-    """Problems with one deployment: entrypoint, schedules, parameters vs the flow signature."""
-    from prefect.client.schemas.schedules import CronSchedule
-    from prefect.flows import load_flow_from_entrypoint
-
-    problems = []
-    path, _, func = dep["entrypoint"].partition(":")
-    flow = load_flow_from_entrypoint(f"{REPO / path}:{func}")
-    accepted = set(inspect.signature(flow.fn).parameters)
-    unknown = set(dep.get("parameters", {})) - accepted
-    if unknown:
-        problems.append(f"parameters not in {func}(): {sorted(unknown)}")
-    try:
-        flow.validate_parameters(dep.get("parameters", {}))
-    except Exception as exc:  # noqa: BLE001 (reported as a problem)
-        problems.append(f"parameters do not validate: {exc}")
-    for sched in dep.get("schedules", []):
-        try:
-            CronSchedule(cron=sched["cron"], timezone=sched.get("timezone"))
-        except Exception as exc:  # noqa: BLE001
-            problems.append(f"bad cron {sched.get('cron')!r}: {exc}")
-    return problems
 
 
 def test_prefect_yaml_deployment_is_valid():

@@ -22,8 +22,16 @@ from dcgan.errors import UserError
 from dcgan.stages import augment as augment_stage
 from dcgan.stages import prepare as prepare_stage
 from dcgan.stages._common import run
-from tests.conftest import REPO, tiny_params, venv_env, write_params
-from tests.test_training import CPU, ScriptedFid, digest, setup
+from tests.conftest import (
+    CPU,
+    REPO,
+    ScriptedFid,
+    digest,
+    setup,
+    tiny_params,
+    venv_env,
+    write_params,
+)
 
 # ------------------------------------------------------------------------------ prepare
 

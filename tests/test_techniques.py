@@ -1,7 +1,6 @@
 """Each DCGAN-recipe technique does what it claims (issue: training techniques)."""
 
 import dataclasses
-import hashlib
 
 import numpy as np
 import pytest
@@ -10,7 +9,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from dcgan import losses
-from dcgan.config import parse_params
 from dcgan.models import (
     GANConfig,
     build,
@@ -23,31 +21,9 @@ from dcgan.training.diffaug import cutout, diff_augment, translation
 from dcgan.training.ema import EMA
 from dcgan.training.loop import train
 from dcgan.training.schedule import batch_size_at, count_steps, lr_for
-from tests.conftest import tiny_params
-
-CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def data() -> np.ndarray:
-    from dcgan.data.datasets import load_dataset
-
-    return load_dataset("digits", ".", 16, 1, max_images=160).images
-
-
-def digest(module: nn.Module) -> str:
-    h = hashlib.sha256()
-    for k, v in sorted(module.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
-
+from tests.conftest import CPU, digest, tparams
 
 OFF = {"r1_gamma": 0.0}  # plain DCGAN: the techniques the shipped params switch on, off
-
-
-def tparams(**over):
-    return dataclasses.replace(parse_params(tiny_params()).train, **over)
 
 
 # 1. latent prior -------------------------------------------------------------------------

@@ -1,38 +1,13 @@
 import dataclasses
-import hashlib
 
 import numpy as np
 import pytest
 import torch
 
 from dcgan import files
-from dcgan.config import parse_params
-from dcgan.models import GANConfig
 from dcgan.training import checkpoint as ckpt
 from dcgan.training.loop import train
-from tests.conftest import tiny_params
-
-CPU = torch.device("cpu")
-
-
-@pytest.fixture(scope="module")
-def data() -> np.ndarray:
-    from dcgan.data.datasets import load_dataset
-
-    return load_dataset("digits", ".", 16, 1, max_images=160).images
-
-
-def setup(**train_over):
-    p = dataclasses.replace(parse_params(tiny_params()).train, **train_over)
-    return p, GANConfig(16, 1, p.latent_dim, p.g_width, p.d_width)
-
-
-def digest(module: torch.nn.Module) -> str:
-    h = hashlib.sha256()
-    for k, v in sorted(module.state_dict().items()):
-        h.update(k.encode())
-        h.update(v.detach().cpu().contiguous().numpy().tobytes())
-    return h.hexdigest()
+from tests.conftest import CPU, ScriptedFid, digest, setup
 
 
 def test_a_short_run_trains_and_logs(tmp_path, data):
@@ -133,18 +108,6 @@ def test_checkpoints_load_without_unpickling_code(tmp_path):
     state, path = ckpt.load_latest(tmp_path, warn=msgs.append)
     assert state is None and not (tmp_path / "pwned").exists()
     assert "unsafe" in msgs[0]
-
-
-class ScriptedFid:
-    """Returns preset FIDs in order, remembering a digest of G at each call."""
-
-    def __init__(self, values):
-        self.values, self.digests = list(values), []
-
-    def __call__(self, g):
-        assert not g.training  # evaluated in eval mode
-        self.digests.append(digest(g))
-        return self.values.pop(0)
 
 
 def test_best_generator_is_the_one_with_the_lowest_fid(tmp_path, data):

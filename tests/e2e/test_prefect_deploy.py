@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.conftest import REPO, venv_env
-from tests.test_deployments import ENV, pool_template
+from tests.conftest import ENV, REPO, pool_template, venv_env
 
 pytestmark = pytest.mark.slow
 
