@@ -3,7 +3,7 @@ PYTHON ?= python3.11
 VENV   ?= .venv
 BIN    := $(abspath $(VENV))/bin
 STAMP  := $(VENV)/.installed
-# stages call `python -m dcgan.stages.*`: make sure that is the venv's python
+# stages call `python -m dcgan.app.stages.*`: make sure that is the venv's python
 export PATH := $(BIN):$(PATH)
 
 LOCK   := requirements.lock
@@ -25,10 +25,12 @@ install: $(STAMP)  ## create .venv and install the package, every dependency at 
 repro: $(STAMP)  ## run the whole DVC pipeline (prepare -> ... -> evaluate)
 	$(BIN)/dvc repro
 
-test: $(STAMP)  ## the whole test suite, slow end-to-end tests included
+test: $(STAMP)  ## the layer contracts (lint-imports), then the whole test suite, slow end-to-end tests included
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest
 
-test-fast: $(STAMP)  ## skip the slow end-to-end tests
+test-fast: $(STAMP)  ## the layer contracts, then the tests without the slow end-to-end ones
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -m "not slow"
 
 lint: $(STAMP)  ## ruff

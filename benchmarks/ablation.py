@@ -53,11 +53,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ganrun  # noqa: E402
 from seedstats import paired, spread  # noqa: E402
 
-from dcgan.config import load_params  # noqa: E402
+from dcgan.app.params import (
+    load_params,  # noqa: E402
+    pick,  # noqa: E402
+)
+from dcgan.base.devices import pick_device  # noqa: E402
+from dcgan.base.seeding import derive_seed  # noqa: E402
 from dcgan.data.arrays import load_images  # noqa: E402
-from dcgan.data.augment import augment  # noqa: E402
-from dcgan.devices import pick_device  # noqa: E402
-from dcgan.seeding import derive_seed  # noqa: E402
+from dcgan.data.augment import Augmentation, augment  # noqa: E402
 
 # plain DCGAN: every technique off (the rows add theirs on top)
 OFF = {"r1_gamma": 0.0, "gp_lambda": 0.0, "reg_every": 4, "loss": "bce", "ema_decay": 0.0,
@@ -95,7 +98,7 @@ def setting_images(name: str, params, augmented: str, prepared: str) -> np.ndarr
         return load_images(augmented, channels=params.prepare.channels, size=params.prepare.image_size)
     base = load_images(Path(prepared) / "train.npy", channels=params.prepare.channels,
                        size=params.prepare.image_size)
-    return augment(base, dataclasses.replace(params.augment, copies=6), params.base.seed)
+    return augment(base, pick(Augmentation, params.augment, copies=6), params.base.seed)
 
 
 def run_key(setting: str, row: Row, seed: int, digest: str, epochs: int) -> str:

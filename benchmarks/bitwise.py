@@ -87,8 +87,8 @@ def main() -> None:
             base[section].update(over)
         (work / "params.yaml").write_text(yaml.safe_dump(base, sort_keys=False))
         py = sys.executable
-        run([py, "-m", "dcgan.stages.prepare"], work)
-        run([py, "-m", "dcgan.stages.evaluator"], work)
+        run([py, "-m", "dcgan.app.stages.prepare"], work)
+        run([py, "-m", "dcgan.app.stages.evaluator"], work)
         for name, over in CONFIGS.items():
             if args.only and name not in args.only:
                 continue
@@ -98,7 +98,7 @@ def main() -> None:
             pfile.write_text(yaml.safe_dump(params, sort_keys=False))
             out = work / "models" / name
             t0 = time.perf_counter()
-            run([py, "-m", "dcgan.stages.train", "--params", str(pfile), "--data", "data/prepared/train.npy",
+            run([py, "-m", "dcgan.app.stages.train", "--params", str(pfile), "--data", "data/prepared/train.npy",
                  "--out", str(out), "--checkpoints", str(work / "ckpt" / name),
                  "--live", str(work / "live" / name)], work)
             results[name] = {f.name: sha(f) for f in sorted(out.iterdir())}

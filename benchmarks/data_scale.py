@@ -173,8 +173,9 @@ def params_for(n: int, dataset: str, root: Path, weights: Path, steps: int, ref_
     p["train"].update(max_steps=steps, epochs=1000, batch_size=64, g_width=64, d_width=64, latent_dim=100,
                       eval_every=1, eval_samples=200, checkpoint_every=10**6, log_every=10)
     p["sample"].update(num_samples=ref_max, batch_size=100)
-    p["evaluate"].update(extractor="inception", inception_weights=str(weights), batch_size=50,
-                         reference_max_images=ref_max, num_samples=0, recon_images=8, recon_steps=20,
+    p["evaluator"].update(extractor="inception", inception_weights=str(weights), feature_batch_size=50,
+                          reference_max_images=ref_max)
+    p["evaluate"].update(batch_size=50, num_samples=0, recon_images=8, recon_steps=20,
                          recon_restarts=1, kid_subset_size=100, kid_subsets=20)
     return p
 
@@ -215,7 +216,7 @@ def timed(stage: str, argv: list[str], params: Path, log: Path) -> dict:
     """Run one stage under /usr/bin/time -v: its peak RSS (the largest single process, as time
     reports it), the peak of all its processes together (sampled every 0.2 s: prepare's
     workers), and wall time."""
-    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", f"dcgan.stages.{stage}", "--params", str(params), *argv]
+    cmd = ["/usr/bin/time", "-v", sys.executable, "-m", f"dcgan.app.stages.{stage}", "--params", str(params), *argv]
     env = {**os.environ, "TQDM_MININTERVAL": "30", "PYTHONPATH": str(REPO / "src")}
     t = time.perf_counter()
     peak_tree = 0
@@ -331,7 +332,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--stages", nargs="+", default=list(STAGES), choices=STAGES)
     ap.add_argument("--steps", type=int, default=20, help="train.max_steps")
     ap.add_argument("--reference-max", type=int, default=1000,
-                    help="evaluate.reference_max_images (also the number of samples scored)")
+                    help="evaluator.reference_max_images (also the number of samples scored)")
     ap.add_argument("--cache", default=".data-scale", help="synthetic data and work folders (gitignored)")
     ap.add_argument("--out", default="reports/data_scale.json")
     ap.add_argument("--figure", default="docs/figures/data_scale.png")

@@ -15,12 +15,12 @@ import time
 
 import torch
 
-from dcgan.config import load_params
+from dcgan.app.params import load_params
 from dcgan.metrics.reference import load_reference, make_extractor
 from dcgan.metrics.sets import FeatureSet
 from dcgan.metrics.suite import get
-from dcgan.models import load_generator
-from dcgan.sampling import generate
+from dcgan.networks.model_dir import load_generator
+from dcgan.networks.sampling import generate
 
 
 def main() -> None:

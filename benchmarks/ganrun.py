@@ -19,16 +19,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dcgan.devices import resolve_precision
+from dcgan.app.recipe import gan_config, train_settings
+from dcgan.base.devices import resolve_precision
+from dcgan.base.seeding import derive_seed
 from dcgan.metrics.fid import feature_stats, frechet_distance
 from dcgan.metrics.inception_score import inception_score
 from dcgan.metrics.reference import load_reference, make_extractor
 from dcgan.metrics.sets import Reference
-from dcgan.models import Generator, gan_config
-from dcgan.sampling import discriminator_rejection_sampling, generate
-from dcgan.seeding import derive_seed
+from dcgan.metrics.training_fid import make_fid_fn
+from dcgan.networks.gan import Generator
+from dcgan.networks.sampling import discriminator_rejection_sampling, generate
 from dcgan.training.loop import train
-from dcgan.training.monitor import make_fid_fn
 
 
 class Curves:
@@ -44,11 +45,11 @@ class Curves:
         pass
 
     def trajectory(self) -> list[dict[str, float]]:
-        """The report's table (:func:`dcgan.report.fid_trajectory`) as rows: step, FID, and D's
+        """The report's table (:func:`dcgan.app.report_md.fid_trajectory`) as rows: step, FID, and D's
         mean outputs over the last logging window at or before that step."""
         import pandas as pd
 
-        from dcgan.report import fid_trajectory
+        from dcgan.app.report_md import fid_trajectory
 
         curves = {name.split("/", 1)[1]: pd.DataFrame(sorted(v.items()), columns=["step", name.split("/", 1)[1]])
                   for name, v in self.values.items() if name.startswith("train/")}
@@ -60,7 +61,7 @@ class Curves:
 @dataclass
 class Trained:
     """A trained run: the generator chosen as the evaluate stage chooses (best by in-training
-    FID, unless evaluate.generator is last), the final discriminator, and how training went."""
+    FID, unless sample.generator is last), the final discriminator, and how training went."""
 
     g: Generator
     d: torch.nn.Module
@@ -78,11 +79,15 @@ def train_run(params, images: np.ndarray, device: torch.device, evaluator: str, 
     # auto resolved once, as the train stage does, so the run records what it trained in
     p = dataclasses.replace(p, precision=resolve_precision(p.precision, device)[0])
     cfg = gan_config(p, params.prepare.image_size, params.prepare.channels)
-    fid_fn = make_fid_fn(params, evaluator, prepared, device)[0] if p.eval_every else None
+    fid_fn = make_fid_fn(evaluator, prepared, extractor=ev.extractor, inception_weights=ev.inception_weights,
+                         batch_size=ev.batch_size, samples=p.eval_samples, seed=seed,
+                         device=device)[0] if p.eval_every else None
     curves = Curves()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        r = train(p, cfg, seed, images, device, tmp, tag, curves, log=lambda m: None, fid_fn=fid_fn)
+        r = train(settings=train_settings(p, batch_size=p.batch_size, precision=p.precision), cfg=cfg, seed=seed,
+                  images=images, device=device, ckpt_dir=tmp, fingerprint=tag, logger=curves,
+                  log=lambda m: None, fid_fn=fid_fn)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         wall = time.perf_counter() - t0
@@ -158,7 +163,7 @@ def save_trained(path: Path, t: Trained) -> None:
 
 
 def load_trained(path: Path, params, device: torch.device) -> Trained:
-    from dcgan.models import Discriminator
+    from dcgan.networks.gan import Discriminator
 
     state = torch.load(path, map_location=device, weights_only=True)
     cfg = gan_config(params.train, params.prepare.image_size, params.prepare.channels)

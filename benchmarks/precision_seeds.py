@@ -32,14 +32,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ganrun  # noqa: E402
 from seedstats import spread, verdict, welch_p  # noqa: E402
 
-from dcgan.config import load_params  # noqa: E402
+from dcgan.app.params import load_params  # noqa: E402
+from dcgan.base.devices import pick_device  # noqa: E402
+from dcgan.base.seeding import derive_seed  # noqa: E402
 from dcgan.data.arrays import load_images  # noqa: E402
-from dcgan.devices import pick_device  # noqa: E402
 from dcgan.metrics.reference import load_reference, make_extractor  # noqa: E402
 from dcgan.metrics.sets import FeatureSet  # noqa: E402
 from dcgan.metrics.suite import score  # noqa: E402
-from dcgan.sampling import generate  # noqa: E402
-from dcgan.seeding import derive_seed  # noqa: E402
+from dcgan.networks.sampling import generate  # noqa: E402
 
 
 def one_run(params, precision: str, seed: int, images, device, args) -> dict:

@@ -36,8 +36,8 @@ def worker(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from train_speed import seconds_per_step
 
-    from dcgan.config import load_params
-    from dcgan.models import gan_config
+    from dcgan.app.params import load_params
+    from dcgan.app.recipe import gan_config
     from dcgan.training import distributed
 
     world = distributed.env_world_size()

@@ -50,10 +50,10 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from dcgan.config import load_params  # noqa: E402
-from dcgan.devices import resolve_precision  # noqa: E402
-from dcgan.models import gan_config  # noqa: E402
-from dcgan.training.loop import train  # noqa: E402
+from dcgan.app.params import load_params  # noqa: E402
+from dcgan.app.recipe import gan_config, train_settings  # noqa: E402
+from dcgan.base.devices import resolve_precision  # noqa: E402
+from dcgan.training.loop import Callbacks, train  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -199,14 +199,22 @@ def timed_window(p, cfg, images: np.ndarray, warmup: int, steps: int, seed: int 
 
     from dcgan.training.distributed import SINGLE
 
+    class StopAfter(Callbacks):
+        def __init__(self, n: int):
+            self.n = n
+
+        def should_stop(self, step: int) -> bool:
+            return step >= self.n
+
     with tempfile.TemporaryDirectory() as tmp:
         if dist is not None and dist.enabled:  # every rank must use rank 0's folder
             box = [tmp]
             torch.distributed.broadcast_object_list(box)
             tmp = box[0]
         t0 = time.perf_counter()
-        train(p, cfg, seed, images, device, tmp, "bench", Clock(), log=lambda m: None,
-              stop_after_steps=warmup + steps, dist=dist or SINGLE)
+        train(settings=train_settings(p, batch_size=p.batch_size, precision=p.precision), cfg=cfg, seed=seed,
+              images=images, device=device, ckpt_dir=tmp, fingerprint="bench", logger=Clock(),
+              log=lambda m: None, dist=dist or SINGLE, callbacks=StopAfter(warmup + steps))
         sync(device)
         end = time.perf_counter()
     return (end - stamps.get(warmup, t0)) / steps, sum(s > warmup for s in epoch_ends)

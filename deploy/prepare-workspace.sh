@@ -25,7 +25,7 @@ fi
 # DVC experiments, promotion commits and GTO tags need a git identity
 git -C "$WS" config user.email >/dev/null || git -C "$WS" config user.email "dcgan-retrain@localhost"
 git -C "$WS" config user.name >/dev/null || git -C "$WS" config user.name "dcgan retrain"
-# the stages run `python -m dcgan.stages.*`: run the clone's code, not the image's copy
+# the stages run `python -m dcgan.app.stages.*`: run the clone's code, not the image's copy
 if [ "${DCGAN_INSTALL_WORKSPACE:-1}" = 1 ]; then
   python -m pip install --quiet --no-deps --no-build-isolation -e "$WS" \
     || echo "prepare-workspace: could not install $WS; the image's dcgan package runs the stages"

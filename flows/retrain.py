@@ -37,8 +37,8 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact, cr
 from prefect.tasks import exponential_backoff
 from pydantic import Field
 
-from dcgan import files
-from dcgan import retrain as rt
+from dcgan.app import retrain as rt
+from dcgan.base import files
 from dcgan.metrics.registry import ranked_keys
 
 ARTIFACT_DIFF, ARTIFACT_TABLE, ARTIFACT_SAMPLES = "dcgan-metrics-diff", "dcgan-metrics", "dcgan-samples"

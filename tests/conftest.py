@@ -24,7 +24,7 @@ REPO = Path(__file__).resolve().parents[1]
 TINY = {
     "prepare": {"image_size": 16, "max_images": 300},
     "augment": {"copies": 1},
-    "evaluator": {"epochs": 2, "width": 8, "feature_dim": 8, "batch_size": 64},
+    "evaluator": {"epochs": 2, "width": 8, "feature_dim": 8, "batch_size": 64, "feature_batch_size": 50},
     "train": {"epochs": 1, "batch_size": 32, "g_width": 8, "d_width": 8, "latent_dim": 16,
               "log_every": 2, "checkpoint_every": 3, "sample_grid": 16, "eval_every": 1,
               "eval_samples": 40,
@@ -89,14 +89,14 @@ def data() -> np.ndarray:
 
 def tparams(**over):
     """The tiny train params with overrides (``tparams(loss="hinge")``)."""
-    from dcgan.config import parse_params
+    from dcgan.app.params import parse_params
 
     return dataclasses.replace(parse_params(tiny_params()).train, **over)
 
 
 def setup(**train_over):
     """(train params, the 16x16 one-channel architecture) for the loop's tests."""
-    from dcgan.models import GANConfig
+    from dcgan.networks.gan import GANConfig
 
     p = tparams(**train_over)
     return p, GANConfig(16, 1, p.latent_dim, p.g_width, p.d_width)
@@ -172,3 +172,54 @@ def pool_template(pool: str) -> tuple[type, dict]:
 
     return {"dcgan-docker": (DockerWorker, DockerWorker.get_default_base_job_template()),
             "dcgan-k8s": (KubernetesWorker, k8s_template())}[pool]
+
+
+# --- the training loop, called as the train stage calls it ---------------------------------
+
+
+class StopAfter:
+    """Callbacks that end the run after global step ``n`` (as an interruption would) and call
+    ``each(step, nets)`` after every step."""
+
+    def __init__(self, n: int | None = None, each=None):
+        self.n, self.each = n, each
+
+    def after_step(self, step, nets):
+        if self.each is not None:
+            self.each(step, nets)
+
+    def should_stop(self, step):
+        return self.n is not None and step >= self.n
+
+
+def fit(p, cfg, images, ckpt_dir, fingerprint="fp", *, seed=0, device=CPU, stop_after=None, on_step=None,
+        batch_size=None, log=lambda m: None, **kw):
+    """dcgan.training.loop.train with the train params ``p`` turned into its settings (as the
+    train stage does; ``p.precision`` must be resolved, as the loop refuses ``auto``)."""
+    from dcgan.app.recipe import train_settings
+    from dcgan.training.loop import train
+
+    settings = train_settings(p, batch_size=batch_size or p.batch_size, precision=p.precision)
+    return train(settings=settings, cfg=cfg, seed=seed, images=images, device=device, ckpt_dir=ckpt_dir,
+                 fingerprint=fingerprint, callbacks=StopAfter(stop_after, on_step), log=log, **kw)
+
+
+def frame(p, cfg, seed=0):
+    """(Setup, fresh Nets, their GANObjective) for one step of the loop by hand."""
+    from dcgan.app.recipe import train_settings
+    from dcgan.training.distributed import SINGLE
+    from dcgan.training.loop import make_objective
+    from dcgan.training.nets import build_nets
+    from dcgan.training.settings import Setup
+
+    s = Setup(train_settings(p, batch_size=p.batch_size, precision=p.precision), cfg, seed, CPU, SINGLE)
+    nets = build_nets(s)
+    return s, nets, make_objective(s, nets)
+
+
+def first_batch(s, data, bs):
+    """Step 0's batch of epoch 0, as the loop makes it."""
+    from dcgan.training.data import TensorSource
+    from dcgan.training.loop import epoch_order, make_batch
+
+    return make_batch(s, TensorSource(torch.from_numpy(data)), epoch_order(s.seed, 0, len(data)), 0, 0, bs)

@@ -24,13 +24,12 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dcgan.config import parse_params  # noqa: E402
+from dcgan.app.params import parse_params  # noqa: E402
+from dcgan.app.recipe import gan_config  # noqa: E402
 from dcgan.data.arrays import channel_stats  # noqa: E402
 from dcgan.data.datasets import load_dataset  # noqa: E402
-from dcgan.models import gan_config  # noqa: E402
 from dcgan.training import distributed  # noqa: E402
-from dcgan.training.loop import train  # noqa: E402
-from tests.conftest import tiny_params  # noqa: E402
+from tests.conftest import fit, tiny_params  # noqa: E402
 
 
 def digest(named) -> str:
@@ -79,8 +78,8 @@ def main() -> None:
         hashes.append(mine)
 
     args.out.mkdir(parents=True, exist_ok=True)
-    r = train(p, cfg, 0, images, device, args.out / "ckpt", "dist-test",
-              log=lambda m: None, stop_after_steps=args.steps, dist=env, on_step=on_step)
+    r = fit(p, cfg, images, args.out / "ckpt", "dist-test", device=device, stop_after=args.steps, dist=env,
+            on_step=on_step)
     if env.is_main:
         nets = {"g": r.g_raw or r.g, **{f"d{k}" if k else "d": d for k, d in enumerate(r.ds)}, **({"e": r.e} if r.e is not None else {})}
         torch.save({"agree": agree, "hashes": hashes, "world_size": env.world_size,

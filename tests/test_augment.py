@@ -1,12 +1,11 @@
 import numpy as np
 
-from dcgan.config import AugmentParams
-from dcgan.data.augment import augment
+from dcgan.data.augment import Augmentation, augment
 
 
-def params(**kw) -> AugmentParams:
+def params(**kw) -> Augmentation:
     base = dict(copies=2, hflip=False, crop_scale_min=0.8, rotate_degrees=8.0, translate=0.05)
-    return AugmentParams(**{**base, **kw})
+    return Augmentation(**{**base, **kw})
 
 
 def images(n=6, size=16) -> np.ndarray:
@@ -45,7 +44,7 @@ def test_no_op_settings_reproduce_the_originals():
 def test_hflip_mirrors_some_and_only_when_enabled():
     x = images(n=40)
     flat = params(copies=1, crop_scale_min=1.0, rotate_degrees=0.0, translate=0.0)
-    out = augment(x, AugmentParams(**{**flat.__dict__, "hflip": True}), seed=0)[len(x):]
+    out = augment(x, Augmentation(**{**flat.__dict__, "hflip": True}), seed=0)[len(x):]
     mirrored = [np.array_equal(o, im[..., ::-1]) for o, im in zip(out, x, strict=True)]
     same = [np.array_equal(o, im) for o, im in zip(out, x, strict=True)]
     assert all(m or s for m, s in zip(mirrored, same, strict=True))

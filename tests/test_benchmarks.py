@@ -9,8 +9,8 @@ import os
 import numpy as np
 import pytest
 
-from dcgan.config import parse_params
-from dcgan.models import GANConfig, build
+from dcgan.app.params import parse_params
+from dcgan.networks.gan import GANConfig, build
 from tests.conftest import REPO, tiny_params
 
 
@@ -176,8 +176,8 @@ def test_ablation_runs_paired_seeds_end_to_end_on_tiny_data(tmp_path):
     import subprocess
     import sys
 
-    from dcgan.stages import augment, evaluator, prepare
-    from dcgan.stages._common import run
+    from dcgan.app.stages import augment, evaluator, prepare
+    from dcgan.app.stages._common import run
     from tests.conftest import venv_env, write_params
 
     prm = ["--params", str(write_params(tmp_path / "params.yaml", tiny_params(train={"epochs": 2})))]

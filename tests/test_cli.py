@@ -11,8 +11,9 @@ import pytest
 import torch
 from PIL import Image
 
-from dcgan import cli
-from dcgan.models import GANConfig, build, save_models
+from dcgan.app import cli
+from dcgan.networks.gan import GANConfig, build
+from dcgan.networks.model_dir import ModelCard, save_models
 from tests.conftest import venv_env
 
 CFG = GANConfig(image_size=16, channels=1, latent_dim=8, g_width=8, d_width=8)
@@ -21,7 +22,7 @@ CFG = GANConfig(image_size=16, channels=1, latent_dim=8, g_width=8, d_width=8)
 def make_model(folder: Path, cfg: GANConfig = CFG, discriminator: bool = True) -> Path:
     torch.manual_seed(0)
     g, d = build(cfg)
-    save_models(g, [d], cfg, folder, {"step": 12, "epochs": 1, "best_fid": 3.5, "best_step": 9})
+    save_models(folder, ModelCard(cfg, step=12, epochs=1, best_fid=3.5, best_step=9), g, [d])
     if not discriminator:
         (folder / "discriminator.safetensors").unlink()
     return folder

@@ -1,7 +1,7 @@
 import pytest
 
-from dcgan.config import load_params, parse_params
-from dcgan.errors import ConfigError
+from dcgan.app.params import MOVED, load_params, parse_params
+from dcgan.base.errors import ConfigError
 from tests.conftest import REPO, shipped_params, tiny_params, write_params
 
 
@@ -30,11 +30,11 @@ def test_params_are_frozen():
         ("prepare", "channels", 2, "prepare.channels must be 1 or 3, got 2"),
         ("base", "device", "tpu", "base.device must be one of auto, cpu, cuda, mps, got 'tpu'"),
         ("augment", "hflip", "yes", "augment.hflip must be true or false, got 'yes'"),
-        ("evaluate", "extractor", "vgg", "evaluate.extractor must be one of classifier, inception, got 'vgg'"),
+        ("evaluator", "extractor", "vgg", "evaluator.extractor must be one of classifier, inception, got 'vgg'"),
         ("evaluate", "metrics", ["fid", "lpips"], "evaluate.metrics[1] must be one of fid, is, kid, pr, got 'lpips'"),
         ("evaluate", "metrics", [], "evaluate.metrics must be a non-empty list, got []"),
         ("evaluate", "metrics", ["fid", "fid"], "evaluate.metrics must not repeat a metric"),
-        ("evaluate", "generator", "first", "evaluate.generator must be one of best, last, got 'first'"),
+        ("sample", "generator", "first", "sample.generator must be one of best, last, got 'first'"),
         ("train", "eval_every", -1, "train.eval_every must be >= 0 (0 = off), got -1"),
         ("train", "nproc", 0, "train.nproc must be >= 1, got 0"),
         ("train", "nproc", 3, "train.batch_size must be divisible by train.nproc 3 (batch sizes are global"),
@@ -93,3 +93,23 @@ def test_missing_or_broken_file(tmp_path):
         load_params(bad)
     write_params(tmp_path / "ok.yaml", tiny_params())
     assert load_params(tmp_path / "ok.yaml").prepare.image_size == 16
+
+
+def test_an_old_layout_params_file_gets_one_line_naming_each_move():
+    """Each stage reads its own section: the evaluator's keys moved from evaluate into evaluator,
+    and the sample stage's generator choice into sample. An old file says where, in one line."""
+    raw = shipped_params()
+    old_evaluator = {k: raw["evaluator"].pop(k) for k in ("extractor", "inception_weights", "inception_download",
+                                                          "reference_max_images", "feature_batch_size")}
+    raw["evaluate"].update({k: v for k, v in old_evaluator.items() if k != "feature_batch_size"},
+                           generator=raw["sample"].pop("generator"))
+    with pytest.raises(ConfigError) as exc:
+        parse_params(raw)
+    msg = str(exc.value)
+    assert "\n" not in msg and msg.startswith("params.yaml has the old layout; move evaluate.extractor -> "
+                                                "evaluator.extractor, ")
+    for old, new in MOVED.items():
+        assert f"{old} -> {new}" in msg
+    assert "add evaluator.feature_batch_size" in msg
+    raw["evaluator"]["feature_batch_size"] = 500  # half-way through the move: only what is left
+    assert "add" not in str(pytest.raises(ConfigError, parse_params, raw).value)

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from dcgan.base.errors import UserError
 from dcgan.data.datasets import dataset_names, load_dataset
-from dcgan.errors import UserError
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

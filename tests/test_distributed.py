@@ -26,8 +26,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from dcgan.stages import augment, evaluator, prepare
-from dcgan.stages._common import run
+from dcgan.app.stages import augment, evaluator, prepare
+from dcgan.app.stages._common import run
 from tests.conftest import tiny_params, venv_env, write_params
 
 pytestmark = pytest.mark.slow
@@ -130,7 +130,7 @@ def train_stage(root: Path, faults: str = "") -> subprocess.CompletedProcess:
     env.pop("DCGAN_FAULTS", None)
     if faults:
         env["DCGAN_FAULTS"] = faults
-    return subprocess.run([sys.executable, "-m", "dcgan.stages.train"], cwd=root, env=env,
+    return subprocess.run([sys.executable, "-m", "dcgan.app.stages.train"], cwd=root, env=env,
                           capture_output=True, text=True, timeout=600)
 
 

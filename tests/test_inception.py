@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcgan.errors import UserError
+from dcgan.base.errors import UserError
 from dcgan.metrics.inception import InceptionExtractor, check_weights
 
 CPU = torch.device("cpu")
@@ -40,7 +40,7 @@ def test_missing_weights_say_where_to_put_them(tmp_path):
     with pytest.raises(UserError) as exc:
         check_weights(tmp_path / "pt_inception-2015-12-05-6726825d.pth")
     msg = str(exc.value)
-    assert "evaluate.inception_weights" in msg and "evaluate.extractor: classifier" in msg
+    assert "evaluator.inception_weights" in msg and "evaluator.extractor: classifier" in msg
     assert "never downloaded" in msg
 
 
@@ -66,20 +66,20 @@ def test_weights_of_another_network_are_refused(tmp_path):
 
 
 def test_missing_weights_stop_the_evaluator_stage(tmp_path, monkeypatch, capsys):
-    from dcgan.stages import evaluator, prepare
-    from dcgan.stages._common import run
+    from dcgan.app.stages import evaluator, prepare
+    from dcgan.app.stages._common import run
     from tests.conftest import tiny_params, write_params
 
     monkeypatch.chdir(tmp_path)
     write_params(tmp_path / "params.yaml", tiny_params(
-        prepare={"max_images": 40}, evaluate={"extractor": "inception"}))
+        prepare={"max_images": 40}, evaluator={"extractor": "inception"}))
     assert run(prepare.main, []) == 0
     assert run(evaluator.main, []) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err[-1].startswith("error: Inception weights not found at models/inception/")
 
 
-# evaluate.inception_download ----------------------------------------------------------------------
+# evaluator.inception_download ----------------------------------------------------------------------
 @pytest.fixture
 def served(tmp_path):
     """A local HTTP server over a folder: (folder, base URL)."""
@@ -150,17 +150,17 @@ def test_offline_download_names_the_url_the_path_and_the_alternative(tmp_path):
     with pytest.raises(UserError) as exc:
         download_weights(dest, url, timeout_s=5)
     msg = str(exc.value)
-    assert url in msg and str(dest) in msg and "evaluate.extractor: classifier" in msg
+    assert url in msg and str(dest) in msg and "evaluator.extractor: classifier" in msg
     assert not dest.exists() and not list(dest.parent.glob("*.part"))
     with pytest.raises(UserError) as exc:  # the default URL is torch-fidelity's release
         check_weights(dest)
-    assert "evaluate.inception_download" in str(exc.value) and WEIGHTS_URL in str(exc.value)
+    assert "evaluator.inception_download" in str(exc.value) and WEIGHTS_URL in str(exc.value)
 
 
 def test_unofficial_weights_are_said_in_words_in_the_report_and_the_diff():
-    from dcgan import retrain as rt
+    from dcgan.app import retrain as rt
+    from dcgan.app.report_md import render
     from dcgan.metrics.registry import UNOFFICIAL_WEIGHTS
-    from dcgan.report import render
 
     data = {"dataset": "celeba", "source": "x", "n_train": 4, "n_holdout": 2, "channels": 3,
             "image_size": 16, "mean": [0.5] * 3, "std": [0.2] * 3}
@@ -190,9 +190,9 @@ def test_celeba_walkthrough_downloads_the_weights_and_runs_end_to_end(served, we
 
     from PIL import Image
 
+    from dcgan.app.stages import augment, evaluate, evaluator, prepare, report, sample, train
+    from dcgan.app.stages._common import run
     from dcgan.metrics import inception
-    from dcgan.stages import augment, evaluate, evaluator, prepare, report, sample, train
-    from dcgan.stages._common import run
     from tests.conftest import tiny_params, write_params
 
     root, base = served
@@ -215,8 +215,8 @@ def test_celeba_walkthrough_downloads_the_weights_and_runs_end_to_end(served, we
         augment={"copies": 0, "hflip": True},
         train={"eval_samples": 8, "normalize": "meanstd", "discriminators": 2, "d_aggregate": "softmax"},
         sample={"num_samples": 12, "drs": True, "drs_burnin": 12},
-        evaluate={"extractor": "inception", "inception_download": True, "num_samples": 8,
-                  "batch_size": 16, "is_splits": 2, "kid_subset_size": 8, "recon_images": 2,
+        evaluator={"extractor": "inception", "inception_download": True, "feature_batch_size": 16},
+        evaluate={"num_samples": 8, "batch_size": 16, "is_splits": 2, "kid_subset_size": 8, "recon_images": 2,
                   "recon_steps": 2},
     ))
     target = work / "models/inception/pt_inception-2015-12-05-6726825d.pth"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcgan.config import parse_params
+from dcgan.app.params import parse_params
 from dcgan.data.datasets import load_dataset
 from dcgan.metrics.features import ClassifierConfig, extract, train_classifier
 from dcgan.metrics.registry import metric_names

@@ -1,8 +1,9 @@
 import pytest
 import torch
 
-from dcgan.errors import UserError
-from dcgan.models import GANConfig, build, load_discriminator, load_generator, save_models
+from dcgan.base.errors import UserError
+from dcgan.networks.gan import GANConfig, build
+from dcgan.networks.model_dir import ModelCard, load_discriminator, load_generator, save_models
 
 
 @pytest.mark.parametrize("size", [16, 32, 64, 128, 256])
@@ -32,7 +33,7 @@ def test_init_is_dcgan_normal():
 def test_save_load_round_trip(tmp_path):
     cfg = GANConfig(16, 1, 8, 4, 4)
     g, d = build(cfg)
-    save_models(g, [d], cfg, tmp_path)
+    save_models(tmp_path, ModelCard(cfg), g, [d])
     g2, d2 = load_generator(tmp_path), load_discriminator(tmp_path)
     z = torch.randn(3, 8)
     g.eval()
@@ -44,7 +45,7 @@ def test_save_load_round_trip(tmp_path):
 
 def test_weights_of_another_architecture_are_refused(tmp_path):
     g, d = build(GANConfig(16, 1, 8, 4, 4))
-    save_models(g, [d], GANConfig(16, 1, 8, 4, 4), tmp_path)
+    save_models(tmp_path, ModelCard(GANConfig(16, 1, 8, 4, 4)), g, [d])
     (tmp_path / "model.json").write_text(
         '{"image_size": 32, "channels": 1, "latent_dim": 8, "g_width": 4, "d_width": 4}')
     with pytest.raises(UserError, match="do not fit the architecture"):
@@ -56,7 +57,7 @@ def test_missing_or_corrupt_weights(tmp_path):
         load_generator(tmp_path)
     cfg = GANConfig(16, 1, 8, 4, 4)
     g, d = build(cfg)
-    save_models(g, [d], cfg, tmp_path)
+    save_models(tmp_path, ModelCard(cfg), g, [d])
     (tmp_path / "generator.safetensors").write_bytes(b"\x00" * 10)
     with pytest.raises(UserError, match="corrupt or not safetensors"):
         load_generator(tmp_path)

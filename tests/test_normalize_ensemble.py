@@ -6,30 +6,24 @@ import numpy as np
 import pytest
 import torch
 
-from dcgan.config import parse_params
-from dcgan.data.arrays import channel_stats, to_uint8, to_unit
-from dcgan.errors import ConfigError, UserError
-from dcgan.models import (
-    Discriminator,
-    MeanLogit,
-    build,
+from dcgan.app.params import parse_params
+from dcgan.app.recipe import gan_config
+from dcgan.base.errors import ConfigError, UserError
+from dcgan.base.pixels import to_uint8, to_unit
+from dcgan.data.arrays import channel_stats
+from dcgan.networks.gan import Discriminator, MeanLogit, build, pixels_of, to_network, to_pixels
+from dcgan.networks.model_dir import (
+    ModelCard,
     discriminator_file,
-    gan_config,
     load_config,
     load_discriminator,
     load_generator,
-    pixels_of,
     save_models,
-    to_network,
-    to_pixels,
 )
-from dcgan.sampling import discriminator_rejection_sampling, generate
-from dcgan.training.data import TensorSource
-from dcgan.training.distributed import SINGLE
-from dcgan.training.loop import epoch_order, train
-from dcgan.training.state import Setup, build_run
-from dcgan.training.step import aggregate, d_step, next_batch
-from tests.conftest import CPU, digest, tiny_params, tparams
+from dcgan.networks.sampling import discriminator_rejection_sampling, generate
+from dcgan.training.loop import train_step
+from dcgan.training.objective import aggregate
+from tests.conftest import CPU, digest, first_batch, fit, frame, tiny_params, tparams
 
 DIGITS = ([0.3049746017582972], [0.323406848645135])  # data/prepared/meta.json of the default dataset
 CIFAR = ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616])
@@ -74,7 +68,7 @@ def test_meanstd_generator_output_covers_the_standardised_range_and_samples_roun
     again = to_uint8(pixels_of(g, to_network(to_unit(torch.from_numpy(a)), cfg))).numpy()
     assert np.array_equal(again, a)
     # the config travels with the weights: a reloaded G samples the same images
-    save_models(g, [Discriminator(cfg)], cfg, tmp_path)
+    save_models(tmp_path, ModelCard(cfg), g, [Discriminator(cfg)])
     assert load_config(tmp_path) == cfg and load_config(tmp_path).mean == tuple(DIGITS[0])
     assert np.array_equal(generate(load_generator(tmp_path), 64, p.latent_dim, 0, CPU, 32), a)
 
@@ -82,12 +76,10 @@ def test_meanstd_generator_output_covers_the_standardised_range_and_samples_roun
 def test_d_sees_standardised_reals(data):
     p = tparams(normalize="meanstd", batch_size=160)
     cfg = gan_config(p, 16, 1, channel_stats(data))
-    s = Setup.make(p, cfg, 0, CPU, SINGLE)
-    run = build_run(s)
-    b = next_batch(s, run, TensorSource(torch.from_numpy(data)), epoch_order(0, 0, len(data)), len(data))
+    s, _, _ = frame(p, cfg)
+    b = first_batch(s, data, len(data))
     assert abs(float(b.real.mean())) < 1e-5 and abs(float(b.real.std(unbiased=False)) - 1) < 1e-4
-    s_range = Setup.make(tparams(batch_size=160), gan_config(tparams(), 16, 1), 0, CPU, SINGLE)
-    b_range = next_batch(s_range, build_run(s_range), TensorSource(torch.from_numpy(data)), epoch_order(0, 0, 160), 160)
+    b_range = first_batch(frame(tparams(batch_size=160), gan_config(tparams(), 16, 1))[0], data, 160)
     assert float(b_range.real.min()) == -1.0 and float(b_range.real.max()) <= 1.0
 
 
@@ -106,8 +98,8 @@ def test_meanstd_needs_valid_stats():
 
 
 def test_train_stage_reads_the_stats_from_meta_json(tmp_path):
-    from dcgan import files
-    from dcgan.stages.train import dataset_stats
+    from dcgan.app.stages.train import dataset_stats
+    from dcgan.base import files
 
     assert dataset_stats(tmp_path, "range") is None  # not read at all
     with pytest.raises(UserError, match=r"meta.json \(written by the prepare stage\)"):
@@ -142,9 +134,9 @@ def test_aggregate():
 
 
 def test_ensemble_members_are_independent_and_d0_is_the_single_d(data):
-    one = build_run(Setup.make(tparams(), gan_config(tparams(), 16, 1), 0, CPU, SINGLE))
+    one = frame(tparams(), gan_config(tparams(), 16, 1))[1]
     p = tparams(discriminators=3)
-    three = build_run(Setup.make(p, gan_config(p, 16, 1), 0, CPU, SINGLE))
+    three = frame(p, gan_config(p, 16, 1))[1]
     assert len(three.ds) == len(three.opt_ds) == 3
     assert digest(three.ds[0]) == digest(one.ds[0]) and digest(three.g) == digest(one.g)
     assert len({digest(d) for d in three.ds}) == 3
@@ -154,24 +146,18 @@ def test_ensemble_members_are_independent_and_d0_is_the_single_d(data):
 def test_each_discriminator_has_its_own_augment_draws_and_penalties(data):
     p = tparams(discriminators=2, diffaug=("translation", "cutout"), batch_size=32)
     cfg = gan_config(p, 16, 1)
-    s = Setup.make(p, cfg, 0, CPU, SINGLE)
-    run = build_run(s)
-    b = next_batch(s, run, TensorSource(torch.from_numpy(data)), epoch_order(0, 0, len(data)), 32)
+    b = first_batch(frame(p, cfg)[0], data, 32)
     x0, x1 = b.augment(b.real, 0), b.augment(b.real, 1)  # each generator's first draw
     assert not torch.equal(x0, x1)
     p1 = tparams(diffaug=("translation", "cutout"), batch_size=32)
-    s1 = Setup.make(p1, cfg, 0, CPU, SINGLE)
-    b1 = next_batch(s1, build_run(s1), TensorSource(torch.from_numpy(data)), epoch_order(0, 0, len(data)), 32)
+    b1 = first_batch(frame(p1, cfg)[0], data, 32)
     assert torch.equal(x0, b1.augment(b1.real))  # D0 draws as a single D does
 
     def d1_after_one_step(**pen):
         q = tparams(discriminators=2, reg_every=1, batch_size=32, **pen)
-        sq = Setup.make(q, cfg, 0, CPU, SINGLE)
-        rq = build_run(sq)
-        from dcgan.training.state import Wrapped
-        bq = next_batch(sq, rq, TensorSource(torch.from_numpy(data)), epoch_order(0, 0, len(data)), 32)
-        d_step(sq, rq, Wrapped.around(rq, sq), bq)
-        return digest(rq.ds[1])
+        sq, nets, objective = frame(q, cfg)
+        train_step(nets, objective, first_batch(sq, data, 32))  # G's update leaves D1 as D's update made it
+        return digest(nets.ds[1])
 
     plain = d1_after_one_step()
     assert d1_after_one_step(r1_gamma=10.0) != plain  # R1 reaches the second discriminator
@@ -187,8 +173,8 @@ def test_each_new_switch_changes_the_trained_model(tmp_path, data, over):
     base = tparams()
     p = tparams(**over)
     stats = channel_stats(data)
-    a = train(base, gan_config(base, 16, 1, stats), 0, data, CPU, tmp_path / "a", "fp", log=lambda m: None)
-    b = train(p, gan_config(p, 16, 1, stats), 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None)
+    a = fit(base, gan_config(base, 16, 1, stats), data, tmp_path / "a", "fp")
+    b = fit(p, gan_config(p, 16, 1, stats), data, tmp_path / "b", "fp")
     assert digest(a.g) != digest(b.g)
     assert len(b.ds) == p.discriminators and all(not d.training for d in b.ds)
 
@@ -197,19 +183,19 @@ def test_resume_is_bitwise_with_three_discriminators_and_meanstd(tmp_path, data)
     p = tparams(epochs=2, checkpoint_every=2, discriminators=3, d_aggregate="softmax",
                 normalize="meanstd", r1_gamma=0.5, reg_every=2, diffaug=("color", "translation"))
     cfg = gan_config(p, 16, 1, channel_stats(data))
-    full = train(p, cfg, 0, data, CPU, tmp_path / "a", "fp", log=lambda m: None)
-    train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None, stop_after_steps=9)
+    full = fit(p, cfg, data, tmp_path / "a", "fp")
+    fit(p, cfg, data, tmp_path / "b", "fp", stop_after=9)
     state = torch.load(sorted((tmp_path / "b").glob("ckpt-*.pt"))[-1], weights_only=True)
     assert len(state["d"]) == len(state["opt_d"]) == 3  # the checkpoint holds all K
-    resumed = train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None)
+    resumed = fit(p, cfg, data, tmp_path / "b", "fp")
     assert resumed.resumed_from_step == 8
     assert digest(resumed.g) == digest(full.g)
     assert [digest(d) for d in resumed.ds] == [digest(d) for d in full.ds]
     # the same checkpoint (same run id) offered to a run with another K is refused, not half-loaded
     q = dataclasses.replace(p, discriminators=2)
-    train(p, cfg, 0, data, CPU, tmp_path / "c", "fp", log=lambda m: None, stop_after_steps=3)
+    fit(p, cfg, data, tmp_path / "c", "fp", stop_after=3)
     with pytest.raises(UserError, match="holds 3 discriminators and this run has 2"):
-        train(q, cfg, 0, data, CPU, tmp_path / "c", "fp", log=lambda m: None)
+        fit(q, cfg, data, tmp_path / "c", "fp")
 
 
 def test_saved_ensemble_loads_as_its_mean_logit_and_drs_uses_it(tmp_path):
@@ -218,7 +204,7 @@ def test_saved_ensemble_loads_as_its_mean_logit_and_drs_uses_it(tmp_path):
     torch.manual_seed(0)
     g, d0 = build(cfg)
     d1 = Discriminator(cfg)
-    save_models(g, [d0, d1], cfg, tmp_path)
+    save_models(tmp_path, ModelCard(cfg, discriminators=2), g, [d0, d1])
     assert (tmp_path / discriminator_file(1)).is_file()
     d = load_discriminator(tmp_path)
     assert isinstance(d, MeanLogit) and len(d.members) == 2

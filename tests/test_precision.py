@@ -8,12 +8,11 @@ import dataclasses
 import pytest
 import torch
 
-from dcgan.config import parse_params
-from dcgan.devices import cpu_flags, resolve_precision
-from dcgan.models import gan_config
-from dcgan.progress import progress
-from dcgan.training.loop import train
-from tests.conftest import CPU, digest, tiny_params
+from dcgan.app.params import parse_params
+from dcgan.app.recipe import gan_config, train_settings
+from dcgan.base.devices import cpu_flags, resolve_precision
+from dcgan.base.progress import progress
+from tests.conftest import CPU, fit, tiny_params
 
 CUDA = torch.device("cuda")
 X86 = {"fpu", "sse2", "avx", "avx2", "fma"}
@@ -84,17 +83,16 @@ def test_cpu_flags_reads_x86_and_arm_cpuinfo(tmp_path):
     assert cpu_flags(str(tmp_path / "missing")) is None
 
 
-def test_this_machine_resolves_and_logs_why(tmp_path, data):  # noqa: F811
-    """train() resolves auto itself (library use) and trains exactly the resolved format."""
-    want, why = resolve_precision("auto", CPU)
+def test_the_loop_refuses_auto_and_trains_exactly_the_resolved_format(tmp_path, data):
+    """Precision is decided once, by the train stage: the library refuses ``auto``, and a run
+    given the resolved format is the run the stage makes (model.json records it: test_stages)."""
+    want, _ = resolve_precision("auto", CPU)
     p = dataclasses.replace(parse_params(tiny_params()).train, precision="auto")
+    with pytest.raises(ValueError, match="resolve 'auto' first"):
+        train_settings(p, batch_size=p.batch_size, precision=p.precision)
     cfg = gan_config(p, 16, 1)
-    lines: list[str] = []
-    auto = train(p, cfg, 0, data, CPU, tmp_path / "auto", "fp", log=lines.append, stop_after_steps=2)
-    assert f"train: precision {want} ({why})" in lines
-    explicit = train(dataclasses.replace(p, precision=want), cfg, 0, data, CPU, tmp_path / "x", "fp",
-                     log=lambda m: None, stop_after_steps=2)
-    assert digest(auto.g) == digest(explicit.g) and digest(auto.ds[0]) == digest(explicit.ds[0])
+    ran = fit(dataclasses.replace(p, precision=want), cfg, data, tmp_path / "x", "fp", stop_after=2)
+    assert ran.step == 2
 
 
 def test_shipped_params_say_auto():
@@ -125,6 +123,6 @@ def test_training_bar_obeys_tqdm_disable(tmp_path, data, monkeypatch, capsys, en
     else:
         monkeypatch.setenv("TQDM_DISABLE", env)
     p = parse_params(tiny_params()).train
-    train(p, gan_config(p, 16, 1), 0, data, CPU, tmp_path, "fp", log=lambda m: None, stop_after_steps=2)
+    fit(p, gan_config(p, 16, 1), data, tmp_path, "fp", stop_after=2)
     err = capsys.readouterr().err
     assert ("train:" in err) == (env is None), err  # the bar's "train: ..% ..| 2/5 [..step/s]"

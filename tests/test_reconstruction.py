@@ -3,8 +3,8 @@ import pytest
 import torch
 
 from dcgan.metrics.reconstruction import invert_by_optimisation, reconstruction_metrics
-from dcgan.models import GANConfig, build
-from dcgan.sampling import generate
+from dcgan.networks.gan import GANConfig, build
+from dcgan.networks.sampling import generate
 
 CPU = torch.device("cpu")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dcgan.report import LATE_FALL, fid_trajectory, late_fall, render, trajectory_section
+from dcgan.app.report_md import LATE_FALL, fid_trajectory, late_fall, render, trajectory_section
 
 
 def curves(fids: list[tuple[int, float]]) -> dict[str, pd.DataFrame]:

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from dcgan import retrain as rt
-from dcgan.errors import UserError
+from dcgan.app import retrain as rt
+from dcgan.base.errors import UserError
 from dcgan.metrics.registry import direction, ranked_keys
 from tests.conftest import REPO, check_deployment, load_deployments
 

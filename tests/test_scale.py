@@ -14,19 +14,20 @@ import pytest
 import torch
 from PIL import Image
 
-from dcgan import files
-from dcgan.config import parse_params
+from dcgan.app.params import parse_params
+from dcgan.app.stages import augment as augment_stage
+from dcgan.app.stages import prepare as prepare_stage
+from dcgan.app.stages._common import run
+from dcgan.base import files
+from dcgan.base.errors import UserError
 from dcgan.data import arrays, datasets
 from dcgan.data.store import NpyReader
-from dcgan.errors import UserError
-from dcgan.stages import augment as augment_stage
-from dcgan.stages import prepare as prepare_stage
-from dcgan.stages._common import run
 from tests.conftest import (
     CPU,
     REPO,
     ScriptedFid,
     digest,
+    fit,
     setup,
     tiny_params,
     venv_env,
@@ -110,7 +111,7 @@ def test_channel_stats_do_not_depend_on_chunking():
 def test_prepare_that_runs_out_of_disk_keeps_the_old_output_and_no_temp_files(tmp_path):
     """A real write failure (a file-size limit: EFBIG, as a full disk gives ENOSPC)."""
     write_params(tmp_path / "params.yaml", tiny_params(prepare={"max_images": 0, "image_size": 16}))
-    cmd = [sys.executable, "-m", "dcgan.stages.prepare", "--out", "data/prepared"]
+    cmd = [sys.executable, "-m", "dcgan.app.stages.prepare", "--out", "data/prepared"]
     env = {**venv_env(), "PYTHONPATH": str(REPO / "src")}
     subprocess.run(cmd, cwd=tmp_path, env=env, check=True, capture_output=True)
     before = {p.name: p.read_bytes() for p in (tmp_path / "data" / "prepared").iterdir()}
@@ -181,7 +182,8 @@ def test_lsun_errors_name_the_problem(tmp_path):
 
 
 def test_augment_stage_streams_the_same_bytes_as_the_in_memory_augment(tmp_path):
-    from dcgan.data.augment import augment
+    from dcgan.app.params import pick
+    from dcgan.data.augment import Augmentation, augment
 
     write_params(tmp_path / "params.yaml", tiny_params(augment={"copies": 2}))
     x = np.random.default_rng(2).integers(0, 256, (2100, 1, 8, 8), dtype=np.uint8)  # 2 chunks of 2048
@@ -190,7 +192,7 @@ def test_augment_stage_streams_the_same_bytes_as_the_in_memory_augment(tmp_path)
     np.save(tmp_path / "prep" / "train_labels.npy", np.arange(2100))
     argv = ["--params", str(tmp_path / "params.yaml"), "--data", str(tmp_path / "prep"), "--out", str(tmp_path / "aug")]
     assert run(augment_stage.main, argv) == 0
-    expected = augment(x, parse_params(tiny_params(augment={"copies": 2})).augment, 0)
+    expected = augment(x, pick(Augmentation, parse_params(tiny_params(augment={"copies": 2})).augment), 0)
     assert np.array_equal(np.load(tmp_path / "aug" / "train.npy"), expected)
     assert np.array_equal(np.load(tmp_path / "aug" / "train_labels.npy"), np.tile(np.arange(2100), 3))
     assert files.recorded_digest(tmp_path / "aug" / "train.npy") == files.file_digest(tmp_path / "aug" / "train.npy")
@@ -211,9 +213,8 @@ def test_training_from_the_file_and_through_the_read_ahead_source_is_bitwise_the
 
     p, cfg = setup(epochs=2, batch_schedule=((0, 16), (5, 32)))
     np.save(tmp_path / "train.npy", digits)
-    in_memory = loop.train(p, cfg, 0, digits, CPU, tmp_path / "a", "fp", log=lambda m: None)
-    from_file = loop.train(p, cfg, 0, NpyReader(tmp_path / "train.npy"), CPU, tmp_path / "b", "fp",
-                           log=lambda m: None)
+    in_memory = fit(p, cfg, digits, tmp_path / "a", "fp")
+    from_file = fit(p, cfg, NpyReader(tmp_path / "train.npy"), tmp_path / "b", "fp")
     made: list[PrefetchSource] = []
 
     def prefetching(images, device, log=print):  # the CUDA path, with the CPU standing in for the GPU
@@ -221,8 +222,7 @@ def test_training_from_the_file_and_through_the_read_ahead_source_is_bitwise_the
         return made[-1]
 
     monkeypatch.setattr(loop, "place_data", prefetching)
-    ahead = loop.train(p, cfg, 0, NpyReader(tmp_path / "train.npy"), CPU, tmp_path / "c", "fp",
-                       log=lambda m: None)
+    ahead = fit(p, cfg, NpyReader(tmp_path / "train.npy"), tmp_path / "c", "fp")
     assert made and made[0].batches_read == in_memory.step
     assert digest(in_memory.g) == digest(from_file.g) == digest(ahead.g)
     assert digest(in_memory.ds[0]) == digest(from_file.ds[0]) == digest(ahead.ds[0])
@@ -245,24 +245,22 @@ def test_prefetch_source_refuses_batches_out_of_order_and_reports_reader_errors(
 
 def test_max_steps_ends_mid_epoch_evaluates_and_resumes_exactly(tmp_path, digits):
     from dcgan.training import checkpoint as ckpt
-    from dcgan.training.loop import train
 
     p, cfg = setup(epochs=5, max_steps=7, eval_every=2, checkpoint_every=2)  # 5 steps per epoch
     fid = ScriptedFid([1.0, 2.0])
-    full = train(p, cfg, 0, digits, CPU, tmp_path / "a", "fp", log=lambda m: None, fid_fn=fid)
+    full = fit(p, cfg, digits, tmp_path / "a", "fp", fid_fn=fid)
     assert (full.step, full.epoch) == (7, 1)
     assert len(fid.digests) == 1 and full.best_step == 7  # evaluated once: at the run's end
     state, _ = ckpt.load_latest(tmp_path / "a")
     assert state["step"] == 7 and state["finished"]
-    train(p, cfg, 0, digits, CPU, tmp_path / "b", "fp", log=lambda m: None, fid_fn=ScriptedFid([1.0]),
-          stop_after_steps=6)
-    resumed = train(p, cfg, 0, digits, CPU, tmp_path / "b", "fp", log=lambda m: None, fid_fn=ScriptedFid([1.0]))
+    fit(p, cfg, digits, tmp_path / "b", "fp", fid_fn=ScriptedFid([1.0]), stop_after=6)
+    resumed = fit(p, cfg, digits, tmp_path / "b", "fp", fid_fn=ScriptedFid([1.0]))
     assert resumed.resumed_from_step == 6 and resumed.step == 7
     assert digest(resumed.g) == digest(full.g) and digest(resumed.ds[0]) == digest(full.ds[0])
-    again = train(p, cfg, 0, digits, CPU, tmp_path / "a", "fp", log=lambda m: None, fid_fn=ScriptedFid([]))
+    again = fit(p, cfg, digits, tmp_path / "a", "fp", fid_fn=ScriptedFid([]))
     assert again.step == 7 and digest(again.g) == digest(full.g)  # a finished run is not extended
     exact = dataclasses.replace(p, max_steps=10)  # == 2 epochs exactly: an ordinary end
-    r = train(exact, cfg, 0, digits, CPU, tmp_path / "c", "fp", log=lambda m: None, fid_fn=ScriptedFid([1.0, 2.0]))
+    r = fit(exact, cfg, digits, tmp_path / "c", "fp", fid_fn=ScriptedFid([1.0, 2.0]))
     assert (r.step, r.epoch) == (10, 2)
 
 
@@ -284,10 +282,10 @@ def test_streaming_feature_stats_match_the_one_pass_ones():
 
 
 def test_precision_recall_runs_on_a_bounded_seeded_subset():
+    from dcgan.base.seeding import derive_seed
     from dcgan.metrics.prdc import precision_recall
     from dcgan.metrics.sets import FeatureSet, Reference
     from dcgan.metrics.suite import get, pr_count
-    from dcgan.seeding import derive_seed
 
     rng = np.random.default_rng(5)
     ref = Reference.from_features(rng.normal(size=(300, 6)).astype(np.float32))

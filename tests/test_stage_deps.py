@@ -1,5 +1,5 @@
 """dvc.yaml tells the truth about code: each stage's deps are exactly the src/ modules its
-``python -m dcgan.stages.X`` imports, directly or through other modules, lazy imports included.
+``python -m dcgan.app.stages.X`` imports, directly or through other modules, lazy imports included.
 
 A missing dep means ``dvc status`` cannot see an edit that changes the stage's output; an extra
 one reruns the stage (and everything after it) for an edit that cannot change it.
@@ -105,17 +105,17 @@ def write(root: Path, files: dict[str, str]) -> None:
 
 @pytest.mark.parametrize("deps, missing, extra", [
     # the stage imports util at the top and lazy (inside a function) imports helpers.deep
-    (["src/dcgan/stages/a.py", "src/dcgan/util.py", "src/dcgan/helpers"], [], []),
-    (["src/dcgan/stages/a.py", "src/dcgan/util.py"], ["a: src/dcgan/helpers/deep.py"], []),
-    (["src/dcgan/stages/a.py", "src/dcgan/helpers"], ["a: src/dcgan/util.py"], []),
-    (["src/dcgan/stages/a.py", "src/dcgan/util.py", "src/dcgan/helpers", "src/dcgan/unused.py"],
+    (["src/dcgan/app/stages/a.py", "src/dcgan/util.py", "src/dcgan/helpers"], [], []),
+    (["src/dcgan/app/stages/a.py", "src/dcgan/util.py"], ["a: src/dcgan/helpers/deep.py"], []),
+    (["src/dcgan/app/stages/a.py", "src/dcgan/helpers"], ["a: src/dcgan/util.py"], []),
+    (["src/dcgan/app/stages/a.py", "src/dcgan/util.py", "src/dcgan/helpers", "src/dcgan/unused.py"],
      [], ["a: src/dcgan/unused.py"]),
 ])
 def test_the_check_finds_lazy_and_transitive_imports(tmp_path, deps, missing, extra):
     write(tmp_path, {
         "src/dcgan/__init__.py": '"""docstring only: ignored"""\n',
-        "src/dcgan/stages/__init__.py": "",
-        "src/dcgan/stages/a.py": "from dcgan import util\n",
+        "src/dcgan/app/stages/__init__.py": "",
+        "src/dcgan/app/stages/a.py": "from dcgan import util\n",
         "src/dcgan/util.py": """\
             def f():
                 from .helpers import deep
@@ -124,7 +124,7 @@ def test_the_check_finds_lazy_and_transitive_imports(tmp_path, deps, missing, ex
         "src/dcgan/helpers/__init__.py": "",
         "src/dcgan/helpers/deep.py": "x = 1\n",
         "src/dcgan/unused.py": "y = 2\n",
-        "dvc.yaml": yaml.safe_dump({"stages": {"a": {"cmd": "python -m dcgan.stages.a --x 1",
+        "dvc.yaml": yaml.safe_dump({"stages": {"a": {"cmd": "python -m dcgan.app.stages.a --x 1",
                                                       "deps": deps}}}),
     })
     assert check(tmp_path) == (missing, extra)
@@ -133,9 +133,9 @@ def test_the_check_finds_lazy_and_transitive_imports(tmp_path, deps, missing, ex
 def test_a_package_init_with_code_counts(tmp_path):
     write(tmp_path, {
         "src/dcgan/__init__.py": "VERSION = 1\n",
-        "src/dcgan/stages/__init__.py": '"""stages"""\n',
-        "src/dcgan/stages/a.py": "",
-        "dvc.yaml": yaml.safe_dump({"stages": {"a": {"cmd": "python -m dcgan.stages.a",
-                                                      "deps": ["src/dcgan/stages/a.py"]}}}),
+        "src/dcgan/app/stages/__init__.py": '"""stages"""\n',
+        "src/dcgan/app/stages/a.py": "",
+        "dvc.yaml": yaml.safe_dump({"stages": {"a": {"cmd": "python -m dcgan.app.stages.a",
+                                                      "deps": ["src/dcgan/app/stages/a.py"]}}}),
     })
     assert check(tmp_path) == (["a: src/dcgan/__init__.py"], [])

@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from dcgan.stages import augment, evaluate, evaluator, prepare, report, sample, train, validate
-from dcgan.stages._common import run
+from dcgan.app.stages import augment, evaluate, evaluator, prepare, report, sample, train, validate
+from dcgan.app.stages._common import run
 from tests.conftest import tiny_params, venv_env, write_params
 
 
@@ -103,7 +103,7 @@ def test_train_keeps_the_best_generator_by_fid(pipeline):
 def test_resolved_precision_is_recorded_in_model_metrics_and_report(pipeline):
     import torch
 
-    from dcgan.devices import resolve_precision
+    from dcgan.base.devices import resolve_precision
 
     want = resolve_precision("auto", torch.device("cpu"))[0]  # fp32 on AVX2, bf16 with AVX-512 BF16
     assert json.loads((pipeline / "models/gan/model.json").read_text())["precision"] == want
@@ -157,7 +157,7 @@ def test_wrong_samples_file_is_refused(pipeline, tmp_path, capsys):
 @pytest.mark.parametrize("stage", ["validate", "prepare", "augment", "evaluator", "train", "sample",
                                    "evaluate", "report"])
 def test_every_stage_has_help(stage):
-    out = subprocess.run([sys.executable, "-m", f"dcgan.stages.{stage}", "--help"],
+    out = subprocess.run([sys.executable, "-m", f"dcgan.app.stages.{stage}", "--help"],
                          capture_output=True, text=True, env=venv_env(), check=True).stdout
     assert "--params" in out and "usage:" in out
 

@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-from dcgan import files
+from dcgan.base import files
+from dcgan.base.errors import UserError
 from dcgan.data.store import NpyReader, NpyWriter, npy_header
-from dcgan.errors import UserError
 
 
 def npy_bytes(a: np.ndarray) -> bytes:

@@ -8,20 +8,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcgan import losses
-from dcgan.models import (
-    GANConfig,
-    build,
-    build_encoder,
-    gan_config,
-    sample_prior,
-)
-from dcgan.sampling import discriminator_rejection_sampling, drs_scores, interpolation_grid
+from dcgan.app.recipe import gan_config
+from dcgan.networks.gan import GANConfig, build, build_encoder, sample_prior
+from dcgan.networks.sampling import discriminator_rejection_sampling, drs_scores, interpolation_grid
+from dcgan.training import losses
 from dcgan.training.diffaug import cutout, diff_augment, translation
 from dcgan.training.ema import EMA
-from dcgan.training.loop import train
 from dcgan.training.schedule import batch_size_at, count_steps, lr_for
-from tests.conftest import CPU, digest, tparams
+from tests.conftest import CPU, digest, fit, tparams
 
 OFF = {"r1_gamma": 0.0}  # plain DCGAN: the techniques the shipped params switch on, off
 
@@ -190,12 +184,12 @@ def test_a_growing_batch_is_used_and_resume_stays_exact(tmp_path, data):
         def image(self, *a):
             pass
 
-    full = train(p, cfg, 0, data, CPU, tmp_path / "a", "fp", Rec(), log=lambda m: None)
+    full = fit(p, cfg, data, tmp_path / "a", "fp", logger=Rec())
     assert full.step == count_steps(160, 3, p.batch_schedule, 16)
     assert seen[0] == (1, 16) and seen[-1][1] == 32
     # interrupted after the schedule changed, mid-epoch
-    train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None, stop_after_steps=14)
-    resumed = train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None)
+    fit(p, cfg, data, tmp_path / "b", "fp", stop_after=14)
+    resumed = fit(p, cfg, data, tmp_path / "b", "fp")
     assert resumed.resumed_from_step == 12
     assert digest(resumed.g) == digest(full.g) and digest(resumed.ds[0]) == digest(full.ds[0])
 
@@ -204,8 +198,7 @@ def test_a_growing_batch_is_used_and_resume_stays_exact(tmp_path, data):
 @pytest.fixture(scope="module")
 def plain_run(tmp_path_factory, data):
     p = tparams(**OFF)
-    return train(p, gan_config(p, 16, 1), 0, data, CPU, tmp_path_factory.mktemp("plain"), "fp",
-                 log=lambda m: None)
+    return fit(p, gan_config(p, 16, 1), data, tmp_path_factory.mktemp("plain"), "fp")
 
 
 @pytest.mark.parametrize("over", [
@@ -224,7 +217,7 @@ def plain_run(tmp_path_factory, data):
 def test_each_switch_changes_the_trained_model(tmp_path, data, plain_run, over):
     """Against the same run with the switch off: a switch that is silently ignored fails here."""
     p = tparams(**{**OFF, **over})
-    r = train(p, gan_config(p, 16, 1), 0, data, CPU, tmp_path, "fp", log=lambda m: None)
+    r = fit(p, gan_config(p, 16, 1), data, tmp_path, "fp")
     # (EMA leaves D as it was: it averages G's weights, so the sampled G is what changes)
     assert digest(r.g) != digest(plain_run.g), over
     x = r.g(sample_prior(4, p.latent_dim, p.prior))
@@ -238,9 +231,9 @@ def test_resume_exact_with_every_technique_on(tmp_path, data):
                 diffaug=("color", "translation", "cutout"), ema_decay=0.9, encoder=True,
                 latent_cycle_weight=0.5, batch_schedule=((0, 16), (8, 32)), lr_scaling="linear")
     cfg = gan_config(p, 16, 1)
-    full = train(p, cfg, 0, data, CPU, tmp_path / "a", "fp", log=lambda m: None)
-    train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None, stop_after_steps=9)
-    resumed = train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None)
+    full = fit(p, cfg, data, tmp_path / "a", "fp")
+    fit(p, cfg, data, tmp_path / "b", "fp", stop_after=9)
+    resumed = fit(p, cfg, data, tmp_path / "b", "fp")
     assert resumed.resumed_from_step == 8
     for a, b in ((full.g, resumed.g), (full.ds[0], resumed.ds[0]), (full.e, resumed.e), (full.g_raw, resumed.g_raw)):
         assert digest(a) == digest(b)
@@ -331,9 +324,8 @@ def test_ema_batchnorm_statistics_are_recalibrated_for_the_averaged_weights():
 def test_bf16_autocast_changes_the_arithmetic_but_keeps_fp32_state(tmp_path, data):
     p = tparams(epochs=1, precision="bf16", encoder=True, latent_cycle_weight=0.5)
     cfg = gan_config(p, 16, 1)
-    r = train(p, cfg, 0, data, CPU, tmp_path / "bf16", "fp", log=lambda m: None, stop_after_steps=3)
-    ref = train(dataclasses.replace(p, precision="fp32"), cfg, 0, data, CPU, tmp_path / "fp32", "fp",
-                log=lambda m: None, stop_after_steps=3)
+    r = fit(p, cfg, data, tmp_path / "bf16", "fp", stop_after=3)
+    ref = fit(dataclasses.replace(p, precision="fp32"), cfg, data, tmp_path / "fp32", "fp", stop_after=3)
     for net in (r.g, *r.ds, r.e):
         assert all(t.dtype == torch.float32 for t in net.state_dict().values() if t.is_floating_point())
         assert all(torch.isfinite(t).all() for t in net.parameters())
@@ -349,23 +341,21 @@ def test_bf16_autocast_changes_the_arithmetic_but_keeps_fp32_state(tmp_path, dat
 
 
 def test_fp16_needs_cuda(tmp_path, data):
-    from dcgan.errors import UserError
+    from dcgan.base.errors import UserError
 
     p = tparams(precision="fp16")
     cfg = gan_config(p, 16, 1)
     with pytest.raises(UserError, match="train.precision fp16 needs a CUDA device"):
-        train(p, cfg, 0, data, CPU, tmp_path, "fp", log=lambda m: None, stop_after_steps=1)
+        fit(p, cfg, data, tmp_path, "fp", stop_after=1)
 
 
 def test_channels_last_trains_the_same_model(tmp_path, data):
-    from dcgan.models import load_generator, save_models
+    from dcgan.networks.model_dir import ModelCard, load_generator, save_models
 
     p = tparams(epochs=1, r1_gamma=0.1, reg_every=1)
     cfg = gan_config(p, 16, 1)
-    nhwc = train(dataclasses.replace(p, channels_last=True), cfg, 0, data, CPU, tmp_path / "a", "fp",
-                 log=lambda m: None, stop_after_steps=4)
-    nchw = train(dataclasses.replace(p, channels_last=False), cfg, 0, data, CPU, tmp_path / "b", "fp",
-                 log=lambda m: None, stop_after_steps=4)
+    nhwc = fit(dataclasses.replace(p, channels_last=True), cfg, data, tmp_path / "a", "fp", stop_after=4)
+    nchw = fit(dataclasses.replace(p, channels_last=False), cfg, data, tmp_path / "b", "fp", stop_after=4)
 
     def conv(net):  # one with several input channels: with one, both layouts are the same strides
         return next(m for m in net.modules() if isinstance(m, nn.Conv2d) and m.in_channels > 1).weight
@@ -376,7 +366,7 @@ def test_channels_last_trains_the_same_model(tmp_path, data):
     assert digest(nhwc.g) != digest(nchw.g)  # other summation order: not bit-identical
     for a, b in zip(nhwc.g.parameters(), nchw.g.parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=1e-4, rtol=1e-3)  # same math, other summation order
-    save_models(nhwc.g, nhwc.ds, cfg, tmp_path / "m")  # safetensors wants contiguous tensors
+    save_models(tmp_path / "m", ModelCard(cfg), nhwc.g, nhwc.ds)  # safetensors wants contiguous tensors
     loaded = load_generator(tmp_path / "m", CPU).state_dict()
     for k, v in nhwc.g.state_dict().items():
         assert torch.equal(loaded[k], v), k
@@ -388,9 +378,8 @@ def test_compile_trains_the_same_model(tmp_path, data):
     same model as eager within fp32 reordering, state dicts without compile's prefixes."""
     p = tparams(epochs=1, r1_gamma=0.1, reg_every=2, encoder=True)
     cfg = gan_config(p, 16, 1)
-    comp = train(dataclasses.replace(p, compile="default"), cfg, 0, data, CPU, tmp_path / "a", "fp",
-                 log=lambda m: None, stop_after_steps=4)
-    eager = train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None, stop_after_steps=4)
+    comp = fit(dataclasses.replace(p, compile="default"), cfg, data, tmp_path / "a", "fp", stop_after=4)
+    eager = fit(p, cfg, data, tmp_path / "b", "fp", stop_after=4)
     assert digest(comp.g) != digest(eager.g) or digest(comp.ds[0]) != digest(eager.ds[0])  # compiled code ran
     for net, x, y in (("g", comp.g, eager.g), ("d", comp.ds[0], eager.ds[0]), ("e", comp.e, eager.e)):
         a, b = x.state_dict(), y.state_dict()

@@ -4,10 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from dcgan import files
+from dcgan.base import files
 from dcgan.training import checkpoint as ckpt
-from dcgan.training.loop import train
-from tests.conftest import CPU, ScriptedFid, digest, setup
+from tests.conftest import CPU, ScriptedFid, digest, fit, setup
 
 
 def test_a_short_run_trains_and_logs(tmp_path, data):
@@ -21,7 +20,7 @@ def test_a_short_run_trains_and_logs(tmp_path, data):
         def image(self, name, grid, step):
             logged.append((name, float(grid.shape[0]), step))
 
-    r = train(p, cfg, 0, data, CPU, tmp_path, "fp", Rec(), log=lambda m: None)
+    r = fit(p, cfg, data, tmp_path, "fp", logger=Rec())
     steps = 2 * (160 // p.batch_size)
     assert r.step == steps and r.epoch == 2
     losses = [v for n, v, _ in logged if n == "train/loss_d"]
@@ -33,12 +32,12 @@ def test_a_short_run_trains_and_logs(tmp_path, data):
 
 def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, data):
     p, cfg = setup(epochs=2, checkpoint_every=2)
-    full = train(p, cfg, 0, data, CPU, tmp_path / "a", "fp", log=lambda m: None)
+    full = fit(p, cfg, data, tmp_path / "a", "fp")
     # interrupted after step 7: the last checkpoint is at step 6 (mid-epoch 1 of 2)
-    part = train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None, stop_after_steps=7)
+    part = fit(p, cfg, data, tmp_path / "b", "fp", stop_after=7)
     assert part.step == 7
     msgs: list[str] = []
-    resumed = train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=msgs.append)
+    resumed = fit(p, cfg, data, tmp_path / "b", "fp", log=msgs.append)
     assert resumed.resumed_from_step == 6 and any("resuming" in m for m in msgs)
     assert resumed.step == full.step
     assert digest(resumed.g) == digest(full.g)
@@ -47,17 +46,17 @@ def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, data):
 
 def test_a_different_seed_gives_different_weights(tmp_path, data):
     p, cfg = setup()
-    a = train(p, cfg, 0, data, CPU, tmp_path / "a", "fp", log=lambda m: None)
-    b = train(p, cfg, 1, data, CPU, tmp_path / "b", "fp", log=lambda m: None)
+    a = fit(p, cfg, data, tmp_path / "a", "fp")
+    b = fit(p, cfg, data, tmp_path / "b", "fp", seed=1)
     assert digest(a.g) != digest(b.g)
 
 
 def test_checkpoint_from_other_params_is_not_resumed(tmp_path, data):
     p, cfg = setup(checkpoint_every=2)
-    train(p, cfg, 0, data, CPU, tmp_path, "old-run", log=lambda m: None, stop_after_steps=3)
+    fit(p, cfg, data, tmp_path, "old-run", stop_after=3)
     msgs: list[str] = []
-    r = train(p, cfg, 0, data, CPU, tmp_path, "new-run", log=msgs.append)
-    fresh = train(p, cfg, 0, data, CPU, tmp_path / "fresh", "new-run", log=lambda m: None)
+    r = fit(p, cfg, data, tmp_path, "new-run", log=msgs.append)
+    fresh = fit(p, cfg, data, tmp_path / "fresh", "new-run")
     assert r.resumed_from_step is None
     assert any("other training params" in m for m in msgs)
     assert digest(r.g) == digest(fresh.g)
@@ -69,15 +68,15 @@ def test_a_refused_resume_names_the_changed_keys(tmp_path, data):
     images = tmp_path / "train.npy"
     np.save(images, data)
     fp = ckpt.fingerprint(dataclasses.asdict(p), 0, files.file_digest(images), fid_extractor="classifier:abc")
-    train(p, cfg, 0, data, CPU, tmp_path / "c", fp, log=lambda m: None, stop_after_steps=3)
+    fit(p, cfg, data, tmp_path / "c", fp, stop_after=3)
     assert ckpt.load_latest(tmp_path / "c")[0]["fingerprint_inputs"]["train.lr"] == p.lr
     same: list[str] = []
-    r = train(p, cfg, 0, data, CPU, tmp_path / "c", dict(fp), log=same.append, stop_after_steps=4)
+    r = fit(p, cfg, data, tmp_path / "c", dict(fp), log=same.append, stop_after=4)
     assert r.resumed_from_step == 2  # an equal fingerprint resumes
     q = dataclasses.replace(p, lr=1e-3, beta1=0.0)
     fp2 = ckpt.fingerprint(dataclasses.asdict(q), 0, files.file_digest(images), fid_extractor="classifier:abc")
     msgs: list[str] = []
-    train(q, cfg, 0, data, CPU, tmp_path / "c", fp2, log=msgs.append, stop_after_steps=1)
+    fit(q, cfg, data, tmp_path / "c", fp2, log=msgs.append, stop_after=1)
     assert any(f"(changed: train.beta1 0.5 -> 0.0, train.lr {p.lr!r} -> 0.001); training from scratch" in m
                for m in msgs), msgs
     assert ckpt.changed_keys({"code": "a", "seed": 0}, {"code": "b", "seed": 1}) == "code, seed 0 -> 1"
@@ -85,7 +84,7 @@ def test_a_refused_resume_names_the_changed_keys(tmp_path, data):
 
 def test_corrupt_newest_checkpoint_falls_back_to_the_previous(tmp_path, data):
     p, cfg = setup(checkpoint_every=1)
-    train(p, cfg, 0, data, CPU, tmp_path, "fp", log=lambda m: None, stop_after_steps=3)
+    fit(p, cfg, data, tmp_path, "fp", stop_after=3)
     newest, previous = ckpt.list_checkpoints(tmp_path)
     newest.write_bytes(newest.read_bytes()[:100])  # truncated, as by a crash mid-write
     msgs: list[str] = []
@@ -113,7 +112,7 @@ def test_checkpoints_load_without_unpickling_code(tmp_path):
 def test_best_generator_is_the_one_with_the_lowest_fid(tmp_path, data):
     p, cfg = setup(epochs=3, eval_every=1)
     fid = ScriptedFid([5.0, 3.0, 4.0])
-    r = train(p, cfg, 0, data, CPU, tmp_path, "fp", log=lambda m: None, fid_fn=fid)
+    r = fit(p, cfg, data, tmp_path, "fp", fid_fn=fid)
     steps_per_epoch = 160 // p.batch_size
     assert r.best_fid == 3.0 and r.best_step == 2 * steps_per_epoch
     best = type(r.g)(cfg)
@@ -124,18 +123,15 @@ def test_best_generator_is_the_one_with_the_lowest_fid(tmp_path, data):
 def test_fid_every_n_epochs_and_after_the_last(tmp_path, data):
     p, cfg = setup(epochs=3, eval_every=2)
     fid = ScriptedFid([2.0, 1.0])
-    r = train(p, cfg, 0, data, CPU, tmp_path, "fp", log=lambda m: None, fid_fn=fid)
+    r = fit(p, cfg, data, tmp_path, "fp", fid_fn=fid)
     assert len(fid.digests) == 2 and r.best_fid == 1.0 and r.best_step == r.step  # epochs 2 and 3
 
 
 def test_resume_keeps_the_best_generator(tmp_path, data):
     p, cfg = setup(epochs=3, eval_every=1, checkpoint_every=2)
-    full = train(p, cfg, 0, data, CPU, tmp_path / "a", "fp", log=lambda m: None,
-                 fid_fn=ScriptedFid([3.0, 5.0, 4.0]))
-    train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None,
-          fid_fn=ScriptedFid([3.0, 5.0]), stop_after_steps=12)
-    resumed = train(p, cfg, 0, data, CPU, tmp_path / "b", "fp", log=lambda m: None,
-                    fid_fn=ScriptedFid([4.0]))
+    full = fit(p, cfg, data, tmp_path / "a", "fp", fid_fn=ScriptedFid([3.0, 5.0, 4.0]))
+    fit(p, cfg, data, tmp_path / "b", "fp", fid_fn=ScriptedFid([3.0, 5.0]), stop_after=12)
+    resumed = fit(p, cfg, data, tmp_path / "b", "fp", fid_fn=ScriptedFid([4.0]))
     assert resumed.resumed_from_step is not None
     assert (resumed.best_fid, resumed.best_step) == (full.best_fid, full.best_step) == (3.0, 5)
     assert all(torch.equal(resumed.g_best[k], full.g_best[k]) for k in full.g_best)
@@ -145,12 +141,12 @@ def test_divergence_stops_naming_the_step_and_loss_and_keeps_the_checkpoints(tmp
     from dcgan.training.loop import TrainingDiverged
 
     p, cfg = setup(epochs=3, checkpoint_every=1, log_every=2)
-    train(p, cfg, 0, data, CPU, tmp_path, "fp", log=lambda m: None, stop_after_steps=4)
+    fit(p, cfg, data, tmp_path, "fp", stop_after=4)
     before = {c.name: c.read_bytes() for c in ckpt.list_checkpoints(tmp_path)}
     assert sorted(before) == ["ckpt-000000003.pt", "ckpt-000000004.pt"]
     # same run identity, absurd learning rate: G's weights blow up within a step or two
     with pytest.raises(TrainingDiverged) as exc:
-        train(dataclasses.replace(p, lr=1e30), cfg, 0, data, CPU, tmp_path, "fp", log=lambda m: None)
+        fit(dataclasses.replace(p, lr=1e30), cfg, data, tmp_path, "fp")
     msg = str(exc.value)
     assert msg.startswith("training diverged at step 5: ") and "=nan" in msg, msg
     assert "ckpt-000000004.pt is left as it was" in msg
@@ -159,10 +155,10 @@ def test_divergence_stops_naming_the_step_and_loss_and_keeps_the_checkpoints(tmp
 
 
 def test_checkpoint_from_another_world_size_is_refused_and_kept(tmp_path, data):
-    from dcgan.errors import UserError
+    from dcgan.base.errors import UserError
 
     p, cfg = setup(checkpoint_every=2)
-    train(p, cfg, 0, data, CPU, tmp_path, "run", log=lambda m: None, stop_after_steps=2)
+    fit(p, cfg, data, tmp_path, "run", stop_after=2)
     path = ckpt.list_checkpoints(tmp_path)[0]
     state = torch.load(path, weights_only=True)
     assert state["world_size"] == 1
@@ -170,12 +166,12 @@ def test_checkpoint_from_another_world_size_is_refused_and_kept(tmp_path, data):
     torch.save(state, path)
     before = path.read_bytes()
     with pytest.raises(UserError, match=r"saved by 2 processes and this run has 1: resume with train.nproc: 2"):
-        train(p, cfg, 0, data, CPU, tmp_path, "run", log=lambda m: None)
+        fit(p, cfg, data, tmp_path, "run")
     assert path.read_bytes() == before
 
 
 def test_a_torchrun_world_that_is_not_train_nproc_is_refused(monkeypatch):
-    from dcgan.errors import UserError
+    from dcgan.base.errors import UserError
     from dcgan.training.distributed import init_from_env
 
     monkeypatch.setenv("WORLD_SIZE", "2")

@@ -6,7 +6,7 @@ import shutil
 import pytest
 import yaml
 
-from dcgan import files
+from dcgan.base import files
 
 STAGES = ["validate", "prepare", "augment", "evaluator", "train", "sample", "evaluate", "report"]
 

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 import yaml
 
-from dcgan import retrain as rt
+from dcgan.app import retrain as rt
 from tests.conftest import REPO
 
 pytestmark = pytest.mark.slow

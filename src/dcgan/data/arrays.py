@@ -8,11 +8,10 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from dcgan import files
+from dcgan.base import files
+from dcgan.base.errors import UserError
 from dcgan.data.store import NpyReader
-from dcgan.errors import UserError
 
 
 def _check(path: Path, dtype: np.dtype, shape: tuple[int, ...], channels: int | None,
@@ -107,14 +106,3 @@ class ChannelSums:
 def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
     """Per-channel mean and (population) std of uint8 images on the [0, 1] scale, exactly."""
     return ChannelSums(images.shape[1]).add(np.asarray(images)).stats()
-
-
-def to_unit(images: np.ndarray | torch.Tensor) -> torch.Tensor:
-    """uint8 (N, C, H, W) -> float32 in [-1, 1], the range of G's Tanh output."""
-    x = torch.as_tensor(images)
-    return x.float().div_(127.5).sub_(1.0)
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """float in [-1, 1] -> uint8 [0, 255], rounded and clamped."""
-    return x.detach().float().add(1.0).mul(127.5).round().clamp(0, 255).to(torch.uint8)

@@ -10,16 +10,27 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dcgan.config import AugmentParams
-from dcgan.seeding import generator_for
+from dcgan.base.seeding import generator_for
 
 
-def random_affine(n: int, p: AugmentParams, gen: torch.Generator) -> torch.Tensor:
+@dataclass(frozen=True)
+class Augmentation:
+    """The random transform of each copy (params.yaml's augment section is one)."""
+
+    copies: int
+    hflip: bool
+    crop_scale_min: float
+    rotate_degrees: float
+    translate: float
+
+
+def random_affine(n: int, p: Augmentation, gen: torch.Generator) -> torch.Tensor:
     """(n, 2, 3) affine matrices mapping output coords to input coords (normalised [-1, 1])."""
     u = torch.rand(n, 5, generator=gen, dtype=torch.float64)
     area = p.crop_scale_min + (1.0 - p.crop_scale_min) * u[:, 0]
@@ -39,7 +50,7 @@ def random_affine(n: int, p: AugmentParams, gen: torch.Generator) -> torch.Tenso
     return mat.float()
 
 
-def augmented_chunks(images, p: AugmentParams, seed: int, batch: int = 2048) -> Iterator[np.ndarray]:
+def augmented_chunks(images, p: Augmentation, seed: int, batch: int = 2048) -> Iterator[np.ndarray]:
     """The augmented set (originals, then each copy) chunk by chunk, in order. ``images``: a
     uint8 (N, C, H, W) array or :class:`~dcgan.data.store.NpyReader` (read ``batch`` rows at a
     time). The random draws are taken copy by copy, batch by batch: one stream whatever the size."""
@@ -59,7 +70,7 @@ def augmented_chunks(images, p: AugmentParams, seed: int, batch: int = 2048) -> 
             yield y.round().clamp(0, 255).to(torch.uint8).numpy()
 
 
-def augment(images: np.ndarray, p: AugmentParams, seed: int, batch: int = 2048) -> np.ndarray:
+def augment(images: np.ndarray, p: Augmentation, seed: int, batch: int = 2048) -> np.ndarray:
     """uint8 (N, C, H, W) -> uint8 (N * (1 + copies), C, H, W): originals first, then each copy."""
     if p.copies == 0:
         return images

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dcgan.errors import ConfigError, UserError
+from dcgan.base.errors import ConfigError, UserError
 
 # torch, torchvision and PIL load where images are read or shaped, so that checking a dataset
 # name (the validate stage) stays cheap

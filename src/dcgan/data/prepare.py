@@ -26,12 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan import files
+from dcgan.base import files
+from dcgan.base.errors import UserError
+from dcgan.base.progress import progress
 from dcgan.data import arrays
 from dcgan.data.datasets import RawDataset, fitted_chunks
 from dcgan.data.store import DISK_FULL, NpyReader, NpyWriter, disk_full, rows_per_chunk
-from dcgan.errors import UserError
-from dcgan.progress import progress
 
 
 def resolve_workers(workers: int | str) -> int:

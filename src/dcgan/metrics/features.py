@@ -16,11 +16,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcgan.data.arrays import to_unit
-from dcgan.errors import UserError
-from dcgan.files import file_digest, load_state, save_module, write_json
-from dcgan.progress import progress
-from dcgan.seeding import generator_for
+from dcgan.base.errors import UserError
+from dcgan.base.files import file_digest, load_state, save_module, write_json
+from dcgan.base.pixels import to_unit
+from dcgan.base.progress import progress
+from dcgan.base.seeding import generator_for
 
 
 @dataclass(frozen=True)
@@ -61,7 +61,7 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, cfg: ClassifierConf
     if (labels < 0).any():
         raise UserError(
             "the classifier feature extractor needs labelled data, but this dataset has no "
-            "labels; use the Inception extractor (evaluate.extractor: inception) for it"
+            "labels; use the Inception extractor (evaluator.extractor: inception) for it"
         )
     torch.manual_seed(seed)
     model = Classifier(cfg).to(device)

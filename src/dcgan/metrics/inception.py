@@ -1,7 +1,7 @@
 """The standard FID Inception-v3 (TF 2015-12-05 weights) through torch-fidelity.
 
-By default the weights are never downloaded: the file must be at ``evaluate.inception_weights``.
-With ``evaluate.inception_download: true`` a missing file is fetched once from torch-fidelity's
+By default the weights are never downloaded: the file must be at ``evaluator.inception_weights``.
+With ``evaluator.inception_download: true`` a missing file is fetched once from torch-fidelity's
 published URL (:func:`download_weights`) and kept only if its sha256 starts with the published
 id. Before torch-fidelity loads the file (it unpickles without restrictions), it is opened with
 ``torch.load(weights_only=True)``, which refuses anything but tensors and containers.
@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dcgan.errors import UserError
-from dcgan.files import file_digest
-from dcgan.progress import progress
+from dcgan.base.errors import UserError
+from dcgan.base.files import file_digest
+from dcgan.base.progress import progress
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
@@ -40,7 +40,7 @@ def download_weights(path: str | Path, url: str | None = None, expected_prefix: 
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
-    log(f"inception: downloading {url} -> {path} (evaluate.inception_download: true)")
+    log(f"inception: downloading {url} -> {path} (evaluator.inception_download: true)")
     h = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as resp, open(part, "wb") as fh:
@@ -54,7 +54,7 @@ def download_weights(path: str | Path, url: str | None = None, expected_prefix: 
         part.unlink(missing_ok=True)
         reason = getattr(exc, "reason", None) or exc
         raise UserError(f"could not download the Inception weights from {url} ({reason}): download "
-                        f"the file by hand and put it at {path}, or set evaluate.extractor: classifier "
+                        f"the file by hand and put it at {path}, or set evaluator.extractor: classifier "
                         "(offline)") from None
     digest = h.hexdigest()
     if not digest.startswith(expected):
@@ -71,9 +71,9 @@ def check_weights(path: str | Path) -> str:
     path = Path(path)
     if not path.is_file():
         raise UserError(
-            f"Inception weights not found at {path} (evaluate.inception_weights), and they are "
-            f"never downloaded unless evaluate.inception_download is true: set it, or download "
-            f"{WEIGHTS_NAME} from {WEIGHTS_URL} and put it there, or set evaluate.extractor: classifier"
+            f"Inception weights not found at {path} (evaluator.inception_weights), and they are "
+            f"never downloaded unless evaluator.inception_download is true: set it, or download "
+            f"{WEIGHTS_NAME} from {WEIGHTS_URL} and put it there, or set evaluator.extractor: classifier"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

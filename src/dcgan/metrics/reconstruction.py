@@ -10,10 +10,10 @@ import numpy as np
 import torch
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-from dcgan.data.arrays import to_uint8, to_unit
-from dcgan.models import pixels_of, sample_prior, to_network
-from dcgan.progress import progress
-from dcgan.seeding import generator_for
+from dcgan.base.pixels import to_01, to_uint8, to_unit
+from dcgan.base.progress import progress
+from dcgan.base.seeding import generator_for
+from dcgan.networks.gan import pixels_of, prior_of, sample_prior, to_network
 
 
 @torch.inference_mode()
@@ -36,7 +36,7 @@ def invert_by_optimisation(g: torch.nn.Module, images: np.ndarray, latent_dim: i
     x = to_unit(images).to(device)
     n = len(x)
     target = x.repeat(restarts, 1, 1, 1)  # (restarts * N, C, H, W): restart r of image i at r*N+i
-    prior = getattr(getattr(g, "cfg", None), "prior", "normal")
+    prior = prior_of(g)
     z = sample_prior(restarts * n, latent_dim, prior, generator_for(seed, "invert")).to(device)
     z.requires_grad_(True)
     opt = torch.optim.Adam([z], lr=lr)
@@ -61,7 +61,7 @@ def reconstruction_metrics(real: np.ndarray, recon: np.ndarray) -> dict[str, flo
     """Mean per-image MSE (on [0, 1]), PSNR (dB) and SSIM between uint8 image sets."""
     if real.shape != recon.shape:
         raise ValueError(f"shape mismatch {real.shape} vs {recon.shape}")
-    a, b = real.astype(np.float64) / 255.0, recon.astype(np.float64) / 255.0
+    a, b = to_01(real), to_01(recon)
     size = real.shape[-1]
     win = min(7, size if size % 2 else size - 1)
     mse, psnr, ssim = [], [], []

@@ -7,7 +7,7 @@ and the digests of the arrays they came from. DVC reruns the evaluator stage onl
 data or the extractor change, so experiments on train params reuse them; train and evaluate
 check the digests, so stale features are refused rather than silently used.
 
-At most ``evaluate.reference_max_images`` images of each split are used (50,000 is the usual
+At most ``evaluator.reference_max_images`` images of each split are used (50,000 is the usual
 FID protocol): a seeded subset, read from the files a chunk at a time, so the evaluator's
 memory and time stop growing with the dataset beyond that.
 """
@@ -21,19 +21,19 @@ from typing import Any
 import numpy as np
 import torch
 
-from dcgan import files
+from dcgan.base import files
+from dcgan.base.errors import UserError
+from dcgan.base.seeding import derive_seed
 from dcgan.data.arrays import open_images
-from dcgan.errors import UserError
 from dcgan.metrics.fid import stats_in_chunks
 from dcgan.metrics.sets import FeatureSet, Reference
-from dcgan.seeding import derive_seed
 
 NPZ, META = "reference.npz", "reference.json"
 
 
 def make_extractor(kind: str, evaluator_dir: str | Path, inception_weights: str, batch_size: int,
                    device: torch.device, download: bool = False):
-    """The extractor named by evaluate.extractor (``download``: fetch missing Inception weights)."""
+    """The extractor named by evaluator.extractor (``download``: fetch missing Inception weights)."""
     if kind == "classifier":
         from dcgan.metrics.features import ClassifierExtractor
 
@@ -96,7 +96,7 @@ def load_reference(folder: str | Path, data_dir: str | Path, extractor_kind: str
     if meta["extractor"] != extractor_kind:
         raise UserError(
             f"reference features in {folder} were made with the {meta['extractor']} extractor but "
-            f"evaluate.extractor is {extractor_kind}; rerun the evaluator stage (dvc repro)"
+            f"evaluator.extractor is {extractor_kind}; rerun the evaluator stage (dvc repro)"
         )
     if "train_mu" not in _members(folder / NPZ):
         raise UserError(f"reference features {folder / NPZ} are in an older format (no train_mu); "

@@ -18,14 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from dcgan.errors import UserError
+from dcgan.base.errors import UserError
+from dcgan.base.seeding import derive_seed
 from dcgan.metrics import registry
 from dcgan.metrics.fid import feature_stats, frechet_distance
 from dcgan.metrics.inception_score import inception_score
 from dcgan.metrics.kid import kernel_inception_distance
 from dcgan.metrics.prdc import precision_recall
 from dcgan.metrics.sets import FeatureSet, Reference
-from dcgan.seeding import derive_seed
 
 MetricFn = Callable[[FeatureSet, Reference, Any, int], dict[str, float]]
 

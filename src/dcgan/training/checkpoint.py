@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from dcgan import faults, files
+from dcgan.base import faults, files
 
 _NAME = re.compile(r"^ckpt-(\d{9})\.pt$")
 KEEP = 2
@@ -37,7 +37,7 @@ def code_digest() -> str:
 def fingerprint(train_params: dict[str, Any], seed: int, data_digest: str,
                 **extra: object) -> dict[str, object]:
     """What shapes a training run, key by key (``train.lr``, ``seed``, ``data`` (the training
-    file's sha256, e.g. from :func:`dcgan.files.recorded_digest`), ``code``, and ``extra``
+    file's sha256, e.g. from :func:`dcgan.base.files.recorded_digest`), ``code``, and ``extra``
     such as the FID extractor): resuming is only valid when all of it matches. Checkpoints
     keep it, so a refused resume can say which keys changed."""
     flat = {f"train.{k}": list(v) if isinstance(v, tuple) else v for k, v in train_params.items()}

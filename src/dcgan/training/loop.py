@@ -1,6 +1,4 @@
-"""The DCGAN training loop: in-memory data, derived seeds, exact resume (the step itself is in
-:mod:`dcgan.training.step`, the run's state in :mod:`~dcgan.training.state`, the divergence
-guard in :mod:`~dcgan.training.watch`).
+"""The DCGAN training loop: :func:`train`, whose every step is :func:`train_step`.
 
 Every random draw is a pure function of (seed, purpose, epoch or step): the data order of
 epoch ``e`` comes from ``derive_seed(seed, "order", e)`` and the noise, penalty interpolation
@@ -8,58 +6,56 @@ and DiffAugment draws of step ``s`` from ``derive_seed(seed, purpose, s)``. A ch
 therefore needs only weights, optimizer/EMA state and the position (epoch, offset, step) for
 a resumed run to replay exactly what an uninterrupted run does, whatever the batch schedule.
 
-Each step is the official example's, ``d_step`` then ``g_step``; the techniques (each a
-switch in params.yaml ``train``) plug into those two: the latent prior, BCE/hinge/WGAN losses,
-R1 and WGAN-GP penalties with lazy regularisation, K discriminators (GMAN), mean/std input
-normalisation, DiffAugment, EMA of G, an encoder with
-reconstruction and latent-cycle losses, and a batch-size schedule with lr scaling (here).
+The losses are the :class:`~dcgan.training.objective.GANObjective`'s; the loop owns the
+optimizer steps, the batch-size schedule with its lr scaling, logging, in-training FID with
+the best generator, checkpoints and the divergence guard.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 from tqdm import tqdm
 
-from dcgan import faults
-from dcgan.config import TrainParams, check_divisible
+from dcgan.base import faults
+from dcgan.base.pixels import to_unit
+from dcgan.base.progress import progress
+from dcgan.base.seeding import generator_for
 from dcgan.data.store import NpyReader
-from dcgan.devices import resolve_precision
-from dcgan.models import (
+from dcgan.networks.gan import (
     Discriminator,
     Encoder,
     GANConfig,
     Generator,
     pixels_of,
     sample_prior,
+    to_network,
 )
-from dcgan.progress import progress
-from dcgan.seeding import generator_for
 from dcgan.training import checkpoint as ckpt
 from dcgan.training.data import FileSource, PrefetchSource, TensorSource, place_data
 from dcgan.training.distributed import SINGLE, DistEnv
+from dcgan.training.guard import DivergenceGuard, RunningMeans, TrainingDiverged
+from dcgan.training.nets import Nets, Wrapped, build_nets, sampling_generator
+from dcgan.training.objective import Batch, GANObjective, per_d_generator
+from dcgan.training.position import BestGenerator, Position
+from dcgan.training.resume import Fingerprint, restore, resume_point, snapshot
 from dcgan.training.schedule import batch_size_at, count_steps, lr_for
-from dcgan.training.state import (
-    Fingerprint,
-    Log,
-    Run,
-    Setup,
-    Wrapped,
-    build_run,
-    resume,
-    sampling_generator,
-)
-from dcgan.training.step import d_step, g_step, next_batch, step_row
-from dcgan.training.watch import DivergenceGuard, RunningMeans, TrainingDiverged
+from dcgan.training.settings import Setup, TrainSettings
 
-__all__ = ["TrainResult", "TrainingDiverged", "train"]  # TrainingDiverged: raised from here
+__all__ = ["Callbacks", "TrainResult", "TrainingDiverged", "train", "train_step"]  # TrainingDiverged: raised here
+
+Log = Callable[[str], None]
+Source = TensorSource | FileSource | PrefetchSource
+LATEST: Any = "latest"
+"""``train(start=LATEST)``: resume from the newest checkpoint of this run in ``ckpt_dir``, if any."""
 
 
 class MetricLogger(Protocol):
@@ -75,6 +71,17 @@ class NullLogger:
 
     def image(self, name: str, grid: torch.Tensor, step: int) -> None:
         pass
+
+
+class Callbacks:
+    """What a caller may do between steps (override either; the defaults do nothing)."""
+
+    def after_step(self, step: int, nets: dict[str, nn.Module | None]) -> None:
+        """Called after every step with the plain networks ({"g", "e", "d", "d1", ...})."""
+
+    def should_stop(self, step: int) -> bool:
+        """True ends the run after this step, without the epoch's end (as an interruption would)."""
+        return False
 
 
 @dataclass
@@ -107,51 +114,70 @@ def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=generator_for(seed, "order", epoch))
 
 
-# ---------------------------------------------------------------------------------------
-# the loop
+def make_batch(s: Setup, data: Source, order: torch.Tensor, offset: int, step: int, bs: int) -> Batch:
+    """This rank's slice of the step's real images (``data``: a :mod:`dcgan.training.data`
+    source) and noise."""
+    if isinstance(data, torch.Tensor):  # Tensor.take would index the flattened tensor: refuse it
+        raise TypeError("make_batch takes a batch source from dcgan.training.data, not a tensor")
+    idx = s.dist.shard(order[offset:offset + bs])  # this rank's slice of the global batch
+    real = to_unit(data.take(idx).to(s.device, non_blocking=True))  # (bs, C, H, W) in [-1, 1]
+    real = to_network(real, s.cfg)  # train.normalize meanstd: (x - mean) / std; range: as is
+    real = real.contiguous(memory_format=s.memory_format)
+    z = s.dist.shard(sample_prior(bs, s.cfg.latent_dim, s.cfg.prior,
+                                  generator_for(s.seed, "z", step))).to(s.device)
+    aug = s.settings.objective.diffaug
+    rank = () if not s.dist.enabled else ("rank", s.dist.rank)
+    aug_gens = ([per_d_generator(s.seed, "diffaug", k, step, *rank) for k in range(s.settings.discriminators)]
+                if aug else None)
+    return Batch(step, bs, real, z, aug_gens, aug)
 
 
-@dataclass
-class Loop:
-    """What the loop reports to and checks with, besides the run itself."""
-
-    ckpt_dir: str | Path
-    fingerprint: Fingerprint
-    logger: MetricLogger
-    log: Log
-    means: RunningMeans
-    guard: DivergenceGuard
-    bar: tqdm  # from dcgan.progress.progress
-    z_fixed: torch.Tensor
-    fid_fn: Callable[[Generator], float] | None
-    on_step: Callable[[int, dict[str, nn.Module | None]], None] | None
-    stop_after_steps: int | None
-
-    def save(self, s: Setup, run: Run, finished: bool) -> None:
-        if s.dist.is_main:  # rank 0 alone writes checkpoints
-            ckpt.save_checkpoint(self.ckpt_dir, run.step, run.snapshot(self.fingerprint,
-                                                                        s.dist.world_size, finished))
+@contextmanager
+def frozen(modules: list[nn.Module]):
+    """No gradients for these modules' weights inside the block."""
+    for m in modules:
+        m.requires_grad_(False)
+    try:
+        yield
+    finally:
+        for m in modules:
+            m.requires_grad_(True)
 
 
-def after_step(s: Setup, run: Run, loop: Loop, bs: int) -> None:
-    """Per-step hooks, then the periodic work: losses to the logger, a checkpoint."""
-    p = s.p
-    if loop.on_step is not None:
-        loop.on_step(run.step, {"g": run.g, "e": run.e,
-                                **{"d" if k == 0 else f"d{k}": d for k, d in enumerate(run.ds)}})
-    if faults.armed("kill_after_step", run.step):
-        faults.kill()
-    if run.step % p.log_every == 0:
-        loop.guard.check("log", run)
-        values = loop.means.pop(s.dist)
-        for name, v in zip(loop.means.names, values, strict=True):
-            loop.logger.metric(f"train/{name}", v, run.step)
-        if p.batch_schedule:
-            loop.logger.metric("train/batch_size", bs, run.step)
-        loop.bar.set_postfix(loss_d=f"{values[0]:.3f}", loss_g=f"{values[1]:.3f}", bs=bs)
-    if run.step % p.checkpoint_every == 0:
-        loop.guard.check("checkpoint", run)
-        loop.save(s, run, False)
+def train_step(nets: Nets, objective: GANObjective, b: Batch) -> torch.Tensor:
+    """One DCGAN step (Radford et al. 2015; Goodfellow et al. 2014, Algorithm 1): returns the
+    logged numbers, on the device."""
+    fake = objective.generate(b)  # G(z): both updates see the same fakes
+
+    # (1) Update D: maximize log D(x) + log(1 - D(G(z))) (each of the K, plus its penalties)
+    d = objective.d_loss(b, fake)
+    for opt in nets.opt_ds:
+        opt.zero_grad(set_to_none=True)
+    nets.scaler.scale(d.loss).backward()
+    for opt in nets.opt_ds:
+        nets.scaler.step(opt)
+
+    # (2) Update G: maximize log D(G(z)) through the updated D (and E: reconstruct x from E(x))
+    with frozen(nets.ds):
+        g = objective.g_loss(b, fake)
+        for opt in (nets.opt_e, nets.opt_g):
+            if opt is not None:
+                opt.zero_grad(set_to_none=True)
+        nets.scaler.scale(g.loss).backward()
+        nets.scaler.step(nets.opt_g)
+        if nets.opt_e is not None:
+            nets.scaler.step(nets.opt_e)
+        nets.scaler.update()
+    if nets.ema is not None:
+        nets.ema.update(nets.g)
+    return objective.logged(d, g)
+
+
+def make_objective(s: Setup, nets: Nets) -> GANObjective:
+    """The objective over the networks as the step calls them (under DDP and/or torch.compile)."""
+    w = Wrapped.around(nets, s)
+    return GANObjective(s.settings.objective, g=w.g, ds=w.ds, plain_ds=nets.ds, ds_no_sync=w.ds_no_sync,
+                        e=w.e, autocast=s.autocast, dist=s.dist, seed=s.seed, device=s.device)
 
 
 def epoch_plan(step: int, offset: int, n: int, schedule: tuple[tuple[int, int], ...], default_bs: int,
@@ -169,85 +195,128 @@ def epoch_plan(step: int, offset: int, n: int, schedule: tuple[tuple[int, int], 
     return plan
 
 
-Source = TensorSource | FileSource | PrefetchSource
+@dataclass
+class Loop:
+    """A run in progress: its frame, networks, objective, position and best generator, and what
+    it reports to."""
+
+    s: Setup
+    nets: Nets
+    objective: GANObjective
+    pos: Position
+    best: BestGenerator
+    data: Source
+    ckpt_dir: str | Path
+    fingerprint: Fingerprint
+    logger: MetricLogger
+    means: RunningMeans
+    guard: DivergenceGuard
+    bar: tqdm  # from dcgan.base.progress.progress
+    z_fixed: torch.Tensor
+    fid_fn: Callable[[Generator], float] | None
+    callbacks: Callbacks
+
+    def save(self, finished: bool) -> None:
+        if self.s.dist.is_main:  # rank 0 alone writes checkpoints
+            ckpt.save_checkpoint(self.ckpt_dir, self.pos.step, snapshot(
+                self.nets, self.pos, self.best, self.fingerprint, self.s.dist.world_size, finished))
+
+    def run_epoch(self) -> str | None:
+        """Steps until the epoch has no full batch left (returns None), or until the run's last
+        step: ``"stop"`` (the callbacks asked) or ``"max_steps"``."""
+        t, pos = self.s.settings, self.pos
+        schedule = t.batch_schedule
+        base_bs = schedule[0][1] if schedule else t.batch_size
+        order = epoch_order(self.s.seed, pos.epoch, len(self.data))
+        plan = epoch_plan(pos.step, pos.offset, len(self.data), schedule, t.batch_size, t.max_steps or None)
+        self.data.start_epoch([self.s.dist.shard(order[o:o + bs]) for o, bs in plan])  # a prefetching source reads ahead
+        order = order.to(self.s.device)
+        mark_step = (torch.compiler.cudagraph_mark_step_begin
+                     if t.compile == "reduce-overhead" and self.s.device.type == "cuda" else lambda: None)
+        for _, bs in plan:
+            self.nets.set_lr(lr_for(bs, base_bs, t.lr, t.lr_scaling))
+            mark_step()  # CUDA graphs: outputs of the previous step are no longer read
+            row = train_step(self.nets, self.objective, make_batch(self.s, self.data, order, pos.offset, pos.step, bs))
+            self.means.add(row)
+            self.guard.record(row, pos.step + 1)
+            pos.advance(bs)
+            self.bar.update(1)
+            self.after_step(bs)
+            if self.callbacks.should_stop(pos.step):
+                return "stop"
+        if t.max_steps and pos.step >= t.max_steps and (
+                pos.offset + batch_size_at(pos.step, schedule, t.batch_size) <= len(self.data)):
+            return "max_steps"  # mid-epoch: a full batch was left
+        return None
+
+    def after_step(self, bs: int) -> None:
+        """Per-step callbacks, then the periodic work: losses to the logger, a checkpoint."""
+        t, step = self.s.settings, self.pos.step
+        self.callbacks.after_step(step, self.nets.named())
+        if faults.armed("kill_after_step", step):
+            faults.kill()
+        if step % t.log_every == 0:
+            self.guard.check("log", self.nets, step)
+            values = self.means.pop(self.s.dist)
+            for name, v in zip(self.means.names, values, strict=True):
+                self.logger.metric(f"train/{name}", v, step)
+            if t.batch_schedule:
+                self.logger.metric("train/batch_size", bs, step)
+            self.bar.set_postfix(loss_d=f"{values[0]:.3f}", loss_g=f"{values[1]:.3f}", bs=bs)
+        if step % t.checkpoint_every == 0:
+            self.guard.check("checkpoint", self.nets, step)
+            self.save(False)
+
+    def end_epoch(self, last_step: bool = False) -> None:
+        """The fixed-noise grid, FID every ``eval_every`` epochs and at the end of the run (keeping
+        the best generator), and a checkpoint. ``last_step``: the run ends mid-epoch (max_steps)."""
+        t, pos = self.s.settings, self.pos
+        self.guard.check("end" if last_step else "epoch end", self.nets, pos.step)
+        if not last_step:
+            pos.next_epoch()
+        last = last_step or pos.epoch >= t.epochs or bool(t.max_steps and pos.step >= t.max_steps)
+        gs = sampling_generator(self.s, self.nets)
+        gs.eval()
+        with torch.no_grad():
+            grid = pixels_of(gs, gs(self.z_fixed))
+        self.logger.image("fixed_noise.png", grid, pos.step)
+        if self.fid_fn is not None and self.s.dist.is_main and t.eval_every and (
+                (pos.epoch % t.eval_every == 0 and not last_step) or last):
+            fid = float(self.fid_fn(gs))
+            self.logger.metric("train/fid", fid, pos.step)
+            best = self.best.offer(fid, pos.step, gs)
+            self.bar.write(f"epoch {pos.epoch}: FID {fid:.3f}" + (" (best)" if best else ""))
+        if self.nets.ema is None:
+            self.nets.g.train()
+        self.save(last)
+
+    def result(self) -> TrainResult:
+        """The models in eval mode, and what the run did."""
+        nets, pos, best = self.nets, self.pos, self.best
+        if nets.e is not None:
+            nets.e.eval()
+        out_g = sampling_generator(self.s, nets).eval()
+        return TrainResult(out_g, [d.eval() for d in nets.ds], self.s.cfg, pos.step, pos.epoch, pos.wall_s(),
+                           pos.images_seen, pos.resumed_from, best.weights, best.fid, best.step, nets.e,
+                           nets.g.eval() if nets.ema is not None else None)
 
 
-def train_epoch(s: Setup, run: Run, nets: Wrapped, loop: Loop, data: Source, default_bs: int
-                ) -> str | None:
-    """Steps until the epoch has no full batch left (returns None), or until the run's last
-    step: ``"stop"`` (stop_after_steps, a test's interruption) or ``"max_steps"``."""
-    p, schedule = s.p, s.p.batch_schedule
-    base_bs = schedule[0][1] if schedule else default_bs
-    order = epoch_order(s.seed, run.epoch, len(data))
-    limits = [n for n in (loop.stop_after_steps, p.max_steps or None) if n is not None]
-    plan = epoch_plan(run.step, run.offset, len(data), schedule, default_bs, min(limits, default=None))
-    data.start_epoch([s.dist.shard(order[o:o + bs]) for o, bs in plan])  # a prefetching source reads ahead
-    order = order.to(s.device)
-    mark_step = (torch.compiler.cudagraph_mark_step_begin
-                 if p.compile == "reduce-overhead" and s.device.type == "cuda" else lambda: None)
-    for _, bs in plan:
-        run.set_lr(lr_for(bs, base_bs, p.lr, p.lr_scaling))
-        mark_step()  # CUDA graphs: outputs of the previous step are no longer read
-        b = next_batch(s, run, data, order, bs)
-        loss_d, out_real, out_fake, fake = d_step(s, run, nets, b)
-        loss_g, loss_recon = g_step(s, run, nets, b, fake)
-        row = step_row(s, loss_d, loss_g, out_real, out_fake, loss_recon)
-        loop.means.add(row)
-        loop.guard.record(row, run.step + 1)
-        run.offset += bs
-        run.step += 1
-        run.images_seen += bs
-        loop.bar.update(1)
-        after_step(s, run, loop, bs)
-    if loop.stop_after_steps is not None and run.step >= loop.stop_after_steps:
-        return "stop"
-    if p.max_steps and run.step >= p.max_steps and (
-            run.offset + batch_size_at(run.step, schedule, default_bs) <= len(data)):
-        return "max_steps"  # mid-epoch: a full batch was left
-    return None
-
-
-def end_epoch(s: Setup, run: Run, loop: Loop, last_step: bool = False) -> None:
-    """The fixed-noise grid, FID every ``eval_every`` epochs and at the end of the run (keeping
-    the best generator), and a checkpoint. ``last_step``: the run ends mid-epoch (max_steps)."""
-    p = s.p
-    loop.guard.check("end" if last_step else "epoch end", run)
-    if not last_step:
-        run.epoch += 1
-        run.offset = 0
-    last = last_step or run.epoch >= p.epochs or bool(p.max_steps and run.step >= p.max_steps)
-    gs = sampling_generator(s, run)
-    gs.eval()
-    with torch.no_grad():
-        grid = pixels_of(gs, gs(loop.z_fixed))
-    loop.logger.image("fixed_noise.png", grid, run.step)
-    if loop.fid_fn is not None and s.dist.is_main and p.eval_every and (
-            (run.epoch % p.eval_every == 0 and not last_step) or last):
-        fid = float(loop.fid_fn(gs))
-        loop.logger.metric("train/fid", fid, run.step)
-        best = run.best_fid is None or fid < run.best_fid
-        loop.bar.write(f"epoch {run.epoch}: FID {fid:.3f}" + (" (best)" if best else ""))
-        if best:
-            run.best_fid, run.best_step = fid, run.step
-            run.g_best = {k: v.detach().cpu().clone() for k, v in gs.state_dict().items()}
-    if run.ema is None:
-        run.g.train()
-    loop.save(s, run, last)
-
-
-def batch_sizes(p: TrainParams, n: int, batch_size: int | None, dist: DistEnv) -> tuple[int, int]:
-    """(the batch size outside the schedule, total steps); refuses sizes that do not fit."""
-    default_bs = batch_size if batch_size is not None else p.batch_size
-    sizes = [default_bs, *[b for _, b in p.batch_schedule]]
+def batch_sizes(t: TrainSettings, n: int, dist: DistEnv) -> int:
+    """The run's total steps; refuses batch sizes that do not fit the data or the processes."""
+    sizes = [t.batch_size, *[b for _, b in t.batch_schedule]]
     if n < max(sizes):
         raise ValueError(f"{n} training images is fewer than the largest batch size {max(sizes)}")
-    check_divisible(sizes, dist.world_size, "train.batch_size")  # `auto` is resolved only now
-    total = count_steps(n, p.epochs, p.batch_schedule, default_bs)
-    return default_bs, min(total, p.max_steps) if p.max_steps else total
+    for bs in sizes:
+        if bs % dist.world_size:
+            raise ValueError(f"batch size {bs} is not divisible by the {dist.world_size} processes "
+                             "(batch sizes are global: each process takes batch_size / nproc)")
+    total = count_steps(n, t.epochs, t.batch_schedule, t.batch_size)
+    return min(total, t.max_steps) if t.max_steps else total
 
 
 def train(
-    p: TrainParams,
+    *,
+    settings: TrainSettings,
     cfg: GANConfig,
     seed: int,
     images: np.ndarray | NpyReader,
@@ -256,68 +325,57 @@ def train(
     fingerprint: Fingerprint,
     logger: MetricLogger | None = None,
     log: Log = print,
-    stop_after_steps: int | None = None,
     fid_fn: Callable[[Generator], float] | None = None,
-    batch_size: int | None = None,
     dist: DistEnv = SINGLE,
-    on_step: Callable[[int, dict[str, nn.Module | None]], None] | None = None,
+    callbacks: Callbacks | None = None,
+    start: dict[str, Any] | None = LATEST,
 ) -> TrainResult:
     """Train (or resume) a DCGAN on uint8 images (N, C, H, W), an array or a file read per
     batch (:class:`~dcgan.data.store.NpyReader`); returns the final models.
 
     ``fid_fn(G)`` (G in eval mode; the EMA generator when on) is called every
-    ``p.eval_every`` epochs and after the last; the generator with the lowest value is kept
-    as the best. ``batch_size`` replaces ``p.batch_size`` (for ``auto``, resolved by the
-    caller). ``stop_after_steps`` ends the run early after that global step (tests of resume).
+    ``settings.eval_every`` epochs and after the last; the generator with the lowest value is
+    kept as the best. ``start``: the checkpoint to resume from (:func:`resume_point`'s answer,
+    None for a fresh run), or LATEST to ask :func:`resume_point` here.
 
     ``dist`` (from :func:`distributed.init_from_env`, under torchrun): data-parallel training,
     every rank calling this with the same arguments; batch sizes are global, each rank takes its
     slice of every batch and noise draw, G/D/E run under DDP, and only rank 0 logs, evaluates
-    and writes checkpoints. ``on_step(step, {"g", "d", "e"})`` is called after every step.
+    and writes checkpoints.
     """
-    default_bs, total_steps = batch_sizes(p, len(images), batch_size, dist)
+    total_steps = batch_sizes(settings, len(images), dist)
     logger, log = (logger or NullLogger(), log) if dist.is_main else (NullLogger(), lambda m: None)
-    if p.precision == "auto":  # the train stage resolves it first (fingerprint, model.json)
-        precision, why = resolve_precision(p.precision, device)
-        log(f"train: precision {precision} ({why})")
-        p = replace(p, precision=precision)
-    s = Setup.make(p, cfg, seed, device, dist)
+    s = Setup(settings, cfg, seed, device, dist)
     if device.type == "cuda":
         # fixed shapes per batch size: let cuDNN pick the fastest convolution algorithms
         torch.backends.cudnn.benchmark = True
-    run = build_run(s)
-    resume(run, s, ckpt_dir, fingerprint, log)
+    nets, pos, best = build_nets(s), Position(), BestGenerator()
+    if start is LATEST:
+        start = resume_point(ckpt_dir, fingerprint, dist, device, log)
+    if start is not None:
+        restore(start, nets, pos, best)
+        log(f"resuming from {start.get('path', 'a checkpoint')} at epoch {pos.epoch}, step {pos.step}")
     data = place_data(images, device, log)  # uint8; converted per batch
-    names = ["loss_d", "loss_g", "d_real", "d_fake"] + (["loss_recon"] if run.e is not None else [])
-    loop = Loop(ckpt_dir, fingerprint, logger, log, RunningMeans(names, device),
-                DivergenceGuard(names, device, dist, ckpt_dir),
-                progress(total=total_steps, initial=run.step, desc="train", unit="step", dynamic_ncols=True,
-                     mininterval=1.0, disable=not dist.is_main),
-                fixed_noise(seed, p.sample_grid, cfg.latent_dim, cfg.prior).to(device),
-                fid_fn, on_step, stop_after_steps)
-    nets = Wrapped.around(run, s)  # after resume: DDP broadcasts rank 0's weights on creation
-    run.started = time.perf_counter()
-    run.g.train()
-    for d in run.ds:
+    objective = make_objective(s, nets)  # after resume: DDP broadcasts rank 0's weights on creation
+    names = objective.logged_names()
+    loop = Loop(s, nets, objective, pos, best, data, ckpt_dir, fingerprint, logger,
+                RunningMeans(names, device), DivergenceGuard(names, device, dist, ckpt_dir),
+                progress(total=total_steps, initial=pos.step, desc="train", unit="step", dynamic_ncols=True,
+                         mininterval=1.0, disable=not dist.is_main),
+                fixed_noise(seed, settings.sample_grid, cfg.latent_dim, cfg.prior).to(device),
+                fid_fn, callbacks or Callbacks())
+    pos.started = time.perf_counter()
+    nets.g.train()
+    for d in nets.ds:
         d.train()
     try:
-        while run.epoch < p.epochs and not (p.max_steps and run.step >= p.max_steps):
-            why = train_epoch(s, run, nets, loop, data, default_bs)
+        while pos.epoch < settings.epochs and not (settings.max_steps and pos.step >= settings.max_steps):
+            why = loop.run_epoch()
             if why == "stop":
                 break
-            end_epoch(s, run, loop, last_step=why == "max_steps")
+            loop.end_epoch(last_step=why == "max_steps")
     finally:
         data.close()
     loop.bar.close()
-    loop.guard.check("end", run)
-    return result(s, run)
-
-
-def result(s: Setup, run: Run) -> TrainResult:
-    """The models in eval mode, and what the run did."""
-    if run.e is not None:
-        run.e.eval()
-    out_g = sampling_generator(s, run).eval()
-    return TrainResult(out_g, [d.eval() for d in run.ds], s.cfg, run.step, run.epoch, run.wall_s(), run.images_seen,
-                       run.resumed_from, run.g_best, run.best_fid, run.best_step, run.e,
-                       run.g.eval() if run.ema is not None else None)
+    loop.guard.check("end", nets, pos.step)
+    return loop.result()

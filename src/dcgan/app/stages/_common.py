@@ -6,8 +6,8 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from dcgan.config import Params, load_params
-from dcgan.errors import UserError
+from dcgan.app.params import Params, load_params
+from dcgan.base.errors import UserError
 
 
 def parser(description: str) -> argparse.ArgumentParser:

@@ -5,13 +5,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dcgan import files
+from dcgan.app.stages._common import log, params_from, parser, run
+from dcgan.base import files
+from dcgan.base.devices import pick_device
+from dcgan.base.images import save_grid
 from dcgan.data.arrays import save_images
-from dcgan.devices import pick_device
-from dcgan.images import save_grid
-from dcgan.models import load_discriminator, load_generator
-from dcgan.sampling import discriminator_rejection_sampling, generate, interpolation_grid
-from dcgan.stages._common import log, params_from, parser, run
+from dcgan.networks.model_dir import load_discriminator, load_generator
+from dcgan.networks.sampling import discriminator_rejection_sampling, generate, interpolation_grid
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--interpolation", default="reports/interpolation.png", help="latent walk picture")
     args = ap.parse_args(argv)
     params = params_from(args)
-    p, which = params.sample, params.evaluate.generator
+    p = params.sample
+    which = p.generator
     device = pick_device(params.base.device)
     g = load_generator(args.models, device, which)
     info = {"generator": which, "drs": p.drs}

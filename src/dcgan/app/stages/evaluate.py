@@ -8,10 +8,11 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan import files
+from dcgan.app.stages._common import log, params_from, parser, run
+from dcgan.base import files
+from dcgan.base.devices import pick_device
+from dcgan.base.images import save_grid
 from dcgan.data import arrays
-from dcgan.devices import pick_device
-from dcgan.images import save_grid
 from dcgan.metrics.reconstruction import (
     encode_decode,
     invert_by_optimisation,
@@ -21,8 +22,7 @@ from dcgan.metrics.reference import load_reference, make_extractor
 from dcgan.metrics.registry import UNOFFICIAL_WEIGHTS
 from dcgan.metrics.sets import FeatureSet
 from dcgan.metrics.suite import check_sample_size, pr_count, score
-from dcgan.models import load_encoder, load_generator
-from dcgan.stages._common import log, params_from, parser, run
+from dcgan.networks.model_dir import load_encoder, load_generator, read_card
 
 
 def interleave_rows(real: np.ndarray, recon: np.ndarray, per_row: int = 8) -> np.ndarray:
@@ -31,11 +31,6 @@ def interleave_rows(real: np.ndarray, recon: np.ndarray, per_row: int = 8) -> np
     for start in range(0, len(real), per_row):
         rows += [real[start:start + per_row], recon[start:start + per_row]]
     return np.concatenate(rows)
-
-
-def _model_meta(folder: str) -> dict:
-    path = Path(folder) / "model.json"
-    return files.read_json(path) if path.is_file() else {}
 
 
 def _extractor_protocol(kind: str, extractor, evaluator_dir: str) -> dict:
@@ -50,7 +45,7 @@ def _extractor_protocol(kind: str, extractor, evaluator_dir: str) -> dict:
     return {"weights_official": int(official)}
 
 
-def _reconstruct(p, args, holdout, samples, device, seed: int, metrics: dict) -> bool:
+def _reconstruct(p, which: str, args, holdout, samples, device, seed: int, metrics: dict) -> bool:
     """Reconstruction metrics and their floor into ``metrics``, and the reals-vs-reconstructions
     grid; True when G's own encoder did the inversion (else latent optimisation, or skipped)."""
     s = holdout.shape[-1]
@@ -58,7 +53,7 @@ def _reconstruct(p, args, holdout, samples, device, seed: int, metrics: dict) ->
         save_grid(holdout[:32], args.recon_grid, nrow=8, upscale=max(1, 64 // s))
         log("evaluate: evaluate.recon_images is 0, reconstruction metrics skipped")
         return False
-    g = load_generator(args.models, device, p.generator)
+    g = load_generator(args.models, device, which)
     e = load_encoder(args.models, device)
     k = min(p.recon_images, len(holdout), len(samples))
     if e is not None:  # the encoder trained with G: one pass, no optimisation
@@ -86,27 +81,31 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--recon-grid", default="reports/reconstructions.png", help="reals vs reconstructions")
     args = ap.parse_args(argv)
     params = params_from(args)
-    p, seed = params.evaluate, params.base.seed
+    p, ev, seed = params.evaluate, params.evaluator, params.base.seed
     data = Path(args.data)
     # both read a batch at a time: memory does not grow with the number of images
     holdout = arrays.open_images(data / "holdout.npy")
     c, s = holdout.shape[1], holdout.shape[-1]
     samples = arrays.open_images(args.samples, channels=c, size=s)
     device = pick_device(params.base.device)
-    ref, hold_fs, ref_meta = load_reference(args.evaluator, data, p.extractor)
+    ref, hold_fs, ref_meta = load_reference(args.evaluator, data, ev.extractor)
     # the floor's held-out images: those the evaluator extracted (at most reference_max_images)
     n = p.num_samples or len(hold_fs.features)
     stable = check_sample_size(n, ref.features.shape[1], len(samples), len(hold_fs.features), log)
-    extractor = make_extractor(p.extractor, args.evaluator, p.inception_weights, p.batch_size, device)
+    extractor = make_extractor(ev.extractor, args.evaluator, ev.inception_weights, p.batch_size, device)
     if extractor.id != ref_meta["extractor_id"]:
         raise ValueError(f"extractor {extractor.id} differs from the reference's {ref_meta['extractor_id']}")
     gen_fs = FeatureSet(*extractor(samples.rows(np.arange(n)), "features: samples"))
     metrics = score(gen_fs, hold_fs, ref, p.metrics, p, seed, n, warn=lambda m: None)
 
-    encoder = _reconstruct(p, args, holdout, samples, device, seed, metrics)
+    # what the sample stage wrote beside the samples: which generator, whether DRS
+    sample_info_path = Path(args.samples).with_suffix(".json")
+    sample_info = files.read_json(sample_info_path) if sample_info_path.is_file() else {}
+    which = sample_info.get("generator", "best")
+    encoder = _reconstruct(p, which, args, holdout, samples, device, seed, metrics)
 
     protocol = {
-        "extractor": p.extractor,
+        "extractor": ev.extractor,
         "extractor_id": extractor.id,
         "feature_dim": int(ref.features.shape[1]),
         "n_samples": int(n),
@@ -114,9 +113,9 @@ def main(argv: list[str] | None = None) -> None:
         "n_samples_enough_for_fid": int(stable),
         "reference_split": "train",
         "floor_split": "holdout",
-        "generator": p.generator,
+        "generator": which,
         # the number format G was trained in (train.precision, auto resolved on the training machine)
-        "train_precision": _model_meta(args.models).get("precision", "fp32"),
+        "train_precision": read_card(args.models).precision or "fp32",
         "is_splits": p.is_splits,
         "kid_subsets": p.kid_subsets,
         "kid_subset_size": min(p.kid_subset_size, n),
@@ -126,10 +125,8 @@ def main(argv: list[str] | None = None) -> None:
         "recon_method": "encoder" if encoder else "latent_optimisation",
         "recon_images": min(p.recon_images, len(holdout), len(samples)),
     }
-    protocol.update(_extractor_protocol(p.extractor, extractor, args.evaluator))
-    sample_info_path = Path(args.samples).with_suffix(".json")
-    if sample_info_path.is_file():
-        sample_info = files.read_json(sample_info_path)
+    protocol.update(_extractor_protocol(ev.extractor, extractor, args.evaluator))
+    if sample_info:
         protocol["drs"] = int(bool(sample_info.get("drs")))
         if sample_info.get("drs"):
             metrics["drs_acceptance_rate"] = sample_info["drs_acceptance_rate"]

@@ -29,8 +29,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dcgan import files
-from dcgan.errors import UserError
+from dcgan.base import files
+from dcgan.base.errors import UserError
 from dcgan.metrics import registry
 
 METRICS_FILE = "reports/metrics.json"

@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan import files
-from dcgan.errors import UserError
+from dcgan.base import files
+from dcgan.base.errors import UserError
 
 OUTPUT_KINDS = (".png", ".npy")
 
@@ -59,7 +59,7 @@ def _output(path: str) -> Path:
 
 def _write(images: np.ndarray, out: Path, nrow: int | None = None) -> None:
     """A PNG grid (small images enlarged for viewing) or the raw uint8 array, atomically."""
-    from dcgan.images import save_grid
+    from dcgan.base.images import save_grid
 
     if out.suffix.lower() == ".npy":
         files.write_npy(out, images)
@@ -68,9 +68,9 @@ def _write(images: np.ndarray, out: Path, nrow: int | None = None) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> str:
-    from dcgan.devices import pick_device
-    from dcgan.models import load_discriminator, load_generator
-    from dcgan.sampling import discriminator_rejection_sampling, generate
+    from dcgan.base.devices import pick_device
+    from dcgan.networks.model_dir import load_discriminator, load_generator
+    from dcgan.networks.sampling import discriminator_rejection_sampling, generate
 
     n, batch = _positive("-n", args.n), _positive("--batch-size", args.batch_size)
     out, folder = _output(args.output), _model_folder(args.model)
@@ -97,9 +97,9 @@ def cmd_sample(args: argparse.Namespace) -> str:
 
 
 def cmd_interpolate(args: argparse.Namespace) -> str:
-    from dcgan.devices import pick_device
-    from dcgan.models import load_generator
-    from dcgan.sampling import interpolation_grid
+    from dcgan.base.devices import pick_device
+    from dcgan.networks.model_dir import load_generator
+    from dcgan.networks.sampling import interpolation_grid
 
     rows, steps = _positive("--rows", args.rows), _positive("--steps", args.steps)
     if steps < 2:
@@ -124,7 +124,7 @@ def describe(meta: dict, folder: Path) -> str:
     lines = [f"model: {folder}", f"architecture: {arch}", f"inputs: {inputs}",
              f"discriminators: {meta.get('discriminators', 1)}",
              f"encoder: {'yes' if meta.get('encoder') else 'no'}"]
-    if "step" in meta:
+    if meta.get("step") is not None:
         lines.append(f"trained: {meta['step']} steps, {meta.get('epochs')} epochs")
     if meta.get("best_fid") is not None:
         lines.append(f"best in-training FID: {meta['best_fid']:.4g} at step {meta.get('best_step')} "
@@ -136,12 +136,13 @@ def describe(meta: dict, folder: Path) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> str:
-    from dcgan.models import load_config
+    from dcgan.networks.model_dir import read_card
 
     folder = _model_folder(args.model)
-    load_config(folder)  # refuses an incomplete model.json with a clear line
-    meta = files.read_json(folder / "model.json")
-    return json.dumps(meta, indent=2, sort_keys=True) if args.json else describe(meta, folder)
+    card = read_card(folder)  # refuses an incomplete model.json with a clear line
+    if args.json:
+        return json.dumps(files.read_json(folder / "model.json"), indent=2, sort_keys=True)
+    return describe(card.to_json(), folder)
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:

@@ -1,6 +1,6 @@
 """evaluator: the feature extractor behind FID/IS, and the real data's reference features.
 
-With evaluate.extractor: classifier, trains the domain feature network (a small classifier on
+With evaluator.extractor: classifier, trains the domain feature network (a small classifier on
 the prepared labelled data). With inception, loads the FID Inception-v3 weights. Either way,
 writes the training set's and the holdout's features once, so runs that only change train
 params reuse them.
@@ -13,13 +13,13 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan import files
+from dcgan.app.stages._common import log, params_from, parser, run
+from dcgan.base import files
+from dcgan.base.devices import pick_device
+from dcgan.base.errors import UserError
 from dcgan.data import arrays
-from dcgan.devices import pick_device
-from dcgan.errors import UserError
 from dcgan.metrics.features import ClassifierConfig, accuracy, save_classifier, train_classifier
 from dcgan.metrics.reference import make_extractor, write_reference
-from dcgan.stages._common import log, params_from, parser, run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,15 +28,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default="models/evaluator", help="output folder")
     args = ap.parse_args(argv)
     params = params_from(args)
-    p, ev = params.evaluator, params.evaluate
+    p = params.evaluator
     src, out = Path(args.data), Path(args.out)
     meta = files.read_json(src / "meta.json")
     device = pick_device(params.base.device)
-    if ev.extractor == "classifier":
+    if p.extractor == "classifier":
         if not meta["labelled"]:
             raise UserError(
                 f"dataset {meta['dataset']!r} has no class labels, so the offline classifier "
-                f"feature extractor cannot be trained; set evaluate.extractor: inception"
+                f"feature extractor cannot be trained; set evaluator.extractor: inception"
             )
         train = arrays.load_images(src / "train.npy")
         labels = np.load(src / "train_labels.npy", allow_pickle=False)
@@ -49,9 +49,9 @@ def main(argv: list[str] | None = None) -> None:
         save_classifier(model, out, {"holdout_accuracy": acc, "dataset": meta["dataset"]})
         log(f"evaluator: {num_classes}-class feature net, holdout accuracy {acc:.4f}")
     # the first stage that needs the Inception weights: the only one that may download them
-    extractor = make_extractor(ev.extractor, out, ev.inception_weights, ev.batch_size, device,
-                               download=ev.inception_download)
-    ref = write_reference(out, extractor, src, ev.reference_max_images, params.base.seed)
+    extractor = make_extractor(p.extractor, out, p.inception_weights, p.feature_batch_size, device,
+                               download=p.inception_download)
+    ref = write_reference(out, extractor, src, p.reference_max_images, params.base.seed)
     log(f"evaluator: reference features ({ref['extractor_id']}, {ref['feature_dim']}-d) of "
         f"{ref['n_train_used']} of {ref['n_train']} training and {ref['n_holdout_used']} of "
         f"{ref['n_holdout']} held-out images -> {out}")

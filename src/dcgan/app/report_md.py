@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from dcgan import files
+from dcgan.base import files
 from dcgan.metrics.registry import ALL_KEYS, LATE_FALL, UNOFFICIAL_WEIGHTS
 
 
@@ -81,7 +81,7 @@ def late_fall(traj: pd.DataFrame, threshold: float = LATE_FALL) -> str:
     where = (f"best in-training FID {best['fid']:.4g} at step {int(best['step']):,}; the last evaluation "
              f"(step {int(last['step']):,}) scored {last['fid']:.4g}, {ratio:.2f}× the best")
     if ratio >= threshold:
-        return (f"**Quality fell late in training**: {where}. With `evaluate.generator: best` the "
+        return (f"**Quality fell late in training**: {where}. With `sample.generator: best` the "
                 "shipped generator is the best one, not the last.")
     return f"No late fall: {where} (a fall is flagged from {threshold}×)."
 

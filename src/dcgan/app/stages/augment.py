@@ -8,13 +8,14 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan import files
+from dcgan.app.params import pick
+from dcgan.app.stages._common import log, params_from, parser, run
+from dcgan.base import files
+from dcgan.base.images import save_grid
+from dcgan.base.progress import progress
 from dcgan.data import arrays
-from dcgan.data.augment import augmented_chunks
+from dcgan.data.augment import Augmentation, augmented_chunks
 from dcgan.data.store import NpyWriter
-from dcgan.images import save_grid
-from dcgan.progress import progress
-from dcgan.stages._common import log, params_from, parser, run
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -32,7 +33,7 @@ def main(argv: list[str] | None = None) -> None:
         with NpyWriter(tmp / "train.npy", (total, *train.shape[1:])) as w, \
                 progress(total=total, desc="augment", unit="img", dynamic_ncols=True,
                          disable=total < 20000) as bar:
-            for chunk in augmented_chunks(train, params.augment, params.base.seed):
+            for chunk in augmented_chunks(train, pick(Augmentation, params.augment), params.base.seed):
                 w.write(chunk)
                 bar.update(len(chunk))
         files.write_npy(tmp / "train_labels.npy", np.tile(labels, k + 1))

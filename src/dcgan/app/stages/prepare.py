@@ -6,12 +6,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dcgan import files
+from dcgan.app.stages._common import log, params_from, parser, run
+from dcgan.base import files
+from dcgan.base.images import save_grid
 from dcgan.data.arrays import open_images
 from dcgan.data.datasets import open_dataset
 from dcgan.data.prepare import prepare_dataset, resolve_workers
-from dcgan.images import save_grid
-from dcgan.stages._common import log, params_from, parser, run
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from dcgan import files
-from dcgan.data.arrays import to_uint8
+from dcgan.base import files
+from dcgan.base.pixels import to_uint8
 
 
 def grid_image(images: np.ndarray | torch.Tensor, nrow: int | None = None, pad: int = 2) -> Image.Image:

@@ -15,11 +15,11 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args, get_origin
+from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
-from dcgan.errors import ConfigError
+from dcgan.base.errors import ConfigError
 from dcgan.metrics.registry import metric_names
 
 
@@ -125,23 +125,38 @@ class AugmentParams:
 
 @dataclass(frozen=True)
 class EvaluatorParams:
-    """The domain feature network (a small classifier) that evaluate uses offline."""
+    """The feature extractor behind FID, KID, IS and precision/recall, and the reference features
+    of the prepared images: the domain classifier trained here (offline default) or FID Inception-v3."""
 
+    extractor: Literal["classifier", "inception"]
+    """classifier: the domain net trained by this stage (offline default); inception: FID Inception-v3."""
+    inception_weights: str
+    """Path of the FID Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth) for extractor: inception."""
+    inception_download: bool
+    """With extractor: inception, download the weights once from torch-fidelity's published URL
+    into inception_weights when the file is missing (sha256 checked); off: never touch the network."""
+    feature_batch_size: int
+    """Images per batch when extracting features (the reference here; in-training FID too)."""
+    reference_max_images: int
+    """Use at most this many images of each split (a seeded subset) for the reference statistics
+    and features; 50,000 is the usual FID protocol."""
     epochs: int
     """Training epochs of the classifier."""
     batch_size: int
-    """Mini-batch size."""
+    """The classifier's training mini-batch size."""
     lr: float
-    """Adam learning rate."""
+    """Adam learning rate (the classifier)."""
     width: int
-    """Channels of the first conv layer (doubles per block)."""
+    """Channels of the classifier's first conv layer (doubles per block)."""
     feature_dim: int
-    """Size of the penultimate layer whose activations are the FID features."""
+    """Size of the classifier's penultimate layer, whose activations are its features."""
 
     def check(self, s: str) -> None:
-        for k in ("epochs", "batch_size", "width", "feature_dim"):
+        for k in ("epochs", "batch_size", "width", "feature_dim", "feature_batch_size"):
             if getattr(self, k) < 1:
                 _fail(f"{s}.{k}", "must be >= 1", getattr(self, k))
+        if self.reference_max_images < 2:
+            _fail(f"{s}.reference_max_images", "must be >= 2", self.reference_max_images)
         if not self.lr > 0:
             _fail(f"{s}.lr", "must be > 0", self.lr)
 
@@ -214,7 +229,7 @@ class TrainParams:
     precision: Literal["auto", "fp32", "bf16", "fp16"]
     """Forward/backward under autocast: fp32 (off), bf16, or fp16 (CUDA, with loss scaling);
     auto: bf16 where the hardware runs it fast (CUDA compute capability >= 8.0, CPUs with
-    AVX-512 BF16/AMX), else fp32 (:func:`dcgan.devices.resolve_precision`). Losses, penalties,
+    AVX-512 BF16/AMX), else fp32 (:func:`dcgan.base.devices.resolve_precision`). Losses, penalties,
     BatchNorm statistics and optimizer state stay fp32."""
     channels_last: bool
     """NHWC memory format for the networks and batches (faster convolutions on most GPUs)."""
@@ -297,6 +312,9 @@ class SampleParams:
     drs_percentile: float | None
     """gamma = this percentile of F per batch (higher keeps fewer); null: gamma = 0, exact
     rejection sampling if D were optimal."""
+    generator: Literal["best", "last"]
+    """Which generator to sample: best by in-training FID, or the last one (evaluate scores the
+    same one: samples.json records it)."""
 
     def check(self, s: str) -> None:
         if self.drs_percentile is not None and not 0.0 <= self.drs_percentile <= 100.0:
@@ -308,23 +326,14 @@ class SampleParams:
 
 @dataclass(frozen=True)
 class EvaluateParams:
-    """Scoring the samples, and the feature extractor behind the scores."""
+    """Scoring the samples (with the evaluator's feature extractor)."""
 
-    extractor: Literal["classifier", "inception"]
-    """classifier: the evaluator stage's domain net (offline default); inception: FID Inception-v3."""
-    inception_weights: str
-    """Path of the FID Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth) for extractor: inception."""
-    inception_download: bool
-    """With extractor: inception, download the weights once from torch-fidelity's published URL
-    into inception_weights when the file is missing (sha256 checked); off: never touch the network."""
     metrics: tuple[str, ...]
     """Which registered metrics to compute: any of fid, is, kid, pr."""
-    generator: Literal["best", "last"]
-    """Which generator sample and evaluate use: best-by-FID during training, or the last one."""
     num_samples: int
     """Generated images scored (0 = as many as held-out real images, so metrics and floors compare)."""
     batch_size: int
-    """Feature-extraction batch size."""
+    """Feature-extraction batch size (the samples)."""
     is_splits: int
     """Splits for the Inception Score mean/std."""
     kid_subsets: int
@@ -336,9 +345,6 @@ class EvaluateParams:
     pr_max_images: int
     """Precision/recall compares all pairs (O(n^2)): it runs on a seeded subset of at most this
     many generated and as many real images (the floor too)."""
-    reference_max_images: int
-    """The evaluator uses at most this many images of each split (a seeded subset) for the
-    reference statistics and features; 50,000 is the usual FID protocol."""
     recon_images: int
     """Held-out images reconstructed through the generator (0 = skip reconstruction metrics)."""
     recon_steps: int
@@ -362,9 +368,8 @@ class EvaluateParams:
                   "recon_steps", "recon_restarts"):
             if getattr(self, k) < 1:
                 _fail(f"{s}.{k}", "must be >= 1", getattr(self, k))
-        for k in ("pr_max_images", "reference_max_images"):
-            if getattr(self, k) < 2:
-                _fail(f"{s}.{k}", "must be >= 2", getattr(self, k))
+        if self.pr_max_images < 2:
+            _fail(f"{s}.pr_max_images", "must be >= 2", self.pr_max_images)
         if self.recon_images < 0:
             _fail(f"{s}.recon_images", "must be >= 0 (0 = skip)", self.recon_images)
         if not self.recon_lr > 0:
@@ -475,10 +480,32 @@ def parse_section(name: str, raw: Any, cls: type) -> Any:
     return obj
 
 
+MOVED = {
+    "evaluate.extractor": "evaluator.extractor",
+    "evaluate.inception_weights": "evaluator.inception_weights",
+    "evaluate.inception_download": "evaluator.inception_download",
+    "evaluate.reference_max_images": "evaluator.reference_max_images",
+    "evaluate.generator": "sample.generator",
+}
+"""Keys of an older params.yaml layout and where each lives now (each stage reads its own section)."""
+NEW_KEYS = {"evaluator.feature_batch_size": "the evaluator's feature-extraction batch (evaluate.batch_size before)"}
+
+
+def check_layout(raw: dict) -> None:
+    """A params.yaml written for the old layout: one line saying which key moved where."""
+    old = [k for k in MOVED if isinstance(raw.get(k.split(".")[0]), dict) and k.split(".")[1] in raw[k.split(".")[0]]]
+    if old:
+        moves = ", ".join(f"{k} -> {MOVED[k]}" for k in old)
+        new = ", ".join(f"{k} ({why})" for k, why in NEW_KEYS.items()
+                        if k.split(".")[1] not in (raw.get(k.split(".")[0]) or {}))
+        raise ConfigError(f"params.yaml has the old layout; move {moves}" + (f" and add {new}" if new else ""))
+
+
 def parse_params(raw: Any) -> Params:
     """Validate a whole params mapping (as read from params.yaml)."""
     if not isinstance(raw, dict):
         raise ConfigError(f"params must be a mapping of sections, got {type(raw).__name__}")
+    check_layout(raw)
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ConfigError(
@@ -500,3 +527,13 @@ def load_params(path: str | Path = "params.yaml") -> Params:
     except yaml.YAMLError as exc:
         raise ConfigError(f"params file {path} is not valid YAML: {exc}") from None
     return parse_params(raw)
+
+
+T = TypeVar("T")
+
+
+def pick(cls: type[T], section: Any, **over: Any) -> T:
+    """A library dataclass filled from the params section's fields of the same names
+    (``over`` replaces some, e.g. a resolved value)."""
+    return cls(**{f.name: over[f.name] if f.name in over else getattr(section, f.name)
+                  for f in dataclasses.fields(cls)})

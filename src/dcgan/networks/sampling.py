@@ -7,10 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from dcgan.data.arrays import to_uint8
-from dcgan.models import pixels_of, sample_prior
-from dcgan.progress import progress
-from dcgan.seeding import generator_for
+from dcgan.base.pixels import to_uint8
+from dcgan.base.progress import progress
+from dcgan.base.seeding import generator_for
+from dcgan.networks.gan import pixels_of, prior_of, sample_prior
 
 
 @torch.inference_mode()
@@ -18,7 +18,7 @@ def generate(g: torch.nn.Module, n: int, latent_dim: int, seed: int, device: tor
              batch_size: int = 256) -> np.ndarray:
     """n images from G (eval mode) as uint8 (n, C, H, W); noise from G's prior and the seed."""
     out = []
-    prior = getattr(getattr(g, "cfg", None), "prior", "normal")
+    prior = prior_of(g)
     for i, start in enumerate(progress(range(0, n, batch_size), desc="sample", unit="batch",
                                    leave=False, disable=n < 20 * batch_size)):
         b = min(batch_size, n - start)
@@ -47,7 +47,7 @@ def interpolation_grid(g: torch.nn.Module, latent_dim: int, seed: int, device: t
     along a great circle for the normal prior, a straight line for the uniform one (which
     keeps it inside the cube)."""
     gen = generator_for(seed, "interpolate")
-    prior = getattr(getattr(g, "cfg", None), "prior", "normal")
+    prior = prior_of(g)
     z0, z1 = sample_prior(rows, latent_dim, prior, gen), sample_prior(rows, latent_dim, prior, gen)
     t = torch.linspace(0, 1, steps)
     if prior == "normal":
@@ -84,7 +84,7 @@ def discriminator_rejection_sampling(
     """n images accepted by DRS. The max logit D_M is estimated on ``burnin`` samples and
     raised whenever a larger logit appears; gamma is the ``percentile`` of F in each batch
     (None: gamma = 0); a sample is kept with probability sigmoid(F - gamma)."""
-    prior = getattr(getattr(g, "cfg", None), "prior", "normal")
+    prior = prior_of(g)
     max_proposals = max_proposals or 100 * n + burnin
 
     def propose(i: int, b: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import sys
 
-from dcgan import files
+from dcgan.app.stages._common import log, params_from, parser, run
+from dcgan.base import files
 from dcgan.data.datasets import check_name
-from dcgan.stages._common import log, params_from, parser, run
 
 STAMP = "params.yaml validated\n"  # constant: must not change when a valid value changes
 

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import torch
 
-from dcgan.errors import UserError
+from dcgan.base.errors import UserError
 from dcgan.training import checkpoint as ckpt
 from dcgan.training.distributed import DistEnv
-from dcgan.training.state import Run
+from dcgan.training.nets import Nets
 
 
 class TrainingDiverged(UserError):
@@ -56,21 +56,21 @@ class DivergenceGuard:
         self.first_bad.copy_(torch.where(newly_bad, torch.full_like(self.first_bad, step), self.first_bad))
         self.bad_losses.copy_(torch.where(newly_bad, row, self.bad_losses))
 
-    def check(self, where: str, run: Run) -> None:
+    def check(self, where: str, nets: Nets, step: int) -> None:
         """Raise :class:`TrainingDiverged` if a loss since the start or a weight is non-finite."""
         bad_step = int(self.dist.all_max(self.first_bad))  # the one host sync
         if bad_step >= 0:
             values = ", ".join(f"{k}={v:.4g}" for k, v in
                                zip(self.names, self.bad_losses.tolist(), strict=True))
             raise TrainingDiverged(f"training diverged at step {bad_step}: {values}. {self._kept()}")
-        nets = [("G", run.g), *((f"D{k}" if len(run.ds) > 1 else "D", d) for k, d in enumerate(run.ds)),
-                ("E", run.e)]
-        for net_name, net in nets:
+        named = [("G", nets.g), *((f"D{k}" if len(nets.ds) > 1 else "D", d) for k, d in enumerate(nets.ds)),
+                 ("E", nets.e)]
+        for net_name, net in named:
             # one host sync per network, not one per parameter tensor
             if net is not None and self.dist.any(not bool(torch.stack(
                     [torch.isfinite(t).all() for t in net.parameters()]).all()), self.device):
                 raise TrainingDiverged(f"training diverged: {net_name} has non-finite weights after "
-                                       f"step {run.step} ({where}). {self._kept()}")
+                                       f"step {step} ({where}). {self._kept()}")
 
     def _kept(self) -> str:
         last = ckpt.list_checkpoints(self.ckpt_dir)

@@ -10,23 +10,22 @@ from pathlib import Path
 import torch
 from dvclive import Live
 
-from dcgan import files
+from dcgan.app.recipe import gan_config, train_settings
+from dcgan.app.stages._common import log, params_from, parser, run
+from dcgan.base import files
+from dcgan.base.devices import pick_device, resolve_precision
+from dcgan.base.errors import UserError
+from dcgan.base.images import grid_image
 from dcgan.data import arrays
-from dcgan.devices import pick_device, resolve_precision
-from dcgan.errors import UserError
-from dcgan.images import grid_image
 from dcgan.metrics.reference import load_reference
 from dcgan.metrics.registry import LATE_FALL
-from dcgan.models import (
-    build,
-    gan_config,
-    save_models,
-)
-from dcgan.stages._common import log, params_from, parser, run
+from dcgan.metrics.training_fid import make_fid_fn
+from dcgan.networks.gan import build
+from dcgan.networks.model_dir import ModelCard, save_models
 from dcgan.training import checkpoint as ckpt
 from dcgan.training import distributed
 from dcgan.training.loop import train
-from dcgan.training.monitor import make_fid_fn
+from dcgan.training.resume import resume_point
 from dcgan.training.schedule import probe_batch_size
 
 
@@ -89,7 +88,7 @@ def main(argv: list[str] | None = None) -> None:
     p = params.train
     if p.nproc > 1 and "TORCHELASTIC_RUN_ID" not in os.environ:
         # the same stage command whatever the process count: relaunch this module under torchrun
-        code = distributed.launch(p.nproc, "dcgan.stages.train", sys.argv[1:] if argv is None else argv)
+        code = distributed.launch(p.nproc, "dcgan.app.stages.train", sys.argv[1:] if argv is None else argv)
         if code != 0:
             raise UserError(f"training under torchrun with {p.nproc} processes failed (exit code {code}); "
                             "the failing process's own error is above")
@@ -102,84 +101,94 @@ def main(argv: list[str] | None = None) -> None:
         distributed.shutdown()
 
 
+def auto_batch_size(cfg, device: torch.device, env: distributed.DistEnv) -> int:
+    """train.batch_size auto: the largest global batch that fits every process, with a margin."""
+    def try_step(bs: int) -> None:
+        g, d = build(cfg)
+        g.to(device)
+        d.to(device)
+        x = torch.randn(bs, cfg.channels, cfg.image_size, cfg.image_size, device=device)
+        (d(g(torch.randn(bs, cfg.latent_dim, device=device))).mean() + d(x).mean()).backward()
+
+    batch_size = probe_batch_size(try_step, device, log=log)
+    if env.enabled:  # the probe gave a per-process size: the global one is what all fit, times N
+        local = -int(env.all_max(torch.tensor(-batch_size, device=device)))
+        batch_size = local * env.world_size
+    return batch_size
+
+
+def in_training_fid(params, args, env: distributed.DistEnv, device: torch.device):
+    """(FID function or None, the extractor's id or None): rank 0 evaluates; the other ranks
+    need only the extractor's id (it is in the fingerprint: best-by-FID depends on it)."""
+    p, ev = params.train, params.evaluator
+    if not p.eval_every:
+        return None, None
+    if env.is_main:
+        return make_fid_fn(args.evaluator, args.prepared, extractor=ev.extractor,
+                           inception_weights=ev.inception_weights, batch_size=ev.feature_batch_size,
+                           samples=p.eval_samples, seed=params.base.seed, device=device)
+    return None, load_reference(args.evaluator, args.prepared, ev.extractor, features=False)[2]["extractor_id"]
+
+
+def log_run(live: Live, logger: LiveLogger, result, auto_batch: int | None) -> None:
+    """The run's summary numbers into dvclive's metrics.json."""
+    live.step = result.step
+    live.log_metric("train/wall_s", round(result.wall_s, 2), plot=False)
+    live.log_metric("train/steps", result.step, plot=False)
+    if auto_batch is not None:
+        live.log_metric("train/batch_size_auto", auto_batch, plot=False)
+    if result.resumed_from_step is None:  # throughput of this process only; a resumed run has no clean number
+        live.log_metric("train/images_per_s", round(result.images_seen / max(result.wall_s, 1e-9), 1), plot=False)
+    if result.best_fid is None:
+        return
+    live.log_metric("train/best_fid", round(result.best_fid, 4), plot=False)
+    live.log_metric("train/best_step", result.best_step, plot=False)
+    if "train/fid" in logger.last:  # the run's last evaluation: how far the end fell from the best
+        last = logger.last["train/fid"]
+        live.log_metric("train/last_fid", round(last, 4), plot=False)
+        live.log_metric("train/last_over_best", round(last / max(result.best_fid, 1e-12), 3), plot=False)
+        if last >= LATE_FALL * result.best_fid:
+            log(f"train: quality fell late: best FID {result.best_fid:.4g} at step {result.best_step}, "
+                f"{last / result.best_fid:.2g}x that at the end (the best generator is kept)")
+
+
 def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None:
     seed = params.base.seed
-    # train.precision auto -> what this machine runs fast; the resolved value is what the run
-    # (its checkpoints' fingerprint included) and model.json record
+    # train.precision auto -> what this machine runs fast, decided here once; the resolved value
+    # is what the run (its checkpoints' fingerprint included) and model.json record
     precision, why = resolve_precision(params.train.precision, device)
     p = dataclasses.replace(params.train, precision=precision)
     prep = params.prepare
     images = arrays.open_images(args.data, channels=prep.channels, size=prep.image_size)  # read per batch
     cfg = gan_config(p, prep.image_size, prep.channels, dataset_stats(args.prepared, p.normalize))
-    batch_size = p.batch_size
-    if batch_size == "auto":
-        def try_step(bs: int) -> None:
-            g, d = build(cfg)
-            g.to(device)
-            d.to(device)
-            x = torch.randn(bs, cfg.channels, cfg.image_size, cfg.image_size, device=device)
-            (d(g(torch.randn(bs, cfg.latent_dim, device=device))).mean() + d(x).mean()).backward()
-
-        batch_size = probe_batch_size(try_step, device, log=log)
-        if env.enabled:  # the probe gave a per-process size: the global one is what all fit, times N
-            local = -int(env.all_max(torch.tensor(-batch_size, device=device)))
-            batch_size = local * env.world_size
-    fid_fn, extractor_id = None, None
-    if p.eval_every and env.is_main:
-        fid_fn, extractor_id = make_fid_fn(params, args.evaluator, args.prepared, device)
-    elif p.eval_every:  # rank 0 evaluates; the others need only the extractor's id (fingerprint)
-        extractor_id = load_reference(args.evaluator, args.prepared, params.evaluate.extractor,
-                                      features=False)[2]["extractor_id"]
-    # best-by-FID selection depends on the extractor too
+    batch_size = auto_batch_size(cfg, device, env) if p.batch_size == "auto" else p.batch_size
+    fid_fn, extractor_id = in_training_fid(params, args, env, device)
     fp = ckpt.fingerprint(dataclasses.asdict(p), seed, files.recorded_digest(args.data, log),
                           fid_extractor=extractor_id)
-
+    start = resume_point(args.checkpoints, fp, env, device, log)
+    run_args = dict(settings=train_settings(p, batch_size=batch_size, precision=precision), cfg=cfg,
+                    seed=seed, images=images, device=device, ckpt_dir=args.checkpoints, fingerprint=fp,
+                    log=log, dist=env, start=start)
     if not env.is_main:
         # the other ranks train in lockstep; rank 0 alone logs, checkpoints and saves the models
-        train(p, cfg, seed, images, device, args.checkpoints, fp, None, log=log, fid_fn=None,
-              batch_size=batch_size, dist=env)
+        train(**run_args)
         env.barrier()
         return
-    state, _ = ckpt.load_latest(args.checkpoints, warn=log)
-    resume = state is not None and state["fingerprint"] == ckpt.fingerprint_id(fp)
     live_dir = Path(args.live)
-    if resume:
-        truncate_logs(live_dir, int(state["step"]))
-    del state
+    if start is not None:
+        truncate_logs(live_dir, int(start["step"]))
     log(f"train: precision {precision} ({why})")
     log(f"train: {len(images)} images, {cfg}, device {device}"
         + (f", {env.world_size} processes (DDP, {torch.distributed.get_backend()})" if env.enabled else ""))
-    with Live(str(live_dir), resume=resume, save_dvc_exp=False, dvcyaml=None, report=None) as live:
+    with Live(str(live_dir), resume=start is not None, save_dvc_exp=False, dvcyaml=None, report=None) as live:
         logger = LiveLogger(live)
-        result = train(p, cfg, seed, images, device, args.checkpoints, fp, logger, log=log,
-                       fid_fn=fid_fn, batch_size=batch_size, dist=env)
-        live.step = result.step
-        ips = result.images_seen / max(result.wall_s, 1e-9) if result.resumed_from_step is None else None
-        live.log_metric("train/wall_s", round(result.wall_s, 2), plot=False)
-        live.log_metric("train/steps", result.step, plot=False)
-        if p.batch_size == "auto":
-            live.log_metric("train/batch_size_auto", batch_size, plot=False)
-        if ips is not None:  # throughput of this process only; a resumed run has no clean number
-            live.log_metric("train/images_per_s", round(ips, 1), plot=False)
-        if result.best_fid is not None:
-            live.log_metric("train/best_fid", round(result.best_fid, 4), plot=False)
-            live.log_metric("train/best_step", result.best_step, plot=False)
-            if "train/fid" in logger.last:  # the run's last evaluation: how far the end fell from the best
-                last = logger.last["train/fid"]
-                live.log_metric("train/last_fid", round(last, 4), plot=False)
-                live.log_metric("train/last_over_best", round(last / max(result.best_fid, 1e-12), 3), plot=False)
-                if last >= LATE_FALL * result.best_fid:
-                    log(f"train: quality fell late: best FID {result.best_fid:.4g} at step {result.best_step}, "
-                        f"{last / result.best_fid:.2g}x that at the end (the best generator is kept)")
-    save_models(result.g, result.ds, cfg, args.out,
-                # nothing run-dependent (times, hosts) here: identical runs give identical files
-                {"step": result.step, "epochs": result.epoch, "precision": precision,
-                 "discriminators": len(result.ds),
-                 "best_fid": result.best_fid, "best_step": result.best_step},
-                g_best=result.g_best, e=result.e)
+        result = train(**run_args, logger=logger, fid_fn=fid_fn)
+        log_run(live, logger, result, batch_size if p.batch_size == "auto" else None)
+    # nothing run-dependent (times, hosts) in the card: identical runs give identical files
+    card = ModelCard(cfg, len(result.ds), result.step, result.epoch, precision, result.best_fid, result.best_step)
+    save_models(args.out, card, result.g, result.ds, g_best=result.g_best, e=result.e)
     log(f"train: {result.step} steps in {result.wall_s:.1f}s -> {args.out}")
     env.barrier()
-
 
 if __name__ == "__main__":
     sys.exit(run(main))

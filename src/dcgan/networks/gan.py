@@ -1,4 +1,4 @@
-"""DCGAN generator and discriminator for any power-of-two image size from 16 to 256.
+"""The DCGAN networks (generator, discriminator, encoder) for any power-of-two size from 16 to 256.
 
 Sizes come from a :class:`GANConfig`, never hard-wired: G upsamples a 4x4 seed by 2 per block
 up to ``image_size``; D mirrors it. Channel multipliers double toward the 4x4 end and are
@@ -7,17 +7,12 @@ capped at 8x the base width (as in the 64x64 paper model, which this reproduces 
 
 from __future__ import annotations
 
-import functools
-from dataclasses import asdict, dataclass
-from pathlib import Path
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from dcgan import files
-from dcgan.config import TrainParams
-from dcgan.errors import UserError
-from dcgan.files import save_module
+from dcgan.base import pixels
 
 
 @dataclass(frozen=True)
@@ -52,64 +47,26 @@ class GANConfig:
         return (self.image_size // 4).bit_length() - 1
 
 
-def gan_config(p: TrainParams, image_size: int, channels: int,
-               stats: tuple[list[float], list[float]] | None = None) -> GANConfig:
-    """The architecture that the train params describe, for images of this size and channels;
-    ``stats`` (per-channel mean and std on [0, 1], e.g. data/prepared/meta.json's) are needed
-    for ``train.normalize: meanstd`` and ignored otherwise."""
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
-    if p.normalize == "meanstd":
-        if stats is None:
-            raise UserError("train.normalize: meanstd needs the dataset's per-channel mean and std "
-                            "(data/prepared/meta.json)")
-        mean, std = tuple(float(m) for m in stats[0]), tuple(float(v) for v in stats[1])
-        if len(mean) != channels or len(std) != channels:
-            raise UserError(f"train.normalize: meanstd needs {channels} per-channel means and stds, "
-                            f"got {len(mean)} and {len(std)}")
-        if not all(v > 0 for v in std):
-            raise UserError(f"train.normalize: meanstd needs every channel's std > 0, got {list(std)} "
-                            "(a constant channel cannot be standardised; use train.normalize: range)")
-    return GANConfig(image_size, channels, p.latent_dim, p.g_width, p.d_width, p.g_norm, p.d_norm,
-                     p.d_spectral, p.prior, p.encoder, p.normalize, mean, std)
-
-
-@functools.lru_cache(maxsize=16)
-def _affine(cfg: GANConfig) -> tuple[torch.Tensor, torch.Tensor] | None:
-    """(scale, shift) of shape (1, C, 1, 1) with network = scale * x + shift for x in [-1, 1]
-    (meanstd: ((x + 1) / 2 - mean) / std), or None for the identity (range). Cached: the train
-    step maps every batch; the tensors are shared, so nothing may change them in place."""
-    if cfg.normalize == "range":
-        return None
-    if cfg.normalize != "meanstd":
-        raise ValueError(f"unknown normalize {cfg.normalize!r}")
-    mean = torch.tensor(cfg.mean, dtype=torch.float32).view(1, -1, 1, 1)
-    std = torch.tensor(cfg.std, dtype=torch.float32).view(1, -1, 1, 1)
-    return 0.5 / std, (0.5 - mean) / std
-
-
 def to_network(x: torch.Tensor, cfg: GANConfig) -> torch.Tensor:
     """Images in [-1, 1] -> the space D sees and G produces (the identity for ``range``)."""
-    aff = _affine(cfg)
-    if aff is None:
-        return x
-    scale, shift = (t.to(x.device) for t in aff)
-    return x * scale + shift
+    return x if cfg.normalize == "range" else pixels.standardise(x, cfg.mean, cfg.std)
 
 
 def to_pixels(y: torch.Tensor, cfg: GANConfig | None) -> torch.Tensor:
     """The inverse of :func:`to_network`: network-space images -> [-1, 1] (then
-    :func:`dcgan.data.arrays.to_uint8`). ``cfg`` None (a module without one): the identity."""
-    aff = _affine(cfg) if cfg is not None else None
-    if aff is None:
-        return y
-    scale, shift = (t.to(y.device) for t in aff)
-    return (y.float() - shift) / scale
+    :func:`dcgan.base.pixels.to_uint8`). ``cfg`` None (a module without one): the identity."""
+    return y if cfg is None or cfg.normalize == "range" else pixels.unstandardise(y, cfg.mean, cfg.std)
 
 
 def pixels_of(g: nn.Module, y: torch.Tensor) -> torch.Tensor:
     """G's output ``y`` in [-1, 1], whatever space G was trained in (G's own config says)."""
     return to_pixels(y, getattr(g, "cfg", None))
+
+
+def prior_of(g: nn.Module) -> str:
+    """The latent prior G samples from: its config's, or normal for a module without one."""
+    cfg = getattr(g, "cfg", None)
+    return cfg.prior if cfg is not None else "normal"
 
 
 def _mult(i: int) -> int:
@@ -154,7 +111,7 @@ class OutputMap(nn.Module):
 
     def __init__(self, cfg: GANConfig):
         super().__init__()
-        scale, shift = _affine(cfg)
+        scale, shift = pixels.affine(cfg.mean, cfg.std)
         self.register_buffer("scale", scale.clone(), persistent=False)  # own copies: modules move buffers
         self.register_buffer("shift", shift.clone(), persistent=False)
 
@@ -258,83 +215,6 @@ def build_encoder(cfg: GANConfig) -> Encoder:
     return e
 
 
-# --------------------------------------------------------------------------------- files
-
-
-def discriminator_file(k: int) -> str:
-    """discriminator.safetensors for the first (or only) D, discriminator_<k>.safetensors after."""
-    return "discriminator.safetensors" if k == 0 else f"discriminator_{k}.safetensors"
-
-
-def save_models(g: nn.Module, ds: list[nn.Module], cfg: GANConfig, folder: str | Path,
-                extra: dict | None = None, g_best: dict[str, torch.Tensor] | None = None,
-                e: nn.Module | None = None) -> None:
-    """models/: generator.safetensors (last, or its EMA when enabled), generator_best.safetensors
-    (best by FID, or the last when FID was not tracked), discriminator.safetensors (and
-    discriminator_<k>.safetensors for an ensemble of K), encoder.safetensors (when trained),
-    model.json (architecture; ``discriminators``: K)."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    if e is not None:
-        save_module(e, folder / "encoder.safetensors")
-    save_module(g, folder / "generator.safetensors")
-    if g_best is not None:
-        best = Generator(cfg)
-        best.load_state_dict(g_best)
-        save_module(best, folder / "generator_best.safetensors")
-    else:
-        save_module(g, folder / "generator_best.safetensors")
-    for k, d in enumerate(ds):
-        save_module(d, folder / discriminator_file(k))
-    files.write_json(folder / "model.json", {"arch": "dcgan", **asdict(cfg), "discriminators": len(ds),
-                                             **(extra or {})})
-
-
-def load_config(folder: str | Path) -> GANConfig:
-    path = Path(folder) / "model.json"
-    if not path.is_file():
-        raise UserError(f"model config {path} does not exist (run the train stage first)")
-    try:
-        raw = files.read_json(path)
-        kw = {k: raw[k] for k in GANConfig.__dataclass_fields__ if k in raw}  # older files: defaults
-        for k in ("image_size", "channels", "latent_dim", "g_width", "d_width"):
-            kw[k] = int(raw[k])
-        for k in ("mean", "std"):
-            kw[k] = tuple(float(v) for v in kw.get(k, ()))
-        if kw.get("normalize", "range") == "meanstd" and not (
-                len(kw["mean"]) == len(kw["std"]) == kw["channels"] and all(v > 0 for v in kw["std"])):
-            raise ValueError("normalize is meanstd but mean/std do not give one positive std per channel")
-        return GANConfig(**kw)
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"model config {path} is unreadable or incomplete: {exc}") from None
-
-
-def load_state(module: nn.Module, path: str | Path) -> nn.Module:
-    """Weights from ``path`` into a model rebuilt from model.json (a mismatch names the file)."""
-    return files.load_state(module, path, "the architecture in model.json")
-
-
-GENERATOR_FILES = {"last": "generator.safetensors", "best": "generator_best.safetensors"}
-
-
-def load_generator(folder: str | Path, device: torch.device | str = "cpu", which: str = "last") -> Generator:
-    """Rebuild G from models/model.json and load its weights (``which``: last or best); eval mode."""
-    cfg = load_config(folder)
-    g = Generator(cfg)
-    load_state(g, Path(folder) / GENERATOR_FILES[which])
-    return g.to(device).eval()
-
-
-def load_encoder(folder: str | Path, device: torch.device | str = "cpu") -> Encoder | None:
-    """The encoder trained with G, or None when none was."""
-    cfg = load_config(folder)
-    if not cfg.encoder:
-        return None
-    e = Encoder(cfg)
-    load_state(e, Path(folder) / "encoder.safetensors")
-    return e.to(device).eval()
-
-
 class MeanLogit(nn.Module):
     """An ensemble of discriminators as one: the mean of their logits (what DRS ranks by)."""
 
@@ -345,21 +225,3 @@ class MeanLogit(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return torch.stack([d(x).float() for d in self.members]).mean(0)
-
-
-def load_discriminator(folder: str | Path, device: torch.device | str = "cpu") -> nn.Module:
-    """The trained discriminator, or for K > 1 (model.json ``discriminators``) their
-    :class:`MeanLogit` ensemble; eval mode."""
-    cfg = load_config(folder)
-    raw = files.read_json(Path(folder) / "model.json")
-    k = raw.get("discriminators", 1)
-    if not isinstance(k, int) or k < 1:
-        raise UserError(f"model config {Path(folder) / 'model.json'}: discriminators must be a "
-                        f"positive integer, got {k!r}")
-    members = []
-    for i in range(k):
-        d = Discriminator(cfg)
-        load_state(d, Path(folder) / discriminator_file(i))
-        members.append(d)
-    out = members[0] if k == 1 else MeanLogit(members)
-    return out.to(device).eval()

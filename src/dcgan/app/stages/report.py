@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dcgan import files
-from dcgan.report import plot_curves, read_curves, render
-from dcgan.stages._common import log, params_from, parser, run
+from dcgan.app.report_md import plot_curves, read_curves, render
+from dcgan.app.stages._common import log, params_from, parser, run
+from dcgan.base import files
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,1 @@
+"""Library: the DCGAN networks, the model folder they are saved in, and sampling from them."""

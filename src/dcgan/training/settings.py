@@ -1,0 +1,81 @@
+"""What a training run is told (:class:`TrainSettings`, the library's own form of params.yaml's
+train section, with ``batch_size`` and ``precision`` already resolved) and its fixed frame
+(:class:`Setup`: those settings, the architecture, seed, device, processes, number format)."""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+import torch
+
+from dcgan.base.errors import UserError
+from dcgan.networks.gan import GANConfig
+from dcgan.training.distributed import DistEnv
+from dcgan.training.objective import ObjectiveSpec
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """How to train (the architecture is the :class:`~dcgan.networks.gan.GANConfig`)."""
+
+    epochs: int
+    max_steps: int
+    """0 = off: epochs decide."""
+    batch_size: int
+    """The batch size outside ``batch_schedule`` (resolved: never ``auto``)."""
+    batch_schedule: tuple[tuple[int, int], ...]
+    lr_scaling: str
+    lr: float
+    beta1: float
+    beta2: float
+    log_every: int
+    checkpoint_every: int
+    sample_grid: int
+    eval_every: int
+    ema_decay: float
+    discriminators: int
+    precision: str
+    """fp32, bf16 or fp16 (resolved: the caller decides what ``auto`` means on its machine)."""
+    channels_last: bool
+    compile: str
+    sync_bn: bool
+    objective: ObjectiveSpec
+
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (resolve 'auto' first, "
+                             f"with dcgan.base.devices.resolve_precision), got {self.precision!r}")
+        if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool):
+            raise ValueError(f"batch_size must be a resolved integer, got {self.batch_size!r}")
+
+
+@dataclass(frozen=True)
+class Setup:
+    """The fixed frame of a run."""
+
+    settings: TrainSettings
+    cfg: GANConfig
+    seed: int
+    device: torch.device
+    dist: DistEnv
+
+    def __post_init__(self) -> None:
+        if self.settings.precision == "fp16" and self.device.type != "cuda":
+            raise UserError(f"train.precision fp16 needs a CUDA device (loss scaling), not "
+                            f"{self.device.type}; use bf16 or fp32")
+
+    @property
+    def amp_dtype(self) -> torch.dtype | None:
+        return PRECISIONS[self.settings.precision]
+
+    @property
+    def memory_format(self) -> torch.memory_format:
+        return torch.channels_last if self.settings.channels_last else torch.contiguous_format
+
+    def autocast(self) -> AbstractContextManager:
+        """Forward passes in reduced precision; losses and penalties are computed outside, in fp32."""
+        return torch.autocast(self.device.type, dtype=self.amp_dtype or torch.float32,
+                              enabled=self.amp_dtype is not None)
