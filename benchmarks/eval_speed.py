@@ -32,10 +32,11 @@ def main() -> None:
     ev = params.evaluate
     device = torch.device("cpu")
     print(f"torch threads: {torch.get_num_threads()}, n = {args.n}")
-    g = load_generator("models/gan", device, ev.generator)
+    g = load_generator("models/gan", device, params.sample.generator)
     images = generate(g, args.n, g.cfg.latent_dim, 123, device, 1000)
-    ref, _, _ = load_reference("models/evaluator", "data/prepared", ev.extractor)
-    extractor = make_extractor(ev.extractor, "models/evaluator", ev.inception_weights, ev.batch_size, device)
+    ref, _, _ = load_reference("models/evaluator", "data/prepared", params.evaluator.extractor)
+    extractor = make_extractor(params.evaluator.extractor, "models/evaluator", params.evaluator.inception_weights,
+                               ev.batch_size, device)
 
     t0 = time.perf_counter()
     gen = FeatureSet(*extractor(images, "features"))

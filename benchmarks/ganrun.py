@@ -75,12 +75,12 @@ def train_run(params, images: np.ndarray, device: torch.device, evaluator: str, 
               tag: str) -> Trained:
     """Train on ``images`` with ``params`` (its ``train`` section and ``base.seed``) as the train
     stage does, in-training FID every ``train.eval_every`` epochs keeping the best generator."""
-    p, ev, seed = params.train, params.evaluate, params.base.seed
+    p, ev, seed = params.train, params.evaluator, params.base.seed
     # auto resolved once, as the train stage does, so the run records what it trained in
     p = dataclasses.replace(p, precision=resolve_precision(p.precision, device)[0])
     cfg = gan_config(p, params.prepare.image_size, params.prepare.channels)
     fid_fn = make_fid_fn(evaluator, prepared, extractor=ev.extractor, inception_weights=ev.inception_weights,
-                         batch_size=ev.batch_size, samples=p.eval_samples, seed=seed,
+                         batch_size=ev.feature_batch_size, samples=p.eval_samples, seed=seed,
                          device=device)[0] if p.eval_every else None
     curves = Curves()
     with tempfile.TemporaryDirectory() as tmp:
@@ -92,7 +92,7 @@ def train_run(params, images: np.ndarray, device: torch.device, evaluator: str, 
             torch.cuda.synchronize(device)
         wall = time.perf_counter() - t0
     g = r.g
-    if r.g_best is not None and ev.generator == "best":
+    if r.g_best is not None and params.sample.generator == "best":
         g = Generator(cfg).to(device)
         g.load_state_dict(r.g_best)
         g.eval()
@@ -108,9 +108,9 @@ class Scorer:
 
     @classmethod
     def load(cls, params, evaluator: str, prepared: str, device: torch.device) -> Scorer:
-        ev = params.evaluate
+        ev = params.evaluator
         ref, _, _ = load_reference(evaluator, prepared, ev.extractor)
-        extractor = make_extractor(ev.extractor, evaluator, ev.inception_weights, ev.batch_size, device)
+        extractor = make_extractor(ev.extractor, evaluator, ev.inception_weights, params.evaluate.batch_size, device)
         return cls(extractor, ref)
 
     def score(self, images: np.ndarray, seed: int, bootstrap: int = 0, is_splits: int = 10

@@ -46,9 +46,10 @@ def one_run(params, precision: str, seed: int, images, device, args) -> dict:
     params = ganrun.with_seed(params, seed, precision=precision)
     ev = params.evaluate
     t = ganrun.train_run(params, images, device, args.evaluator, args.prepared, f"{precision}-{seed}")
-    ref, hold_fs, _ = load_reference(args.evaluator, args.prepared, ev.extractor)
+    ref, hold_fs, _ = load_reference(args.evaluator, args.prepared, params.evaluator.extractor)
     n = ev.num_samples or len(hold_fs.features)
-    extractor = make_extractor(ev.extractor, args.evaluator, ev.inception_weights, ev.batch_size, device)
+    extractor = make_extractor(params.evaluator.extractor, args.evaluator, params.evaluator.inception_weights,
+                               ev.batch_size, device)
     samples = generate(t.g, n, t.g.cfg.latent_dim, derive_seed(seed, "sample"), device, ev.batch_size)
     m = score(FeatureSet(*extractor(samples, "features")), hold_fs, ref, ("fid", "is"), ev, seed, n,
               warn=lambda msg: None)

@@ -61,20 +61,20 @@ def _workspace(workspace: str | None) -> Path:
 
 
 @task(**NETWORK_RETRIES)
-def dvc_pull(root: Path) -> None:
+def pull_inputs(root: Path) -> None:
     # --allow-missing: outputs that were never pushed (a new remote) are rebuilt, not an error
     rt.check("dvc", ["pull", "--allow-missing"], root, _log)
 
 
 @task
-def run_experiment(root: Path, name: str, overrides: dict[str, str], timeout: float) -> str:
+def train_candidate(root: Path, name: str, overrides: dict[str, str], timeout: float) -> str:
     # the limit is enforced on the dvc process group itself: a Prefect task timeout alone
     # would leave `dvc exp run` and its stages running
     return rt.run_experiment(root, name, overrides, _log, timeout=timeout)
 
 
 @task
-def compare(root: Path, rev: str, metric: str, min_improvement: float) -> tuple[dict, rt.Comparison]:
+def gate_candidate(root: Path, rev: str, metric: str, min_improvement: float) -> tuple[dict, rt.Comparison]:
     diff = rt.metrics_diff(root, rev)
     comparison = rt.decide(diff, metric, min_improvement)
     get_run_logger().info(comparison.reason)
@@ -82,7 +82,7 @@ def compare(root: Path, rev: str, metric: str, min_improvement: float) -> tuple[
 
 
 @task
-def publish(root: Path, name: str, rev: str, overrides: dict[str, str], diff: dict,
+def report_candidate(root: Path, name: str, rev: str, overrides: dict[str, str], diff: dict,
             comparison: rt.Comparison) -> Path:
     """The run's report: files under reports/retrain/NAME/ and the three artifacts."""
     folder = rt.own_folder(root / "reports" / "retrain") / name
@@ -103,7 +103,7 @@ def publish(root: Path, name: str, rev: str, overrides: dict[str, str], diff: di
 
 
 @task
-def promote_model(root: Path, name: str, rev: str, comparison: rt.Comparison,
+def register_model(root: Path, name: str, rev: str, comparison: rt.Comparison,
                   stage: str) -> rt.Promotion:
     promotion = rt.promote(root, name, rev, comparison, _log, stage)
     get_run_logger().info(f"promoted {name}: {promotion.version_tag} in stage {stage} "
@@ -112,7 +112,7 @@ def promote_model(root: Path, name: str, rev: str, comparison: rt.Comparison,
 
 
 @task(**NETWORK_RETRIES)
-def push(root: Path, name: str, promotion: rt.Promotion | None) -> list[str]:
+def publish_results(root: Path, name: str, promotion: rt.Promotion | None) -> list[str]:
     return rt.push(root, name, promotion, _log)
 
 
@@ -150,16 +150,16 @@ def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters ar
     with rt.workspace_lock(root, lock_timeout, logger.info):
         on = rt.use_branch(root, branch, logger.info)
         if rt.remote_configured(root):
-            dvc_pull(root)
-        rev = run_experiment(root, name, overrides, experiment_timeout)
-        diff, comparison = compare(root, rev, metric, min_improvement)
-        folder = publish(root, name, rev, overrides, diff, comparison)
+            pull_inputs(root)
+        rev = train_candidate(root, name, overrides, experiment_timeout)
+        diff, comparison = gate_candidate(root, rev, metric, min_improvement)
+        folder = report_candidate(root, name, rev, overrides, diff, comparison)
         promotion = None
         if promote and comparison.promote:
-            promotion = promote_model(root, name, rev, comparison, stage)
+            promotion = register_model(root, name, rev, comparison, stage)
         elif not promote:
             logger.info("promote=False: nothing is applied, committed or tagged")
-        pushed = push(root, name, promotion)
+        pushed = publish_results(root, name, promotion)
     return {"name": name, "experiment_rev": rev, "promoted": promotion is not None,
             "reason": comparison.reason, "branch": on, "report": str(folder), "metric": metric,
             "baseline": comparison.baseline, "new": comparison.new, "pushed": pushed,

@@ -54,8 +54,8 @@ def test_repro_experiments_and_metrics_diff(project):
 
     # 2b. dvc status sees an edit to a module a stage runs, even one it imports indirectly
     # (seeding.py: the seed of every random draw), and only in the stages that run it
-    for module, expected in (("seeding.py", {"augment", "evaluator", "train", "sample", "evaluate"}),
-                             ("report.py", {"report"})):
+    for module, expected in (("base/seeding.py", {"augment", "evaluator", "train", "sample", "evaluate"}),
+                             ("app/report_md.py", {"report"})):
         path = project.root / "src/dcgan" / module
         original = path.read_text()
         path.write_text(original + "\n# an edit\n")

@@ -1,0 +1,51 @@
+"""Retraining around the DVC pipeline: run a named experiment, diff its metrics against the
+workspace, decide promotion, and register a promoted generator as a GTO version.
+
+Nothing here re-implements a stage: experiments run through ``dvc exp run``, metrics are
+compared through ``dvc metrics diff``, and a promotion applies the experiment with
+``dvc exp apply``, commits what it changed (``dvc.lock``, params, metrics) and registers the
+generator artifact declared in ``dvc.yaml`` with GTO (a version tag and a stage tag). So git
+holds the record of what ran and what was promoted, and anyone can fetch the model with
+``dvc artifacts get <repo> generator --stage prod``. The Prefect flow (flows/retrain.py)
+sequences these functions; they are plain Python so that they can be tested and reused
+without Prefect.
+
+Modules, one job each: :mod:`.shell` (running dvc/gto/git), :mod:`.experiment` (inputs, ``dvc
+exp run``, the metrics diff), :mod:`.gate` (the promotion decision), :mod:`.markdown` (the diff
+as a table), :mod:`.promotion` (commit, GTO tags, push), :mod:`.lock` (one run per workspace).
+The names below are the flow's API.
+"""
+
+from dcgan.app.retrain.constants import (
+    ARTIFACT,
+    DEFAULT_STAGE,
+    LOCK_FILE,
+    METRICS_FILE,
+    SAMPLES_FILE,
+)
+from dcgan.app.retrain.experiment import (
+    check_inputs,
+    default_name,
+    experiment_rev,
+    metrics_diff,
+    run_experiment,
+)
+from dcgan.app.retrain.gate import Comparison, decide
+from dcgan.app.retrain.lock import WorkspaceBusy, workspace_lock
+from dcgan.app.retrain.markdown import diff_markdown
+from dcgan.app.retrain.promotion import Promotion, export_files, own_folder, promote, push
+from dcgan.app.retrain.shell import (
+    ExperimentTimeout,
+    StageFailed,
+    check,
+    failure_message,
+    git_out,
+    git_remote,
+    remote_configured,
+    run_logged,
+    tool_env,
+    use_branch,
+)
+from dcgan.base.errors import UserError
+
+__all__ = ["ARTIFACT", "Comparison", "DEFAULT_STAGE", "ExperimentTimeout", "LOCK_FILE", "METRICS_FILE", "Promotion", "SAMPLES_FILE", "StageFailed", "UserError", "WorkspaceBusy", "check", "check_inputs", "decide", "default_name", "diff_markdown", "experiment_rev", "export_files", "failure_message", "git_out", "git_remote", "metrics_diff", "own_folder", "promote", "push", "remote_configured", "run_experiment", "run_logged", "tool_env", "use_branch", "workspace_lock"]

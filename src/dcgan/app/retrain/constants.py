@@ -1,0 +1,7 @@
+"""Where the retraining flow reads and what it versions."""
+
+METRICS_FILE = "reports/metrics.json"
+SAMPLES_FILE = "reports/samples.png"
+ARTIFACT = "generator"  # dvc.yaml `artifacts:` (models/gan), the GTO artifact a promotion versions
+DEFAULT_STAGE = "prod"
+LOCK_FILE = ".dvc/tmp/retrain.lock"
