@@ -40,7 +40,7 @@ def digest(named) -> str:
     return h.hexdigest()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("out", type=Path)
     ap.add_argument("--steps", type=int, default=4)
@@ -50,7 +50,7 @@ def main() -> None:
     ap.add_argument("--nudge", action="store_true",
                     help="after step 1, move every weight by one float32 ulp (a rounding-level "
                          "change, as another summation order makes): the test's control")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
     world = distributed.env_world_size()
     p = parse_params(tiny_params()).train
     p = dataclasses.replace(p, epochs=1, batch_size=args.batch, nproc=world, sync_bn=args.sync_bn,

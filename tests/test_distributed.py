@@ -42,8 +42,13 @@ FEATURES = {"r1_gamma": 0.1, "reg_every": 2, "gp_lambda": 1.0, "encoder": True,
 
 
 def worker(out: Path, nproc: int, *args: str) -> dict:
-    launcher = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
-                if nproc > 1 else [sys.executable])
+    """The worker under torchrun with ``nproc`` processes, or for one process here, in this one."""
+    if nproc == 1:
+        from tests import dist_worker
+
+        dist_worker.main([str(out), "--steps", "4", *args])
+        return torch.load(out / "dist.pt")
+    launcher = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}"]
     r = subprocess.run([*launcher, str(WORKER), str(out), "--steps", "4", *args],
                        capture_output=True, text=True, env=venv_env(), cwd=ROOT, timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -65,3 +65,16 @@ def make_project(root: Path, params: dict | None = None) -> Project:
 @pytest.fixture
 def project(tmp_path: Path) -> Project:
     return make_project(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One ephemeral Prefect server (Prefect's test harness) for every test that needs one:
+    starting it takes about 20 s."""
+    import os
+
+    from prefect.testing.utilities import prefect_test_harness
+
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline: no telemetry
+    with prefect_test_harness(server_startup_timeout=120):
+        yield

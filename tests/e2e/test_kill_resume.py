@@ -1,9 +1,9 @@
 """SIGKILL the train stage under `dvc repro` at several points; `dvc repro` resumes bitwise.
 
-The reference is an uninterrupted `dvc repro`. Each scenario kills training (from inside via
-DCGAN_FAULTS at an exact step or halfway through a checkpoint write, or from outside at a
-moment the test picks), runs `dvc repro` again, and compares the final weights' hashes and the
-dvclive curves with the reference. The params switch on what a resume must restore: EMA (and
+The reference is an uninterrupted `dvc repro`. One run is killed from inside (DCGAN_FAULTS) at
+each point in turn, an exact step or halfway through a checkpoint write, each `dvc repro`
+resuming what the last kill left; another is killed from outside at a moment the test picks.
+Both finish with the reference's weights (hashes) and dvclive curves. The params switch on what a resume must restore: EMA (and
 its BatchNorm buffers), DiffAugment and R1 draws, and a batch-size schedule that changes
 mid-run.
 """
@@ -69,26 +69,36 @@ def reference(tmp_path_factory) -> tuple[Project, dict]:
     return p, outcome(p.root)
 
 
-@pytest.mark.parametrize("faults", [
-    "kill_after_step=1",        # before the first checkpoint: starts over
+# each kill comes later than the checkpoint the one before it left: every run resumes from there
+KILLS = [
+    "kill_after_step=1",        # before the first checkpoint: the next run starts over
     "kill_after_step=6",        # mid-epoch, between checkpoints
     "kill_in_checkpoint=8",     # half a checkpoint on disk, never renamed into place
     "kill_in_checkpoint=25",    # the end-of-epoch checkpoint, just after the batch size grew
     "kill_after_step=45",       # epoch 3, after two epochs of EMA/BN state and FID evaluations
-])
-def test_killed_train_resumes_bitwise(reference, faults):
+]
+
+
+def test_a_run_killed_at_every_point_in_turn_resumes_bitwise(reference):
+    """One training run, killed five times (each kind of kill, each later than the last) and
+    resumed each time from what the kill left: the finished run is the uninterrupted one."""
     p, expected = reference
     fresh_training(p)
-    killed = repro_train(p, faults)
-    assert killed.returncode != 0, killed.stdout + killed.stderr
-    assert not (p.root / "models/gan/generator.safetensors").exists()
+    previous = ""
+    for faults in KILLS:
+        killed = repro_train(p, faults)
+        out = killed.stdout + killed.stderr
+        assert killed.returncode != 0, (faults, out)
+        assert not (p.root / "models/gan/generator.safetensors").exists(), faults
+        if previous and previous != "kill_after_step=1":  # a checkpoint was on disk: resumed from it
+            assert "resuming from" in out, (faults, out)
+        if previous.startswith("kill_in_checkpoint"):  # the half-written file never became a checkpoint
+            step = int(previous.split("=")[1])
+            assert f"ckpt-{step:09d}.pt is corrupt" not in out, out
+        previous = faults
     resumed = repro_train(p)
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
-    if faults != "kill_after_step=1":
-        assert "resuming from" in resumed.stderr + resumed.stdout
-    if faults.startswith("kill_in_checkpoint"):  # the half-written file never became a checkpoint
-        step = int(faults.split("=")[1])
-        assert f"ckpt-{step:09d}.pt is corrupt" not in resumed.stderr + resumed.stdout
+    assert "resuming from" in resumed.stderr + resumed.stdout
     assert outcome(p.root) == expected
 
 

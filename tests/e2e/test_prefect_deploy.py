@@ -4,7 +4,6 @@ deploying shell's variables, and a bad job variable refused by the server."""
 
 import asyncio
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -19,21 +18,18 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def prefect_env():
+def prefect_env(prefect_server):
     from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
 
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    with prefect_test_harness(server_startup_timeout=120):
-        env = {**venv_env(), **ENV, "PREFECT_API_URL": PREFECT_API_URL.value()}
-        prefect = str(Path(sys.executable).parent / "prefect")
-        for pool, extra in (("dcgan-k8s", ["--type", "kubernetes", "--base-job-template",
-                                           str(REPO / "deploy/k8s-base-job-template.json")]),
-                            ("dcgan-docker", ["--type", "docker"])):
-            r = subprocess.run([prefect, "work-pool", "create", pool, *extra], env=env,
-                               capture_output=True, text=True, timeout=120)
-            assert r.returncode == 0, r.stdout + r.stderr
-        yield env, prefect
+    env = {**venv_env(), **ENV, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    prefect = str(Path(sys.executable).parent / "prefect")
+    for pool, extra in (("dcgan-k8s", ["--type", "kubernetes", "--base-job-template",
+                                       str(REPO / "deploy/k8s-base-job-template.json")]),
+                        ("dcgan-docker", ["--type", "docker"])):
+        r = subprocess.run([prefect, "work-pool", "create", pool, *extra], env=env,
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+    return env, prefect
 
 
 def deploy(env, prefect, cwd: Path, *names: str) -> subprocess.CompletedProcess:

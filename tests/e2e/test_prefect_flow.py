@@ -4,7 +4,6 @@ git remote and a DVC remote: promotion to a GTO version, fetching it by stage, r
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 import pytest
@@ -17,12 +16,8 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def harness():
-    from prefect.testing.utilities import prefect_test_harness
-
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")  # offline: no telemetry
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+def harness(prefect_server):
+    yield
 
 
 def load_flow():
