@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from dcgan.base.errors import UserError
-from dcgan.metrics.features import ClassifierConfig, extract, train_classifier
+from dcgan.metrics.classifier import ClassifierConfig, extract, train_classifier
 from dcgan.metrics.fid import feature_stats, fid_from_features, frechet_distance
 from dcgan.metrics.inception_score import inception_score
 

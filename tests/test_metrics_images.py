@@ -6,7 +6,7 @@ import torch
 
 from dcgan.app.params import parse_params
 from dcgan.data.datasets import load_dataset
-from dcgan.metrics.features import ClassifierConfig, extract, train_classifier
+from dcgan.metrics.classifier import ClassifierConfig, extract, train_classifier
 from dcgan.metrics.registry import metric_names
 from dcgan.metrics.sets import FeatureSet, Reference
 from dcgan.metrics.suite import score

@@ -35,7 +35,7 @@ def make_extractor(kind: str, evaluator_dir: str | Path, inception_weights: str,
                    device: torch.device, download: bool = False):
     """The extractor named by evaluator.extractor (``download``: fetch missing Inception weights)."""
     if kind == "classifier":
-        from dcgan.metrics.features import ClassifierExtractor
+        from dcgan.metrics.classifier import ClassifierExtractor
 
         return ClassifierExtractor(evaluator_dir, device, batch_size)
     if kind == "inception":

@@ -18,7 +18,7 @@ from dcgan.base import files
 from dcgan.base.devices import pick_device
 from dcgan.base.errors import UserError
 from dcgan.data import arrays
-from dcgan.metrics.features import ClassifierConfig, accuracy, save_classifier, train_classifier
+from dcgan.metrics.classifier import ClassifierConfig, accuracy, save_classifier, train_classifier
 from dcgan.metrics.reference import make_extractor, write_reference
 
 
