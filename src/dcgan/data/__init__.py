@@ -1,1 +1,2 @@
-"""Datasets, uint8 array I/O and offline augmentation."""
+"""Library: dataset loaders, chunked uint8 array files and offline augmentation. Imports only the
+ground floor (dcgan.base)."""
