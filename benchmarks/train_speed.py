@@ -53,6 +53,7 @@ from torch import nn  # noqa: E402
 from dcgan.app.params import load_params  # noqa: E402
 from dcgan.app.recipe import gan_config, train_settings  # noqa: E402
 from dcgan.base.devices import resolve_precision  # noqa: E402
+from dcgan.training.graphed import resolve_compile  # noqa: E402
 from dcgan.training.loop import Callbacks, train  # noqa: E402
 
 CPU = torch.device("cpu")
@@ -238,6 +239,58 @@ def project_images_per_s(p, cfg, images: np.ndarray, warmup: int, steps: int, se
     return batch / sps
 
 
+def step_flops(p, cfg, images: np.ndarray, device: torch.device = CPU) -> float:
+    """FLOPs of one training step per image (torch.utils.flop_counter: convolutions and matmuls,
+    forward and backward, both updates), counted on one eager step."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from dcgan.training.data import TensorSource
+    from dcgan.training.distributed import SINGLE
+    from dcgan.training.loop import epoch_order, make_batch, make_objective, train_step
+    from dcgan.training.nets import build_nets
+    from dcgan.training.settings import Setup
+
+    bs = p.batch_size
+    s = Setup(train_settings(dataclasses.replace(p, compile="none"), batch_size=bs, precision=p.precision),
+              cfg, 0, device, SINGLE)
+    nets = build_nets(s)
+    source = TensorSource(torch.from_numpy(images[:bs]).to(device))
+    b = make_batch(s, source, epoch_order(0, 0, bs).to(device), 0, 0, bs)
+    with FlopCounterMode(display=False) as counter:
+        train_step(nets, make_objective(s, nets), b)
+    return counter.get_total_flops() / bs
+
+
+def kernel_ms_per_step(p, cfg, images: np.ndarray, warmup: int, steps: int, device: torch.device) -> float:
+    """GPU kernel time per step (torch.profiler's CUDA activity, summed over kernels) for
+    ``steps`` steps after ``warmup`` (compilation and capture fall in the warm-up)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    prof = profile(activities=[ProfilerActivity.CUDA])
+
+    class Window(Callbacks):
+        def after_step(self, step, nets):
+            if step == warmup:
+                torch.cuda.synchronize(device)
+                prof.start()
+            elif step == warmup + steps:
+                torch.cuda.synchronize(device)
+                prof.stop()
+
+        def should_stop(self, step):
+            return step >= warmup + steps
+
+    p = dataclasses.replace(p, eval_every=0, log_every=warmup + steps, epochs=10**6)
+    with tempfile.TemporaryDirectory() as tmp:
+        train(settings=train_settings(p, batch_size=p.batch_size, precision=p.precision), cfg=cfg, seed=0,
+              images=images, device=device, ckpt_dir=tmp, fingerprint="profile", log=lambda m: None,
+              callbacks=Window())
+    events = prof.key_averages()
+    total_us = sum(getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)
+                   for e in events)
+    return total_us / 1000 / steps
+
+
 def images_for(batch: int, warmup: int, steps: int) -> int:
     """Fake dataset size: one epoch outlasts the warm-up and the timed steps."""
     return max((warmup + steps + 1) * batch, 640)
@@ -278,8 +331,16 @@ def main() -> None:
                          "resolved for this machine as the train stage does); the reference stays fp32")
     ap.add_argument("--channels-last", choices=["params", "on", "off"], default="params",
                     help="the project loop's train.channels_last (default: as in params.yaml)")
-    ap.add_argument("--compile", choices=["params", "none", "default", "reduce-overhead", "max-autotune"],
-                    default="params", help="the project loop's train.compile (compilation falls in the warm-up)")
+    ap.add_argument("--compile", choices=["params", "none", "default", "reduce-overhead", "max-autotune", "graph",
+                                          "auto"],
+                    default="params", help="the project loop's train.compile (compilation and capture fall in the "
+                                           "warm-up); graph: the whole step as one CUDA graph")
+    ap.add_argument("--batch", type=int, default=0, help="batch size of both loops (0: the config's)")
+    ap.add_argument("--profile", action="store_true",
+                    help="also the project step's GPU kernel time (torch.profiler), its FLOPs per image "
+                         "(flop counter) and the fraction of --peak-tflops reached")
+    ap.add_argument("--peak-tflops", type=float, default=989.0,
+                    help="the device's dense peak for the run's number format (H200 bf16: about 989)")
     ap.add_argument("--device", default="cpu", help="cpu or cuda (both loops run there)")
     args = ap.parse_args()
     params = load_params(args.params)
@@ -292,11 +353,14 @@ def main() -> None:
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     for name in args.configs:
         p, cfg, (c, s), nz, ngf, ndf, batch = configs(params)[name]
+        if args.batch:  # the same workload at another batch size, for both loops
+            batch = args.batch
+            p = dataclasses.replace(p, batch_size=batch, batch_schedule=())
         cl = p.channels_last if args.channels_last == "params" else args.channels_last == "on"
         requested = p.precision if args.precision == "params" else args.precision
         precision, why = resolve_precision(requested, device)
-        p = dataclasses.replace(p, precision=precision, channels_last=cl,
-                                compile=p.compile if args.compile == "params" else args.compile)
+        mode, _ = resolve_compile(p.compile if args.compile == "params" else args.compile, device, precision, 1)
+        p = dataclasses.replace(p, precision=precision, channels_last=cl, compile=mode)
         steps = args.steps or (12 if name == "example" else 80)
         rng = np.random.default_rng(0)
         images = rng.integers(0, 256, (images_for(batch, args.warmup, steps), c, s, s), dtype=np.uint8)
@@ -314,6 +378,15 @@ def main() -> None:
         ref_m, proj_m = (statistics.median(rates[k]) for k in ("reference", "project"))
         print(f"  median: reference {ref_m:.1f} img/s, project {proj_m:.1f} img/s, "
               f"ratio {proj_m / ref_m:.2f}x")
+        if args.profile:
+            flops = step_flops(p, cfg, images, device)
+            line = (f"  step: {flops / 1e9:.2f} GFLOP per image; at {proj_m:.0f} img/s "
+                    f"{flops * proj_m / 1e12:.2f} TFLOP/s = {flops * proj_m / (args.peak_tflops * 1e12):.2%} "
+                    f"of {args.peak_tflops:g} TFLOP/s")
+            if device.type == "cuda":
+                ms = kernel_ms_per_step(p, cfg, images, args.warmup, steps, device)
+                line += f"; GPU kernels {ms:.2f} ms per step vs {batch / proj_m * 1e3:.2f} ms wall"
+            print(line)
 
 
 if __name__ == "__main__":

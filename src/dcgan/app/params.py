@@ -233,9 +233,13 @@ class TrainParams:
     BatchNorm statistics and optimizer state stay fp32."""
     channels_last: bool
     """NHWC memory format for the networks and batches (faster convolutions on most GPUs)."""
-    compile: Literal["none", "default", "reduce-overhead", "max-autotune"]
-    """torch.compile the networks' train steps (none = eager). ``reduce-overhead`` adds CUDA
-    graphs on CUDA; the first steps pay for compilation (about 40 s on this 2-core CPU)."""
+    compile: Literal["none", "default", "reduce-overhead", "max-autotune", "graph", "auto"]
+    """none = eager. default | reduce-overhead | max-autotune: torch.compile the networks
+    (reduce-overhead adds per-module CUDA graphs; the first steps pay for compilation, about 40 s
+    on a 2-core CPU). graph: the whole step (both updates, penalties, optimizers, EMA) on static
+    buffers, captured once per batch size and regularisation phase as a CUDA graph and replayed
+    (on the CPU, with fp16 or under DDP it runs uncaptured; dcgan.training.graphed). auto: graph
+    where it can be captured, else none; the resolved mode is what model.json records."""
     nproc: int
     """Processes for data-parallel training (DDP under torchrun; NCCL on GPUs, one per GPU,
     gloo on CPU). Batch sizes stay global: each process takes batch_size / nproc."""

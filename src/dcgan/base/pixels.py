@@ -26,10 +26,14 @@ def to_01(images: np.ndarray) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=16)
-def affine(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[torch.Tensor, torch.Tensor]:
+def affine(mean: tuple[float, ...], std: tuple[float, ...],
+           device: torch.device | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """(scale, shift) of shape (1, C, 1, 1) with standardised = scale * x + shift for x in [-1, 1]:
-    ((x + 1) / 2 - mean) / std. Cached: the train step maps every batch; the tensors are shared,
-    so nothing may change them in place."""
+    ((x + 1) / 2 - mean) / std; computed on the CPU, kept on ``device``. Cached per device (the
+    train step maps every batch, and a captured step may not copy from the host); the tensors
+    are shared, so nothing may change them in place."""
+    if device is not None and device.type != "cpu":
+        return tuple(t.to(device) for t in affine(mean, std))  # type: ignore[return-value]
     m = torch.tensor(mean, dtype=torch.float32).view(1, -1, 1, 1)
     s = torch.tensor(std, dtype=torch.float32).view(1, -1, 1, 1)
     return 0.5 / s, (0.5 - m) / s
@@ -37,11 +41,11 @@ def affine(mean: tuple[float, ...], std: tuple[float, ...]) -> tuple[torch.Tenso
 
 def standardise(x: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """[-1, 1] -> (x01 - mean) / std per channel."""
-    scale, shift = (t.to(x.device) for t in affine(mean, std))
+    scale, shift = affine(mean, std, x.device)
     return x * scale + shift
 
 
 def unstandardise(y: torch.Tensor, mean: tuple[float, ...], std: tuple[float, ...]) -> torch.Tensor:
     """The inverse of :func:`standardise`: standardised values -> [-1, 1] (float32)."""
-    scale, shift = (t.to(y.device) for t in affine(mean, std))
+    scale, shift = affine(mean, std, y.device)
     return (y.float() - shift) / scale

@@ -42,6 +42,8 @@ class ModelCard:
     """The lowest in-training FID (None when FID was off)."""
     best_step: int | None = None
     """The step of generator_best.safetensors."""
+    compile: str | None = None
+    """How the step ran (train.compile resolved): none, graph (captured), or a torch.compile mode."""
 
     def to_json(self) -> dict[str, Any]:
         run = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "cfg"}

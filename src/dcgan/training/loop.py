@@ -42,9 +42,10 @@ from dcgan.networks.gan import (
 from dcgan.training import checkpoint as ckpt
 from dcgan.training.data import FileSource, PrefetchSource, TensorSource, place_data
 from dcgan.training.distributed import SINGLE, DistEnv
+from dcgan.training.graphed import StaticStep, draw_noise
 from dcgan.training.guard import DivergenceGuard, RunningMeans, TrainingDiverged
 from dcgan.training.nets import Nets, Wrapped, build_nets, sampling_generator
-from dcgan.training.objective import Batch, GANObjective, per_d_generator
+from dcgan.training.objective import Batch, DrawBank, GANObjective, step_generators
 from dcgan.training.position import BestGenerator, Position
 from dcgan.training.resume import Fingerprint, restore, resume_point, snapshot
 from dcgan.training.schedule import batch_size_at, count_steps, lr_for
@@ -125,11 +126,9 @@ def make_batch(s: Setup, data: Source, order: torch.Tensor, offset: int, step: i
     real = real.contiguous(memory_format=s.memory_format)
     z = s.dist.shard(sample_prior(bs, s.cfg.latent_dim, s.cfg.prior,
                                   generator_for(s.seed, "z", step))).to(s.device)
-    aug = s.settings.objective.diffaug
     rank = () if not s.dist.enabled else ("rank", s.dist.rank)
-    aug_gens = ([per_d_generator(s.seed, "diffaug", k, step, *rank) for k in range(s.settings.discriminators)]
-                if aug else None)
-    return Batch(step, bs, real, z, aug_gens, aug)
+    draws = DrawBank.live(step_generators(s.seed, step, rank), s.device)
+    return Batch(step, bs, real, z, draws, s.settings.objective.diffaug)
 
 
 @contextmanager
@@ -177,7 +176,7 @@ def make_objective(s: Setup, nets: Nets) -> GANObjective:
     """The objective over the networks as the step calls them (under DDP and/or torch.compile)."""
     w = Wrapped.around(nets, s)
     return GANObjective(s.settings.objective, g=w.g, ds=w.ds, plain_ds=nets.ds, ds_no_sync=w.ds_no_sync,
-                        e=w.e, autocast=s.autocast, dist=s.dist, seed=s.seed, device=s.device)
+                        e=w.e, autocast=s.autocast, dist=s.dist)
 
 
 def epoch_plan(step: int, offset: int, n: int, schedule: tuple[tuple[int, int], ...], default_bs: int,
@@ -215,6 +214,8 @@ class Loop:
     z_fixed: torch.Tensor
     fid_fn: Callable[[Generator], float] | None
     callbacks: Callbacks
+    static: StaticStep | None = None
+    """train.compile graph: the step on static buffers, captured where possible."""
 
     def save(self, finished: bool) -> None:
         if self.s.dist.is_main:  # rank 0 alone writes checkpoints
@@ -236,7 +237,7 @@ class Loop:
         for _, bs in plan:
             self.nets.set_lr(lr_for(bs, base_bs, t.lr, t.lr_scaling))
             mark_step()  # CUDA graphs: outputs of the previous step are no longer read
-            row = train_step(self.nets, self.objective, make_batch(self.s, self.data, order, pos.offset, pos.step, bs))
+            row = self.one_step(order, bs)
             self.means.add(row)
             self.guard.record(row, pos.step + 1)
             pos.advance(bs)
@@ -248,6 +249,14 @@ class Loop:
                 pos.offset + batch_size_at(pos.step, schedule, t.batch_size) <= len(self.data)):
             return "max_steps"  # mid-epoch: a full batch was left
         return None
+
+    def one_step(self, order: torch.Tensor, bs: int) -> torch.Tensor:
+        """The step at the current position: its logged row (on the device)."""
+        s, pos = self.s, self.pos
+        if self.static is None:
+            return train_step(self.nets, self.objective, make_batch(s, self.data, order, pos.offset, pos.step, bs))
+        raw = self.data.take(s.dist.shard(order[pos.offset:pos.offset + bs])).to(s.device, non_blocking=True)
+        return self.static(raw, draw_noise(s, pos.step, bs), pos.step, bs)
 
     def after_step(self, bs: int) -> None:
         """Per-step callbacks, then the periodic work: losses to the logger, a checkpoint."""
@@ -364,6 +373,10 @@ def train(
                          mininterval=1.0, disable=not dist.is_main),
                 fixed_noise(seed, settings.sample_grid, cfg.latent_dim, cfg.prior).to(device),
                 fid_fn, callbacks or Callbacks())
+    if settings.compile == "graph":
+        loop.static = StaticStep(s, nets, objective, train_step)
+        if loop.static.blocker:
+            log(f"train: compile graph: the step runs on static buffers, not captured ({loop.static.blocker})")
     pos.started = time.perf_counter()
     nets.g.train()
     for d in nets.ds:

@@ -43,7 +43,10 @@ class Nets:
         for opt in (self.opt_g, *self.opt_ds, self.opt_e):
             if opt is not None:
                 for group in opt.param_groups:
-                    group["lr"] = lr
+                    if isinstance(group["lr"], torch.Tensor):  # a captured step reads it from there
+                        group["lr"].fill_(lr)
+                    else:
+                        group["lr"] = lr
 
     def named(self) -> dict[str, nn.Module | None]:
         """{"g", "d" (then "d1", "d2", ...), "e"}: the plain modules."""
@@ -102,8 +105,14 @@ def build_nets(s: Setup) -> Nets:
         ds = [distributed.convert_sync_bn(d, s.device) for d in ds]
         e = distributed.convert_sync_bn(e, s.device) if e is not None else None
 
+    capturable = t.compile == "graph" and s.device.type == "cuda"
+
     def adam(params) -> torch.optim.Adam:
-        # foreach: one fused kernel launch per param group instead of one per tensor
+        # foreach: one fused kernel launch per param group instead of one per tensor; a captured
+        # step (CUDA graph) needs Adam's step count and learning rate in device memory
+        if capturable:
+            return torch.optim.Adam(params, lr=torch.tensor(t.lr, device=s.device), betas=(t.beta1, t.beta2),
+                                    foreach=True, capturable=True)
         return torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, t.beta2), foreach=True)
 
     # fp16 only: scale losses so small gradients survive; skips steps whose gradients overflow
@@ -123,8 +132,9 @@ def sampling_generator(s: Setup, nets: Nets) -> Generator:
 
 def compiled(m: nn.Module | None, mode: str) -> nn.Module | None:
     """What the train step calls for ``m``: the module, or a torch.compile'd wrapper sharing its
-    parameters (state dicts, EMA and checkpoints keep using the module itself)."""
-    return m if m is None or mode == "none" else torch.compile(m, mode=mode)
+    parameters (state dicts, EMA and checkpoints keep using the module itself). ``graph`` is not
+    torch.compile: the whole step is captured instead (:mod:`dcgan.training.graphed`)."""
+    return m if m is None or mode in ("none", "graph") else torch.compile(m, mode=mode)
 
 
 @dataclass(frozen=True)

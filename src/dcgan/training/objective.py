@@ -23,6 +23,7 @@ from dcgan.base.seeding import generator_for
 from dcgan.training import losses
 from dcgan.training.diffaug import diff_augment
 from dcgan.training.distributed import DistEnv
+from dcgan.training.draws import Draws, Key, LiveDraws
 
 
 @dataclass(frozen=True)
@@ -47,23 +48,50 @@ def per_d_generator(seed: int, purpose: str, k: int, *parts: object) -> torch.Ge
     return generator_for(seed, purpose, *parts) if k == 0 else generator_for(seed, purpose, *parts, "d", k)
 
 
+def step_generators(seed: int, step: int, rank: tuple = ()) -> Callable[[Key], torch.Generator]:
+    """The seeded generator of each (purpose, discriminator) at ``step``: DiffAugment draws per
+    rank (``rank``: () alone, or ("rank", r) under DDP); WGAN-GP's weights for the global batch."""
+    def make(key: Key) -> torch.Generator:
+        purpose, k = key
+        return per_d_generator(seed, purpose, k, step, *(rank if purpose == "diffaug" else ()))
+    return make
+
+
+class DrawBank:
+    """A step's draw sources, one per (purpose, discriminator), each made on first use and then
+    drawn from in order."""
+
+    def __init__(self, make: Callable[[Key], Draws]):
+        self.make, self.sources = make, {}
+
+    @classmethod
+    def live(cls, generators: Callable[[Key], torch.Generator], device: torch.device) -> DrawBank:
+        return cls(lambda key: LiveDraws(generators(key), device))
+
+    def __call__(self, purpose: str, k: int) -> Draws:
+        key = (purpose, k)
+        if key not in self.sources:
+            self.sources[key] = self.make(key)
+        return self.sources[key]
+
+
 @dataclass
 class Batch:
     """One step's inputs: this rank's real images in the network space ([-1, 1], or
-    standardised) and noise, with the step's DiffAugment (one seeded generator per
-    discriminator, each drawn from in a fixed order)."""
+    standardised) and noise, and the step's random draws (DiffAugment and WGAN-GP, one source
+    per discriminator, each drawn from in a fixed order)."""
 
     step: int
     size: int
     """The global batch size (this rank holds size / world_size of it)."""
     real: torch.Tensor
     z: torch.Tensor
-    aug_gens: list[torch.Generator] | None
+    draws: DrawBank
     policies: tuple[str, ...]
 
     def augment(self, x: torch.Tensor, k: int = 0) -> torch.Tensor:
         """DiffAugment with discriminator k's draws, or the identity when train.diffaug is empty."""
-        return diff_augment(x, self.policies, self.aug_gens[k]) if self.policies else x
+        return diff_augment(x, self.policies, self.draws("diffaug", k)) if self.policies else x
 
 
 @dataclass
@@ -91,8 +119,8 @@ class Penalties:
     """R1 on reals and WGAN-GP on interpolates, every ``reg_every`` steps and scaled by it (lazy
     regularisation); computed on the plain D, since compiled graphs have no double backward."""
 
-    def __init__(self, spec: ObjectiveSpec, dist: DistEnv, seed: int, device: torch.device):
-        self.spec, self.dist, self.seed, self.device = spec, dist, seed, device
+    def __init__(self, spec: ObjectiveSpec, dist: DistEnv):
+        self.spec, self.dist = spec, dist
 
     def __call__(self, d: nn.Module, b: Batch, fake: torch.Tensor, k: int) -> Iterator[torch.Tensor]:
         p = self.spec
@@ -101,9 +129,9 @@ class Penalties:
         if p.r1_gamma > 0:
             yield p.r1_gamma / 2 * p.reg_every * losses.r1_penalty(d, b.augment(b.real, k))
         if p.gp_lambda > 0:
-            alpha = self.dist.shard(torch.rand(b.size, 1, 1, 1, generator=per_d_generator(self.seed, "gp", k, b.step)))
+            alpha = self.dist.shard(b.draws("gp", k).rand(b.size, 1, 1, 1))  # the global batch's, this rank's part
             yield p.gp_lambda * p.reg_every * losses.gradient_penalty(
-                d, b.augment(b.real, k), b.augment(fake.float(), k), alpha.to(self.device))
+                d, b.augment(b.real, k), b.augment(fake.float(), k), alpha)
 
 
 def aggregate(kind: str, per_d: list[torch.Tensor], temperature: float,
@@ -123,7 +151,8 @@ def aggregate(kind: str, per_d: list[torch.Tensor], temperature: float,
     if kind == "softmax":
         weights = torch.softmax(temperature * seen, dim=0)
     elif kind == "max":
-        weights = torch.nn.functional.one_hot(seen.argmax(), len(per_d)).to(stacked.dtype)
+        # one-hot by comparison: F.one_hot checks its indices on the host (a sync)
+        weights = (torch.arange(len(per_d), device=seen.device) == seen.argmax()).to(stacked.dtype)
     else:
         raise ValueError(f"unknown d_aggregate {kind!r}")
     return (weights * stacked).sum()
@@ -160,10 +189,10 @@ class GANObjective:
 
     def __init__(self, spec: ObjectiveSpec, *, g: nn.Module, ds: list[nn.Module], plain_ds: list[nn.Module],
                  ds_no_sync: list[nn.Module], e: nn.Module | None,
-                 autocast: Callable[[], AbstractContextManager], dist: DistEnv, seed: int, device: torch.device):
+                 autocast: Callable[[], AbstractContextManager], dist: DistEnv):
         self.spec, self.g, self.ds, self.plain_ds, self.ds_no_sync, self.e = spec, g, ds, plain_ds, ds_no_sync, e
         self.autocast, self.dist = autocast, dist
-        self.penalties = Penalties(spec, dist, seed, device)
+        self.penalties = Penalties(spec, dist)
         self.encoder = EncoderLosses(spec) if e is not None else None
 
     def generate(self, b: Batch) -> torch.Tensor:

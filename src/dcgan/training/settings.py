@@ -15,6 +15,8 @@ from dcgan.training.distributed import DistEnv
 from dcgan.training.objective import ObjectiveSpec
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+INDUCTOR_MODES = ("default", "reduce-overhead", "max-autotune")
+"""train.compile values that torch.compile the networks (graph captures the eager step instead)."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,9 @@ class TrainSettings:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (resolve 'auto' first, "
                              f"with dcgan.base.devices.resolve_precision), got {self.precision!r}")
+        if self.compile == "auto":
+            raise ValueError("compile must be resolved before training (resolve 'auto' first, with "
+                             "dcgan.training.graphed.resolve_compile)")
         if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool):
             raise ValueError(f"batch_size must be a resolved integer, got {self.batch_size!r}")
 
@@ -66,6 +71,11 @@ class Setup:
         if self.settings.precision == "fp16" and self.device.type != "cuda":
             raise UserError(f"train.precision fp16 needs a CUDA device (loss scaling), not "
                             f"{self.device.type}; use bf16 or fp32")
+        if (self.device.type == "cuda" and self.settings.channels_last
+                and self.settings.compile in INDUCTOR_MODES):
+            raise UserError(f"train.compile {self.settings.compile} with train.channels_last on CUDA fails in "
+                            "inductor (a stride assertion in the backward of G's first ConvTranspose2d, an "
+                            "upstream bug); use train.compile: graph, or train.channels_last: false")
 
     @property
     def amp_dtype(self) -> torch.dtype | None:

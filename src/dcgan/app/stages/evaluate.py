@@ -116,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
         "generator": which,
         # the number format G was trained in (train.precision, auto resolved on the training machine)
         "train_precision": read_card(args.models).precision or "fp32",
+        # how the training step ran (train.compile as resolved on the training machine)
+        "train_compile": read_card(args.models).compile or "none",
         "is_splits": p.is_splits,
         "kid_subsets": p.kid_subsets,
         "kid_subset_size": min(p.kid_subset_size, n),

@@ -24,6 +24,7 @@ from dcgan.networks.gan import build
 from dcgan.networks.model_dir import ModelCard, save_models
 from dcgan.training import checkpoint as ckpt
 from dcgan.training import distributed
+from dcgan.training.graphed import resolve_compile
 from dcgan.training.loop import train
 from dcgan.training.resume import resume_point
 from dcgan.training.schedule import probe_batch_size
@@ -157,7 +158,9 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
     # train.precision auto -> what this machine runs fast, decided here once; the resolved value
     # is what the run (its checkpoints' fingerprint included) and model.json record
     precision, why = resolve_precision(params.train.precision, device)
-    p = dataclasses.replace(params.train, precision=precision)
+    # train.compile auto -> the captured step on CUDA where it can run, else eager; decided here once
+    compile_mode, compile_why = resolve_compile(params.train.compile, device, precision, params.train.nproc)
+    p = dataclasses.replace(params.train, precision=precision, compile=compile_mode)
     prep = params.prepare
     images = arrays.open_images(args.data, channels=prep.channels, size=prep.image_size)  # read per batch
     cfg = gan_config(p, prep.image_size, prep.channels, dataset_stats(args.prepared, p.normalize))
@@ -177,7 +180,7 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
     live_dir = Path(args.live)
     if start is not None:
         truncate_logs(live_dir, int(start["step"]))
-    log(f"train: precision {precision} ({why})")
+    log(f"train: precision {precision} ({why}); compile {compile_mode} ({compile_why})")
     log(f"train: {len(images)} images, {cfg}, device {device}"
         + (f", {env.world_size} processes (DDP, {torch.distributed.get_backend()})" if env.enabled else ""))
     with Live(str(live_dir), resume=start is not None, save_dvc_exp=False, dvcyaml=None, report=None) as live:
@@ -185,7 +188,8 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
         result = train(**run_args, logger=logger, fid_fn=fid_fn)
         log_run(live, logger, result, batch_size if p.batch_size == "auto" else None)
     # nothing run-dependent (times, hosts) in the card: identical runs give identical files
-    card = ModelCard(cfg, len(result.ds), result.step, result.epoch, precision, result.best_fid, result.best_step)
+    card = ModelCard(cfg, len(result.ds), result.step, result.epoch, precision, result.best_fid, result.best_step,
+                     compile_mode)
     save_models(args.out, card, result.g, result.ds, g_best=result.g_best, e=result.e)
     log(f"train: {result.step} steps in {result.wall_s:.1f}s -> {args.out}")
     env.barrier()

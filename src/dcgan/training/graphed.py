@@ -1,0 +1,176 @@
+"""The whole training step on static buffers, captured once as a CUDA graph and replayed
+(``train.compile: graph``).
+
+One step of this loop launches a few hundred small kernels; on a GPU the launches, not the
+arithmetic, set the pace. A CUDA graph records them once and replays them with one launch. What
+a replay needs, and how this module provides it:
+
+- **Static inputs.** The batch's uint8 images, the noise and the step's random draws are copied
+  into buffers allocated once per kind of step; the step reads only those.
+- **No host in the step.** Noise and DiffAugment/WGAN-GP draws still come from the seeded CPU
+  generators (the same numbers as the eager loop, so exact resume holds and runs compare): they
+  are drawn ahead (:func:`~dcgan.training.draws.rehearse`) into pinned memory and copied
+  asynchronously; the step takes them from a :class:`~dcgan.training.draws.TapeDraws`.
+- **One graph per kind of step**: per batch size and regularisation phase (lazy R1/WGAN-GP every
+  ``reg_every`` steps changes the step's work). The first step of each kind runs eagerly (it
+  records the draw schema, and Adam's state and cuDNN's algorithm choice are made there), the
+  next is captured, every later one replayed.
+- **Optimizers**: Adam with ``capturable=True`` and the learning rate held as a device tensor,
+  so that a schedule changes it without re-capturing.
+
+Where capture is not possible the same static step runs eagerly (:func:`capture_blocker` says
+why): on the CPU (bit-identical to the plain loop: the tests' check), with fp16 (the loss scaler
+reads its overflow flag on the host), under DDP (the all-reduces and BatchNorm buffer broadcasts
+are collectives), and with torch.compile (its own graphs).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from dcgan.base.pixels import to_unit
+from dcgan.base.seeding import generator_for
+from dcgan.networks.gan import sample_prior, to_network
+from dcgan.training.draws import Call, Recorder, Schema, TapeDraws, rehearse
+from dcgan.training.nets import Nets
+from dcgan.training.objective import Batch, DrawBank, GANObjective, step_generators
+from dcgan.training.settings import Setup
+
+
+def capture_blocker(s: Setup) -> str | None:
+    """Why this run's step cannot be captured as a CUDA graph (None: it can)."""
+    if s.device.type != "cuda":
+        return f"CUDA graphs need a CUDA device, not {s.device.type}"
+    if s.settings.precision == "fp16":
+        return "fp16's loss scaler reads its overflow check on the host every step"
+    if s.dist.enabled:
+        return "DDP's gradient all-reduce and BatchNorm buffer broadcasts are collectives"
+    return None
+
+
+def regularises(s: Setup, step: int) -> bool:
+    o = s.settings.objective
+    return (o.r1_gamma > 0 or o.gp_lambda > 0) and step % o.reg_every == 0
+
+
+@dataclass
+class Kind:
+    """One kind of step (a batch size and a regularisation phase): its draw schema, static
+    buffers and, on CUDA, its graph and outputs."""
+
+    schema: Schema
+    raw: torch.Tensor  # uint8 (local batch, C, H, W)
+    z: torch.Tensor
+    floats: torch.Tensor
+    ints: torch.Tensor
+    graph: torch.cuda.CUDAGraph | None = None
+    row: torch.Tensor | None = None
+    eager_runs: int = 0
+
+
+class StaticStep:
+    """Runs :func:`~dcgan.training.loop.train_step` on static buffers (see the module's doc)."""
+
+    def __init__(self, s: Setup, nets: Nets, objective: GANObjective, step_fn, warmup: int = 1):
+        self.s, self.nets, self.objective, self.step_fn = s, nets, objective, step_fn
+        self.blocker = capture_blocker(s)
+        self.warmup = warmup
+        self.kinds: dict[tuple[int, bool], Kind] = {}
+        self.pool = None  # one memory pool for every graph: they never run at the same time
+        if self.blocker is None:  # a replay reads the learning rate from device memory
+            for opt in (nets.opt_g, *nets.opt_ds, nets.opt_e):
+                for group in (opt.param_groups if opt is not None else ()):
+                    if not isinstance(group["lr"], torch.Tensor):
+                        group["lr"] = torch.tensor(float(group["lr"]), device=s.device)
+
+    def __call__(self, raw: torch.Tensor, z: torch.Tensor, step: int, bs: int) -> torch.Tensor:
+        """The step's logged row. ``raw``: this rank's uint8 images on the device; ``z``: its
+        noise on the CPU (drawn from the step's generator, as the eager loop draws it)."""
+        key = (bs, regularises(self.s, step))
+        kind = self.kinds.get(key)
+        if kind is None:  # the first of its kind: eager, recording what it draws
+            calls: list[Call] = []
+            live = DrawBank.live(self._generators(step), self.s.device)
+            bank = DrawBank(lambda k: Recorder(live(*k), k, calls))
+            row = self.step_fn(self.nets, self.objective, self._batch(raw, z.to(self.s.device), bank, step, bs))
+            self.kinds[key] = self._allocate(Schema(tuple(calls)), raw, z)
+            return row
+        self._fill(kind, raw, z, step)
+        if self.blocker is not None:
+            return self._static_step(kind, step, bs)
+        if kind.eager_runs < self.warmup:  # on a side stream, as capture will run
+            kind.eager_runs += 1
+            side = torch.cuda.Stream(self.s.device)
+            side.wait_stream(torch.cuda.current_stream(self.s.device))
+            with torch.cuda.stream(side):
+                row = self._static_step(kind, step, bs)
+            torch.cuda.current_stream(self.s.device).wait_stream(side)
+            return row
+        if kind.graph is None:
+            self._capture(kind, step, bs)
+        kind.graph.replay()
+        return kind.row
+
+    # ------------------------------------------------------------------------------------------
+
+    def _generators(self, step: int):
+        rank = () if not self.s.dist.enabled else ("rank", self.s.dist.rank)
+        return step_generators(self.s.seed, step, rank)
+
+    def _batch(self, raw: torch.Tensor, z: torch.Tensor, bank: DrawBank, step: int, bs: int) -> Batch:
+        s = self.s
+        real = to_network(to_unit(raw), s.cfg).contiguous(memory_format=s.memory_format)
+        return Batch(step, bs, real, z, bank, s.settings.objective.diffaug)
+
+    def _allocate(self, schema: Schema, raw: torch.Tensor, z: torch.Tensor) -> Kind:
+        n_f, n_i = schema.sizes()
+        dev = self.s.device
+        return Kind(schema, torch.empty_like(raw), torch.empty(z.shape, device=dev),
+                    torch.empty(n_f, device=dev), torch.empty(n_i, dtype=torch.long, device=dev))
+
+    def _fill(self, kind: Kind, raw: torch.Tensor, z: torch.Tensor, step: int) -> None:
+        """Copy this step's inputs into the static buffers without waiting on the device: the
+        host side is drawn into pinned memory from the caching host allocator, which hands a
+        block out again only once the copy reading it has finished."""
+        pin = self.s.device.type == "cuda"
+        host_z = z.pin_memory() if pin else z
+        host_f = torch.empty(kind.floats.shape, pin_memory=pin)
+        host_i = torch.empty(kind.ints.shape, dtype=torch.long, pin_memory=pin)
+        rehearse(kind.schema, self._generators(step), host_f, host_i)
+        kind.raw.copy_(raw, non_blocking=True)
+        kind.z.copy_(host_z, non_blocking=True)
+        kind.floats.copy_(host_f, non_blocking=True)
+        kind.ints.copy_(host_i, non_blocking=True)
+
+    def _static_step(self, kind: Kind, step: int, bs: int) -> torch.Tensor:
+        bank = DrawBank(lambda key: TapeDraws(kind.schema, key, kind.floats, kind.ints))
+        return self.step_fn(self.nets, self.objective, self._batch(kind.raw, kind.z, bank, step, bs))
+
+    def _capture(self, kind: Kind, step: int, bs: int) -> None:
+        graph = torch.cuda.CUDAGraph()
+        torch.cuda.synchronize(self.s.device)  # once per kind: the eager runs are done
+        with torch.cuda.graph(graph, pool=self.pool):
+            kind.row = self._static_step(kind, step, bs)
+        self.pool = graph.pool()
+        kind.graph = graph
+
+
+def resolve_compile(requested: str, device: torch.device, precision: str, nproc: int) -> tuple[str, str]:
+    """train.compile ``auto`` -> (mode, why): the captured step where it can run (CUDA, one
+    process, no fp16 loss scaling), else eager (``none``). Other values are kept."""
+    if requested != "auto":
+        return requested, "as set"
+    if device.type != "cuda":
+        return "none", f"CUDA graphs need a CUDA device, not {device.type}"
+    if precision == "fp16":
+        return "none", "fp16's loss scaler reads its overflow check on the host"
+    if nproc > 1:
+        return "none", "DDP's collectives are not captured"
+    return "graph", "the whole step captured as a CUDA graph"
+
+
+def draw_noise(s: Setup, step: int, bs: int) -> torch.Tensor:
+    """This rank's noise for ``step``, on the CPU: exactly what the eager loop draws."""
+    return s.dist.shard(sample_prior(bs, s.cfg.latent_dim, s.cfg.prior, generator_for(s.seed, "z", step)))

@@ -1,0 +1,178 @@
+"""train.compile graph (issue 24) on the CPU: the static-buffer step is the eager step bit for bit,
+its random numbers come from a tape rehearsed ahead from the same generators, and nothing in the
+step reads a tensor back to the host (a check that fails when a sync is planted). The capture
+itself runs on CUDA only: tests/test_graphed_cuda.py."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+import torch
+
+from dcgan.app.recipe import gan_config, train_settings
+from dcgan.data.arrays import channel_stats
+from dcgan.training import graphed, objective
+from dcgan.training.draws import Call, LiveDraws, Recorder, Schema, TapeDraws, rehearse
+from dcgan.training.graphed import resolve_compile
+from tests.conftest import CPU, digest, fit, tparams
+
+SRC = str(Path(objective.__file__).resolve().parents[1])  # src/dcgan
+
+SWITCHES = {
+    "shipped": {},
+    # every kind of draw (DiffAugment's three policies, WGAN-GP's weights), K = 2 and its softmax,
+    # an encoder with the latent cycle, EMA, lazy R1 (two kinds of step), standardised inputs
+    "everything": {"diffaug": ("color", "translation", "cutout"), "gp_lambda": 1.0, "r1_gamma": 0.1,
+                   "reg_every": 2, "discriminators": 2, "d_aggregate": "softmax", "encoder": True,
+                   "latent_cycle_weight": 0.5, "ema_decay": 0.9, "normalize": "meanstd"},
+    # a growing batch (two more kinds of step) with lr scaling, the max aggregate, spectral norm
+    "schedule": {"batch_schedule": ((0, 16), (6, 32)), "lr_scaling": "sqrt", "discriminators": 2,
+                 "d_aggregate": "max", "d_spectral": True, "prior": "uniform", "loss": "hinge"},
+}
+
+
+def run(data, tmp_path, mode: str, over: dict, **kw):
+    p = tparams(epochs=3, compile=mode, **over)
+    return fit(p, gan_config(p, 16, 1, channel_stats(data)), data, tmp_path / mode, **kw)
+
+
+@pytest.mark.parametrize("name", SWITCHES)
+def test_the_static_step_trains_bit_identically_to_the_eager_step(data, tmp_path, name):
+    eager = run(data, tmp_path, "none", SWITCHES[name])
+    static = run(data, tmp_path, "graph", SWITCHES[name])
+    assert static.step == eager.step >= 10
+    for a, b in ((eager.g, static.g), *zip(eager.ds, static.ds, strict=True), (eager.e, static.e),
+                 (eager.g_raw, static.g_raw)):
+        assert (a is None) == (b is None) and (a is None or digest(a) == digest(b)), name
+
+
+def test_a_static_run_resumes_exactly(data, tmp_path):
+    over = SWITCHES["everything"]
+    full = run(data, tmp_path / "a", "graph", over)
+    run(data, tmp_path / "b", "graph", over, stop_after=7)
+    resumed = run(data, tmp_path / "b", "graph", over)
+    assert resumed.resumed_from_step == 6
+    assert digest(resumed.g) == digest(full.g) and digest(resumed.ds[1]) == digest(full.ds[1])
+
+
+def test_the_tape_holds_exactly_what_live_draws_give():
+    gens = lambda key: torch.Generator().manual_seed(hash(key) % 1000)  # noqa: E731
+    calls: list[Call] = []
+    live = {k: Recorder(LiveDraws(gens(k), CPU), k, calls) for k in (("diffaug", 0), ("gp", 1))}
+    expected = [live[("diffaug", 0)].rand(4, 1, 1, 1), live[("gp", 1)].rand(8, 1, 1, 1),
+                live[("diffaug", 0)].randint(-2, 3, (4,)), live[("diffaug", 0)].rand(4, 1, 1, 1)]
+    schema = Schema(tuple(calls))
+    n_f, n_i = schema.sizes()
+    floats, ints = torch.empty(n_f), torch.empty(n_i, dtype=torch.long)
+    rehearse(schema, gens, floats, ints)
+    tape = {k: TapeDraws(schema, k, floats, ints) for k in live}
+    got = [tape[("diffaug", 0)].rand(4, 1, 1, 1), tape[("gp", 1)].rand(8, 1, 1, 1),
+           tape[("diffaug", 0)].randint(-2, 3, (4,)), tape[("diffaug", 0)].rand(4, 1, 1, 1)]
+    for a, b in zip(expected, got, strict=True):
+        assert torch.equal(a, b)
+    with pytest.raises(RuntimeError, match="where its schema has"):
+        TapeDraws(schema, ("diffaug", 0), floats, ints).randint(-2, 3, (4,))  # out of order
+
+
+# --- no host sync inside the step --------------------------------------------------------------
+
+
+SYNCS = ("item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__")
+
+
+@contextmanager
+def no_host_sync():
+    """Raise when code under src/dcgan reads a tensor back to the host (``.item()``,
+    ``bool(t)``, ``.cpu()``, ...): on a GPU each of these waits for the device. Calls from inside
+    torch (e.g. the CPU optimizer reading its CPU step counter) are not the step's."""
+    originals = {name: getattr(torch.Tensor, name) for name in SYNCS}
+
+    def guard(name):
+        def wrapper(self, *a, **kw):
+            caller = inspect.currentframe().f_back
+            if caller is not None and caller.f_code.co_filename.startswith(SRC):
+                raise AssertionError(f"host sync in the step: Tensor.{name} at "
+                                     f"{caller.f_code.co_filename}:{caller.f_lineno}")
+            return originals[name](self, *a, **kw)
+        return wrapper
+
+    for name in SYNCS:
+        setattr(torch.Tensor, name, guard(name))
+    try:
+        yield
+    finally:
+        for name, fn in originals.items():
+            setattr(torch.Tensor, name, fn)
+
+
+class Guarded(graphed.StaticStep):
+    """The static step with every run after the first of its kind under :func:`no_host_sync`."""
+
+    def _static_step(self, kind, step, bs):
+        with no_host_sync():
+            return super()._static_step(kind, step, bs)
+
+
+def test_nothing_in_the_static_step_reads_back_to_the_host(data, tmp_path, monkeypatch):
+    from dcgan.training import loop
+
+    monkeypatch.setattr(loop, "StaticStep", Guarded)
+    run(data, tmp_path, "graph", SWITCHES["everything"], stop_after=8)
+
+
+def test_a_planted_host_sync_fails_the_check(data, tmp_path, monkeypatch):
+    from dcgan.training import loop
+
+    monkeypatch.setattr(loop, "StaticStep", Guarded)
+    # a line planted in objective.py itself: a Python branch on a tensor reads it back
+    planted = ("def logged(self, d, g):\n"
+               "    if float(d.loss_d) > 1e9:\n"
+               "        pass\n"
+               "    return real_logged(self, d, g)\n")
+    scope = {"real_logged": objective.GANObjective.logged}
+    exec(compile(planted, objective.__file__, "exec"), scope)  # noqa: S102 (the test's plant)
+    monkeypatch.setattr(objective.GANObjective, "logged", scope["logged"])
+    with pytest.raises(AssertionError, match=r"host sync in the step: Tensor.__float__"):
+        run(data, tmp_path, "graph", {}, stop_after=4)
+
+
+# --- the mode -----------------------------------------------------------------------------------
+
+
+def test_auto_captures_where_it_can_and_the_loop_refuses_unresolved_auto():
+    cuda = torch.device("cuda")
+    assert resolve_compile("auto", cuda, "bf16", 1)[0] == "graph"
+    assert resolve_compile("auto", CPU, "bf16", 1) == ("none", "CUDA graphs need a CUDA device, not cpu")
+    assert resolve_compile("auto", cuda, "fp16", 1)[0] == "none"
+    assert resolve_compile("auto", cuda, "fp32", 2)[0] == "none"
+    assert resolve_compile("reduce-overhead", CPU, "fp32", 1)[0] == "reduce-overhead"
+    p = dataclasses.replace(tparams(), compile="auto")
+    with pytest.raises(ValueError, match="resolve 'auto' first"):
+        train_settings(p, batch_size=p.batch_size, precision=p.precision)
+
+
+def test_why_a_step_is_not_captured_is_said(data, tmp_path):
+    lines: list[str] = []
+    run(data, tmp_path, "graph", {}, stop_after=1, log=lines.append)
+    assert any("not captured (CUDA graphs need a CUDA device, not cpu)" in m for m in lines), lines
+
+
+def test_inductor_with_channels_last_on_cuda_is_refused_in_one_line(data):
+    """The inductor failure of issue 24 (channels_last ConvTranspose2d backward): refused before
+    any work, naming the way out. (Setup checks the device; no CUDA device is needed to check.)"""
+    from dcgan.base.errors import UserError
+    from dcgan.training.distributed import SINGLE
+    from dcgan.training.settings import Setup
+
+    p = tparams(compile="default", channels_last=True)
+    settings = train_settings(p, batch_size=p.batch_size, precision=p.precision)
+    with pytest.raises(UserError, match="use train.compile: graph, or train.channels_last: false"):
+        Setup(settings, gan_config(p, 16, 1), 0, torch.device("cuda"), SINGLE)
+    Setup(settings, gan_config(p, 16, 1), 0, CPU, SINGLE)  # on the CPU inductor handles it
+    q = tparams(compile="default", channels_last=False)
+    Setup(train_settings(q, batch_size=q.batch_size, precision=q.precision), gan_config(q, 16, 1), 0,
+          torch.device("cuda"), SINGLE)
