@@ -66,7 +66,8 @@ def test_captured_equals_eager_within_rounding(data, tmp_path, precision):
 def test_replays_never_sync_with_the_host(data):
     from dcgan.app.recipe import train_settings
     from dcgan.training.distributed import SINGLE
-    from dcgan.training.graphed import StaticStep, draw_noise
+    from dcgan.training.graphed import StaticStep
+    from dcgan.training.inputs import draw_noise
     from dcgan.training.loop import epoch_order, make_objective, train_step
     from dcgan.training.nets import build_nets
     from dcgan.training.settings import Setup

@@ -495,13 +495,17 @@ MOVED = {
 NEW_KEYS = {"evaluator.feature_batch_size": "the evaluator's feature-extraction batch (evaluate.batch_size before)"}
 
 
+def _has(raw: dict, dotted: str) -> bool:
+    section, key = dotted.split(".")
+    return isinstance(raw.get(section), dict) and key in raw[section]
+
+
 def check_layout(raw: dict) -> None:
     """A params.yaml written for the old layout: one line saying which key moved where."""
-    old = [k for k in MOVED if isinstance(raw.get(k.split(".")[0]), dict) and k.split(".")[1] in raw[k.split(".")[0]]]
+    old = [k for k in MOVED if _has(raw, k)]
     if old:
         moves = ", ".join(f"{k} -> {MOVED[k]}" for k in old)
-        new = ", ".join(f"{k} ({why})" for k, why in NEW_KEYS.items()
-                        if k.split(".")[1] not in (raw.get(k.split(".")[0]) or {}))
+        new = ", ".join(f"{k} ({why})" for k, why in NEW_KEYS.items() if not _has(raw, k))
         raise ConfigError(f"params.yaml has the old layout; move {moves}" + (f" and add {new}" if new else ""))
 
 

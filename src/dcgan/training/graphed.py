@@ -30,12 +30,10 @@ from dataclasses import dataclass
 
 import torch
 
-from dcgan.base.pixels import to_unit
-from dcgan.base.seeding import generator_for
-from dcgan.networks.gan import sample_prior, to_network
 from dcgan.training.draws import Call, Recorder, Schema, TapeDraws, rehearse
+from dcgan.training.inputs import batch_of, draw_generators
 from dcgan.training.nets import Nets
-from dcgan.training.objective import Batch, DrawBank, GANObjective, step_generators
+from dcgan.training.objective import DrawBank, GANObjective
 from dcgan.training.settings import Setup
 
 
@@ -92,9 +90,9 @@ class StaticStep:
         kind = self.kinds.get(key)
         if kind is None:  # the first of its kind: eager, recording what it draws
             calls: list[Call] = []
-            live = DrawBank.live(self._generators(step), self.s.device)
+            live = DrawBank.live(draw_generators(self.s, step), self.s.device)
             bank = DrawBank(lambda k: Recorder(live(*k), k, calls))
-            row = self.step_fn(self.nets, self.objective, self._batch(raw, z.to(self.s.device), bank, step, bs))
+            row = self.step_fn(self.nets, self.objective, batch_of(self.s, raw, z.to(self.s.device), bank, step, bs))
             self.kinds[key] = self._allocate(Schema(tuple(calls)), raw, z)
             return row
         self._fill(kind, raw, z, step)
@@ -115,15 +113,6 @@ class StaticStep:
 
     # ------------------------------------------------------------------------------------------
 
-    def _generators(self, step: int):
-        rank = () if not self.s.dist.enabled else ("rank", self.s.dist.rank)
-        return step_generators(self.s.seed, step, rank)
-
-    def _batch(self, raw: torch.Tensor, z: torch.Tensor, bank: DrawBank, step: int, bs: int) -> Batch:
-        s = self.s
-        real = to_network(to_unit(raw), s.cfg).contiguous(memory_format=s.memory_format)
-        return Batch(step, bs, real, z, bank, s.settings.objective.diffaug)
-
     def _allocate(self, schema: Schema, raw: torch.Tensor, z: torch.Tensor) -> Kind:
         n_f, n_i = schema.sizes()
         dev = self.s.device
@@ -138,7 +127,7 @@ class StaticStep:
         host_z = z.pin_memory() if pin else z
         host_f = torch.empty(kind.floats.shape, pin_memory=pin)
         host_i = torch.empty(kind.ints.shape, dtype=torch.long, pin_memory=pin)
-        rehearse(kind.schema, self._generators(step), host_f, host_i)
+        rehearse(kind.schema, draw_generators(self.s, step), host_f, host_i)
         kind.raw.copy_(raw, non_blocking=True)
         kind.z.copy_(host_z, non_blocking=True)
         kind.floats.copy_(host_f, non_blocking=True)
@@ -146,7 +135,7 @@ class StaticStep:
 
     def _static_step(self, kind: Kind, step: int, bs: int) -> torch.Tensor:
         bank = DrawBank(lambda key: TapeDraws(kind.schema, key, kind.floats, kind.ints))
-        return self.step_fn(self.nets, self.objective, self._batch(kind.raw, kind.z, bank, step, bs))
+        return self.step_fn(self.nets, self.objective, batch_of(self.s, kind.raw, kind.z, bank, step, bs))
 
     def _capture(self, kind: Kind, step: int, bs: int) -> None:
         graph = torch.cuda.CUDAGraph()
@@ -169,8 +158,3 @@ def resolve_compile(requested: str, device: torch.device, precision: str, nproc:
     if nproc > 1:
         return "none", "DDP's collectives are not captured"
     return "graph", "the whole step captured as a CUDA graph"
-
-
-def draw_noise(s: Setup, step: int, bs: int) -> torch.Tensor:
-    """This rank's noise for ``step``, on the CPU: exactly what the eager loop draws."""
-    return s.dist.shard(sample_prior(bs, s.cfg.latent_dim, s.cfg.prior, generator_for(s.seed, "z", step)))

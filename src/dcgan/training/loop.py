@@ -26,7 +26,6 @@ from torch import nn
 from tqdm import tqdm
 
 from dcgan.base import faults
-from dcgan.base.pixels import to_unit
 from dcgan.base.progress import progress
 from dcgan.base.seeding import generator_for
 from dcgan.data.store import NpyReader
@@ -37,15 +36,15 @@ from dcgan.networks.gan import (
     Generator,
     pixels_of,
     sample_prior,
-    to_network,
 )
 from dcgan.training import checkpoint as ckpt
 from dcgan.training.data import FileSource, PrefetchSource, TensorSource, place_data
 from dcgan.training.distributed import SINGLE, DistEnv
-from dcgan.training.graphed import StaticStep, draw_noise
+from dcgan.training.graphed import StaticStep
 from dcgan.training.guard import DivergenceGuard, RunningMeans, TrainingDiverged
+from dcgan.training.inputs import batch_of, draw_generators, draw_noise
 from dcgan.training.nets import Nets, Wrapped, build_nets, sampling_generator
-from dcgan.training.objective import Batch, DrawBank, GANObjective, step_generators
+from dcgan.training.objective import Batch, DrawBank, GANObjective
 from dcgan.training.position import BestGenerator, Position
 from dcgan.training.resume import Fingerprint, restore, resume_point, snapshot
 from dcgan.training.schedule import batch_size_at, count_steps, lr_for
@@ -121,14 +120,9 @@ def make_batch(s: Setup, data: Source, order: torch.Tensor, offset: int, step: i
     if isinstance(data, torch.Tensor):  # Tensor.take would index the flattened tensor: refuse it
         raise TypeError("make_batch takes a batch source from dcgan.training.data, not a tensor")
     idx = s.dist.shard(order[offset:offset + bs])  # this rank's slice of the global batch
-    real = to_unit(data.take(idx).to(s.device, non_blocking=True))  # (bs, C, H, W) in [-1, 1]
-    real = to_network(real, s.cfg)  # train.normalize meanstd: (x - mean) / std; range: as is
-    real = real.contiguous(memory_format=s.memory_format)
-    z = s.dist.shard(sample_prior(bs, s.cfg.latent_dim, s.cfg.prior,
-                                  generator_for(s.seed, "z", step))).to(s.device)
-    rank = () if not s.dist.enabled else ("rank", s.dist.rank)
-    draws = DrawBank.live(step_generators(s.seed, step, rank), s.device)
-    return Batch(step, bs, real, z, draws, s.settings.objective.diffaug)
+    raw = data.take(idx).to(s.device, non_blocking=True)
+    draws = DrawBank.live(draw_generators(s, step), s.device)
+    return batch_of(s, raw, draw_noise(s, step, bs).to(s.device), draws, step, bs)
 
 
 @contextmanager

@@ -104,6 +104,7 @@ def main(argv: list[str] | None = None) -> None:
     which = sample_info.get("generator", "best")
     encoder = _reconstruct(p, which, args, holdout, samples, device, seed, metrics)
 
+    card = read_card(args.models)  # how G was trained (precision, compile)
     protocol = {
         "extractor": ev.extractor,
         "extractor_id": extractor.id,
@@ -115,9 +116,9 @@ def main(argv: list[str] | None = None) -> None:
         "floor_split": "holdout",
         "generator": which,
         # the number format G was trained in (train.precision, auto resolved on the training machine)
-        "train_precision": read_card(args.models).precision or "fp32",
+        "train_precision": card.precision or "fp32",
         # how the training step ran (train.compile as resolved on the training machine)
-        "train_compile": read_card(args.models).compile or "none",
+        "train_compile": card.compile or "none",
         "is_splits": p.is_splits,
         "kid_subsets": p.kid_subsets,
         "kid_subset_size": min(p.kid_subset_size, n),
