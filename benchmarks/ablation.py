@@ -50,21 +50,19 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ablation_data  # noqa: E402
 import ganrun  # noqa: E402
 from seedstats import paired, spread  # noqa: E402
 
-from dcgan.app.params import (
-    load_params,  # noqa: E402
-    pick,  # noqa: E402
-)
+from dcgan.app.params import load_params  # noqa: E402
 from dcgan.base.devices import pick_device  # noqa: E402
 from dcgan.base.seeding import derive_seed  # noqa: E402
 from dcgan.data.arrays import load_images  # noqa: E402
-from dcgan.data.augment import Augmentation, augment  # noqa: E402
 
-# plain DCGAN: every technique off (the rows add theirs on top)
+# plain DCGAN: every technique off (the rows add theirs on top), at the width every row of
+# reports/ablation.md was trained with (params.yaml's g_width/d_width auto would pick by data kind)
 OFF = {"r1_gamma": 0.0, "gp_lambda": 0.0, "reg_every": 4, "loss": "bce", "ema_decay": 0.0,
-       "diffaug": (), "encoder": False, "d_spectral": False, "discriminators": 1}
+       "diffaug": (), "encoder": False, "d_spectral": False, "discriminators": 1, "g_width": 32, "d_width": 32}
 R1 = {"r1_gamma": 0.1, "reg_every": 4}
 
 
@@ -75,30 +73,47 @@ class Row:
     drs: bool = False
     min_seeds: int = 3
     settings: tuple[str, ...] = ("digits", "digits10k")
+    data: str = "train"
+    """train: the training set with offline augmentation (augment's output); prepared: without it,
+    for as many steps (epochs times the augmented set's size over the prepared one's)."""
+    length: int = 1
+    """train.epochs times this."""
 
 
-ROWS: dict[str, Row] = {
-    "plain": Row("plain DCGAN", {}, min_seeds=5),
-    "r1": Row("R1 γ 0.1 every 4 steps (lazy)", R1, min_seeds=5),
+GREY, ALL = ("digits", "digits10k"), ("digits", "digits10k", "colour")
+CCT = ("color", "translation", "cutout")
+BASE_ROWS: dict[str, Row] = {
+    "plain": Row("plain DCGAN", {}, min_seeds=5, settings=ALL),
+    "r1": Row("R1 γ 0.1 every 4 steps (lazy)", R1, min_seeds=5, settings=ALL),
     "r1_drs": Row("R1 + DRS (same models as R1)", R1, drs=True),
     "r1_ema": Row("R1 + EMA of G (0.995)", {**R1, "ema_decay": 0.995}),
     "r1_diffaug": Row("R1 + DiffAugment (translation, cutout)", {**R1, "diffaug": ("translation", "cutout")},
                       settings=("digits",)),  # DiffAugment is for small sets; left off the 10k one for time
     "hinge": Row("hinge loss", {"loss": "hinge"}),
+    # the colour candidates (issue 29), each on top of plain DCGAN
+    "r1_001": Row("R1 γ 0.01", {"r1_gamma": 0.01}, settings=("colour",)),
+    "r1_1": Row("R1 γ 1", {"r1_gamma": 1.0}, settings=("colour",)),
+    "ema_ramp": Row("EMA of G 0.999, ramp-up 0.05", {"ema_decay": 0.999, "ema_rampup": 0.05}, settings=("colour",)),
+    "diffaug": Row("DiffAugment (color, translation, cutout)", {"diffaug": CCT}, settings=("colour",)),
+    "width64": Row("the paper's width (g/d width 64)", {"g_width": 64, "d_width": 64}, settings=("colour",)),
+    "ttur": Row("TTUR (G lr 1e-4, D lr 4e-4)", {"lr": 1e-4, "d_lr": 4e-4}, settings=("colour",)),
+    "hinge_sn": Row("hinge loss + spectral norm in D", {"loss": "hinge", "d_spectral": True}, settings=("colour",)),
+    "no_aug": Row("offline augmentation off", {}, settings=("colour",), data="prepared"),
+    "diffaug_no_aug": Row("DiffAugment (c, t, c) in place of offline augmentation", {"diffaug": CCT},
+                          settings=("colour",), data="prepared"),
+    "meanstd": Row("mean/std input normalisation", {"normalize": "meanstd"}, settings=("colour",)),
+    "d2": Row("2 discriminators (mean)", {"discriminators": 2}, settings=("colour",)),
+    # the winners combined: what params.yaml's auto keys give colour data (dcgan.app.recipe.RECIPES)
+    "colour_recipe": Row("**colour recipe**: width 64 + R1 γ 0.01 (shipped for colour)",
+                         {"g_width": 64, "d_width": 64, "r1_gamma": 0.01}, min_seeds=5, settings=("colour",)),
 }
-SETTINGS = {
-    "digits": "the default pipeline's training set (data/augmented/train.npy)",
-    "digits10k": "the 1,438 prepared digits + 6 augmented copies (10,066 images)",
-}
+LONG = 4
+"""The long rows train this many times the shipped length."""
+ROWS: dict[str, Row] = {**BASE_ROWS, **{
+    f"{name}_x{LONG}": dataclasses.replace(row, label=f"{row.label}, {LONG}× length", length=LONG, min_seeds=3)
+    for name, row in BASE_ROWS.items() if "colour" in row.settings and not row.drs}}
+SETTINGS = {name: s.what for name, s in ablation_data.SETTINGS.items()}
 NOTES = "<!-- NOTES: text below this line is kept when benchmarks/ablation.py rewrites the table -->"
-
-
-def setting_images(name: str, params, augmented: str, prepared: str) -> np.ndarray:
-    if name == "digits":
-        return load_images(augmented, channels=params.prepare.channels, size=params.prepare.image_size)
-    base = load_images(Path(prepared) / "train.npy", channels=params.prepare.channels,
-                       size=params.prepare.image_size)
-    return augment(base, pick(Augmentation, params.augment, copies=6), params.base.seed)
 
 
 def run_key(setting: str, row: Row, seed: int, digest: str, epochs: int) -> str:
@@ -123,29 +138,67 @@ def jobs(settings: list[str], rows: list[str], seeds: int) -> list[tuple[str, in
     return out
 
 
+@dataclasses.dataclass
+class SettingCtx:
+    """One data setting, built (ablation_data.py): params, training images, scorers."""
+
+    params: object
+    images: dict[str, np.ndarray]
+    """{"train": with offline augmentation, "prepared": without}."""
+    digest: dict[str, str]
+    prepared: str
+    evaluator: str
+    scorer: ganrun.Scorer
+    judge: ganrun.Scorer | None
+
+    @classmethod
+    def load(cls, name: str, data_root: Path, device) -> SettingCtx:
+        f = ablation_data.build(name, data_root)
+        params = load_params(f.params)
+        size, ch = params.prepare.image_size, params.prepare.channels
+        images = {"train": load_images(f.train, channels=ch, size=size),
+                  "prepared": load_images(f.prepared / "train.npy", channels=ch, size=size)}
+        return cls(params, images, {k: ganrun.data_digest(x) for k, x in images.items()}, str(f.prepared),
+                   str(f.evaluator), ganrun.Scorer.load(params, str(f.evaluator), str(f.prepared), device),
+                   ganrun.Scorer.judge(params, str(f.judge), images["prepared"], device) if f.judge else None)
+
+
 def trained_for(setting: str, row: Row, seed: int, ctx: dict):
-    params = ganrun.with_seed(ctx["params"], seed, **{**OFF, **row.train})
-    key = run_key(setting, row, seed, ctx["digest"][setting], params.train.epochs)
+    sc: SettingCtx = ctx["settings"][setting]
+    params = ganrun.with_seed(sc.params, seed, **{**OFF, **row.train})
+    # equal steps: a row on the prepared images alone trains as many steps as one on the augmented set
+    per_epoch = len(sc.images["train"]) // len(sc.images[row.data])
+    params = ganrun.with_seed(params, seed, epochs=params.train.epochs * row.length * per_epoch)
+    key = run_key(setting, row, seed, sc.digest[row.data], params.train.epochs)
     path = ganrun.cache_path(ctx["cache"], key)
     if path.is_file():
-        return params, ganrun.load_trained(path, params, ctx["device"])
-    trained = ganrun.train_run(params, ctx["images"][setting], ctx["device"], ctx["evaluator"],
-                               ctx["prepared"], key)
+        return params, ganrun.load_trained(path, params, ctx["device"], ganrun.data_stats(sc.prepared))
+    trained = ganrun.train_run(params, sc.images[row.data], ctx["device"], sc.evaluator, sc.prepared, key)
     ganrun.save_trained(path, trained)
     return params, trained
 
 
+def still_improving(fids: list[float]) -> bool:
+    """The run's last in-training FID is its best and below the one before: more training would
+    likely have helped."""
+    return len(fids) > 1 and fids[-1] <= min(fids) and fids[-1] < fids[-2]
+
+
 def one_run(setting: str, row_name: str, seed: int, ctx: dict) -> dict:
-    row = ROWS[row_name]
+    row, sc = ROWS[row_name], ctx["settings"][setting]
     params, trained = trained_for(setting, row, seed, ctx)
     images, extra = ganrun.draw(trained, ctx["samples"], derive_seed(seed, "ablation_sample"),
                                 ctx["device"], params.sample, row.drs)
-    m = ctx["scorer"].score(images, seed, ctx["bootstrap"], params.evaluate.is_splits)
+    m = sc.scorer.score(images, seed, ctx["bootstrap"], params.evaluate.is_splits)
+    if sc.judge is not None:
+        j = sc.judge.score(images, seed, 0, params.evaluate.is_splits)
+        m.update({"judge_fid": j["fid"], "judge_is": j["is_mean"]})
     traj = trained.trajectory
     fids = [t["fid"] for t in traj]
     return {**m, **extra, "steps": trained.steps, "train_s": trained.train_s, "precision": trained.precision,
             "best_fid_in_training": min(fids) if fids else None,
-            "last_over_best": fids[-1] / min(fids) if fids else None, "trajectory": traj}
+            "last_over_best": fids[-1] / min(fids) if fids else None,
+            "still_improving": still_improving(fids), "trajectory": traj}
 
 
 def record(log_path: Path, meta: dict, setting: str, row: str, seed: int, result: dict) -> dict:
@@ -174,16 +227,19 @@ def _fmt_paired(pr) -> str:
     return f"{pr.mean:+.3g} ± {pr.half_width:.2g}"
 
 
-def compare(log: dict, setting: str, name: str, base: str):
+def compare(log: dict, setting: str, name: str, base: str, key: str = "fid"):
     """The paired comparison of row ``name`` with row ``base`` on the seeds both have."""
-    fid, ref = values(log, setting, name, "fid"), values(log, setting, base, "fid")
+    fid, ref = values(log, setting, name, key), values(log, setting, base, key)
     common = [s for s in sorted(fid) if s in ref]
     return paired([fid[s] for s in common], [ref[s] for s in common])
 
 
 def table(log: dict, setting: str) -> list[str]:
+    judged = any(values(log, setting, name, "judge_fid") for name in ROWS)
     cols = ("| row | seeds | FID ↓ mean ± 95% CI | seed SD | estimator SD | IS ↑ | ΔFID vs plain (paired) | "
-            "detectable ΔFID | verdict vs plain | vs R1 alone: ΔFID, verdict | last/best FID (max) | train s/run |")
+            "detectable ΔFID | verdict vs plain | vs R1 alone: ΔFID, verdict | "
+            + ("judge FID ↓ | judge ΔFID vs plain, verdict | " if judged else "")
+            + "last/best FID (max) | still improving at the end | train s/run |")
     lines = [cols, "|" + "---|" * (cols.count("|") - 1)]
     for name, row in ROWS.items():
         fid = values(log, setting, name, "fid")
@@ -203,9 +259,19 @@ def table(log: dict, setting: str) -> list[str]:
         if name != "r1" and row.train.get("r1_gamma") and values(log, setting, "r1", "fid"):
             pr = compare(log, setting, name, "r1")
             on_r1 = f"{_fmt_paired(pr)}, {pr.verdict()}"
+        judge = ""
+        if judged:
+            jf = list(values(log, setting, name, "judge_fid").values())
+            jv = "—"
+            if name != "plain" and values(log, setting, "plain", "judge_fid"):
+                pr = compare(log, setting, name, "plain", "judge_fid")
+                jv = f"{_fmt_paired(pr)}, {pr.verdict()}"
+            judge = f"{spread(jf) if jf else '—'} | {jv} | "
+        imp = list(values(log, setting, name, "still_improving").values())
         lines.append(
             f"| {row.label} | {len(f)} | {spread(f)} | {seed_sd} | {np.mean(boot):.2g} | {spread(iss)} | "
-            f"{vs[0]} | {vs[1]} | {vs[2]} | {on_r1} | {np.mean(lob):.2f} ({max(lob):.2f}) | {np.mean(secs):.0f} |")
+            f"{vs[0]} | {vs[1]} | {vs[2]} | {on_r1} | {judge}{np.mean(lob):.2f} ({max(lob):.2f}) | "
+            f"{f'{sum(imp)} of {len(imp)}' if imp else '—'} | {np.mean(secs):.0f} |")
     return lines
 
 
@@ -273,10 +339,8 @@ def main() -> int:
     ap.add_argument("--samples", type=int, default=2000, help="generated images scored per run")
     ap.add_argument("--bootstrap", type=int, default=50, help="resamples for the estimator's noise")
     ap.add_argument("--device", default="auto")
-    ap.add_argument("--params", default="params.yaml")
-    ap.add_argument("--augmented", default="data/augmented/train.npy")
-    ap.add_argument("--prepared", default="data/prepared")
-    ap.add_argument("--evaluator", default="models/evaluator")
+    ap.add_argument("--data-root", default=".ablation-data",
+                    help="where the settings' data, evaluators and judges are built (ablation_data.py)")
     ap.add_argument("--cache", default=".ablation-cache", help="trained models, reused across rows and reruns")
     ap.add_argument("--log", default="reports/ablation.json")
     ap.add_argument("--out", default="reports/ablation.md")
@@ -293,18 +357,15 @@ def main() -> int:
         k, n = (int(v) for v in args.shard.split("/"))
         if args.threads:
             torch.set_num_threads(args.threads)
-        params = load_params(args.params)
         device = pick_device(args.device)
-        images = {s: setting_images(s, params, args.augmented, args.prepared) for s in args.settings}
-        ctx = {"params": params, "device": device, "images": images, "evaluator": args.evaluator,
-               "prepared": args.prepared, "cache": Path(args.cache), "samples": args.samples,
-               "bootstrap": args.bootstrap, "digest": {s: ganrun.data_digest(x) for s, x in images.items()},
-               "scorer": ganrun.Scorer.load(params, args.evaluator, args.prepared, device)}
+        settings = {s: SettingCtx.load(s, Path(args.data_root), device) for s in args.settings}
+        ctx = {"settings": settings, "device": device, "cache": Path(args.cache), "samples": args.samples,
+               "bootstrap": args.bootstrap}
         meta = {"machine": machine(), "samples": args.samples, "bootstrap": args.bootstrap,
-                "epochs": params.train.epochs, "threads": torch.get_num_threads(),
+                "epochs": load_params("params.yaml").train.epochs, "threads": torch.get_num_threads(),
                 "processes": n}
-        for setting in args.settings:
-            print(f"{setting}: {len(images[setting])} images, {params.train.epochs} epochs", flush=True)
+        for setting, sc in settings.items():
+            print(f"{setting}: {len(sc.images['train'])} images, {sc.params.train.epochs} epochs", flush=True)
         for i, (setting, seed, names) in enumerate(jobs(args.settings, args.rows, args.seeds)):
             if i % n != k:
                 continue

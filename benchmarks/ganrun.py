@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dcgan.app.recipe import gan_config, train_settings
+from dcgan.app.recipe import gan_config, resolve_recipe, train_settings
 from dcgan.base.devices import resolve_precision
 from dcgan.base.seeding import derive_seed
 from dcgan.metrics.fid import feature_stats, frechet_distance
@@ -77,8 +77,9 @@ def train_run(params, images: np.ndarray, device: torch.device, evaluator: str, 
     stage does, in-training FID every ``train.eval_every`` epochs keeping the best generator."""
     p, ev, seed = params.train, params.evaluator, params.base.seed
     # auto resolved once, as the train stage does, so the run records what it trained in
-    p = dataclasses.replace(p, precision=resolve_precision(p.precision, device)[0])
-    cfg = gan_config(p, params.prepare.image_size, params.prepare.channels)
+    p = dataclasses.replace(resolve_recipe(p, params.prepare.channels),
+                            precision=resolve_precision(p.precision, device)[0])
+    cfg = gan_config(p, params.prepare.image_size, params.prepare.channels, data_stats(prepared))
     fid_fn = make_fid_fn(evaluator, prepared, extractor=ev.extractor, inception_weights=ev.inception_weights,
                          batch_size=ev.feature_batch_size, samples=p.eval_samples, seed=seed,
                          device=device)[0] if p.eval_every else None
@@ -113,6 +114,15 @@ class Scorer:
         extractor = make_extractor(ev.extractor, evaluator, ev.inception_weights, params.evaluate.batch_size, device)
         return cls(extractor, ref)
 
+    @classmethod
+    def judge(cls, params, judge: str, reals: np.ndarray, device: torch.device) -> Scorer:
+        """A second feature space: the classifier in ``judge`` (trained with another seed on
+        another split), with reference statistics of ``reals`` (the same training images the
+        evaluator's reference holds), so that both FIDs measure the distance to the same set."""
+        extractor = make_extractor("classifier", judge, "", params.evaluate.batch_size, device)
+        feats, _ = extractor(reals, "features")
+        return cls(extractor, Reference(None, *feature_stats(feats)))
+
     def score(self, images: np.ndarray, seed: int, bootstrap: int = 0, is_splits: int = 10
               ) -> dict[str, float]:
         """FID against the training set and IS of ``images``; with ``bootstrap`` > 0 also the
@@ -136,6 +146,17 @@ def draw(t: Trained, n: int, seed: int, device: torch.device, sample, drs: bool)
     res = discriminator_rejection_sampling(t.g, t.d, n, t.g.cfg.latent_dim, seed, device,
                                            sample.batch_size, sample.drs_burnin, sample.drs_percentile)
     return res.images, {"drs_acceptance_rate": res.acceptance_rate}
+
+
+def data_stats(prepared: str | Path) -> tuple[list[float], list[float]] | None:
+    """The prepared set's per-channel mean and std (train.normalize: meanstd), as the train stage reads them."""
+    import json
+
+    meta = Path(prepared) / "meta.json"
+    if not meta.is_file():
+        return None
+    m = json.loads(meta.read_text())
+    return (m["mean"], m["std"]) if "mean" in m else None
 
 
 def with_seed(params, seed: int, **train_changes):
@@ -162,11 +183,12 @@ def save_trained(path: Path, t: Trained) -> None:
     tmp.replace(path)
 
 
-def load_trained(path: Path, params, device: torch.device) -> Trained:
+def load_trained(path: Path, params, device: torch.device, stats=None) -> Trained:
     from dcgan.networks.gan import Discriminator
 
     state = torch.load(path, map_location=device, weights_only=True)
-    cfg = gan_config(params.train, params.prepare.image_size, params.prepare.channels)
+    cfg = gan_config(resolve_recipe(params.train, params.prepare.channels), params.prepare.image_size,
+                     params.prepare.channels, stats)
     g, d = Generator(cfg).to(device), Discriminator(cfg).to(device)
     g.load_state_dict(state["g"])
     d.load_state_dict(state["d"])

@@ -37,12 +37,12 @@ def worker(args: argparse.Namespace) -> None:
     from train_speed import seconds_per_step
 
     from dcgan.app.params import load_params
-    from dcgan.app.recipe import gan_config
+    from dcgan.app.recipe import gan_config, resolve_recipe
     from dcgan.training import distributed
 
     world = distributed.env_world_size()
     params = load_params(args.params)
-    p = dataclasses.replace(params.train, batch_size=args.per_proc_batch * world, batch_schedule=(),
+    p = dataclasses.replace(resolve_recipe(params.train, params.prepare.channels), batch_size=args.per_proc_batch * world, batch_schedule=(),
                             nproc=world, checkpoint_every=10**9, eval_every=0)
     env, device = distributed.init_from_env(torch.device(args.device), world)
     size, channels = params.prepare.image_size, params.prepare.channels

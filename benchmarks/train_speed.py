@@ -51,7 +51,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from dcgan.app.params import load_params  # noqa: E402
-from dcgan.app.recipe import gan_config, train_settings  # noqa: E402
+from dcgan.app.recipe import gan_config, resolve_recipe, train_settings  # noqa: E402
 from dcgan.base.devices import resolve_precision  # noqa: E402
 from dcgan.training.graphed import resolve_compile  # noqa: E402
 from dcgan.training.loop import Callbacks, train  # noqa: E402
@@ -301,7 +301,7 @@ def images_for(batch: int, warmup: int, steps: int) -> int:
 
 def configs(params) -> dict[str, tuple]:
     """name -> (project train params, GANConfig, image shape (C, S), latent, widths, batch)."""
-    t = params.train
+    t = resolve_recipe(params.train, params.prepare.channels)  # auto keys, as the train stage resolves them
     plain = dict(loss="bce", r1_gamma=0.0, gp_lambda=0.0, ema_decay=0.0, diffaug=(), encoder=False,
                  d_spectral=False, batch_schedule=(), g_norm="batch", d_norm="batch", prior="normal")
     example = dataclasses.replace(t, **plain, batch_size=64, latent_dim=100, g_width=64, d_width=64)

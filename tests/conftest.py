@@ -90,8 +90,10 @@ def data() -> np.ndarray:
 def tparams(**over):
     """The tiny train params with overrides (``tparams(loss="hinge")``)."""
     from dcgan.app.params import parse_params
+    from dcgan.app.recipe import resolve_recipe
 
-    return dataclasses.replace(parse_params(tiny_params()).train, **over)
+    # keys shipped as auto take the grey recipe, as the train stage resolves them for these digits
+    return dataclasses.replace(resolve_recipe(parse_params(tiny_params()).train, 1), **over)
 
 
 def setup(**train_over):

@@ -29,9 +29,11 @@ SWITCHES = {
     "everything": {"diffaug": ("color", "translation", "cutout"), "gp_lambda": 1.0, "r1_gamma": 0.1,
                    "reg_every": 2, "discriminators": 2, "d_aggregate": "softmax", "encoder": True,
                    "latent_cycle_weight": 0.5, "ema_decay": 0.9, "normalize": "meanstd"},
-    # a growing batch (two more kinds of step) with lr scaling, the max aggregate, spectral norm
+    # a growing batch (two more kinds of step) with lr scaling, the max aggregate, spectral norm,
+    # TTUR, and an EMA whose decay ramps up (read from a device tensor set before each step)
     "schedule": {"batch_schedule": ((0, 16), (6, 32)), "lr_scaling": "sqrt", "discriminators": 2,
-                 "d_aggregate": "max", "d_spectral": True, "prior": "uniform", "loss": "hinge"},
+                 "d_aggregate": "max", "d_spectral": True, "prior": "uniform", "loss": "hinge",
+                 "lr": 1e-4, "d_lr": 4e-4, "ema_decay": 0.999, "ema_rampup": 0.05},
 }
 
 

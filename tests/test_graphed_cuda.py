@@ -24,7 +24,7 @@ pytestmark = [pytest.mark.cuda,
 CUDA = torch.device("cuda")
 OVER = {"diffaug": ("color", "translation", "cutout"), "gp_lambda": 1.0, "r1_gamma": 0.1, "reg_every": 2,
         "discriminators": 2, "d_aggregate": "softmax", "encoder": True, "latent_cycle_weight": 0.5,
-        "ema_decay": 0.9, "normalize": "meanstd", "channels_last": False}
+        "ema_decay": 0.99, "ema_rampup": 0.05, "d_lr": 4e-4, "normalize": "meanstd", "channels_last": False}
 
 
 def max_diff(a, b) -> float:

@@ -13,8 +13,8 @@ from dcgan.networks.gan import GANConfig, build, build_encoder, sample_prior
 from dcgan.networks.sampling import discriminator_rejection_sampling, drs_scores, interpolation_grid
 from dcgan.training import losses
 from dcgan.training.diffaug import cutout, diff_augment, translation
-from dcgan.training.ema import EMA
-from dcgan.training.schedule import batch_size_at, count_steps, lr_for
+from dcgan.training.ema import EMA, ramped_decay
+from dcgan.training.schedule import batch_size_at, count_steps, images_before, lr_for
 from tests.conftest import CPU, digest, fit, tparams
 
 OFF = {"r1_gamma": 0.0}  # plain DCGAN: the techniques the shipped params switch on, off
@@ -123,6 +123,39 @@ def test_diffaugment_is_seeded_differentiable_and_does_what_it_says():
     assert len({int(m.flatten().argmax()) for m in moved}) > 1
 
 
+def test_diffaugment_sees_reals_and_fakes_in_the_d_step_and_fakes_in_the_g_step(monkeypatch, data):
+    """DiffAugment's own rule (its README): the same policy on every image D sees, reals and
+    fakes, in both updates; R1 then takes its gradient at the augmented reals."""
+    from dcgan.training import objective as objective_module
+    from dcgan.training.loop import train_step
+    from tests.conftest import first_batch, frame
+
+    p = tparams(diffaug=("color", "translation", "cutout"), r1_gamma=0.1, reg_every=1)
+    s, nets, obj = frame(p, gan_config(p, 16, 1))
+    b = first_batch(s, data, p.batch_size)
+    seen, phase = [], ["d"]
+    real = b.real
+
+    def recording(x, policy, gen):
+        kind = "real" if x.data_ptr() == real.data_ptr() else "fake"
+        seen.append((phase[0], kind, policy))
+        return diff_augment(x, policy, gen)
+
+    monkeypatch.setattr(objective_module, "diff_augment", recording)
+    d_loss = obj.d_loss
+
+    def d_then_g(*args):
+        out = d_loss(*args)
+        phase[0] = "g"
+        return out
+
+    monkeypatch.setattr(obj, "d_loss", d_then_g)
+    train_step(nets, obj, b)
+    policy = ("color", "translation", "cutout")
+    assert seen == [("d", "real", policy), ("d", "fake", policy), ("d", "real", policy),  # R1 on augmented reals
+                    ("g", "fake", policy)]
+
+
 # 6. EMA -------------------------------------------------------------------------------------
 def test_ema_averages_parameters_and_copies_buffers():
     net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))
@@ -135,6 +168,57 @@ def test_ema_averages_parameters_and_copies_buffers():
     torch.testing.assert_close(ema.model[0].weight, start + 0.1)
     torch.testing.assert_close(ema.model[1].running_mean, torch.full((2,), 5.0))
     assert not any(p.requires_grad for p in ema.model.parameters())
+
+
+def test_ema_rampup_follows_stylegan2_ada():
+    """beta = 0.5 ** (batch / min(half-life of the decay, rampup * images seen)): a copy at the
+    first step, the fixed decay once training is long enough, and in between the half-life is
+    the given share of the images seen."""
+    assert ramped_decay(0.999, 0.0, 10_000, 64) == 0.999  # off: the fixed decay
+    assert ramped_decay(0.999, 0.05, 0, 64) == 0.0  # step 0: the average starts as a copy
+    # 880 steps of 64: half-life 0.05 * 56,320 = 2,816 images -> beta = 0.5 ** (64 / 2816)
+    assert ramped_decay(0.999, 0.05, 880 * 64, 64) == pytest.approx(0.5 ** (64 / 2816))
+    full = 64 * np.log(0.5) / np.log(0.999)  # the fixed decay's half-life: 44,329 images
+    assert ramped_decay(0.999, 0.05, int(full / 0.05) + 64_000, 64) == pytest.approx(0.999)
+    # what the ramp-up is for: the initial weights' share after 880 steps
+    initial = np.prod([ramped_decay(0.999, 0.05, i * 64, 64) for i in range(880)])
+    assert 0.999 ** 880 > 0.4 and initial < 1e-6
+
+
+def test_ema_with_rampup_starts_as_a_copy_and_then_averages():
+    net = nn.Sequential(nn.Linear(2, 2))
+    ema = EMA(net, decay=0.999, rampup=0.05)
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+    ema.set_images_seen(0, 64)
+    ema.update(net)
+    torch.testing.assert_close(ema.model[0].weight, net[0].weight)  # beta 0 at the first step
+    before = ema.model[0].weight.detach().clone()
+    with torch.no_grad():
+        net[0].weight.add_(1.0)
+    ema.set_images_seen(64 * 100, 64)
+    ema.update(net)
+    w = 1 - ramped_decay(0.999, 0.05, 6400, 64)
+    torch.testing.assert_close(ema.model[0].weight, before + w * (net[0].weight - before))
+
+
+def test_images_before_counts_every_scheduled_batch():
+    schedule = ((0, 16), (3, 32), (5, 64))
+    for step in range(9):
+        assert images_before(step, schedule, 99) == sum(batch_size_at(i, schedule, 99) for i in range(step))
+    assert images_before(7, (), 64) == 448
+
+
+def test_ttur_gives_the_discriminators_their_own_lr_through_the_schedule(tmp_path, data):
+    """train.d_lr: D's Adam runs at d_lr, G's at lr, and a scheduled batch size scales both alike."""
+    from tests.conftest import frame
+
+    p = tparams(lr=1e-4, d_lr=4e-4, batch_schedule=((0, 16), (2, 32)), lr_scaling="linear")
+    _, nets, _ = frame(p, gan_config(p, 16, 1))
+    assert nets.opt_g.param_groups[0]["lr"] == 1e-4 and nets.opt_ds[0].param_groups[0]["lr"] == 4e-4
+    nets.set_lr(2e-4)  # the schedule doubled the batch: linear scaling doubles both
+    assert nets.opt_g.param_groups[0]["lr"] == 2e-4
+    assert nets.opt_ds[0].param_groups[0]["lr"] == pytest.approx(8e-4)
 
 
 # 7. batch-size schedule ---------------------------------------------------------------------
@@ -211,6 +295,8 @@ def plain_run(tmp_path_factory, data):
     {"g_norm": "none"},
     {"diffaug": ("color", "translation", "cutout")},
     {"ema_decay": 0.9},
+    {"ema_decay": 0.999, "ema_rampup": 0.05},
+    {"lr": 1e-4, "d_lr": 4e-4},
     {"encoder": True, "recon_loss": "smooth_l1", "latent_cycle_weight": 1.0},
     {"batch_schedule": ((0, 16), (3, 32)), "lr_scaling": "linear"},
 ])
@@ -228,7 +314,7 @@ def test_each_switch_changes_the_trained_model(tmp_path, data, plain_run, over):
 
 def test_resume_exact_with_every_technique_on(tmp_path, data):
     p = tparams(epochs=2, checkpoint_every=2, loss="hinge", r1_gamma=0.5, reg_every=2,
-                diffaug=("color", "translation", "cutout"), ema_decay=0.9, encoder=True,
+                diffaug=("color", "translation", "cutout"), ema_decay=0.99, ema_rampup=0.05, encoder=True,
                 latent_cycle_weight=0.5, batch_schedule=((0, 16), (8, 32)), lr_scaling="linear")
     cfg = gan_config(p, 16, 1)
     full = fit(p, cfg, data, tmp_path / "a", "fp")

@@ -178,16 +178,20 @@ class TrainParams:
     """How lr follows the batch size: lr * (bs / base)^1 (linear), ^0.5 (sqrt), or not at all."""
     lr: float
     """Adam learning rate for G and D, at the base batch size (the first scheduled one)."""
+    d_lr: float | None
+    """The discriminators' Adam learning rate (null = lr). TTUR (Heusel et al. 2017): D faster
+    than G, e.g. lr 1e-4 with d_lr 4e-4; it follows lr_scaling in the same proportion."""
     beta1: float
     """Adam beta1 (0.5 in the DCGAN paper)."""
     beta2: float
     """Adam beta2."""
     latent_dim: int
     """Size of z."""
-    g_width: int
-    """ngf: channels of G's last hidden layer (doubles toward the input)."""
-    d_width: int
-    """ndf: channels of D's first layer (doubles toward the output)."""
+    g_width: int | Literal["auto"]
+    """ngf: channels of G's last hidden layer (doubles toward the input); auto: the recipe for
+    the data's kind (grey or colour; dcgan.app.recipe.RECIPES)."""
+    d_width: int | Literal["auto"]
+    """ndf: channels of D's first layer (doubles toward the output); auto: as g_width."""
     log_every: int
     """Log losses to dvclive every this many steps (host syncs happen only then)."""
     checkpoint_every: int
@@ -202,8 +206,9 @@ class TrainParams:
     """Latent prior: normal N(0, I) or uniform U[-1, 1]."""
     loss: Literal["bce", "hinge", "wgan"]
     """Adversarial loss: non-saturating BCE (DCGAN), hinge, or Wasserstein."""
-    r1_gamma: float
-    """R1 penalty weight on real images, gamma/2 * E|grad D(x)|^2 (0 = off)."""
+    r1_gamma: float | Literal["auto"]
+    """R1 penalty weight on real images, gamma/2 * E|grad D(x)|^2 (0 = off); auto: the recipe
+    for the data's kind (grey or colour; dcgan.app.recipe.RECIPES)."""
     gp_lambda: float
     """WGAN-GP weight on interpolates, lambda * E(|grad D(x_hat)| - 1)^2 (0 = off)."""
     reg_every: int
@@ -218,6 +223,9 @@ class TrainParams:
     """DiffAugment policies applied to reals and fakes in the D and G steps ([] = off)."""
     ema_decay: float
     """Exponential moving average of G's weights (0 = off); sample/evaluate use it when on."""
+    ema_rampup: float
+    """EMA ramp-up (stylegan2-ada): the average's half-life is at most this share of the images
+    seen so far, e.g. 0.05, so early weights do not linger (0 = off: a fixed decay)."""
     encoder: bool
     """Train an encoder E: images -> z with the reconstruction loss |G(E(x)) - x|."""
     recon_loss: Literal["l1", "l2", "smooth_l1"]
@@ -261,7 +269,7 @@ class TrainParams:
     def check(self, s: str) -> None:
         for k in ("epochs", "latent_dim", "g_width", "d_width", "log_every",
                   "checkpoint_every", "sample_grid", "eval_samples", "reg_every"):
-            if getattr(self, k) < 1:
+            if getattr(self, k) != "auto" and getattr(self, k) < 1:
                 _fail(f"{s}.{k}", "must be >= 1", getattr(self, k))
         if self.batch_size != "auto" and self.batch_size < 1:
             _fail(f"{s}.batch_size", "must be >= 1 or auto", self.batch_size)
@@ -280,7 +288,7 @@ class TrainParams:
         sizes = [bs for _, bs in self.batch_schedule] or ([] if self.batch_size == "auto" else [self.batch_size])
         check_divisible(sizes, self.nproc, f"{s}.batch_schedule" if self.batch_schedule else f"{s}.batch_size")
         for k in ("r1_gamma", "gp_lambda", "recon_weight", "latent_cycle_weight"):
-            if getattr(self, k) < 0:
+            if getattr(self, k) != "auto" and getattr(self, k) < 0:
                 _fail(f"{s}.{k}", "must be >= 0", getattr(self, k))
         if not 0.0 <= self.ema_decay < 1.0:
             _fail(f"{s}.ema_decay", "must be in [0, 1) (0 = off)", self.ema_decay)
@@ -290,6 +298,10 @@ class TrainParams:
             _fail(f"{s}.eval_every", "must be >= 0 (0 = off)", self.eval_every)
         if not self.lr > 0:
             _fail(f"{s}.lr", "must be > 0", self.lr)
+        if self.d_lr is not None and not self.d_lr > 0:
+            _fail(f"{s}.d_lr", "must be > 0 or null (= lr)", self.d_lr)
+        if not 0.0 <= self.ema_rampup <= 1.0:
+            _fail(f"{s}.ema_rampup", "must be in [0, 1] (0 = off)", self.ema_rampup)
         if not 1 <= self.discriminators <= 16:
             _fail(f"{s}.discriminators", "must be from 1 to 16", self.discriminators)
         if self.d_temperature < 0:

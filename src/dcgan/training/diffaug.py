@@ -34,15 +34,17 @@ def color(x: torch.Tensor, gen: torch.Generator | Draws) -> torch.Tensor:
 
 
 def translation(x: torch.Tensor, gen: torch.Generator | Draws, ratio: float = 0.125) -> torch.Tensor:
-    """Shift each image by up to ratio * size pixels; zeros fill in (as in the reference code)."""
+    """Shift each image by up to ratio * size pixels; zeros fill in. Output pixel (i, j) is input
+    pixel (i + dy, j + dx): the reference implementation's direction, so the same draws give the
+    same images (tests/test_diffaug_reference.py)."""
     gen = _source(gen, x)
     n, _, h, w = x.shape
     sh, sw = int(h * ratio + 0.5), int(w * ratio + 0.5)
     dy = gen.randint(-sh, sh + 1, (n,))
     dx = gen.randint(-sw, sw + 1, (n,))
     padded = F.pad(x, [sw, sw, sh, sh])  # (n, c, h + 2sh, w + 2sw), zero padding
-    rows = (torch.arange(h, device=x.device)[None, :] + sh - dy[:, None])  # (n, h)
-    cols = (torch.arange(w, device=x.device)[None, :] + sw - dx[:, None])  # (n, w)
+    rows = (torch.arange(h, device=x.device)[None, :] + sh + dy[:, None])  # (n, h)
+    cols = (torch.arange(w, device=x.device)[None, :] + sw + dx[:, None])  # (n, w)
     idx_r = rows[:, None, :, None].expand(-1, x.shape[1], -1, padded.shape[3])
     out = padded.gather(2, idx_r)  # (n, c, h, w + 2sw)
     idx_c = cols[:, None, None, :].expand(-1, x.shape[1], h, -1)

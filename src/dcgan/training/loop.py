@@ -47,7 +47,7 @@ from dcgan.training.nets import Nets, Wrapped, build_nets, sampling_generator
 from dcgan.training.objective import Batch, DrawBank, GANObjective
 from dcgan.training.position import BestGenerator, Position
 from dcgan.training.resume import Fingerprint, restore, resume_point, snapshot
-from dcgan.training.schedule import batch_size_at, count_steps, lr_for
+from dcgan.training.schedule import batch_size_at, count_steps, images_before, lr_for
 from dcgan.training.settings import Setup, TrainSettings
 
 __all__ = ["Callbacks", "TrainResult", "TrainingDiverged", "train", "train_step"]  # TrainingDiverged: raised here
@@ -230,6 +230,8 @@ class Loop:
                      if t.compile == "reduce-overhead" and self.s.device.type == "cuda" else lambda: None)
         for _, bs in plan:
             self.nets.set_lr(lr_for(bs, base_bs, t.lr, t.lr_scaling))
+            if self.nets.ema is not None:  # its ramp-up counts every image trained on, resumed or not
+                self.nets.ema.set_images_seen(images_before(pos.step, schedule, t.batch_size), bs)
             mark_step()  # CUDA graphs: outputs of the previous step are no longer read
             row = self.one_step(order, bs)
             self.means.add(row)

@@ -38,15 +38,19 @@ class Nets:
     opt_e: torch.optim.Adam | None
     ema: EMA | None
     scaler: torch.amp.GradScaler
+    d_lr_scale: float = 1.0
+    """The discriminators' lr over G's (train.d_lr / train.lr; 1 without TTUR)."""
 
     def set_lr(self, lr: float) -> None:
+        """G's (and E's) learning rate; the discriminators get ``lr * d_lr_scale``."""
         for opt in (self.opt_g, *self.opt_ds, self.opt_e):
             if opt is not None:
+                value = lr * self.d_lr_scale if opt in self.opt_ds and self.d_lr_scale != 1.0 else lr
                 for group in opt.param_groups:
                     if isinstance(group["lr"], torch.Tensor):  # a captured step reads it from there
-                        group["lr"].fill_(lr)
+                        group["lr"].fill_(value)
                     else:
-                        group["lr"] = lr
+                        group["lr"] = value
 
     def named(self) -> dict[str, nn.Module | None]:
         """{"g", "d" (then "d1", "d2", ...), "e"}: the plain modules."""
@@ -107,19 +111,20 @@ def build_nets(s: Setup) -> Nets:
 
     capturable = t.compile == "graph" and s.device.type == "cuda"
 
-    def adam(params) -> torch.optim.Adam:
+    def adam(params, lr: float = t.lr) -> torch.optim.Adam:
         # foreach: one fused kernel launch per param group instead of one per tensor; a captured
         # step (CUDA graph) needs Adam's step count and learning rate in device memory
         if capturable:
-            return torch.optim.Adam(params, lr=torch.tensor(t.lr, device=s.device), betas=(t.beta1, t.beta2),
+            return torch.optim.Adam(params, lr=torch.tensor(lr, device=s.device), betas=(t.beta1, t.beta2),
                                     foreach=True, capturable=True)
-        return torch.optim.Adam(params, lr=t.lr, betas=(t.beta1, t.beta2), foreach=True)
+        return torch.optim.Adam(params, lr=lr, betas=(t.beta1, t.beta2), foreach=True)
 
     # fp16 only: scale losses so small gradients survive; skips steps whose gradients overflow
     scaler = torch.amp.GradScaler(s.device.type, enabled=t.precision == "fp16")
-    return Nets(g, ds, e, adam(g.parameters()), [adam(d.parameters()) for d in ds],
+    d_lr = t.lr if t.d_lr is None else t.d_lr
+    return Nets(g, ds, e, adam(g.parameters()), [adam(d.parameters(), d_lr) for d in ds],
                 adam(e.parameters()) if e is not None else None,
-                EMA(g, t.ema_decay) if t.ema_decay > 0 else None, scaler)
+                EMA(g, t.ema_decay, t.ema_rampup) if t.ema_decay > 0 else None, scaler, d_lr / t.lr)
 
 
 def sampling_generator(s: Setup, nets: Nets) -> Generator:

@@ -22,6 +22,17 @@ def batch_size_at(step: int, schedule: tuple[tuple[int, int], ...], default: int
     return bs
 
 
+def images_before(step: int, schedule: tuple[tuple[int, int], ...], default: int) -> int:
+    """Images the run has trained on before global step ``step`` (the same after a resume)."""
+    if not schedule:
+        return step * default
+    total = 0
+    for i, (start, size) in enumerate(schedule):
+        end = schedule[i + 1][0] if i + 1 < len(schedule) else step
+        total += max(0, min(end, step) - start) * size
+    return total
+
+
 def lr_for(bs: int, base_bs: int, lr: float, rule: str) -> float:
     return lr * (bs / base_bs) ** EXPONENT[rule]
 

@@ -31,6 +31,8 @@ class TrainSettings:
     batch_schedule: tuple[tuple[int, int], ...]
     lr_scaling: str
     lr: float
+    d_lr: float | None
+    """The discriminators' lr at the base batch size (None: ``lr``; TTUR: higher than G's)."""
     beta1: float
     beta2: float
     log_every: int
@@ -38,6 +40,8 @@ class TrainSettings:
     sample_grid: int
     eval_every: int
     ema_decay: float
+    ema_rampup: float
+    """0 = a fixed decay; > 0: half-life at most this share of the images seen (stylegan2-ada)."""
     discriminators: int
     precision: str
     """fp32, bf16 or fp16 (resolved: the caller decides what ``auto`` means on its machine)."""

@@ -10,7 +10,7 @@ from pathlib import Path
 import torch
 from dvclive import Live
 
-from dcgan.app.recipe import gan_config, train_settings
+from dcgan.app.recipe import data_kind, gan_config, resolve_recipe, train_settings, unresolved
 from dcgan.app.stages._common import log, params_from, parser, run
 from dcgan.base import files
 from dcgan.base.devices import pick_device, resolve_precision
@@ -160,8 +160,10 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
     precision, why = resolve_precision(params.train.precision, device)
     # train.compile auto -> the captured step on CUDA where it can run, else eager; decided here once
     compile_mode, compile_why = resolve_compile(params.train.compile, device, precision, params.train.nproc)
-    p = dataclasses.replace(params.train, precision=precision, compile=compile_mode)
     prep = params.prepare
+    # train keys set to auto -> the recipe for grey or colour data (dcgan.app.recipe.RECIPES)
+    auto_keys = unresolved(params.train)
+    p = dataclasses.replace(resolve_recipe(params.train, prep.channels), precision=precision, compile=compile_mode)
     images = arrays.open_images(args.data, channels=prep.channels, size=prep.image_size)  # read per batch
     cfg = gan_config(p, prep.image_size, prep.channels, dataset_stats(args.prepared, p.normalize))
     batch_size = auto_batch_size(cfg, device, env) if p.batch_size == "auto" else p.batch_size
@@ -181,6 +183,9 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
     if start is not None:
         truncate_logs(live_dir, int(start["step"]))
     log(f"train: precision {precision} ({why}); compile {compile_mode} ({compile_why})")
+    if auto_keys:
+        log(f"train: {data_kind(prep.channels)} recipe ({prep.channels} channel{'s' if prep.channels > 1 else ''}): "
+            + ", ".join(f"{k} {getattr(p, k)}" for k in auto_keys))
     log(f"train: {len(images)} images, {cfg}, device {device}"
         + (f", {env.world_size} processes (DDP, {torch.distributed.get_backend()})" if env.enabled else ""))
     with Live(str(live_dir), resume=start is not None, save_dvc_exp=False, dvcyaml=None, report=None) as live:
