@@ -105,7 +105,7 @@ def main() -> int:
                         "example": str(spread([r["example"][key] for r in runs])),
                         "ratio_ours_over_example": str(spread(ratios))}
     doc = {"machine": machine(), "threads": torch.get_num_threads(), "recipe": {
-        k: getattr(p, k) for k in ("r1_gamma", "g_width", "d_width", "ema_decay", "ema_rampup", "diffaug")},
+        k: getattr(p, k) for k in ("r1_gamma", "g_width", "d_width", "ema_decay", "ema_rampup", "diffaug", "epochs")},
         "summary": summary, "runs": runs}
     Path(args.out).write_text(json.dumps(doc, indent=1, default=list) + "\n")
     print(json.dumps(summary, indent=1))

@@ -38,7 +38,6 @@ def test_params_are_frozen():
         ("train", "eval_every", -1, "train.eval_every must be >= 0 (0 = off), got -1"),
         ("train", "nproc", 0, "train.nproc must be >= 1, got 0"),
         ("train", "r1_gamma", "automatic", "train.r1_gamma must be a number or must be one of auto, got 'automatic'"),
-        ("train", "g_width", 0, "train.g_width must be >= 1, got 0"),
         ("train", "d_lr", 0, "train.d_lr must be > 0 or null (= lr), got 0.0"),
         ("train", "ema_rampup", 2, "train.ema_rampup must be in [0, 1] (0 = off), got 2.0"),
         ("train", "nproc", 3, "train.batch_size must be divisible by train.nproc 3 (batch sizes are global"),
@@ -128,13 +127,12 @@ def test_auto_keys_take_the_recipe_for_the_data_kind_and_given_values_stay():
     assert {k: getattr(grey, k) for k in RECIPES["grey"]} == RECIPES["grey"]
     assert {k: getattr(colour, k) for k in RECIPES["colour"]} == RECIPES["colour"]
     assert RECIPES["grey"] != RECIPES["colour"]
-    # the grey recipe is what digits trained with before recipes existed: r1 0.1, widths 32
-    assert RECIPES["grey"] == {"r1_gamma": 0.1, "g_width": 32, "d_width": 32}
-    given = parse_params(merge(shipped_params(), {"train": {"r1_gamma": 0.5, "g_width": 16}})).train
-    mixed = resolve_recipe(given, 3)
-    assert (mixed.r1_gamma, mixed.g_width, mixed.d_width) == (0.5, 16, RECIPES["colour"]["d_width"])
+    # the grey recipe is what digits trained with before recipes existed: R1 gamma 0.1
+    assert RECIPES["grey"] == {"r1_gamma": 0.1}
+    given = parse_params(merge(shipped_params(), {"train": {"r1_gamma": 0.5}})).train
+    assert resolve_recipe(given, 3).r1_gamma == 0.5 and resolve_recipe(given, 1).r1_gamma == 0.5
     # the library's objects are never built from an unresolved auto
-    with pytest.raises(ValueError, match="train.r1_gamma, train.g_width, train.d_width still auto"):
+    with pytest.raises(ValueError, match="train.r1_gamma still auto"):
         gan_config(p, 32, 1)
     with pytest.raises(ValueError, match="still auto"):
         train_settings(p, batch_size=64, precision="fp32")

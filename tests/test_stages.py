@@ -237,3 +237,31 @@ def test_training_data_that_does_not_match_the_model_is_refused(workdir, capsys)
     assert run(train.main, ["--data", "empty.npy", "--out", "m"]) == 2
     assert "image array empty.npy holds no images" in capsys.readouterr().err
     assert not (workdir / "m").exists()
+
+
+def test_auto_keys_take_the_recipe_of_the_data_kind_through_the_stage(workdir, capsys):
+    """train.r1_gamma auto: the train stage resolves it from prepare.channels, logs it, and trains
+    exactly what the resolved value given by hand trains (colour: 0; grey: 0.1)."""
+    from dcgan.app.recipe import RECIPES
+    from dcgan.data import arrays
+    from dcgan.networks.model_dir import load_generator
+
+    rng = np.random.default_rng(0)
+    for channels, kind in ((3, "colour"), (1, "grey")):
+        arrays.save_images(workdir / f"x{channels}.npy", rng.integers(0, 256, (64, channels, 16, 16), dtype=np.uint8))
+        gamma = RECIPES[kind]["r1_gamma"]
+        digests = []
+        for r1 in ("auto", gamma):
+            tag = f"{channels}-{r1}"
+            write_params(workdir / f"{tag}.yaml", tiny_params(prepare={"channels": channels},
+                                                               train={"eval_every": 0, "r1_gamma": r1, "reg_every": 1}))
+            assert run(train.main, ["--params", f"{tag}.yaml", "--data", f"x{channels}.npy", "--out", f"m{tag}",
+                                    "--checkpoints", f"c{tag}", "--live", f"l{tag}"]) == 0
+            err = capsys.readouterr().err
+            if r1 == "auto":
+                assert f"train: {kind} recipe ({channels} channel" in err and f"r1_gamma {gamma}" in err
+            else:
+                assert "recipe" not in err
+            g = load_generator(workdir / f"m{tag}")
+            digests.append(b"".join(p.detach().numpy().tobytes() for p in g.parameters()))
+        assert digests[0] == digests[1], kind

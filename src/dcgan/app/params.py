@@ -187,11 +187,10 @@ class TrainParams:
     """Adam beta2."""
     latent_dim: int
     """Size of z."""
-    g_width: int | Literal["auto"]
-    """ngf: channels of G's last hidden layer (doubles toward the input); auto: the recipe for
-    the data's kind (grey or colour; dcgan.app.recipe.RECIPES)."""
-    d_width: int | Literal["auto"]
-    """ndf: channels of D's first layer (doubles toward the output); auto: as g_width."""
+    g_width: int
+    """ngf: channels of G's last hidden layer (doubles toward the input)."""
+    d_width: int
+    """ndf: channels of D's first layer (doubles toward the output)."""
     log_every: int
     """Log losses to dvclive every this many steps (host syncs happen only then)."""
     checkpoint_every: int
@@ -269,7 +268,7 @@ class TrainParams:
     def check(self, s: str) -> None:
         for k in ("epochs", "latent_dim", "g_width", "d_width", "log_every",
                   "checkpoint_every", "sample_grid", "eval_samples", "reg_every"):
-            if getattr(self, k) != "auto" and getattr(self, k) < 1:
+            if getattr(self, k) < 1:
                 _fail(f"{s}.{k}", "must be >= 1", getattr(self, k))
         if self.batch_size != "auto" and self.batch_size < 1:
             _fail(f"{s}.batch_size", "must be >= 1 or auto", self.batch_size)
