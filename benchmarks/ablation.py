@@ -308,7 +308,13 @@ def render(log: dict, meta: dict, old_text: str) -> str:
         "below it a row is \"cannot tell\", not \"the same\". *vs R1 alone*: rows that add a "
         "technique on top of R1, paired with the R1 runs (DRS there samples from the very same "
         "models). *last/best*: the last in-training "
-        "FID over the best one (mean over seeds, max in brackets); above 1 the run got worse late.",
+        "FID over the best one (mean over seeds, max in brackets); above 1 the run got worse late. "
+        "*Still improving at the end*: runs whose last in-training FID was their best and below the "
+        "one before (more training would likely have helped). *Judge*: FID in a second feature "
+        "space, a classifier trained by the evaluator stage with another seed on another split "
+        "(benchmarks/ablation_data.py), against the same training images; where the judge and the "
+        "evaluator disagree, neither verdict is taken alone. Rows marked *4× length* train 4× "
+        "`train.epochs`; rows without offline augmentation train as many steps as those with it.",
         "Reproduce: `python benchmarks/ablation.py` (all runs in reports/ablation.json).",
         "",
     ]
@@ -345,6 +351,8 @@ def main() -> int:
     ap.add_argument("--log", default="reports/ablation.json")
     ap.add_argument("--out", default="reports/ablation.md")
     ap.add_argument("--report-only", action="store_true", help="no runs: rewrite the table from --log")
+    ap.add_argument("--rerun", action="store_true",
+                    help="run (or, from the cache, rescore) runs the log already has, instead of keeping them")
     ap.add_argument("--shard", default="0/1", help="K/N: run every Nth job from the Kth (N processes, one study)")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads per process (0: torch's default); 2 shards of 1 thread beat "
@@ -366,7 +374,11 @@ def main() -> int:
                 "processes": n}
         for setting, sc in settings.items():
             print(f"{setting}: {len(sc.images['train'])} images, {sc.params.train.epochs} epochs", flush=True)
-        for i, (setting, seed, names) in enumerate(jobs(args.settings, args.rows, args.seeds)):
+        # runs already in the log are kept (the cache of trained models may be gone: a new
+        # machine); --rerun trains or rescores them again
+        todo = [(s, seed, [m for m in names if args.rerun or str(seed) not in log.get(s, {}).get(m, {})])
+                for s, seed, names in jobs(args.settings, args.rows, args.seeds)]
+        for i, (setting, seed, names) in enumerate([j for j in todo if j[2]]):
             if i % n != k:
                 continue
             for name in names:

@@ -74,6 +74,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--samples", type=int, default=2000)
+    ap.add_argument("--epochs", type=int, default=0, help="train.epochs for our side (0: params.yaml's)")
     ap.add_argument("--data-root", default=".ablation-data")
     ap.add_argument("--out", default="reports/colour_vs_example.json")
     ap.add_argument("--figures", default="docs/figures")
@@ -81,6 +82,8 @@ def main() -> int:
     device = pick_device("cpu")
     sc = SettingCtx.load("colour", Path(args.data_root), device)
     p = resolve_recipe(sc.params.train, sc.params.prepare.channels)
+    if args.epochs:
+        p = dataclasses.replace(p, epochs=args.epochs)
     runs = []
     for seed in range(args.seeds):
         params = ganrun.with_seed(dataclasses.replace(sc.params, train=p), seed)
