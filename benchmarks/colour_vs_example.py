@@ -82,8 +82,8 @@ def main() -> int:
     device = pick_device("cpu")
     sc = SettingCtx.load("colour", Path(args.data_root), device)
     p = resolve_recipe(sc.params.train, sc.params.prepare.channels)
-    if args.epochs:
-        p = dataclasses.replace(p, epochs=args.epochs)
+    if args.epochs:  # a short smoke run: exactly these epochs
+        p = dataclasses.replace(p, epochs=args.epochs, min_steps=0)
     runs = []
     for seed in range(args.seeds):
         params = ganrun.with_seed(dataclasses.replace(sc.params, train=p), seed)
@@ -108,7 +108,7 @@ def main() -> int:
                         "example": str(spread([r["example"][key] for r in runs])),
                         "ratio_ours_over_example": str(spread(ratios))}
     doc = {"machine": machine(), "threads": torch.get_num_threads(), "recipe": {
-        k: getattr(p, k) for k in ("r1_gamma", "g_width", "d_width", "ema_decay", "ema_rampup", "diffaug", "epochs")},
+        k: getattr(p, k) for k in ("r1_gamma", "g_width", "d_width", "ema_decay", "ema_rampup", "diffaug", "epochs", "min_steps")},
         "summary": summary, "runs": runs}
     Path(args.out).write_text(json.dumps(doc, indent=1, default=list) + "\n")
     print(json.dumps(summary, indent=1))

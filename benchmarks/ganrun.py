@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dcgan.app.recipe import gan_config, resolve_recipe, train_settings
+from dcgan.app.recipe import gan_config, resolve_length, resolve_recipe, train_settings
 from dcgan.base.devices import resolve_precision
 from dcgan.base.seeding import derive_seed
 from dcgan.metrics.fid import feature_stats, frechet_distance
@@ -79,6 +79,7 @@ def train_run(params, images: np.ndarray, device: torch.device, evaluator: str, 
     # auto resolved once, as the train stage does, so the run records what it trained in
     p = dataclasses.replace(resolve_recipe(p, params.prepare.channels),
                             precision=resolve_precision(p.precision, device)[0])
+    p = resolve_length(p, len(images), p.batch_size)  # train.min_steps, as the train stage resolves it
     cfg = gan_config(p, params.prepare.image_size, params.prepare.channels, data_stats(prepared))
     fid_fn = make_fid_fn(evaluator, prepared, extractor=ev.extractor, inception_weights=ev.inception_weights,
                          batch_size=ev.feature_batch_size, samples=p.eval_samples, seed=seed,

@@ -127,12 +127,30 @@ def test_auto_keys_take_the_recipe_for_the_data_kind_and_given_values_stay():
     assert {k: getattr(grey, k) for k in RECIPES["grey"]} == RECIPES["grey"]
     assert {k: getattr(colour, k) for k in RECIPES["colour"]} == RECIPES["colour"]
     assert RECIPES["grey"] != RECIPES["colour"]
-    # the grey recipe is what digits trained with before recipes existed: R1 gamma 0.1
-    assert RECIPES["grey"] == {"r1_gamma": 0.1}
+    # the grey recipe is what digits trained with before recipes existed: R1 gamma 0.1, 20 epochs
+    assert RECIPES["grey"] == {"r1_gamma": 0.1, "min_steps": 0}
     given = parse_params(merge(shipped_params(), {"train": {"r1_gamma": 0.5}})).train
     assert resolve_recipe(given, 3).r1_gamma == 0.5 and resolve_recipe(given, 1).r1_gamma == 0.5
     # the library's objects are never built from an unresolved auto
-    with pytest.raises(ValueError, match="train.r1_gamma still auto"):
+    with pytest.raises(ValueError, match="train.r1_gamma, train.min_steps still auto"):
         gan_config(p, 32, 1)
     with pytest.raises(ValueError, match="still auto"):
         train_settings(p, batch_size=64, precision="fp32")
+
+
+def test_min_steps_raises_epochs_only_where_the_set_is_small():
+    import dataclasses
+
+    from dcgan.app.recipe import resolve_length
+    from dcgan.training.schedule import count_steps
+
+    p = dataclasses.replace(parse_params(shipped_params()).train, epochs=20, min_steps=5120)
+    assert resolve_length(p, 4098, 64).epochs == 80  # the colour setting: 64 steps an epoch
+    assert resolve_length(p, 202_599, 64).epochs == 20  # CelebA: 20 epochs are 63,300 steps already
+    assert resolve_length(dataclasses.replace(p, min_steps=0), 100, 64).epochs == 20
+    assert resolve_length(p, 1000, 64).epochs == 342  # 15 steps an epoch: ceil(5120 / 15)
+    sched = dataclasses.replace(p, batch_schedule=((0, 32), (100, 64)))
+    e = resolve_length(sched, 1000, 64).epochs
+    assert count_steps(1000, e, sched.batch_schedule, 64) >= 5120 > count_steps(1000, e - 1, sched.batch_schedule, 64)
+    with pytest.raises(ValueError, match="min_steps still auto"):
+        resolve_length(parse_params(shipped_params()).train, 100, 64)

@@ -253,8 +253,8 @@ def test_auto_keys_take_the_recipe_of_the_data_kind_through_the_stage(workdir, c
         digests = []
         for r1 in ("auto", gamma):
             tag = f"{channels}-{r1}"
-            write_params(workdir / f"{tag}.yaml", tiny_params(prepare={"channels": channels},
-                                                               train={"eval_every": 0, "r1_gamma": r1, "reg_every": 1}))
+            write_params(workdir / f"{tag}.yaml", tiny_params(prepare={"channels": channels}, train={
+                "eval_every": 0, "r1_gamma": r1, "reg_every": 1, "min_steps": 0}))
             assert run(train.main, ["--params", f"{tag}.yaml", "--data", f"x{channels}.npy", "--out", f"m{tag}",
                                     "--checkpoints", f"c{tag}", "--live", f"l{tag}"]) == 0
             err = capsys.readouterr().err
@@ -265,3 +265,16 @@ def test_auto_keys_take_the_recipe_of_the_data_kind_through_the_stage(workdir, c
             g = load_generator(workdir / f"m{tag}")
             digests.append(b"".join(p.detach().numpy().tobytes() for p in g.parameters()))
         assert digests[0] == digests[1], kind
+
+
+def test_min_steps_gives_a_small_set_more_epochs(workdir, capsys):
+    """train.min_steps: 64 images at batch 32 are 2 steps an epoch, so at least 5 steps take 3
+    epochs (6 steps) where train.epochs says 1; the stage says so."""
+    from dcgan.data import arrays
+
+    arrays.save_images(workdir / "x.npy", np.random.default_rng(0).integers(0, 256, (64, 1, 16, 16), dtype=np.uint8))
+    write_params(workdir / "p.yaml", tiny_params(train={"eval_every": 0, "min_steps": 5}))
+    assert run(train.main, ["--params", "p.yaml", "--data", "x.npy", "--out", "m", "--checkpoints", "c",
+                            "--live", "l"]) == 0
+    assert "train: 3 epochs instead of 1: train.min_steps 5 on 64 images" in capsys.readouterr().err
+    assert json.loads((workdir / "l/metrics.json").read_text())["train"]["steps"] == 6

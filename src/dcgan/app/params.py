@@ -167,6 +167,9 @@ class TrainParams:
 
     epochs: int
     """Passes over the (augmented) training set."""
+    min_steps: int | Literal["auto"]
+    """Train at least this many steps: small sets get more epochs than ``epochs`` (0 = off);
+    auto: the recipe for the data's kind (dcgan.app.recipe.RECIPES)."""
     max_steps: int
     """End the run after this many steps even mid-epoch (0 = off: epochs decide); for sets where
     one epoch is already long (LSUN). The run ends at whichever of the two comes first."""
@@ -270,6 +273,8 @@ class TrainParams:
                   "checkpoint_every", "sample_grid", "eval_samples", "reg_every"):
             if getattr(self, k) < 1:
                 _fail(f"{s}.{k}", "must be >= 1", getattr(self, k))
+        if self.min_steps != "auto" and self.min_steps < 0:
+            _fail(f"{s}.min_steps", "must be >= 0 (0 = off) or auto", self.min_steps)
         if self.batch_size != "auto" and self.batch_size < 1:
             _fail(f"{s}.batch_size", "must be >= 1 or auto", self.batch_size)
         if self.batch_schedule:

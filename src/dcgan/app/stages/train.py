@@ -10,7 +10,14 @@ from pathlib import Path
 import torch
 from dvclive import Live
 
-from dcgan.app.recipe import data_kind, gan_config, resolve_recipe, train_settings, unresolved
+from dcgan.app.recipe import (
+    data_kind,
+    gan_config,
+    resolve_length,
+    resolve_recipe,
+    train_settings,
+    unresolved,
+)
 from dcgan.app.stages._common import log, params_from, parser, run
 from dcgan.base import files
 from dcgan.base.devices import pick_device, resolve_precision
@@ -167,6 +174,7 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
     images = arrays.open_images(args.data, channels=prep.channels, size=prep.image_size)  # read per batch
     cfg = gan_config(p, prep.image_size, prep.channels, dataset_stats(args.prepared, p.normalize))
     batch_size = auto_batch_size(cfg, device, env) if p.batch_size == "auto" else p.batch_size
+    p = resolve_length(p, len(images), batch_size)  # train.min_steps: more epochs on a small set
     fid_fn, extractor_id = in_training_fid(params, args, env, device)
     fp = ckpt.fingerprint(dataclasses.asdict(p), seed, files.recorded_digest(args.data, log),
                           fid_extractor=extractor_id)
@@ -186,6 +194,9 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
     if auto_keys:
         log(f"train: {data_kind(prep.channels)} recipe ({prep.channels} channel{'s' if prep.channels > 1 else ''}): "
             + ", ".join(f"{k} {getattr(p, k)}" for k in auto_keys))
+    if p.epochs != params.train.epochs:
+        log(f"train: {p.epochs} epochs instead of {params.train.epochs}: train.min_steps {p.min_steps} on "
+            f"{len(images)} images")
     log(f"train: {len(images)} images, {cfg}, device {device}"
         + (f", {env.world_size} processes (DDP, {torch.distributed.get_backend()})" if env.enabled else ""))
     with Live(str(live_dir), resume=start is not None, save_dvc_exp=False, dvcyaml=None, report=None) as live:
