@@ -111,7 +111,8 @@ BASE_ROWS: dict[str, Row] = {
 LONG = 4
 """The long rows train this many times the shipped length."""
 ROWS: dict[str, Row] = {**BASE_ROWS, **{
-    f"{name}_x{LONG}": dataclasses.replace(row, label=f"{row.label}, {LONG}× length", length=LONG, min_seeds=3)
+    f"{name}_x{LONG}": dataclasses.replace(row, label=f"{row.label}, {LONG}× length", length=LONG, min_seeds=3,
+                                           settings=("colour",))
     for name, row in BASE_ROWS.items() if "colour" in row.settings and not row.drs}}
 SETTINGS = {name: s.what for name, s in ablation_data.SETTINGS.items()}
 NOTES = "<!-- NOTES: text below this line is kept when benchmarks/ablation.py rewrites the table -->"
@@ -134,7 +135,8 @@ def jobs(settings: list[str], rows: list[str], seeds: int) -> list[tuple[str, in
             for name in rows:
                 row = ROWS[name]
                 if setting in row.settings and seed < (seeds or row.min_seeds):
-                    groups.setdefault(json.dumps(row.train, sort_keys=True, default=list), []).append(name)
+                    model = json.dumps([row.train, row.data, row.length], sort_keys=True, default=list)
+                    groups.setdefault(model, []).append(name)
             out += [(setting, seed, names) for names in groups.values()]
     return out
 
@@ -153,8 +155,8 @@ class SettingCtx:
     judge: ganrun.Scorer | None
 
     @classmethod
-    def load(cls, name: str, data_root: Path, device) -> SettingCtx:
-        f = ablation_data.build(name, data_root)
+    def load(cls, name: str, data_root: Path, device, pipe: ablation_data.Pipeline | None = None) -> SettingCtx:
+        f = ablation_data.build(name, data_root, pipe or ablation_data.Pipeline())
         params = load_params(f.params)
         size, ch = params.prepare.image_size, params.prepare.channels
         images = {"train": load_images(f.train, channels=ch, size=size),
@@ -348,6 +350,10 @@ def main() -> int:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--data-root", default=".ablation-data",
                     help="where the settings' data, evaluators and judges are built (ablation_data.py)")
+    ap.add_argument("--params", default="params.yaml", help="the params every setting starts from")
+    ap.add_argument("--augmented", default="data/augmented/train.npy", help="the digits setting's training set")
+    ap.add_argument("--prepared", default="data/prepared", help="the digits settings' prepared data")
+    ap.add_argument("--evaluator", default="models/evaluator", help="the digits settings' evaluator")
     ap.add_argument("--cache", default=".ablation-cache", help="trained models, reused across rows and reruns")
     ap.add_argument("--log", default="reports/ablation.json")
     ap.add_argument("--out", default="reports/ablation.md")
@@ -367,11 +373,13 @@ def main() -> int:
         if args.threads:
             torch.set_num_threads(args.threads)
         device = pick_device(args.device)
-        settings = {s: SettingCtx.load(s, Path(args.data_root), device) for s in args.settings}
+        pipe = ablation_data.Pipeline(*(Path(p).resolve() for p in (args.params, args.prepared, args.augmented,
+                                                                      args.evaluator)))
+        settings = {s: SettingCtx.load(s, Path(args.data_root), device, pipe) for s in args.settings}
         ctx = {"settings": settings, "device": device, "cache": Path(args.cache), "samples": args.samples,
                "bootstrap": args.bootstrap}
         meta = {"machine": machine(), "samples": args.samples, "bootstrap": args.bootstrap,
-                "epochs": load_params("params.yaml").train.epochs, "threads": torch.get_num_threads(),
+                "epochs": load_params(args.params).train.epochs, "threads": torch.get_num_threads(),
                 "processes": n}
         for setting, sc in settings.items():
             print(f"{setting}: {len(sc.images['train'])} images, {sc.params.train.epochs} epochs", flush=True)

@@ -68,7 +68,21 @@ def params_file(base: Path, setting: Setting, seed: int, out: Path) -> Path:
 def _stage(name: str, params: Path, *args: str) -> None:
     cmd = [sys.executable, "-m", f"dcgan.app.stages.{name}", "--params", str(params), *args]
     print("  $", " ".join(cmd), flush=True)
-    subprocess.run(cmd, check=True, cwd=ROOT)
+    subprocess.run(cmd, check=True)
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """The default pipeline's params and outputs, which the digits settings read (``dvc repro
+    evaluator augment`` makes them); the other settings start from the same params file."""
+
+    params: Path = ROOT / "params.yaml"
+    prepared: Path = ROOT / "data/prepared"
+    train: Path = ROOT / "data/augmented/train.npy"
+    evaluator: Path = ROOT / "models/evaluator"
+
+
+PIPELINE = Pipeline()
 
 
 @dataclass(frozen=True)
@@ -83,28 +97,28 @@ class Folders:
     judge: Path | None
 
 
-def folders(name: str, data_root: Path) -> Folders:
+def folders(name: str, data_root: Path, pipe: Pipeline = PIPELINE) -> Folders:
     """The folders of setting ``name``; the digits settings use the pipeline's own outputs."""
     s = SETTINGS[name]
     src = s.prepared_from or name
     if src == "digits":
         judge = data_root / "digits" / "judge"
         own = name == "digits"
-        return Folders(ROOT / "params.yaml" if own else data_root / name / "params.yaml", ROOT / "data/prepared",
-                       ROOT / "data/augmented/train.npy" if own else data_root / name / "augmented" / "train.npy",
-                       ROOT / "models/evaluator", judge if (judge / "reference.json").is_file() else None)
+        return Folders(pipe.params if own else data_root / name / "params.yaml", pipe.prepared,
+                       pipe.train if own else data_root / name / "augmented" / "train.npy",
+                       pipe.evaluator, judge if (judge / "reference.json").is_file() else None)
     d = data_root / src
     train = data_root / name / "augmented" / "train.npy"
     return Folders(data_root / name / "params.yaml", d / "prepared", train, d / "evaluator", d / "judge")
 
 
-def build(name: str, data_root: Path) -> Folders:
+def build(name: str, data_root: Path, pipe: Pipeline = PIPELINE) -> Folders:
     """Run the stages for setting ``name`` where their outputs are missing."""
-    s, f = SETTINGS[name], folders(name, data_root)
+    s, f = SETTINGS[name], folders(name, data_root, pipe)
     d = data_root / (s.prepared_from or name)
     if name != "digits" and s.prepared_from is None:
-        p0 = params_file(ROOT / "params.yaml", s, 0, d / "params.yaml")
-        p1 = params_file(ROOT / "params.yaml", s, 1, d / "judge_params.yaml")
+        p0 = params_file(pipe.params, s, 0, d / "params.yaml")
+        p1 = params_file(pipe.params, s, 1, d / "judge_params.yaml")
         if not (f.prepared / "meta.json").is_file():
             _stage("prepare", p0, "--out", str(f.prepared))
         if not (f.evaluator / "reference.json").is_file():
@@ -116,13 +130,13 @@ def build(name: str, data_root: Path) -> Folders:
     elif name == "digits" and f.judge is None:
         # the digits judge: the pipeline's prepared data under another seed and split
         judge_dir = data_root / "digits"
-        p1 = params_file(ROOT / "params.yaml", s, 1, judge_dir / "judge_params.yaml")
+        p1 = params_file(pipe.params, s, 1, judge_dir / "judge_params.yaml")
         if not (judge_dir / "judge_prepared" / "meta.json").is_file():
             _stage("prepare", p1, "--out", str(judge_dir / "judge_prepared"))
         _stage("evaluator", p1, "--data", str(judge_dir / "judge_prepared"), "--out", str(judge_dir / "judge"))
-        f = folders(name, data_root)
+        f = folders(name, data_root, pipe)
     if name != "digits":
-        params_file(ROOT / "params.yaml", s, 0, f.params)
+        params_file(pipe.params, s, 0, f.params)
         if not f.train.is_file():
             _stage("augment", f.params, "--data", str(f.prepared), "--out", str(f.train.parent))
     return f

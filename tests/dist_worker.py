@@ -25,7 +25,10 @@ import torch.distributed as dist
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from dcgan.app.params import parse_params  # noqa: E402
-from dcgan.app.recipe import gan_config  # noqa: E402
+from dcgan.app.recipe import (
+    gan_config,  # noqa: E402
+    resolve_recipe,  # noqa: E402
+)
 from dcgan.data.arrays import channel_stats  # noqa: E402
 from dcgan.data.datasets import load_dataset  # noqa: E402
 from dcgan.training import distributed  # noqa: E402
@@ -52,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
                          "change, as another summation order makes): the test's control")
     args = ap.parse_args(argv)
     world = distributed.env_world_size()
-    p = parse_params(tiny_params()).train
+    p = resolve_recipe(parse_params(tiny_params()).train, 1)
     p = dataclasses.replace(p, epochs=1, batch_size=args.batch, nproc=world, sync_bn=args.sync_bn,
                             **json.loads(args.train))
     env, device = distributed.init_from_env(torch.device("cpu"), world)

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from dcgan.app.params import parse_params
+from dcgan.app.recipe import resolve_recipe
 from dcgan.networks.gan import GANConfig, build
 from tests.conftest import REPO, tiny_params
 
@@ -41,7 +42,7 @@ def test_both_loops_run_and_report_images_per_second(harness):
     ref = harness.Reference(images, nz=16, ngf=8, ndf=8, batch=16)
     assert ref.images_per_s(warmup=1, steps=2) > 0
     assert all(np.isfinite(ref.last))
-    p = dataclasses.replace(parse_params(tiny_params()).train, batch_size=16)
+    p = dataclasses.replace(resolve_recipe(parse_params(tiny_params()).train, 1), batch_size=16)
     cfg = GANConfig(16, 1, p.latent_dim, p.g_width, p.d_width)
     assert harness.project_images_per_s(p, cfg, images, warmup=2, steps=2, seed=0) > 0
 
@@ -64,7 +65,7 @@ def test_scaling_benchmark_runs_one_and_two_processes(tmp_path):
 
 
 def test_timed_window_holds_no_epoch_end_and_refuses_one(harness):
-    p = dataclasses.replace(parse_params(tiny_params()).train, batch_size=16)
+    p = dataclasses.replace(resolve_recipe(parse_params(tiny_params()).train, 1), batch_size=16)
     cfg = GANConfig(16, 1, p.latent_dim, p.g_width, p.d_width)
     n = harness.images_for(16, warmup=2, steps=40)
     assert n >= (2 + 40 + 1) * 16
@@ -122,7 +123,7 @@ def test_paired_test_separates_a_consistent_gap_and_states_what_it_could_detect(
 
 def fake_run(fid, last_over_best=1.0):
     return {"fid": fid, "fid_boot_sd": 0.2, "is_mean": 3.0, "steps": 880, "train_s": 40.0,
-            "last_over_best": last_over_best, "precision": "bf16", "trajectory": []}
+            "last_over_best": last_over_best, "still_improving": False, "precision": "bf16", "trajectory": []}
 
 
 def test_ablation_table_pairs_rows_with_plain_and_marks_what_it_cannot_tell(bench_modules):
@@ -165,6 +166,9 @@ def test_jobs_train_each_model_once_with_paired_seeds_and_minimum_counts(bench_m
     assert per[("digits", "hinge")] == per[("digits10k", "r1_ema")] == [0, 1, 2]  # >= 3: the others
     assert ("digits10k", "r1_diffaug") not in per
     assert ("digits", 0, ["r1", "r1_drs"]) in jobs  # DRS samples from the R1 models: one training
+    colour = {names[0]: names for _, seed, names in ab.jobs(["colour"], list(ab.ROWS), 0) if seed == 0}
+    assert colour["plain"] == ["plain"] and colour["plain_x4"] == ["plain_x4"]  # 4x length: its own model
+    assert colour["no_aug"] == ["no_aug"]  # the same switches on other data: its own model too
     assert jobs[0][0] == "digits" and [j[1] for j in jobs[:5]] == [0] * 5  # seed-major
     assert {seed for _, seed, _ in ab.jobs(["digits"], ["hinge"], 6)} == set(range(6))
 
@@ -188,7 +192,8 @@ def test_ablation_runs_paired_seeds_end_to_end_on_tiny_data(tmp_path):
     cmd = [sys.executable, str(REPO / "benchmarks/ablation.py"), *prm, "--settings", "digits",
            "--rows", "plain", "r1", "r1_drs", "--seeds", "2", "--samples", "60", "--bootstrap", "3",
            "--augmented", d("augmented/train.npy"), "--prepared", d("prepared"), "--evaluator",
-           d("evaluator"), "--cache", d("cache"), "--log", d("ablation.json"), "--out", d("ablation.md")]
+           d("evaluator"), "--cache", d("cache"), "--log", d("ablation.json"), "--out", d("ablation.md"),
+           "--data-root", d("ablation-data")]
     r = subprocess.run(cmd, capture_output=True, text=True, env=venv_env(), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     log = json.loads((tmp_path / "ablation.json").read_text())
@@ -198,6 +203,8 @@ def test_ablation_runs_paired_seeds_end_to_end_on_tiny_data(tmp_path):
     assert runs["r1_drs"]["0"]["steps"] == runs["r1"]["0"]["steps"] == 2 * (480 // 32)
     assert 0 < runs["r1_drs"]["0"]["drs_acceptance_rate"] <= 1
     assert all(r["fid_boot_sd"] > 0 and len(r["trajectory"]) == 2 for v in runs.values() for r in v.values())
+    # the independent judge (another seed, another split) scored every run too
+    assert all(r["judge_fid"] > 0 for v in runs.values() for r in v.values())
     text = (tmp_path / "ablation.md").read_text()
     assert "## digits:" in text and text.count("cannot tell") >= 2  # 2 seeds: no power
 
