@@ -70,6 +70,22 @@ def score(sc: SettingCtx, images: np.ndarray, seed: int) -> dict[str, float]:
     return {"fid": m["fid"], "is": m["is_mean"], "judge_fid": j["fid"], "judge_is": j["is_mean"]}
 
 
+def write(out: Path, recipe: dict, runs: list[dict]) -> dict:
+    """reports/colour_vs_example.json from the runs so far; returns its summary."""
+    summary: dict = {}
+    for key in ("fid", "is", "judge_fid", "judge_is"):
+        ratios = [r["ours"][key] / r["example"][key] for r in runs]
+        summary[key] = {"ours": str(spread([r["ours"][key] for r in runs])),
+                        "example": str(spread([r["example"][key] for r in runs])),
+                        "ratio_ours_over_example": str(spread(ratios))}
+    for key in ("is", "judge_is"):
+        summary[key]["seeds_ours_higher"] = f"{sum(r['ours'][key] > r['example'][key] for r in runs)} of {len(runs)}"
+    doc = {"machine": machine(), "threads": torch.get_num_threads(), "recipe": recipe, "summary": summary,
+           "runs": runs}
+    out.write_text(json.dumps(doc, indent=1, default=list) + "\n")
+    return summary
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--seeds", type=int, default=3)
@@ -78,14 +94,24 @@ def main() -> int:
     ap.add_argument("--data-root", default=".ablation-data")
     ap.add_argument("--out", default="reports/colour_vs_example.json")
     ap.add_argument("--figures", default="docs/figures")
+    ap.add_argument("--rerun", action="store_true",
+                    help="train every seed again (default: seeds already in --out for this recipe are kept)")
     args = ap.parse_args()
     device = pick_device("cpu")
     sc = SettingCtx.load("colour", Path(args.data_root), device)
     p = resolve_recipe(sc.params.train, sc.params.prepare.channels)
     if args.epochs:  # a short smoke run: exactly these epochs
         p = dataclasses.replace(p, epochs=args.epochs, min_steps=0)
-    runs = []
+    recipe = {k: getattr(p, k) for k in ("r1_gamma", "g_width", "d_width", "ema_decay", "ema_rampup", "diffaug",
+                                         "epochs", "min_steps")}
+    out = Path(args.out)
+    old = json.loads(out.read_text()) if out.is_file() and not args.rerun else {}
+    same = json.loads(json.dumps(old.get("recipe"), default=list)) == json.loads(json.dumps(recipe, default=list))
+    runs = [r for r in old.get("runs", []) if same and r["seed"] < args.seeds]
     for seed in range(args.seeds):
+        if any(r["seed"] == seed for r in runs):
+            print(f"seed {seed}: kept from {out}", flush=True)
+            continue
         params = ganrun.with_seed(dataclasses.replace(sc.params, train=p), seed)
         t0 = time.perf_counter()
         trained = ganrun.train_run(params, sc.images["train"], device, sc.evaluator, sc.prepared, f"ours-{seed}")
@@ -96,22 +122,14 @@ def main() -> int:
         r = {"seed": seed, "seconds": round(seconds, 1), "ours_steps": trained.steps, "example_steps": steps,
              "ours": score(sc, ours, seed), "example": score(sc, theirs, seed)}
         runs.append(r)
+        runs.sort(key=lambda r: r["seed"])
         print(json.dumps(r), flush=True)
+        write(out, recipe, runs)  # after every seed: a run cut short keeps what it finished
         if seed == 0:
             Path(args.figures).mkdir(parents=True, exist_ok=True)
             save_grid(ours[:64], Path(args.figures) / "colour_ours.png", upscale=2)
             save_grid(theirs[:64], Path(args.figures) / "colour_example.png", upscale=2)
-    summary = {}
-    for key in ("fid", "is", "judge_fid", "judge_is"):
-        ratios = [r["ours"][key] / r["example"][key] for r in runs]
-        summary[key] = {"ours": str(spread([r["ours"][key] for r in runs])),
-                        "example": str(spread([r["example"][key] for r in runs])),
-                        "ratio_ours_over_example": str(spread(ratios))}
-    doc = {"machine": machine(), "threads": torch.get_num_threads(), "recipe": {
-        k: getattr(p, k) for k in ("r1_gamma", "g_width", "d_width", "ema_decay", "ema_rampup", "diffaug", "epochs", "min_steps")},
-        "summary": summary, "runs": runs}
-    Path(args.out).write_text(json.dumps(doc, indent=1, default=list) + "\n")
-    print(json.dumps(summary, indent=1))
+    print(json.dumps(write(out, recipe, runs), indent=1))
     return 0
 
 
