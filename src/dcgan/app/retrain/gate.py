@@ -1,12 +1,35 @@
-"""The promotion gate: does the new run beat the workspace's model on the chosen metric by more
-than the margin, in the metric's better direction?"""
+"""The promotion gate: is the new run better than the workspace's model by more than the noise
+(and the margin), measured the same way, in the metric's better direction?
+
+1. **Same protocol.** Scores are compared only when every ``protocol.*`` key that describes the
+   measurement (extractor and its weights, sample and reference counts, resize, bootstrap...) is
+   the same for both runs. Otherwise the gate says which keys differ, in one line, and refuses:
+   it never compares the numbers. Keys that describe the *model* (which generator, DRS, the
+   number format it trained in) may differ: they are what is being compared.
+2. **Larger than the noise.** A one-sided test at level ``alpha`` (0.05) of "the gain is not
+   more than ``min_improvement``":
+   - FID, with the generated features of both runs at hand: the paired bootstrap of
+     :func:`dcgan.metrics.uncertainty.paired_fid` (one reference resample shared by both in
+     each round, so the reference's noise cancels);
+   - otherwise: each run's bootstrap standard error from reports/metrics.json (``<key>_se``),
+     as two independent estimates: gain - margin > z(1 - alpha) * sqrt(se_old² + se_new²). The
+     shared reference makes this conservative (it promotes less often than the paired test).
+   A run without an uncertainty for the metric is not promoted: the gate cannot tell its gain
+   from noise.
+"""
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from scipy.stats import norm
 
 from dcgan.metrics import registry
+
+ALPHA = 0.05
+MODEL_KEYS = frozenset({"generator", "drs", "train_precision", "train_compile"})
+"""protocol.* keys that describe the model rather than the measurement: they may differ."""
 
 
 @dataclass
@@ -19,31 +42,92 @@ class Comparison:
     min_improvement: float
     promote: bool
     reason: str
+    test: str = ""
+    """How the gain was tested (paired bootstrap, independent standard errors)."""
+    low: float | None = None
+    high: float | None = None
+    """The gain's 95% interval (metric units, > 0: better)."""
+    p_value: float | None = None
+    mismatch: list[str] = field(default_factory=list)
+    """protocol keys that differ (then nothing was compared)."""
 
 
 def is_number(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
-def decide(diff: dict[str, dict[str, object]], metric: str, min_improvement: float) -> Comparison:
-    """Promote when ``metric`` improves on the baseline by more than ``min_improvement``.
+def protocol_mismatch(diff: dict[str, dict[str, object]]) -> list[str]:
+    """``protocol.key: old -> new`` for each measurement key that differs between the runs
+    (one side missing counts as different)."""
+    out = []
+    for key, row in sorted(diff.items()):
+        if not key.startswith("protocol.") or key.split(".", 1)[1] in MODEL_KEYS:
+            continue
+        if row.get("old") != row.get("new"):
+            out.append(f"{key}: {row.get('old')!r} -> {row.get('new')!r}")
+    return out
 
-    Improvement is measured in the metric's units in its better direction (FID 3.1 -> 2.9 is
-    +0.2). A missing baseline (first run) promotes; a missing or non-finite new value never does.
+
+@dataclass(frozen=True)
+class PairedGain:
+    """A paired test's result, in the metric's better direction (gain > 0: better)."""
+
+    gain: float
+    low: float
+    high: float
+    p_value: float
+    resamples: int
+
+
+def decide(diff: dict[str, dict[str, object]], metric: str, min_improvement: float,
+           paired: PairedGain | None = None, alpha: float = ALPHA) -> Comparison:
+    """Promote when ``metric`` is better than the baseline's by more than ``min_improvement``,
+    beyond its noise (one-sided, level ``alpha``), under one protocol.
+
+    A missing baseline (first run) promotes; a missing or non-finite new value never does.
+    ``paired``: the paired test of this metric (the flow's FID test); without it the runs'
+    standard errors (``<metric>_se``) decide.
     """
     direction = registry.direction(metric)
     row = diff.get(metric, {})
     old, new = row.get("old"), row.get("new")
-    def result(promote: bool, reason: str, improvement: float | None = None) -> Comparison:
+
+    def result(promote: bool, reason: str, improvement: float | None = None, **kw) -> Comparison:
         return Comparison(metric, direction, old if is_number(old) else None,
-                          new if is_number(new) else None, improvement, min_improvement, promote, reason)
+                          new if is_number(new) else None, improvement, min_improvement, promote, reason, **kw)
+
     if not is_number(new) or not math.isfinite(float(new)):
         return result(False, f"the new run has no finite {metric} ({new!r})")
     if not is_number(old) or not math.isfinite(float(old)):
         return result(True, f"no baseline {metric} in the workspace: the first model is promoted")
+    mismatch = protocol_mismatch(diff)
+    if mismatch:
+        return result(False, f"not compared: the runs were measured differently ({'; '.join(mismatch)}); "
+                             "rerun the baseline's evaluate stage under the new protocol (dvc repro)",
+                      mismatch=mismatch)
     improvement = (old - new) if direction == "lower" else (new - old)
-    if improvement > min_improvement:
-        return result(True, f"{metric} {old:.4g} -> {new:.4g} ({direction} is better): improved by "
-                            f"{improvement:.4g} > {min_improvement:g}", improvement)
-    return result(False, f"{metric} {old:.4g} -> {new:.4g} ({direction} is better): improvement "
-                         f"{improvement:.4g} is not more than {min_improvement:g}", improvement)
+    head = f"{metric} {old:.4g} -> {new:.4g} ({direction} is better): gain {improvement:+.4g}"
+    if paired is not None:
+        kw = {"test": f"paired bootstrap, {paired.resamples} resamples", "low": paired.low, "high": paired.high,
+              "p_value": paired.p_value}
+        text = f"{head} (95% CI {paired.low:+.3g} to {paired.high:+.3g}, paired bootstrap p = {paired.p_value:.3g})"
+        if paired.p_value < alpha:
+            return result(True, f"{text}: more than {min_improvement:g} beyond the noise (p < {alpha:g})",
+                          improvement, **kw)
+        return result(False, f"{text}: not shown to be more than {min_improvement:g} (needs p < {alpha:g})",
+                      improvement, **kw)
+    se_old, se_new = diff.get(f"{metric}_se", {}).get("old"), diff.get(f"{metric}_se", {}).get("new")
+    if not (is_number(se_old) and is_number(se_new) and math.isfinite(se_old) and math.isfinite(se_new)):
+        return result(False, f"{head}: no uncertainty ({metric}_se) for both runs, so the gain cannot be told "
+                             "from noise; rerun evaluate with evaluate.bootstrap > 0", improvement)
+    se = math.hypot(float(se_old), float(se_new))
+    z = norm.ppf(1 - alpha)
+    p = float(norm.sf((improvement - min_improvement) / se)) if se > 0 else float(improvement <= min_improvement)
+    kw = {"test": "independent standard errors", "low": improvement - 1.96 * se, "high": improvement + 1.96 * se,
+          "p_value": p}
+    text = f"{head} ± {1.96 * se:.3g} (95%; standard errors {se_old:.3g}, {se_new:.3g}), p = {p:.3g}"
+    if improvement - min_improvement > z * se:
+        return result(True, f"{text}: more than {min_improvement:g} beyond the noise (p < {alpha:g})",
+                      improvement, **kw)
+    return result(False, f"{text}: not shown to be more than {min_improvement:g} (needs p < {alpha:g})",
+                  improvement, **kw)

@@ -1,0 +1,148 @@
+"""How sure a score is: a seeded bootstrap over the generated and the reference features.
+
+Each resample draws the generated set's rows and the reference's rows with replacement (the
+same counts for every metric of one resample) and recomputes the metric. The spread of the
+resampled values is the estimator's noise: the standard error (their standard deviation) and a
+95% percentile interval. It is the noise of *this* set of samples and *this* reference, not the
+seed-to-seed noise of training (reports/ablation.md measures that one separately).
+
+Resampling the reference uses multinomial counts as weights over its rows, a chunk at a time,
+so memory stays one chunk and a (D, D) matrix however large the reference is.
+
+:func:`paired_fid` is the promotion gate's test: two generated sets scored against *one*
+resample of the reference in each round, so the reference's noise, which both share, cancels
+in their difference.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from dcgan.metrics.fid import feature_stats, frechet_distance
+from dcgan.metrics.inception_score import inception_score
+from dcgan.metrics.kid import polynomial_mmd2
+
+CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class Spread:
+    """A metric's bootstrap: standard error and 95% interval (percentiles)."""
+
+    se: float
+    low: float
+    high: float
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> Spread:
+        v = np.asarray(values, dtype=np.float64)
+        v = v[np.isfinite(v)]
+        if len(v) < 2:
+            return cls(float("nan"), float("nan"), float("nan"))
+        lo, hi = np.percentile(v, [2.5, 97.5])
+        return cls(float(np.std(v, ddof=1)), float(lo), float(hi))
+
+    def keys(self, key: str) -> dict[str, float]:
+        """``<key>_se``, ``<key>_ci_low``, ``<key>_ci_high``."""
+        return {f"{key}_se": self.se, f"{key}_ci_low": self.low, f"{key}_ci_high": self.high}
+
+
+def weighted_stats(features: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean and unbiased covariance of ``features`` with row ``i`` taken ``counts[i]`` times
+    (a bootstrap resample without building it), float64, ``CHUNK`` rows at a time. With all
+    counts 1 it is :func:`feature_stats` up to float64 rounding."""
+    n = float(counts.sum())
+    d = features.shape[1]
+    s1, s2 = np.zeros(d), np.zeros((d, d))
+    # centre on the first chunk's mean: the sums stay small and the subtraction exact enough
+    centre = np.asarray(features[:CHUNK], np.float64).mean(axis=0)
+    for a in range(0, len(features), CHUNK):
+        w = counts[a:a + CHUNK].astype(np.float64)
+        x = np.asarray(features[a:a + CHUNK], np.float64) - centre
+        s1 += w @ x
+        s2 += (x * w[:, None]).T @ x
+    mean = s1 / n
+    cov = (s2 - n * np.outer(mean, mean)) / (n - 1)
+    return mean + centre, cov
+
+
+def _counts(rng: np.random.Generator, n: int) -> np.ndarray:
+    return rng.multinomial(n, np.full(n, 1.0 / n))
+
+
+def _fid(gen: np.ndarray, gen_counts: np.ndarray, ref_stats: tuple[np.ndarray, np.ndarray]) -> float:
+    return frechet_distance(*feature_stats(np.repeat(gen, gen_counts, axis=0)), *ref_stats)
+
+
+def bootstrap(gen_features: np.ndarray, gen_logits: np.ndarray | None, ref_features: np.ndarray,
+              names: tuple[str, ...], resamples: int, seed: int, is_splits: int = 10,
+              kid_subsets: int = 10, kid_subset_size: int = 1000) -> dict[str, float]:
+    """``<key>_se``/``_ci_low``/``_ci_high`` for fid, is_mean and kid_mean among ``names``
+    (metric names: fid, is, kid), from ``resamples`` seeded resamples; {} when 0.
+
+    KID's resamples use ``kid_subsets`` subsets each (its point estimate uses evaluate's
+    kid_subsets): enough for the spread, at a tenth of the cost.
+    """
+    if resamples <= 0:
+        return {}
+    rng = np.random.default_rng(seed)
+    n, m = len(gen_features), len(ref_features)
+    vals: dict[str, list[float]] = {k: [] for k in ("fid", "is_mean", "kid_mean")}
+    for _ in range(resamples):
+        gc, rc = _counts(rng, n), _counts(rng, m)
+        if "fid" in names:
+            vals["fid"].append(_fid(gen_features, gc, weighted_stats(ref_features, rc)))
+        if "is" in names and gen_logits is not None:
+            vals["is_mean"].append(inception_score(np.repeat(gen_logits, gc, axis=0), is_splits)[0])
+        if "kid" in names:
+            g, r = np.repeat(gen_features, gc, axis=0), np.repeat(np.arange(m), rc)
+            k = min(kid_subset_size, n, m)
+            vals["kid_mean"].append(float(np.mean([
+                polynomial_mmd2(ref_features[np.sort(rng.choice(r, k, replace=False))],
+                                g[rng.choice(n, k, replace=False)]) for _ in range(kid_subsets)])))
+    out: dict[str, float] = {}
+    for key, v in vals.items():
+        if v:
+            out.update(Spread.of(np.array(v)).keys(key))
+    return out
+
+
+@dataclass(frozen=True)
+class PairedTest:
+    """The champion's FID minus the candidate's (the gain; > 0: the candidate is better), its
+    bootstrap interval and the one-sided p-value of "no gain above ``margin``"."""
+
+    gain: float
+    se: float
+    low: float
+    high: float
+    p_value: float
+    resamples: int
+
+
+def paired_fid(candidate: np.ndarray, champion: np.ndarray, ref_features: np.ndarray, resamples: int,
+               seed: int, margin: float = 0.0) -> PairedTest:
+    """Is the candidate's FID lower than the champion's by more than ``margin``?
+
+    Each round resamples the reference once (shared by both: its noise cancels in the
+    difference) and each generated set on its own (they are independent samples). The p-value
+    is the share of rounds whose gain is not above ``margin`` (with the usual +1 correction),
+    so promoting at p < alpha is a one-sided test at level alpha.
+    """
+    if resamples < 1:
+        raise ValueError(f"the paired test needs at least 1 resample, got {resamples}")
+    ref_stats = feature_stats(ref_features) if len(ref_features) <= CHUNK else weighted_stats(
+        ref_features, np.ones(len(ref_features), np.int64))
+    gain = _fid(champion, np.ones(len(champion), np.int64), ref_stats) - _fid(
+        candidate, np.ones(len(candidate), np.int64), ref_stats)
+    rng = np.random.default_rng(seed)
+    gains = np.empty(resamples)
+    for b in range(resamples):
+        rs = weighted_stats(ref_features, _counts(rng, len(ref_features)))
+        gains[b] = (_fid(champion, _counts(rng, len(champion)), rs)
+                    - _fid(candidate, _counts(rng, len(candidate)), rs))
+    s = Spread.of(gains)
+    p = (1 + int(np.sum(gains <= margin))) / (resamples + 1)
+    return PairedTest(float(gain), s.se, s.low, s.high, float(p), resamples)
