@@ -373,6 +373,10 @@ class EvaluateParams:
     """Random starts per image; the best reconstruction is kept."""
     recon_lr: float
     """Adam learning rate for latent optimisation."""
+    bootstrap: int
+    """Seeded bootstrap resamples of the generated and reference features behind each score's
+    standard error and 95% interval (``<key>_se``, ``_ci_low``, ``_ci_high``; 0 = none, and the
+    promotion gate then cannot tell a gain from noise)."""
 
     def check(self, s: str) -> None:
         if not self.metrics:
@@ -392,6 +396,8 @@ class EvaluateParams:
             _fail(f"{s}.pr_max_images", "must be >= 2", self.pr_max_images)
         if self.recon_images < 0:
             _fail(f"{s}.recon_images", "must be >= 0 (0 = skip)", self.recon_images)
+        if self.bootstrap < 0 or self.bootstrap == 1:
+            _fail(f"{s}.bootstrap", "must be 0 (off) or >= 2 resamples", self.bootstrap)
         if not self.recon_lr > 0:
             _fail(f"{s}.recon_lr", "must be > 0", self.recon_lr)
 

@@ -108,11 +108,20 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
+def with_error(m: dict[str, Any], key: str) -> str:
+    """``value ± standard error [95% interval]`` where the evaluate stage bootstrapped it."""
+    v = _fmt(m[key])
+    if isinstance(m.get(f"{key}_se"), float):
+        v += f" ± {m[key + '_se']:.2g} [{m[key + '_ci_low']:.3g}, {m[key + '_ci_high']:.3g}]"
+    return v
+
+
 def metrics_table(m: dict[str, Any]) -> str:
-    lines = ["| metric | generated | floor (held-out real) | better |", "|---|---|---|---|"]
+    lines = ["| metric | generated (± standard error [95% interval]) | floor (held-out real) | better |",
+             "|---|---|---|---|"]
     for k in ALL_KEYS:
         if k.key in m:
-            lines.append(f"| {k.label} | {_fmt(m[k.key])} | {_fmt(m.get(k.key + '_floor', '—'))} | "
+            lines.append(f"| {k.label} | {with_error(m, k.key)} | {_fmt(m.get(k.key + '_floor', '—'))} | "
                          f"{k.better or '—'} |")
     if "drs_acceptance_rate" in m:
         lines.append(f"| DRS acceptance rate | {m['drs_acceptance_rate']:.1%} | — | — |")
@@ -164,7 +173,13 @@ def render(params: dict[str, dict[str, Any]], data_meta: dict, model_meta: dict,
         f"IS over {proto.get('is_splits')} splits; KID over {proto.get('kid_subsets')} subsets of "
         f"{proto.get('kid_subset_size')}; precision/recall with k={proto.get('pr_k')}; reconstructions of "
         f"{proto.get('recon_images')} held-out images by {proto.get('recon_method', '?').replace('_', ' ')} "
-        "(the reconstruction floor inverts the generator's own samples).",
+        "(the reconstruction floor inverts the generator's own samples)"
+        + (f"; ± is the standard error over {proto['bootstrap']} bootstrap resamples of the generated and "
+           "the training features, [..] their 95% interval: two runs whose intervals overlap widely are "
+           "not told apart by these samples" if proto.get("bootstrap") else "")
+        + ("; the copy rate counts generated images nearer a training image than that image's own "
+           "nearest neighbour (its floor: held-out real images by the same rule)" if "copy_rate" in metrics else "")
+        + ".",
         "",
         *([f"**Warning:** {UNOFFICIAL_WEIGHTS}", ""] if proto.get("weights_official") == 0 else []),
     ]

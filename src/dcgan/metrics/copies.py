@@ -73,6 +73,9 @@ class CopyTest:
         self.train = train_features
         _, self.own = nearest(self.train, self.train, exclude_self=True)
 
+    def rate_of(self, features: np.ndarray) -> float:
+        return self(features).rate
+
     def __call__(self, features: np.ndarray) -> Copies:
         idx, dist = nearest(features, self.train)
         return Copies(idx, dist, dist <= self.own[idx])  # <=: an exact copy of a duplicated image too

@@ -39,7 +39,12 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
                    Key("kid_std", "KID (std over subsets)", None))),
     Metric("pr", (Key("precision", "Precision (k-NN)", "higher"),
                   Key("recall", "Recall (k-NN)", "higher"))),
+    Metric("copies", (Key("copy_rate", "Copy rate (share nearer a training image than its neighbour)", "lower"),)),
 )}
+
+UNCERTAIN: tuple[str, ...] = ("fid", "is_mean", "kid_mean")
+"""Keys the evaluate stage gives a bootstrap standard error and 95% interval (``<key>_se``,
+``<key>_ci_low``, ``<key>_ci_high``) when evaluate.bootstrap > 0."""
 
 # written by the evaluate stage when evaluate.recon_images > 0 (not part of evaluate.metrics)
 RECONSTRUCTION: tuple[Key, ...] = (

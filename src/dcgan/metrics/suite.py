@@ -21,6 +21,7 @@ import numpy as np
 from dcgan.base.errors import UserError
 from dcgan.base.seeding import derive_seed
 from dcgan.metrics import registry
+from dcgan.metrics.copies import CopyTest
 from dcgan.metrics.fid import feature_stats, frechet_distance
 from dcgan.metrics.inception_score import inception_score
 from dcgan.metrics.kid import kernel_inception_distance
@@ -65,7 +66,25 @@ def _pr(gen: FeatureSet, ref: Reference, opts: Any, seed: int) -> dict[str, floa
     return {"precision": precision, "recall": recall}
 
 
-IMPLEMENTATIONS: dict[str, MetricFn] = {"fid": _fid, "is": _is, "kid": _kid, "pr": _pr}
+def _copies(gen: FeatureSet, ref: Reference, opts: Any, seed: int) -> dict[str, float]:
+    if ref.features is None:
+        raise ValueError("the copy rate needs the training set's features")
+    return {"copy_rate": copy_test(ref).rate_of(gen.features)}
+
+
+_COPY_TESTS: dict[int, tuple[Reference, CopyTest]] = {}
+
+
+def copy_test(ref: Reference) -> CopyTest:
+    """The reference's copy test (its own nearest-neighbour distances), built once per reference."""
+    hit = _COPY_TESTS.get(id(ref))
+    if hit is None or hit[0] is not ref:
+        _COPY_TESTS.clear()
+        hit = _COPY_TESTS[id(ref)] = (ref, CopyTest(ref.features))
+    return hit[1]
+
+
+IMPLEMENTATIONS: dict[str, MetricFn] = {"fid": _fid, "is": _is, "kid": _kid, "pr": _pr, "copies": _copies}
 if set(IMPLEMENTATIONS) != set(registry.metric_names()):  # a bug: the catalogue and code disagree
     raise ImportError(f"metrics without code or catalogue entry: "
                       f"{sorted(set(IMPLEMENTATIONS) ^ set(registry.metric_names()))}")

@@ -1,8 +1,12 @@
-"""evaluate: FID, IS, KID, precision/recall and reconstruction metrics, each beside its
-real-data floor, plus the protocol -> reports/metrics.json and reports/reconstructions.png."""
+"""evaluate: FID, IS, KID, precision/recall, the copy rate and reconstruction metrics, each beside
+its real-data floor, FID/IS/KID with their bootstrap noise, plus the protocol ->
+reports/metrics.json; reports/reconstructions.png, reports/copies.png (the generated images
+closest to a training image, beside it) and the generated images' features (for the promotion
+gate's paired test)."""
 
 from __future__ import annotations
 
+import hashlib
 import sys
 from pathlib import Path
 
@@ -18,10 +22,13 @@ from dcgan.metrics.reconstruction import (
     invert_by_optimisation,
     reconstruction_metrics,
 )
-from dcgan.metrics.reference import load_reference, make_extractor
+from dcgan.base.seeding import derive_seed
+from dcgan.metrics.copies import closest_pairs
+from dcgan.metrics.reference import load_reference, make_extractor, subset_rows
 from dcgan.metrics.registry import UNOFFICIAL_WEIGHTS
 from dcgan.metrics.sets import FeatureSet
-from dcgan.metrics.suite import check_sample_size, pr_count, score
+from dcgan.metrics.suite import check_sample_size, copy_test, pr_count, score
+from dcgan.metrics.uncertainty import bootstrap
 from dcgan.networks.model_dir import load_encoder, load_generator, read_card
 
 
@@ -71,6 +78,18 @@ def _reconstruct(p, which: str, args, holdout, samples, device, seed: int, metri
     return e is not None
 
 
+def copies_grid(path: str, gen: np.ndarray, samples, data: Path, ref_meta: dict, seed: int, ref) -> None:
+    """The 8 generated images closest to a training image (top row) above those training images."""
+    pairs = closest_pairs(copy_test(ref)(gen), 8)
+    train = arrays.open_images(data / "train.npy")
+    rows = subset_rows(len(train), int(ref_meta.get("max_images", len(train))), seed, "train")
+    s = train.shape[-1]
+    fake = samples.rows(np.array([g for g, _, _ in pairs]))
+    real = np.stack([train.rows(np.array([rows[t]]))[0] for _, t, _ in pairs])
+    train.close()
+    save_grid(np.concatenate([fake, real]), path, nrow=len(pairs), upscale=max(1, 64 // s))
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
     ap.add_argument("--samples", default="data/samples/samples.npy", help="sample's output")
@@ -79,6 +98,10 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--models", default="models/gan", help="train's output folder (for reconstruction)")
     ap.add_argument("--out", default="reports/metrics.json", help="metrics file")
     ap.add_argument("--recon-grid", default="reports/reconstructions.png", help="reals vs reconstructions")
+    ap.add_argument("--copies-grid", default="reports/copies.png",
+                    help="the generated images closest to a training image, above those images")
+    ap.add_argument("--features", default="data/evaluated/features.npy",
+                    help="the scored images' features (the promotion gate's paired test)")
     args = ap.parse_args(argv)
     params = params_from(args)
     p, ev, seed = params.evaluate, params.evaluator, params.base.seed
@@ -97,6 +120,13 @@ def main(argv: list[str] | None = None) -> None:
         raise ValueError(f"extractor {extractor.id} differs from the reference's {ref_meta['extractor_id']}")
     gen_fs = FeatureSet(*extractor(samples.rows(np.arange(n)), "features: samples"))
     metrics = score(gen_fs, hold_fs, ref, p.metrics, p, seed, n, warn=lambda m: None)
+    gen = gen_fs.features[:n]
+    metrics.update(bootstrap(gen, None if gen_fs.logits is None else gen_fs.logits[:n], ref.features,
+                             p.metrics, p.bootstrap, derive_seed(seed, "bootstrap"), p.is_splits,
+                             kid_subset_size=p.kid_subset_size))
+    files.write_npy(args.features, gen.astype(np.float32))
+    if "copies" in p.metrics:
+        copies_grid(args.copies_grid, gen, samples, data, ref_meta, seed, ref)
 
     # what the sample stage wrote beside the samples: which generator, whether DRS
     sample_info_path = Path(args.samples).with_suffix(".json")
@@ -127,6 +157,9 @@ def main(argv: list[str] | None = None) -> None:
         "reference_max_images": int(ref_meta.get("max_images", 0)),
         "recon_method": "encoder" if encoder else "latent_optimisation",
         "recon_images": min(p.recon_images, len(holdout), len(samples)),
+        "bootstrap": p.bootstrap,
+        # which training images the FID compares with: the reference's mean, digested
+        "reference_id": hashlib.sha256(np.ascontiguousarray(ref.mu, np.float64).tobytes()).hexdigest()[:16],
     }
     protocol.update(_extractor_protocol(ev.extractor, extractor, args.evaluator))
     if sample_info:

@@ -24,7 +24,9 @@ def main(argv: list[str] | None = None) -> None:
     curves = read_curves(args.live)
     figures = plot_curves(curves, figures_dir)
     candidates = {"Samples": "samples.png", "Latent interpolation": "interpolation.png",
-                  "Reconstructions (rows: held-out reals, then their reconstructions)": "reconstructions.png"}
+                  "Reconstructions (rows: held-out reals, then their reconstructions)": "reconstructions.png",
+                  "Closest to a training image (top: the 8 generated images nearest a training image; "
+                  "bottom: that training image)": "copies.png"}
     images = {t: f for t, f in candidates.items() if (out.parent / f).is_file()}
     summary = Path(args.live) / "metrics.json"
     text = render(params.to_dict(), files.read_json(Path(args.data) / "meta.json"),
