@@ -11,12 +11,18 @@ The flow drives DVC and never re-implements a stage, so dvc.lock stays the recor
    temporary copy, so the workspace is untouched until a promotion (stopped, with its stages,
    after ``experiment_timeout`` seconds);
 3. ``dvc metrics diff`` of the workspace (the baseline) against the experiment;
-4. promotion when ``metric`` improves by more than ``min_improvement``: ``dvc exp apply``, a
+4. the gate (dcgan.app.retrain.gate): no comparison at all when the two runs were measured under
+   different protocols (``protocol.*`` in reports/metrics.json; it says which keys differ);
+   otherwise a one-sided test at level ``alpha`` that the gain is more than ``min_improvement``:
+   for FID a paired bootstrap of both runs' generated features against the one reference
+   (``gate_resamples`` rounds), for other metrics the runs' bootstrap standard errors;
+5. promotion when that test passes: ``dvc exp apply``, a
    commit of what the experiment changed (dvc.lock, params, metrics) on ``branch`` (default:
    the current one), and a GTO version of the ``generator`` artifact (dvc.yaml) assigned to
    ``stage`` (default prod): ``gto show`` lists it, ``dvc artifacts get <repo> generator
-   --stage prod`` fetches it. A failed or worse run commits and tags nothing;
-5. ``dvc push``, then ``git push`` of the commit and its tags and ``dvc exp push``, where
+   --stage prod`` fetches it; the commit message gives the gain, its 95% interval and p. A
+   failed, worse or not-clearly-better run commits and tags nothing;
+6. ``dvc push``, then ``git push`` of the commit and its tags and ``dvc exp push``, where
    remotes are configured (retried with backoff).
 
 Artifacts with stable keys (history across runs in the UI): ``dcgan-metrics-diff`` (markdown),
@@ -74,9 +80,13 @@ def train_candidate(root: Path, name: str, overrides: dict[str, str], timeout: f
 
 
 @task
-def gate_candidate(root: Path, rev: str, metric: str, min_improvement: float) -> tuple[dict, rt.Comparison]:
+def gate_candidate(root: Path, rev: str, metric: str, min_improvement: float, alpha: float,
+                   resamples: int) -> tuple[dict, rt.Comparison]:
     diff = rt.metrics_diff(root, rev)
-    comparison = rt.decide(diff, metric, min_improvement)
+    paired = None
+    if metric == "fid" and not rt.protocol_mismatch(diff) and rt.gate.is_number(diff.get("fid", {}).get("old")):
+        paired = rt.paired_fid_gain(root, rev, min_improvement, resamples, 0, _log)
+    comparison = rt.decide(diff, metric, min_improvement, paired, alpha)
     get_run_logger().info(comparison.reason)
     return diff, comparison
 
@@ -119,7 +129,9 @@ def publish_results(root: Path, name: str, promotion: rt.Promotion | None) -> li
 @flow(name="dcgan-retrain", log_prints=True)
 def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters are copied per run)
             name: str | None = None, promote: bool = True, metric: GateMetric = "fid",
-            min_improvement: Annotated[float, Field(ge=0)] = 0.0, stage: str = rt.DEFAULT_STAGE,
+            min_improvement: Annotated[float, Field(ge=0)] = 0.0,
+            alpha: Annotated[float, Field(gt=0, lt=0.5)] = rt.ALPHA,
+            gate_resamples: Annotated[int, Field(ge=20)] = 500, stage: str = rt.DEFAULT_STAGE,
             branch: str | None = None, workspace: str | None = None,
             lock_timeout: Annotated[float, Field(ge=0)] = 3600.0,
             experiment_timeout: Annotated[float, Field(gt=0)] = 6 * 3600.0) -> dict[str, Any]:
@@ -130,7 +142,10 @@ def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters ar
         name: the experiment's name (default ``retrain-<UTC time>``).
         promote: False only reports the comparison.
         metric: the gate: fid, is_mean, kid_mean, precision, recall, recon_mse/psnr/ssim.
-        min_improvement: how much better (metric units, >= 0) the new run must be than the baseline.
+        min_improvement: a margin: how much better (metric units, >= 0) the new run must be than the
+            baseline, beyond the noise.
+        alpha: the gate's level: the chance that an equally good model is promoted on noise alone.
+        gate_resamples: bootstrap rounds of the paired FID test.
         stage: the GTO stage a promoted version is assigned (``dvc artifacts get --stage``).
         branch: the git branch promotions are committed on (default: the current one); it is
             checked out (created at HEAD if new) before the experiment, which runs on top of it.
@@ -152,7 +167,7 @@ def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters ar
         if rt.remote_configured(root):
             pull_inputs(root)
         rev = train_candidate(root, name, overrides, experiment_timeout)
-        diff, comparison = gate_candidate(root, rev, metric, min_improvement)
+        diff, comparison = gate_candidate(root, rev, metric, min_improvement, alpha, gate_resamples)
         folder = report_candidate(root, name, rev, overrides, diff, comparison)
         promotion = None
         if promote and comparison.promote:
@@ -161,7 +176,8 @@ def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters ar
             logger.info("promote=False: nothing is applied, committed or tagged")
         pushed = publish_results(root, name, promotion)
     return {"name": name, "experiment_rev": rev, "promoted": promotion is not None,
-            "reason": comparison.reason, "branch": on, "report": str(folder), "metric": metric,
+            "reason": comparison.reason, "gain": comparison.improvement, "gain_ci": [comparison.low, comparison.high],
+            "p_value": comparison.p_value, "test": comparison.test, "branch": on, "report": str(folder), "metric": metric,
             "baseline": comparison.baseline, "new": comparison.new, "pushed": pushed,
             **({"version": promotion.version, "version_tag": promotion.version_tag,
                 "stage": promotion.stage, "stage_tag": promotion.stage_tag,
@@ -187,7 +203,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-promote", action="store_true", help="compare only; never promote")
     ap.add_argument("--metric", default=d["metric"], choices=ranked_keys(), help="the promotion gate")
     ap.add_argument("--min-improvement", type=float, default=d["min_improvement"],
-                    help="how much better than the baseline the metric must get (its own units, >= 0)")
+                    help="a margin: how much better than the baseline the metric must get beyond the noise "
+                         "(its own units, >= 0)")
+    ap.add_argument("--alpha", type=float, default=d["alpha"],
+                    help="the gate's level: the chance an equally good model is promoted on noise (0.05)")
+    ap.add_argument("--gate-resamples", type=int, default=d["gate_resamples"],
+                    help="bootstrap rounds of the paired FID test")
     ap.add_argument("--stage", default=d["stage"], help="GTO stage a promoted version is assigned")
     ap.add_argument("--branch", default=d["branch"],
                     help="git branch promotions are committed on (default: the current one)")
@@ -200,7 +221,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cron", default="0 3 * * 1", help="cron schedule for --serve (default: Mondays 03:00)")
     args = ap.parse_args(argv)
     params = {"overrides": _parse_set(args.set), "name": args.name, "promote": not args.no_promote,
-              "metric": args.metric, "min_improvement": args.min_improvement, "stage": args.stage,
+              "metric": args.metric, "min_improvement": args.min_improvement, "alpha": args.alpha,
+              "gate_resamples": args.gate_resamples, "stage": args.stage,
               "branch": args.branch, "workspace": args.workspace, "lock_timeout": args.lock_timeout,
               "experiment_timeout": args.experiment_timeout}
     if args.serve:

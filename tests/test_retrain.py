@@ -16,25 +16,71 @@ from dcgan.metrics.registry import direction, ranked_keys
 from tests.conftest import REPO, check_deployment, load_deployments
 
 
-def diff_of(metric: str, old, new) -> dict:
-    return {metric: {"old": old, "new": new, "diff": None}}
+def diff_of(metric: str, old, new, se=(0.05, 0.05), **protocol) -> dict:
+    """A scripted metrics diff: the metric, its standard errors, and protocol keys (old, new)."""
+    d = {metric: {"old": old, "new": new, "diff": None}}
+    if se is not None:
+        d[f"{metric}_se"] = {"old": se[0], "new": se[1], "diff": None}
+    for key, (a, b) in protocol.items():
+        d[f"protocol.{key}"] = {"old": a, "new": b, "diff": None}
+    return d
 
 
 @pytest.mark.parametrize(("metric", "old", "new", "margin", "promote"), [
-    ("fid", 3.0, 2.5, 0.0, True),       # lower is better
+    ("fid", 3.0, 2.5, 0.0, True),       # lower is better; 0.5 is 7 standard errors of the difference
     ("fid", 3.0, 3.5, 0.0, False),
-    ("fid", 3.0, 2.9, 0.2, False),      # improved, but not by the margin
-    ("fid", 3.0, 2.7, 0.2, True),
+    ("fid", 3.0, 2.9, 0.0, False),      # better, but 0.1 is 1.4 standard errors: noise can do that
+    ("fid", 3.0, 2.7, 0.2, False),      # beyond the margin by 0.1 only: not shown
+    ("fid", 3.0, 2.5, 0.2, True),
     ("fid", 3.0, 3.0, 0.0, False),      # equal is not an improvement
     ("is_mean", 4.0, 4.5, 0.0, True),   # higher is better
     ("is_mean", 4.0, 3.5, 0.0, False),
-    ("recall", 0.9, 0.95, 0.0, True),
+    ("recall", 0.9, 0.95, 0.0, False),  # 0.05 against standard errors of 0.05: not shown
 ])
-def test_decide_follows_direction_and_margin(metric, old, new, margin, promote):
+def test_decide_follows_direction_margin_and_noise(metric, old, new, margin, promote):
     c = rt.decide(diff_of(metric, old, new), metric, margin)
     assert c.promote is promote, c.reason
     expected = (old - new) if direction(metric) == "lower" else (new - old)
     assert c.improvement == pytest.approx(expected)
+    assert c.test == "independent standard errors" and c.low < c.improvement < c.high
+
+
+def test_decide_at_the_threshold_of_a_one_sided_test():
+    """The gain must exceed z(0.95) = 1.645 standard errors of the difference: just above
+    promotes, just below does not; alpha moves the threshold."""
+    se = 0.1 / math.sqrt(2)  # the difference's standard error is then 0.1
+    assert rt.decide(diff_of("fid", 3.0, 3.0 - 0.166, (se, se)), "fid", 0.0).promote
+    assert not rt.decide(diff_of("fid", 3.0, 3.0 - 0.163, (se, se)), "fid", 0.0).promote
+    assert rt.decide(diff_of("fid", 3.0, 3.0 - 0.13, (se, se)), "fid", 0.0, alpha=0.1).promote
+
+
+def test_decide_without_an_uncertainty_does_not_promote():
+    c = rt.decide(diff_of("fid", 3.0, 1.0, se=None), "fid", 0.0)
+    assert not c.promote and "no uncertainty (fid_se)" in c.reason
+
+
+def test_decide_uses_the_paired_test_when_given():
+    diff = diff_of("fid", 3.0, 2.9, se=(1.0, 1.0))  # the standard errors alone would refuse
+    shown = rt.PairedGain(0.1, 0.04, 0.16, 0.01, 500)
+    c = rt.decide(diff, "fid", 0.0, shown)
+    assert c.promote and c.p_value == 0.01 and c.test.startswith("paired bootstrap") and "p = 0.01" in c.reason
+    assert not rt.decide(diff, "fid", 0.0, rt.PairedGain(0.1, -0.02, 0.2, 0.09, 500)).promote
+
+
+@pytest.mark.parametrize("key", ["extractor_id", "n_samples", "bootstrap", "reference_id", "resize"])
+def test_a_protocol_mismatch_never_yields_a_comparison(key):
+    diff = diff_of("fid", 30.0, 1.0, **{key: ("a", "b"), "n_reference": (100, 100)})
+    c = rt.decide(diff, "fid", 0.0, rt.PairedGain(29.0, 28.0, 30.0, 0.001, 500))
+    assert not c.promote and c.improvement is None and c.mismatch == [f"protocol.{key}: 'a' -> 'b'"]
+    assert c.reason.startswith("not compared: the runs were measured differently") and "30" not in c.reason
+    missing = diff_of("fid", 30.0, 1.0, **{key: (None, "b")})  # a key only one run has
+    assert not rt.decide(missing, "fid", 0.0).promote
+
+
+def test_the_model_s_own_protocol_keys_may_differ():
+    diff = diff_of("fid", 3.0, 2.0, generator=("best", "last"), drs=(0, 1), train_precision=("fp32", "bf16"),
+                   train_compile=("none", "graph"), n_samples=(359, 359))
+    assert rt.decide(diff, "fid", 0.0).promote
 
 
 def test_decide_never_promotes_a_missing_or_non_finite_value():
@@ -96,6 +142,7 @@ def test_failure_message_prefers_the_stage_error_line():
 
 def test_diff_markdown_has_baseline_new_and_floor():
     diff = {"fid": {"old": 3.0, "new": 2.5, "diff": -0.5}, "fid_floor": {"old": 0.4, "new": 0.41, "diff": 0.01},
+            "fid_se": {"old": 0.05, "new": 0.05, "diff": 0},
             "is_mean": {"old": 4.0, "new": 4.2, "diff": 0.2}, "protocol.n_samples": {"old": 9, "new": 9, "diff": 0}}
     c = rt.decide(diff, "fid", 0.0)
     md = rt.diff_markdown("exp1", {"train.lr": "1e-3"}, diff, c)

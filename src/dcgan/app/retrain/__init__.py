@@ -11,7 +11,8 @@ sequences these functions; they are plain Python so that they can be tested and 
 without Prefect.
 
 Modules, one job each: :mod:`.shell` (running dvc/gto/git), :mod:`.experiment` (inputs, ``dvc
-exp run``, the metrics diff), :mod:`.gate` (the promotion decision), :mod:`.markdown` (the diff
+exp run``, the metrics diff), :mod:`.gate` (the promotion decision: one protocol, a gain beyond the noise), :mod:`.paired` (the
+paired FID test on both runs' features), :mod:`.markdown` (the diff
 as a table), :mod:`.promotion` (commit, GTO tags, push), :mod:`.lock` (one run per workspace).
 The names below are the flow's API.
 """
@@ -19,6 +20,7 @@ The names below are the flow's API.
 from dcgan.app.retrain.constants import (
     ARTIFACT,
     DEFAULT_STAGE,
+    FEATURES_FILE,
     LOCK_FILE,
     METRICS_FILE,
     SAMPLES_FILE,
@@ -30,9 +32,10 @@ from dcgan.app.retrain.experiment import (
     metrics_diff,
     run_experiment,
 )
-from dcgan.app.retrain.gate import Comparison, decide
+from dcgan.app.retrain.gate import ALPHA, Comparison, PairedGain, decide, protocol_mismatch
 from dcgan.app.retrain.lock import WorkspaceBusy, workspace_lock
 from dcgan.app.retrain.markdown import diff_markdown
+from dcgan.app.retrain.paired import paired_fid_gain
 from dcgan.app.retrain.promotion import Promotion, export_files, own_folder, promote, push
 from dcgan.app.retrain.shell import (
     ExperimentTimeout,
@@ -48,4 +51,4 @@ from dcgan.app.retrain.shell import (
 )
 from dcgan.base.errors import UserError
 
-__all__ = ["ARTIFACT", "Comparison", "DEFAULT_STAGE", "ExperimentTimeout", "LOCK_FILE", "METRICS_FILE", "Promotion", "SAMPLES_FILE", "StageFailed", "UserError", "WorkspaceBusy", "check", "check_inputs", "decide", "default_name", "diff_markdown", "experiment_rev", "export_files", "failure_message", "git_out", "git_remote", "metrics_diff", "own_folder", "promote", "push", "remote_configured", "run_experiment", "run_logged", "tool_env", "use_branch", "workspace_lock"]
+__all__ = ["ALPHA", "ARTIFACT", "Comparison", "FEATURES_FILE", "PairedGain", "paired_fid_gain", "protocol_mismatch", "DEFAULT_STAGE", "ExperimentTimeout", "LOCK_FILE", "METRICS_FILE", "Promotion", "SAMPLES_FILE", "StageFailed", "UserError", "WorkspaceBusy", "check", "check_inputs", "decide", "default_name", "diff_markdown", "experiment_rev", "export_files", "failure_message", "git_out", "git_remote", "metrics_diff", "own_folder", "promote", "push", "remote_configured", "run_experiment", "run_logged", "tool_env", "use_branch", "workspace_lock"]

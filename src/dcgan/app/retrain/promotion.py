@@ -68,8 +68,11 @@ def promote(cwd: Path, name: str, rev: str, comparison: Comparison, log: Log,
     changed = (git_out(["diff", "--name-only", "HEAD", rev], cwd) or "").split()
     branch = git_out(["symbolic-ref", "--short", "-q", "HEAD"], cwd) or "HEAD"
     check("dvc", ["exp", "apply", name], cwd, log)
-    what = (f"{comparison.metric} {_fmt(comparison.baseline)} -> {_fmt(comparison.new)} "
-            f"(experiment {name})")
+    what = (f"{comparison.metric} {_fmt(comparison.baseline)} -> {_fmt(comparison.new)}"
+            + (f", gain {comparison.improvement:+.4g} (95% CI {comparison.low:+.3g} to {comparison.high:+.3g}, "
+               f"p = {comparison.p_value:.3g}, {comparison.test})"
+               if comparison.improvement is not None and comparison.low is not None else "")
+            + f" (experiment {name})")
     if changed:
         check("git", ["add", "--", *changed], cwd, log)
         check("git", ["commit", "-q", "-m", f"Promote {name}: {what}", "--", *changed], cwd, log)
