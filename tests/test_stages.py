@@ -31,7 +31,9 @@ def pipeline(tmp_path_factory):
     assert run(evaluate.main, [*prm, "--samples", d("data/samples/samples.npy"), "--data",
                                d("data/prepared"), "--evaluator", d("models/evaluator"),
                                "--models", d("models/gan"), "--out", d("reports/metrics.json"),
-                               "--recon-grid", d("reports/reconstructions.png")]) == 0
+                               "--recon-grid", d("reports/reconstructions.png"),
+                               "--copies-grid", d("reports/copies.png"),
+                               "--features", d("data/evaluated/features.npy")]) == 0
     assert run(report.main, [*prm, "--metrics", d("reports/metrics.json"), "--data", d("data/prepared"),
                              "--models", d("models/gan"), "--live", d("dvclive"),
                              "--out", d("reports/report.md")]) == 0
@@ -87,6 +89,34 @@ def test_evaluate_writes_flat_metrics_floors_and_protocol(pipeline):
     assert 0 <= m["precision"] <= 1 and 0 <= m["recall_floor"] <= 1
     assert all(not isinstance(v, dict | list) for v in m.values())  # flat
     assert (pipeline / "reports/reconstructions.png").stat().st_size > 0
+
+
+def test_evaluate_gives_each_score_its_noise_and_the_copy_rate(pipeline):
+    m = json.loads((pipeline / "reports/metrics.json").read_text())
+    assert m["protocol.bootstrap"] > 0 and len(m["protocol.reference_id"]) == 16
+    for key in ("fid", "is_mean", "kid_mean"):
+        assert m[f"{key}_se"] > 0 and m[f"{key}_ci_low"] < m[key] < m[f"{key}_ci_high"], key
+    assert 0 <= m["copy_rate"] <= 1 and 0 <= m["copy_rate_floor"] <= 1
+    feats = np.load(pipeline / "data/evaluated/features.npy")
+    assert feats.shape == (60, m["protocol.feature_dim"]) and feats.dtype == np.float32
+    assert (pipeline / "reports/copies.png").stat().st_size > 0
+    assert "Closest to a training image" in (pipeline / "reports/report.md").read_text()
+
+
+def test_a_generator_that_hands_back_training_images_is_all_copies(pipeline, tmp_path):
+    """Samples that are training images score a copy rate near 100%, far above the floor."""
+    train_images = np.load(pipeline / "data/prepared/train.npy")
+    np.save(tmp_path / "samples.npy", train_images[:60])
+    assert run(evaluate.main, ["--params", str(pipeline / "params.yaml"), "--samples", str(tmp_path / "samples.npy"),
+                               "--data", str(pipeline / "data/prepared"),
+                               "--evaluator", str(pipeline / "models/evaluator"),
+                               "--models", str(pipeline / "models/gan"), "--out", str(tmp_path / "m.json"),
+                               "--recon-grid", str(tmp_path / "r.png"), "--copies-grid", str(tmp_path / "c.png"),
+                               "--features", str(tmp_path / "f.npy")]) == 0
+    m = json.loads((tmp_path / "m.json").read_text())
+    assert m["copy_rate"] >= 0.95 and m["copy_rate_floor"] < 0.8, (m["copy_rate"], m["copy_rate_floor"])
+    own = json.loads((pipeline / "reports/metrics.json").read_text())
+    assert own["copy_rate"] < m["copy_rate"]
 
 
 def test_train_keeps_the_best_generator_by_fid(pipeline):

@@ -29,19 +29,24 @@ CHUNK = 4096
 
 @dataclass(frozen=True)
 class Spread:
-    """A metric's bootstrap: standard error and 95% interval (percentiles)."""
+    """A metric's bootstrap: standard error and 95% interval around the point estimate.
+
+    The interval is the resamples' 2.5 and 97.5 percentiles moved so that their mean sits on
+    the point estimate: a resample repeats rows, which biases FID and KID upwards (fewer
+    distinct images), and an interval of the raw percentiles could miss the estimate itself.
+    """
 
     se: float
     low: float
     high: float
 
     @classmethod
-    def of(cls, values: np.ndarray) -> Spread:
+    def of(cls, values: np.ndarray, estimate: float) -> Spread:
         v = np.asarray(values, dtype=np.float64)
         v = v[np.isfinite(v)]
         if len(v) < 2:
             return cls(float("nan"), float("nan"), float("nan"))
-        lo, hi = np.percentile(v, [2.5, 97.5])
+        lo, hi = np.percentile(v, [2.5, 97.5]) - v.mean() + estimate
         return cls(float(np.std(v, ddof=1)), float(lo), float(hi))
 
     def keys(self, key: str) -> dict[str, float]:
@@ -76,11 +81,12 @@ def _fid(gen: np.ndarray, gen_counts: np.ndarray, ref_stats: tuple[np.ndarray, n
     return frechet_distance(*feature_stats(np.repeat(gen, gen_counts, axis=0)), *ref_stats)
 
 
-def bootstrap(gen_features: np.ndarray, gen_logits: np.ndarray | None, ref_features: np.ndarray,
-              names: tuple[str, ...], resamples: int, seed: int, is_splits: int = 10,
+def bootstrap(estimates: dict[str, float], gen_features: np.ndarray, gen_logits: np.ndarray | None,
+              ref_features: np.ndarray, names: tuple[str, ...], resamples: int, seed: int, is_splits: int = 10,
               kid_subsets: int = 10, kid_subset_size: int = 1000) -> dict[str, float]:
     """``<key>_se``/``_ci_low``/``_ci_high`` for fid, is_mean and kid_mean among ``names``
     (metric names: fid, is, kid), from ``resamples`` seeded resamples; {} when 0.
+    ``estimates``: the point estimates (``{"fid": ..., ...}``) the intervals are centred on.
 
     KID's resamples use ``kid_subsets`` subsets each (its point estimate uses evaluate's
     kid_subsets): enough for the spread, at a tenth of the cost.
@@ -105,7 +111,7 @@ def bootstrap(gen_features: np.ndarray, gen_logits: np.ndarray | None, ref_featu
     out: dict[str, float] = {}
     for key, v in vals.items():
         if v:
-            out.update(Spread.of(np.array(v)).keys(key))
+            out.update(Spread.of(np.array(v), estimates[key]).keys(key))
     return out
 
 
@@ -128,8 +134,8 @@ def paired_fid(candidate: np.ndarray, champion: np.ndarray, ref_features: np.nda
 
     Each round resamples the reference once (shared by both: its noise cancels in the
     difference) and each generated set on its own (they are independent samples). The p-value
-    is the share of rounds whose gain is not above ``margin`` (with the usual +1 correction),
-    so promoting at p < alpha is a one-sided test at level alpha.
+    is the share of rounds whose gain, centred on the observed one, is not above ``margin``
+    (with the usual +1 correction), so promoting at p < alpha is a one-sided test at level alpha.
     """
     if resamples < 1:
         raise ValueError(f"the paired test needs at least 1 resample, got {resamples}")
@@ -143,6 +149,7 @@ def paired_fid(candidate: np.ndarray, champion: np.ndarray, ref_features: np.nda
         rs = weighted_stats(ref_features, _counts(rng, len(ref_features)))
         gains[b] = (_fid(champion, _counts(rng, len(champion)), rs)
                     - _fid(candidate, _counts(rng, len(candidate)), rs))
-    s = Spread.of(gains)
-    p = (1 + int(np.sum(gains <= margin))) / (resamples + 1)
+    s = Spread.of(gains, gain)
+    centred = gains - gains.mean() + gain  # the resampling bias removed, as in Spread
+    p = (1 + int(np.sum(centred <= margin))) / (resamples + 1)
     return PairedTest(float(gain), s.se, s.low, s.high, float(p), resamples)

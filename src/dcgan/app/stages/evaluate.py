@@ -121,7 +121,7 @@ def main(argv: list[str] | None = None) -> None:
     gen_fs = FeatureSet(*extractor(samples.rows(np.arange(n)), "features: samples"))
     metrics = score(gen_fs, hold_fs, ref, p.metrics, p, seed, n, warn=lambda m: None)
     gen = gen_fs.features[:n]
-    metrics.update(bootstrap(gen, None if gen_fs.logits is None else gen_fs.logits[:n], ref.features,
+    metrics.update(bootstrap(metrics, gen, None if gen_fs.logits is None else gen_fs.logits[:n], ref.features,
                              p.metrics, p.bootstrap, derive_seed(seed, "bootstrap"), p.is_splits,
                              kid_subset_size=p.kid_subset_size))
     files.write_npy(args.features, gen.astype(np.float32))
