@@ -16,14 +16,14 @@ from dcgan.app.stages._common import log, params_from, parser, run
 from dcgan.base import files
 from dcgan.base.devices import pick_device
 from dcgan.base.images import save_grid
+from dcgan.base.seeding import derive_seed
 from dcgan.data import arrays
+from dcgan.metrics.copies import closest_pairs
 from dcgan.metrics.reconstruction import (
     encode_decode,
     invert_by_optimisation,
     reconstruction_metrics,
 )
-from dcgan.base.seeding import derive_seed
-from dcgan.metrics.copies import closest_pairs
 from dcgan.metrics.reference import load_reference, make_extractor, subset_rows
 from dcgan.metrics.registry import UNOFFICIAL_WEIGHTS
 from dcgan.metrics.sets import FeatureSet
