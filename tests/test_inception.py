@@ -239,3 +239,55 @@ def test_celeba_walkthrough_downloads_the_weights_and_runs_end_to_end(served, we
     assert (work / "models/gan/discriminator_1.safetensors").is_file()
     assert np.load(work / "data/samples/samples.npy").shape == (12, 3, 16, 16)
     assert "Warning" not in (work / "reports/report.md").read_text()
+
+
+# --- evaluator.resize: legacy (torch-fidelity) and clean (clean-fid) ------------------------
+
+def test_clean_resize_is_clean_fid_s_own():
+    """Our clean resize gives clean-fid's make_resizer("PIL", False, "bicubic") output exactly,
+    for grey and colour images of several sizes."""
+    from cleanfid.resize import make_resizer
+
+    from dcgan.metrics.resize import clean_resize
+
+    theirs = make_resizer("PIL", False, "bicubic", (299, 299))
+    rng = np.random.default_rng(0)
+    for shape in ((2, 3, 32, 32), (2, 3, 64, 48), (1, 1, 28, 28)):
+        x = rng.integers(0, 256, shape, dtype=np.uint8)
+        ours = clean_resize(x)
+        for i in range(shape[0]):
+            hwc = np.repeat(x[i].transpose(1, 2, 0), 3 // shape[1], axis=2)  # clean-fid takes RGB HWC
+            want = theirs(hwc).transpose(2, 0, 1)
+            np.testing.assert_array_equal(np.repeat(ours[i], 3 // shape[1], axis=0), want)
+
+
+def test_the_float_forward_is_torch_fidelity_s_forward(weights):
+    """forward_resized (the clean path's network pass) is torch-fidelity's forward layer for
+    layer: on a 299×299 uint8 input, where its resize does nothing, the outputs are equal."""
+    from dcgan.metrics.inception import forward_resized
+
+    ext = InceptionExtractor(weights, CPU, batch_size=2)
+    x = torch.from_numpy(np.random.default_rng(1).integers(0, 256, (2, 3, 299, 299), dtype=np.uint8))
+    with torch.inference_mode():
+        f, lg = ext.net(x)
+        f2, lg2 = forward_resized(ext.net, x.float())
+    assert torch.equal(f, f2) and torch.equal(lg, lg2)
+
+
+def test_legacy_features_are_torch_fidelity_s_extractor_s(weights):
+    """The legacy path gives what torch-fidelity's own Inception extractor gives, loaded from the
+    same weights file; clean gives other features and says so in its id."""
+    from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
+
+    net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
+                                      feature_extractor_weights_path=str(weights)).eval()
+    x = np.random.default_rng(2).integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)
+    with torch.inference_mode():
+        want_f, want_lg = net(torch.from_numpy(x))
+    legacy = InceptionExtractor(weights, CPU, batch_size=3)  # one batch, as above
+    f, lg = legacy(x)
+    np.testing.assert_array_equal(f, want_f.numpy())
+    np.testing.assert_array_equal(lg, want_lg.numpy())
+    clean = InceptionExtractor(weights, CPU, batch_size=3, resize="clean")
+    fc, _ = clean(x)
+    assert clean.id == legacy.id + ":clean" and not np.allclose(fc, f, atol=1e-3)

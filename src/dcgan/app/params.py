@@ -132,6 +132,10 @@ class EvaluatorParams:
     """classifier: the domain net trained by this stage (offline default); inception: FID Inception-v3."""
     inception_weights: str
     """Path of the FID Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth) for extractor: inception."""
+    resize: Literal["legacy", "clean"]
+    """How Inception's 299×299 input is made: legacy (torch-fidelity/pytorch-fid's bilinear, as most
+    papers) or clean (clean-fid's anti-aliased PIL bicubic); the two FIDs are not comparable
+    (recorded in the protocol). The classifier reads images at their own size."""
     inception_download: bool
     """With extractor: inception, download the weights once from torch-fidelity's published URL
     into inception_weights when the file is missing (sha256 checked); off: never touch the network."""

@@ -18,6 +18,7 @@ import torch
 from dcgan.base.errors import UserError
 from dcgan.base.files import file_digest
 from dcgan.base.progress import progress
+from dcgan.metrics.resize import clean_resize
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
 WEIGHTS_URL = "https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/weights-inception-2015-12-05-6726825d.pth"
@@ -85,25 +86,46 @@ def check_weights(path: str | Path) -> str:
     return file_digest(path)
 
 
+def forward_resized(net, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """torch-fidelity's FeatureExtractorInceptionV3 forward from a float (N, 3, 299, 299) input
+    in [0, 255] (already resized): its layers in its order, (pool3 2048, logits_unbiased).
+
+    Its own forward takes uint8 only and resizes inside; this is the rest of it, layer for
+    layer (the tests check it against torch-fidelity's forward bit for bit)."""
+    x = x.to(net.feature_extractor_internal_dtype)
+    x = (x - 128) / 128
+    for name in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "MaxPool_1", "Conv2d_3b_1x1",
+                 "Conv2d_4a_3x3", "MaxPool_2", "Mixed_5b", "Mixed_5c", "Mixed_5d", "Mixed_6a", "Mixed_6b",
+                 "Mixed_6c", "Mixed_6d", "Mixed_6e", "Mixed_7a", "Mixed_7b", "Mixed_7c", "AvgPool"):
+        x = getattr(net, name)(x)
+    pool = torch.flatten(x, 1)
+    return pool.to(torch.float32), pool.mm(net.fc.weight.T).to(torch.float32)
+
+
 class InceptionExtractor:
     """uint8 images (N, 1 or 3, H, W) -> (pool3 features (N, 2048), logits_unbiased (N, 1008)).
 
-    Grey images are repeated to 3 channels; torch-fidelity resizes to 299x299 the way the
-    TF reference does (bilinear, TF1 semantics) and scales (x - 128) / 128.
+    Grey images are repeated to 3 channels. ``resize`` legacy: torch-fidelity resizes to
+    299x299 the way the TF reference does (bilinear, TF1 semantics); clean: clean-fid's
+    anti-aliased PIL bicubic (:mod:`dcgan.metrics.resize`). Then (x - 128) / 128.
     """
 
     kind = "inception"
     feature_dim = 2048
 
     def __init__(self, weights: str | Path, device: torch.device, batch_size: int = 64,
-                 download: bool = False):
+                 download: bool = False, resize: str = "legacy"):
+        if resize not in ("legacy", "clean"):
+            raise ValueError(f"resize must be legacy or clean, got {resize!r}")
+        self.resize = resize
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
         if download:
             download_weights(weights)
         sha = check_weights(weights)
         official = sha.startswith(OFFICIAL_SHA256_PREFIX)
-        self.id = f"inception-v3-2015-12-05:{sha[:12]}" + ("" if official else ":unofficial")
+        self.id = (f"inception-v3-2015-12-05:{sha[:12]}" + ("" if official else ":unofficial")
+                   + ("" if resize == "legacy" else f":{resize}"))
         self.official = official
         try:
             self.net = FeatureExtractorInceptionV3(
@@ -123,10 +145,15 @@ class InceptionExtractor:
         logits = np.empty((n, 1008), np.float32)
         for start in progress(range(0, n, self.batch_size), desc=desc, unit="batch",
                               leave=False, disable=n < 4 * self.batch_size):
-            x = torch.from_numpy(images[start:start + self.batch_size]).to(self.device)
-            if x.shape[1] == 1:
-                x = x.expand(-1, 3, -1, -1)
-            f, lg = self.net(x)
+            batch = np.asarray(images[start:start + self.batch_size])
+            if self.resize == "clean":  # on the CPU, as clean-fid does, then the float image
+                x = torch.from_numpy(clean_resize(batch)).to(self.device)
+                x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+                f, lg = forward_resized(self.net, x)
+            else:
+                x = torch.from_numpy(batch).to(self.device)
+                x = x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+                f, lg = self.net(x)
             feats[start:start + len(x)] = f.float().cpu().numpy()
             logits[start:start + len(x)] = lg.float().cpu().numpy()
         return feats, logits

@@ -32,8 +32,10 @@ NPZ, META = "reference.npz", "reference.json"
 
 
 def make_extractor(kind: str, evaluator_dir: str | Path, inception_weights: str, batch_size: int,
-                   device: torch.device, download: bool = False):
-    """The extractor named by evaluator.extractor (``download``: fetch missing Inception weights)."""
+                   device: torch.device, download: bool = False, resize: str = "legacy"):
+    """The extractor named by evaluator.extractor (``download``: fetch missing Inception weights;
+    ``resize``: how Inception's 299×299 input is made, :mod:`dcgan.metrics.resize`; the
+    classifier reads images at their own size)."""
     if kind == "classifier":
         from dcgan.metrics.classifier import ClassifierExtractor
 
@@ -41,7 +43,7 @@ def make_extractor(kind: str, evaluator_dir: str | Path, inception_weights: str,
     if kind == "inception":
         from dcgan.metrics.inception import InceptionExtractor
 
-        return InceptionExtractor(inception_weights, device, min(batch_size, 64), download=download)
+        return InceptionExtractor(inception_weights, device, min(batch_size, 64), download=download, resize=resize)
     raise ValueError(f"unknown extractor {kind!r}")
 
 
@@ -75,6 +77,7 @@ def write_reference(folder: str | Path, extractor, data_dir: str | Path, max_ima
     files.write_bytes(Path(folder) / NPZ, buf.getvalue())
     meta = {
         "extractor": extractor.kind, "extractor_id": extractor.id, "feature_dim": extractor.feature_dim,
+        "resize": getattr(extractor, "resize", "native"),
         "train_digest": files.recorded_digest(data_dir / "train.npy"),
         "holdout_digest": files.recorded_digest(data_dir / "holdout.npy"),
         "max_images": max_images,

@@ -20,7 +20,9 @@ def make_fid_fn(evaluator_dir: str, prepared_dir: str, *, extractor: str, incept
     """(FID of ``samples`` images from G against the training set's reference features, the
     extractor's id). The noise is the same at every evaluation (derived from ``seed``)."""
     ref, _, meta = load_reference(evaluator_dir, prepared_dir, extractor, features=False)
-    extract = make_extractor(extractor, evaluator_dir, inception_weights, batch_size, device)
+    # resized as the reference was (evaluator.resize, recorded by the evaluator stage)
+    extract = make_extractor(extractor, evaluator_dir, inception_weights, batch_size, device,
+                             resize=meta.get("resize", "legacy"))
     noise_seed = derive_seed(seed, "train_fid")
 
     def fid_fn(g: Generator) -> float:

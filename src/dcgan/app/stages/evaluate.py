@@ -115,7 +115,8 @@ def main(argv: list[str] | None = None) -> None:
     # the floor's held-out images: those the evaluator extracted (at most reference_max_images)
     n = p.num_samples or len(hold_fs.features)
     stable = check_sample_size(n, ref.features.shape[1], len(samples), len(hold_fs.features), log)
-    extractor = make_extractor(ev.extractor, args.evaluator, ev.inception_weights, p.batch_size, device)
+    extractor = make_extractor(ev.extractor, args.evaluator, ev.inception_weights, p.batch_size, device,
+                               resize=ev.resize)
     if extractor.id != ref_meta["extractor_id"]:
         raise ValueError(f"extractor {extractor.id} differs from the reference's {ref_meta['extractor_id']}")
     gen_fs = FeatureSet(*extractor(samples.rows(np.arange(n)), "features: samples"))
@@ -158,6 +159,8 @@ def main(argv: list[str] | None = None) -> None:
         "recon_method": "encoder" if encoder else "latent_optimisation",
         "recon_images": min(p.recon_images, len(holdout), len(samples)),
         "bootstrap": p.bootstrap,
+        # how images reach the extractor's input size (evaluator.resize; native: the classifier's own size)
+        "resize": getattr(extractor, "resize", "native"),
         # which training images the FID compares with: the reference's mean, digested
         "reference_id": hashlib.sha256(np.ascontiguousarray(ref.mu, np.float64).tobytes()).hexdigest()[:16],
     }

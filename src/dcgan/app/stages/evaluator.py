@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> None:
         log(f"evaluator: {num_classes}-class feature net, holdout accuracy {acc:.4f}")
     # the first stage that needs the Inception weights: the only one that may download them
     extractor = make_extractor(p.extractor, out, p.inception_weights, p.feature_batch_size, device,
-                               download=p.inception_download)
+                               download=p.inception_download, resize=p.resize)
     ref = write_reference(out, extractor, src, p.reference_max_images, params.base.seed)
     log(f"evaluator: reference features ({ref['extractor_id']}, {ref['feature_dim']}-d) of "
         f"{ref['n_train_used']} of {ref['n_train']} training and {ref['n_holdout_used']} of "
