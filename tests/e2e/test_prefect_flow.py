@@ -108,7 +108,9 @@ def test_retrain_promotes_refuses_fails_and_queues(project, harness, tmp_path):
     # 4. a margin no run can meet: compared and reported, but nothing applied, committed or tagged
     refused = retrain(overrides={"train.lr": "0.0005"}, name="worse", min_improvement=1e9,
                       workspace=str(root))
-    assert not refused["promoted"] and "is not more than" in refused["reason"]
+    assert not refused["promoted"] and "not shown to be more than 1e+09" in refused["reason"]
+    # the FID gate ran the paired bootstrap on both runs' generated features
+    assert refused["test"].startswith("paired bootstrap") and refused["p_value"] > 0.5, refused
     assert tags(root) == ["generator#prod#1", "generator@v0.0.1"]
     assert project.sh("git", "rev-parse", "HEAD").stdout.strip() == commit
     assert (root / "reports/metrics.json").read_bytes() == promoted_metrics
