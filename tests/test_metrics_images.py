@@ -28,7 +28,7 @@ def fs(net, images):
 
 
 def test_registry_names():
-    assert metric_names() == ("fid", "is", "kid", "pr")
+    assert metric_names() == ("fid", "is", "kid", "pr", "copies")
 
 
 def test_fid_rises_monotonically_with_noise(digits_and_net):

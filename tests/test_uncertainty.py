@@ -8,7 +8,7 @@ import pytest
 
 from dcgan.metrics.copies import CopyTest, closest_pairs, nearest
 from dcgan.metrics.fid import feature_stats, fid_from_features
-from dcgan.metrics.uncertainty import Spread, bootstrap, paired_fid, weighted_stats
+from dcgan.metrics.uncertainty import Spread, _fid, bootstrap, paired_fid, weighted_stats
 
 D = 8
 
@@ -25,6 +25,15 @@ def test_weighted_stats_is_the_stats_of_the_repeated_rows():
     mu2, sigma2 = feature_stats(np.repeat(x, counts, axis=0))
     np.testing.assert_allclose(mu, mu2, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(sigma, sigma2, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(("n", "d"), [(300, 8), (40, 256)])  # n >= D: the D×D form; n < D: the n×n one
+def test_the_resampled_fid_is_frechet_distance(n, d):
+    rng = np.random.default_rng(6)
+    gen, ref = rng.normal(size=(n, d)), rng.normal(size=(3 * d, d)) * 1.2 + 0.1
+    counts = rng.multinomial(n, np.full(n, 1 / n))
+    want = fid_from_features(np.repeat(gen, counts, axis=0), ref)
+    assert _fid(gen, counts, feature_stats(ref)) == pytest.approx(want, rel=1e-6)
 
 
 def test_bootstrap_standard_error_matches_the_spread_over_fresh_samples():

@@ -20,7 +20,7 @@ class Key:
     key: str
     label: str
     better: Better | None
-    """Which way is better; None for spreads (std), which are not ranked."""
+    """Which way is better; None for spreads (std) and the copy rate, which are not ranked."""
 
 
 @dataclass(frozen=True)
@@ -39,7 +39,10 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
                    Key("kid_std", "KID (std over subsets)", None))),
     Metric("pr", (Key("precision", "Precision (k-NN)", "higher"),
                   Key("recall", "Recall (k-NN)", "higher"))),
-    Metric("copies", (Key("copy_rate", "Copy rate (share nearer a training image than its neighbour)", "lower"),)),
+    # not ranked: below its floor is no better (blurred samples sit far from every image); above it
+    # means copying
+    Metric("copies", (Key("copy_rate", "Copy rate (share nearer a training image than its neighbour; "
+                                       "above the floor: copying)", None),)),
 )}
 
 UNCERTAIN: tuple[str, ...] = ("fid", "is_mean", "kid_mean")
