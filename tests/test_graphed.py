@@ -152,6 +152,10 @@ def test_auto_captures_where_it_can_and_the_loop_refuses_unresolved_auto():
     assert resolve_compile("auto", cuda, "fp16", 1)[0] == "none"
     assert resolve_compile("auto", cuda, "fp32", 2)[0] == "none"
     assert resolve_compile("reduce-overhead", CPU, "fp32", 1)[0] == "reduce-overhead"
+    # an explicit graph under DDP resolves as auto does (eager), and says why (issue 31, item 5)
+    mode, why = resolve_compile("graph", cuda, "bf16", 2)
+    assert mode == "none" and "nproc 2" in why and "not captured" in why
+    assert resolve_compile("graph", cuda, "bf16", 1) == ("graph", "as set")
     p = dataclasses.replace(tparams(), compile="auto")
     with pytest.raises(ValueError, match="resolve 'auto' first"):
         train_settings(p, batch_size=p.batch_size, precision=p.precision)

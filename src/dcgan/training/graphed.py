@@ -148,7 +148,11 @@ class StaticStep:
 
 def resolve_compile(requested: str, device: torch.device, precision: str, nproc: int) -> tuple[str, str]:
     """train.compile ``auto`` -> (mode, why): the captured step where it can run (CUDA, one
-    process, no fp16 loss scaling), else eager (``none``). Other values are kept."""
+    process, no fp16 loss scaling), else eager (``none``). An explicit ``graph`` under DDP
+    (``nproc`` > 1) resolves as ``auto`` does, and says so: it would build capturable Adam and
+    never capture. Other values are kept (``graph`` on the CPU runs the static step uncaptured)."""
+    if requested == "graph" and nproc > 1:
+        return "none", f"train.compile: graph with nproc {nproc}: DDP's collectives are not captured, so the step runs eager"
     if requested != "auto":
         return requested, "as set"
     if device.type != "cuda":
