@@ -40,16 +40,33 @@ def interleave_rows(real: np.ndarray, recon: np.ndarray, per_row: int = 8) -> np
     return np.concatenate(rows)
 
 
-def _extractor_protocol(kind: str, extractor, evaluator_dir: str) -> dict:
-    """What the protocol says of the extractor: the classifier's held-out accuracy, or whether
-    the Inception weights are the official ones."""
+def _extractor_protocol(kind: str, extractor, evaluator_dir: str, ref) -> dict:
+    """What the protocol says of the extractor and its reference: how images reach its input
+    size (evaluator.resize; native: the classifier's own size), which training images FID
+    compares with (the reference's mean, digested), and the classifier's held-out accuracy or
+    whether the Inception weights are the official ones."""
+    out = {"resize": getattr(extractor, "resize", "native"),
+           "reference_id": hashlib.sha256(np.ascontiguousarray(ref.mu, np.float64).tobytes()).hexdigest()[:16]}
     if kind == "classifier":
         info = files.read_json(Path(evaluator_dir) / "classifier.json")
-        return {"extractor_holdout_accuracy": round(float(info["holdout_accuracy"]), 4)}
+        return {**out, "extractor_holdout_accuracy": round(float(info["holdout_accuracy"]), 4)}
     official = bool(getattr(extractor, "official", False))
     if not official:
         log(f"evaluate: warning: {UNOFFICIAL_WEIGHTS}")
-    return {"weights_official": int(official)}
+    return {**out, "weights_official": int(official)}
+
+
+def _noise_features_copies(args, p, seed: int, gen_fs: FeatureSet, n: int, ref, ref_meta: dict, samples,
+                           metrics: dict) -> None:
+    """Each score's bootstrap noise into ``metrics``; the scored features for the promotion
+    gate's paired test; the grid of the samples closest to a training image."""
+    gen = gen_fs.features[:n]
+    metrics.update(bootstrap(metrics, gen, None if gen_fs.logits is None else gen_fs.logits[:n], ref.features,
+                             p.metrics, p.bootstrap, derive_seed(seed, "bootstrap"), p.is_splits,
+                             kid_subset_size=p.kid_subset_size))
+    files.write_npy(args.features, gen.astype(np.float32))
+    if "copies" in p.metrics:
+        copies_grid(args.copies_grid, gen, samples, Path(args.data), ref_meta, seed, ref)
 
 
 def _reconstruct(p, which: str, args, holdout, samples, device, seed: int, metrics: dict) -> bool:
@@ -121,13 +138,7 @@ def main(argv: list[str] | None = None) -> None:
         raise ValueError(f"extractor {extractor.id} differs from the reference's {ref_meta['extractor_id']}")
     gen_fs = FeatureSet(*extractor(samples.rows(np.arange(n)), "features: samples"))
     metrics = score(gen_fs, hold_fs, ref, p.metrics, p, seed, n, warn=lambda m: None)
-    gen = gen_fs.features[:n]
-    metrics.update(bootstrap(metrics, gen, None if gen_fs.logits is None else gen_fs.logits[:n], ref.features,
-                             p.metrics, p.bootstrap, derive_seed(seed, "bootstrap"), p.is_splits,
-                             kid_subset_size=p.kid_subset_size))
-    files.write_npy(args.features, gen.astype(np.float32))
-    if "copies" in p.metrics:
-        copies_grid(args.copies_grid, gen, samples, data, ref_meta, seed, ref)
+    _noise_features_copies(args, p, seed, gen_fs, n, ref, ref_meta, samples, metrics)
 
     # what the sample stage wrote beside the samples: which generator, whether DRS
     sample_info_path = Path(args.samples).with_suffix(".json")
@@ -159,12 +170,8 @@ def main(argv: list[str] | None = None) -> None:
         "recon_method": "encoder" if encoder else "latent_optimisation",
         "recon_images": min(p.recon_images, len(holdout), len(samples)),
         "bootstrap": p.bootstrap,
-        # how images reach the extractor's input size (evaluator.resize; native: the classifier's own size)
-        "resize": getattr(extractor, "resize", "native"),
-        # which training images the FID compares with: the reference's mean, digested
-        "reference_id": hashlib.sha256(np.ascontiguousarray(ref.mu, np.float64).tobytes()).hexdigest()[:16],
     }
-    protocol.update(_extractor_protocol(ev.extractor, extractor, args.evaluator))
+    protocol.update(_extractor_protocol(ev.extractor, extractor, args.evaluator, ref))
     if sample_info:
         protocol["drs"] = int(bool(sample_info.get("drs")))
         if sample_info.get("drs"):
