@@ -5,6 +5,7 @@ itself runs on CUDA only: tests/test_graphed_cuda.py."""
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import inspect
 from contextlib import contextmanager
@@ -182,3 +183,75 @@ def test_inductor_with_channels_last_on_cuda_is_refused_in_one_line(data):
     q = tparams(compile="default", channels_last=False)
     Setup(train_settings(q, batch_size=q.batch_size, precision=q.precision), gan_config(q, 16, 1), 0,
           torch.device("cuda"), SINGLE)
+
+
+# --- resume across devices (issue 31, item 4) ---------------------------------------------------
+
+
+def as_if_saved_by_a_captured_run(path: Path) -> None:
+    """Rewrite a checkpoint's optimizer groups into the form a CUDA run with compile graph saves:
+    capturable Adam, its learning rate a tensor."""
+    state = torch.load(path, weights_only=True)
+    for opt in (state["opt_g"], *state["opt_d"], *([state["opt_e"]] if "opt_e" in state else [])):
+        for group in opt["param_groups"]:
+            group["capturable"], group["lr"] = True, torch.tensor(float(group["lr"]))
+    torch.save(state, path)
+
+
+def test_a_checkpoint_of_a_captured_run_resumes_eagerly_bit_for_bit(data, tmp_path):
+    """The reverse direction of a CPU checkpoint resumed on CUDA: Adam's state saved capturable,
+    with a tensor lr, resumed by a plain eager run. Loaded as saved, Adam refuses its first step;
+    converted on load, the run ends exactly where an uninterrupted one does."""
+    from dcgan.training.checkpoint import list_checkpoints
+
+    over = SWITCHES["everything"]
+    full = run(data, tmp_path / "a", "none", over)
+    run(data, tmp_path / "b", "none", over, stop_after=7)
+    newest = list_checkpoints(tmp_path / "b" / "none")[0]
+    as_if_saved_by_a_captured_run(newest)
+    assert torch.load(newest, weights_only=True)["opt_g"]["param_groups"][0]["capturable"] is True
+    resumed = run(data, tmp_path / "b", "none", over)
+    assert resumed.resumed_from_step == 6
+    assert digest(resumed.g) == digest(full.g) and digest(resumed.e) == digest(full.e)
+
+
+def test_an_eager_optimizer_state_takes_the_captured_form_and_back_unchanged():
+    """CPU checkpoint -> capturable Adam (what a CUDA run with compile graph builds): the groups
+    keep capturable and this run's lr tensor, the step counts go to the parameters' device as
+    float32. Loaded plainly, the groups would say capturable False, which a captured step cannot
+    run. Converted back to the plain form and stepped (with the lr the loop sets before each
+    step), it matches the original bit for bit."""
+    from dcgan.training.nets import load_optimizer
+
+    torch.manual_seed(0)
+    w = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(3))]
+
+    def plain(params):
+        return torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999), foreach=True)
+
+    original = plain(w)
+    for _ in range(3):
+        for t in w:
+            t.grad = torch.randn_like(t)
+        original.step()
+    saved = copy.deepcopy(original.state_dict())  # as a checkpoint holds it: its own tensors
+    twins = [torch.nn.Parameter(t.detach().clone()) for t in w]
+    lr = torch.tensor(1.0)
+    captured = torch.optim.Adam(twins, lr=lr, betas=(0.5, 0.999), foreach=True, capturable=True)
+    naive = torch.optim.Adam(twins, lr=torch.tensor(1.0), foreach=True, capturable=True)
+    naive.load_state_dict(saved)
+    assert naive.param_groups[0]["capturable"] is False  # what a captured step would be handed
+    load_optimizer(captured, saved)
+    group = captured.param_groups[0]
+    assert group["capturable"] is True and group["lr"] is lr and lr.item() == pytest.approx(2e-4)
+    assert all(captured.state[t]["step"].dtype == torch.float32 for t in twins)
+    back = plain(twins)
+    load_optimizer(back, captured.state_dict())
+    assert back.param_groups[0]["capturable"] is False and isinstance(back.param_groups[0]["lr"], float)
+    back.param_groups[0]["lr"] = 2e-4  # the loop sets the lr before every step (a float32 tensor held it)
+    for a, b in ((w, original), (twins, back)):
+        torch.manual_seed(1)
+        for t in a:
+            t.grad = torch.randn_like(t)
+        b.step()
+    assert all(torch.equal(a, b) for a, b in zip(w, twins, strict=True))

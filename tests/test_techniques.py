@@ -372,20 +372,68 @@ def test_interpolation_grid_endpoints_are_samples():
 
 
 def test_auto_batch_size_search():
-    from dcgan.training.schedule import largest_fitting, probe_batch_size, with_margin
+    """The search on a measured peak (a line, like a conv net's memory in the batch, plus a
+    fixed part): the largest multiple of 8 within the budget, found with few trials, never a
+    trial that the line said would not fit; 0 when not even 16 fits; out-of-memory is a no."""
+    from dcgan.training.autobatch import auto_batch_size, largest_within
 
-    def fits_up_to(limit):
-        def step(bs):
-            if bs > limit:
+    def line(fixed, per_image, oom_over=None):
+        tried = []
+
+        def peak(bs):
+            tried.append(bs)
+            if oom_over is not None and bs > oom_over:
                 raise torch.OutOfMemoryError("CUDA out of memory")
-        return step
+            return fixed + per_image * bs
+        return peak, tried
 
-    assert largest_fitting(fits_up_to(700)) == 512
-    assert largest_fitting(fits_up_to(10_000), cap=4096) == 4096
-    assert largest_fitting(fits_up_to(8)) == 0
-    assert with_margin(512) == 408 and with_margin(16) == 16
+    peak, tried = line(1000, 10)
+    best, measured = largest_within(peak, budget=10_000)
+    assert best == 896 and 1000 + 10 * 896 <= 10_000 < 1000 + 10 * 904
+    assert all(1000 + 10 * b <= 10_000 for b in tried[:-1]) and len(tried) <= 8, tried
+    assert largest_within(line(0, 1)[0], budget=10**9, cap=4096)[0] == 4096
+    assert largest_within(line(1000, 10)[0], budget=1100)[0] == 0
+    # a step that takes more than the line says (cuDNN picks another algorithm): step down
+    jump = lambda bs: 1000 + 10 * bs + (5000 if bs > 600 else 0)  # noqa: E731
+    assert largest_within(jump, budget=10_000)[0] == 592  # 896, 784, 680 measured over; 592 fits
+    peak, tried = line(1000, 10, oom_over=300)
+    assert largest_within(peak, budget=10_000)[0] == 288  # 512 ran out of memory: 504 ... 336 too
     msgs = []
-    assert probe_batch_size(fits_up_to(700), CPU, log=msgs.append) == 64 and "CPU" in msgs[0]
+    assert auto_batch_size(None, CPU, 0, log=msgs.append) == 64 and "CPU" in msgs[0]
+    # the training set, when it will live on the GPU, comes off the budget
+    big, _ = line(1000, 10)
+    with_data = auto_batch_size(None, torch.device("cuda"), 2_000, log=msgs.append, peak=big, free_bytes=12_000)
+    without = auto_batch_size(None, torch.device("cuda"), 0, log=msgs.append, peak=big, free_bytes=12_000)
+    assert with_data < without and "training set" in msgs[-2]
+
+
+@pytest.mark.parametrize("mode", ["none", "graph"])
+def test_an_auto_batch_trial_runs_the_runs_own_step(monkeypatch, mode):
+    """A trial is the run's step: both kinds of lazy-R1 step four times each (on CUDA with the
+    captured step: eager, warm-up, capture, replay), every discriminator and the encoder trained,
+    through the static step when the run uses it."""
+    from dcgan.app.recipe import train_settings
+    from dcgan.training import autobatch
+    from dcgan.training.distributed import SINGLE
+    from dcgan.training.graphed import StaticStep, regularises
+    from dcgan.training.settings import Setup
+
+    p = tparams(compile=mode, r1_gamma=0.1, reg_every=4, encoder=True, discriminators=2)
+    s = Setup(train_settings(p, batch_size=16, precision="fp32"), gan_config(p, 16, 1), 0, CPU, SINGLE)
+    steps = autobatch.trial_steps(s)
+    assert steps == [0, 1, 2, 3, 4, 5, 8, 12] and [regularises(s, k) for k in steps].count(True) == 4
+    calls = []
+
+    class Counted(StaticStep):
+        def __call__(self, raw, z, step, bs):
+            calls.append((step, raw.shape[0]))
+            return super().__call__(raw, z, step, bs)
+
+    monkeypatch.setattr(autobatch, "StaticStep", Counted)
+    autobatch.run_trial(s)
+    assert calls == ([(k, 16) for k in steps] if mode == "graph" else [])
+    assert autobatch.trial_steps(Setup(train_settings(tparams(r1_gamma=0.0), batch_size=16, precision="fp32"),
+                                       gan_config(p, 16, 1), 0, CPU, SINGLE)) == [0, 1, 2, 3]
 
 
 def test_ema_batchnorm_statistics_are_recalibrated_for_the_averaged_weights():

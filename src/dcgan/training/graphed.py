@@ -36,6 +36,10 @@ from dcgan.training.nets import Nets
 from dcgan.training.objective import DrawBank, GANObjective
 from dcgan.training.settings import Setup
 
+CAPTURE_ERROR_MODE = "thread_local"
+"""What a capture refuses: the capturing thread's unsafe CUDA calls only (the default,
+``global``, would also fail a capture on the prefetch thread's cudaHostAlloc or event waits)."""
+
 
 def capture_blocker(s: Setup) -> str | None:
     """Why this run's step cannot be captured as a CUDA graph (None: it can)."""
@@ -77,6 +81,9 @@ class StaticStep:
         self.warmup = warmup
         self.kinds: dict[tuple[int, bool], Kind] = {}
         self.pool = None  # one memory pool for every graph: they never run at the same time
+        # warm-up and capture on one side stream (as PyTorch's whole-network capture example does):
+        # per-stream lazy initialisation then happens in the warm-up, never inside a capture
+        self.stream = torch.cuda.Stream(s.device) if self.blocker is None else None
         if self.blocker is None:  # a replay reads the learning rate from device memory
             for opt in (nets.opt_g, *nets.opt_ds, nets.opt_e):
                 for group in (opt.param_groups if opt is not None else ()):
@@ -98,13 +105,12 @@ class StaticStep:
         self._fill(kind, raw, z, step)
         if self.blocker is not None:
             return self._static_step(kind, step, bs)
-        if kind.eager_runs < self.warmup:  # on a side stream, as capture will run
+        if kind.eager_runs < self.warmup:  # on the stream that capture will use
             kind.eager_runs += 1
-            side = torch.cuda.Stream(self.s.device)
-            side.wait_stream(torch.cuda.current_stream(self.s.device))
-            with torch.cuda.stream(side):
+            self.stream.wait_stream(torch.cuda.current_stream(self.s.device))
+            with torch.cuda.stream(self.stream):
                 row = self._static_step(kind, step, bs)
-            torch.cuda.current_stream(self.s.device).wait_stream(side)
+            torch.cuda.current_stream(self.s.device).wait_stream(self.stream)
             return row
         if kind.graph is None:
             self._capture(kind, step, bs)
@@ -138,9 +144,13 @@ class StaticStep:
         return self.step_fn(self.nets, self.objective, batch_of(self.s, kind.raw, kind.z, bank, step, bs))
 
     def _capture(self, kind: Kind, step: int, bs: int) -> None:
+        """Capture on the warm-up's stream. ``thread_local``: only this thread's CUDA calls are
+        checked during capture, so the prefetch thread (:class:`~dcgan.training.data.PrefetchSource`,
+        CelebA/LSUN scale) may go on pinning buffers and waiting on its events meanwhile; it
+        touches no stream that is being captured."""
         graph = torch.cuda.CUDAGraph()
         torch.cuda.synchronize(self.s.device)  # once per kind: the eager runs are done
-        with torch.cuda.graph(graph, pool=self.pool):
+        with torch.cuda.graph(graph, pool=self.pool, stream=self.stream, capture_error_mode=CAPTURE_ERROR_MODE):
             kind.row = self._static_step(kind, step, bs)
         self.pool = graph.pool()
         kind.graph = graph

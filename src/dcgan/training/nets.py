@@ -66,21 +66,44 @@ class Nets:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Weights and optimizer state from a checkpoint, whichever device and step mode saved it:
+        each optimizer keeps this run's form (:func:`load_optimizer`)."""
         self.g.load_state_dict(state["g"])
-        self.opt_g.load_state_dict(state["opt_g"])
+        load_optimizer(self.opt_g, state["opt_g"])
         if len(state["d"]) != len(self.ds):
             raise UserError(f"checkpoint holds {len(state['d'])} discriminators and this run has "
                             f"{len(self.ds)} (train.discriminators)")
         for d, opt, sd, so in zip(self.ds, self.opt_ds, state["d"], state["opt_d"], strict=True):
             d.load_state_dict(sd)
-            opt.load_state_dict(so)
+            load_optimizer(opt, so)
         if self.e is not None:
             self.e.load_state_dict(state["e"])
-            self.opt_e.load_state_dict(state["opt_e"])
+            load_optimizer(self.opt_e, state["opt_e"])
         if self.ema is not None:
             self.ema.load_state_dict(state["g_ema"])
         if "scaler" in state:
             self.scaler.load_state_dict(state["scaler"])
+
+
+def load_optimizer(opt: torch.optim.Optimizer, saved: dict[str, Any]) -> None:
+    """``opt.load_state_dict(saved)``, then this run's form back on every group: a captured step
+    (CUDA graph) needs ``capturable`` Adam with its lr and step counts in device memory, an
+    eager one plain Adam with a float lr and step counts on the host. A checkpoint saved in the
+    other form (a CPU run resumed on CUDA with ``train.compile: graph``, or the reverse) would
+    otherwise make Adam refuse its first step. The numbers themselves are unchanged."""
+    forms = [(g.get("capturable", False), g["lr"]) for g in opt.param_groups]
+    opt.load_state_dict(saved)
+    for group, (capturable, lr) in zip(opt.param_groups, forms, strict=True):
+        value = float(group["lr"])  # the saved lr (a schedule may have changed it)
+        if isinstance(lr, torch.Tensor):
+            group["lr"] = lr.fill_(value)  # this run's tensor: a captured step reads it
+        else:
+            group["lr"] = value
+        group["capturable"] = capturable
+        for param in group["params"]:
+            st = opt.state.get(param, {})
+            if isinstance(st.get("step"), torch.Tensor):
+                st["step"] = st["step"].to(param.device if capturable else "cpu", torch.float32)
 
 
 def extra_discriminator(s: Setup, k: int) -> Discriminator:

@@ -1,4 +1,5 @@
-"""Mini-batch size that grows with the step, the matching learning rate, and auto sizing.
+"""Mini-batch size that grows with the step and the matching learning rate (auto sizing:
+:mod:`dcgan.training.autobatch`).
 
 The lr rule: lr(bs) = lr * (bs / base) ** k with k = 1 (linear, Goyal et al. 2017), 0.5 (sqrt,
 the rule for Adam-like optimisers from Malladi et al. 2022), or 0 (none); base is the first
@@ -6,10 +7,6 @@ scheduled batch size.
 """
 
 from __future__ import annotations
-
-from collections.abc import Callable
-
-import torch
 
 EXPONENT = {"none": 0.0, "linear": 1.0, "sqrt": 0.5}
 
@@ -52,45 +49,3 @@ def count_steps(n: int, epochs: int, schedule: tuple[tuple[int, int], ...], defa
             offset += bs
             step += 1
     return step
-
-
-def largest_fitting(try_step: Callable[[int], None], start: int = 16, cap: int = 4096,
-                    cleanup: Callable[[], None] = lambda: None) -> int:
-    """Double the batch size from ``start`` until ``try_step`` raises OutOfMemoryError or
-    ``cap`` is passed; the largest size that ran (0 if none did)."""
-    fits, bs = 0, start
-    while bs <= cap:
-        try:
-            try_step(bs)
-            fits = bs
-            bs *= 2
-        except torch.OutOfMemoryError:
-            break
-        finally:
-            cleanup()
-    return fits
-
-
-def with_margin(fits: int, margin: float = 0.8, start: int = 16) -> int:
-    """A safety margin below the largest fitting size, rounded down to a multiple of 8."""
-    return max(start, int(fits * margin) // 8 * 8)
-
-
-def probe_batch_size(try_step: Callable[[int], None], device: torch.device, start: int = 16,
-                     cap: int = 4096, margin: float = 0.8, log=print) -> int:
-    """train.batch_size auto: the largest batch whose training step fits the accelerator's
-    memory, times ``margin``. On the CPU there is no accelerator memory to fill: 64."""
-    if device.type != "cuda":
-        log("train.batch_size auto: no accelerator memory to probe on the CPU; using 64")
-        return 64
-
-    def step(bs: int) -> None:
-        try_step(bs)
-        torch.cuda.synchronize(device)
-
-    fits = largest_fitting(step, start, cap, torch.cuda.empty_cache)
-    if not fits:
-        raise RuntimeError(f"even a batch of {start} does not fit on {device}")
-    chosen = with_margin(fits, margin, start)
-    log(f"train.batch_size auto: {fits} fits on {device}; using {chosen} ({margin:.0%} margin)")
-    return chosen

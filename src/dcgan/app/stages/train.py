@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
 from dvclive import Live
 
@@ -27,14 +28,13 @@ from dcgan.data import arrays
 from dcgan.metrics.reference import load_reference
 from dcgan.metrics.registry import LATE_FALL
 from dcgan.metrics.training_fid import make_fid_fn
-from dcgan.networks.gan import build
 from dcgan.networks.model_dir import ModelCard, save_models
+from dcgan.training import autobatch, distributed
 from dcgan.training import checkpoint as ckpt
-from dcgan.training import distributed
 from dcgan.training.graphed import resolve_compile
 from dcgan.training.loop import train
 from dcgan.training.resume import resume_point
-from dcgan.training.schedule import probe_batch_size
+from dcgan.training.settings import Setup
 
 
 class LiveLogger:
@@ -109,16 +109,14 @@ def main(argv: list[str] | None = None) -> None:
         distributed.shutdown()
 
 
-def auto_batch_size(cfg, device: torch.device, env: distributed.DistEnv) -> int:
-    """train.batch_size auto: the largest global batch that fits every process, with a margin."""
-    def try_step(bs: int) -> None:
-        g, d = build(cfg)
-        g.to(device)
-        d.to(device)
-        x = torch.randn(bs, cfg.channels, cfg.image_size, cfg.image_size, device=device)
-        (d(g(torch.randn(bs, cfg.latent_dim, device=device))).mean() + d(x).mean()).backward()
+def auto_batch_size(p, cfg, seed: int, precision: str, images, device: torch.device,
+                    env: distributed.DistEnv) -> int:
+    """train.batch_size auto: the largest global batch whose real step fits every process
+    (:mod:`dcgan.training.autobatch`: measured with this run's networks, objective and step mode)."""
+    def setup_at(bs: int) -> Setup:
+        return Setup(train_settings(p, batch_size=bs, precision=precision), cfg, seed, device, distributed.SINGLE)
 
-    batch_size = probe_batch_size(try_step, device, log=log)
+    batch_size = autobatch.auto_batch_size(setup_at, device, int(np.prod(images.shape, dtype=np.int64)), log=log)
     if env.enabled:  # the probe gave a per-process size: the global one is what all fit, times N
         local = -int(env.all_max(torch.tensor(-batch_size, device=device)))
         batch_size = local * env.world_size
@@ -173,7 +171,8 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
     p = dataclasses.replace(resolve_recipe(params.train, prep.channels), precision=precision, compile=compile_mode)
     images = arrays.open_images(args.data, channels=prep.channels, size=prep.image_size)  # read per batch
     cfg = gan_config(p, prep.image_size, prep.channels, dataset_stats(args.prepared, p.normalize))
-    batch_size = auto_batch_size(cfg, device, env) if p.batch_size == "auto" else p.batch_size
+    batch_size = (auto_batch_size(p, cfg, seed, precision, images, device, env) if p.batch_size == "auto"
+                  else p.batch_size)
     p = resolve_length(p, len(images), batch_size)  # train.min_steps: more epochs on a small set
     fid_fn, extractor_id = in_training_fid(params, args, env, device)
     fp = ckpt.fingerprint(dataclasses.asdict(p), seed, files.recorded_digest(args.data, log),
