@@ -1,51 +1,25 @@
 #!/usr/bin/env bash
-# Everything issue 24 owes to a GPU, in one run (about 10 minutes on an H200; run it with a
-# timeout that leaves room for a rerun). From the repo root of a fresh checkout:
-#   bash benchmarks/gpu_check.sh 2>&1 | tee gpu_check.log
-# 1. install (make install: the pinned torch), 2. the tests marked cuda (captured vs eager in fp32
-# with deterministic algorithms and in bf16, replays under set_sync_debug_mode("error")),
-# 3. the speed rows (benchmarks/gpu.sh's graph rows: batch 64 and 256, kernel time, % of peak),
-# 4. the default pipeline on the GPU (per-stage times) and once more with train.compile graph,
-# 5. one run of the Prefect retraining deployment through a process worker on this machine.
-set -euo pipefail
+# What the captured step owes to a GPU, on the GPU machine as it is (its own python3 and torch,
+# no network, nothing installed), in at most 8 minutes. From the repo root:
+#   bash benchmarks/gpu_check.sh [OUT_DIR]          # default: $OUT, else ./gpu_check_out
+# Steps (expected minutes on one H200): 1. the machine (0.1); 2. the CUDA tests with their numbers
+# recorded (3); 3. speed and memory of the official loop, eager and captured at batch 64 and 256
+# (2). Writes OUT_DIR/gpu_check.json; exits 1 on a failed or skipped CUDA test, graph vs eager
+# outside the one-ulp control, a host sync in a replay, the captured step not faster than eager
+# at batch 64, its memory over 1.5x eager's, or a run over 8 minutes; exits 2, in one line, when
+# there is no CUDA device. benchmarks/gpu_check.py says more; benchmarks/gpu_pipeline.sh runs
+# the DVC pipeline and the Prefect deployment there (it needs wheels carried in).
+set -uo pipefail
 cd "$(dirname "$0")/.."
-export TQDM_DISABLE=1 DVC_NO_ANALYTICS=1 PREFECT_SERVER_ANALYTICS_ENABLED=false
-nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader
-make install >/dev/null
-PY=.venv/bin/python
-export PATH="$PWD/.venv/bin:$PATH"
-
-echo "=== 2. tests marked cuda"
-CUBLAS_WORKSPACE_CONFIG=:4096:8 "$PY" -m pytest -q -m cuda -s tests/test_graphed_cuda.py
-
-echo "=== 3. speed: eager vs captured, batch 64 and 256 (example config, bf16)"
-for batch in 64 256; do
-  for mode in none graph; do
-    "$PY" benchmarks/train_speed.py --device cuda --precision bf16 --channels-last on --compile "$mode" \
-        --configs example --batch "$batch" --rounds 3 --steps 40 --warmup 10 --profile --peak-tflops 989
-  done
-done
-
-echo "=== 4. the pipeline on the GPU"
-git init -q 2>/dev/null || true
-dvc repro --quiet validate
-"$PY" benchmarks/repro_times.py
-sha256sum models/gan/*.safetensors reports/metrics.json
-cp reports/metrics.json /tmp/metrics_eager.json
-dvc exp run --quiet -S train.compile=graph -n graph-gpu
-dvc exp show --only-changed --md | head -20
-
-echo "=== 5. one deployment run of the retraining flow through a process worker"
-prefect server start --host 127.0.0.1 --port 4200 >/tmp/prefect-server.log 2>&1 &
-SERVER=$!
-export PREFECT_API_URL=http://127.0.0.1:4200/api
-for _ in $(seq 60); do curl -sf "$PREFECT_API_URL/health" >/dev/null && break; sleep 1; done
-prefect work-pool create dcgan-gpu --type process >/dev/null || true
-prefect --no-prompt deploy -n weekly-retrain
-prefect worker start --pool dcgan-gpu --run-once >/tmp/prefect-worker.log 2>&1 &
-WORKER=$!
-prefect deployment run dcgan-retrain/weekly-retrain -p 'overrides={"train.compile": "graph"}' -p name=gpu-check \
-    --watch --watch-timeout 900
-wait "$WORKER" || true
-tail -20 /tmp/prefect-worker.log
-kill "$SERVER" || true
+PY=${PYTHON:-python3}
+if ! "$PY" -c "import torch" >/dev/null 2>&1; then
+  echo "gpu_check: no CUDA device here ($PY has no torch): nothing was checked"
+  exit 2
+fi
+export PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}" TQDM_DISABLE=1 PYTHONUNBUFFERED=1 \
+  DVC_NO_ANALYTICS=1 CUBLAS_WORKSPACE_CONFIG=:4096:8
+# the Python side keeps its own 8-minute budget; this is the net under it
+timeout 570 "$PY" benchmarks/gpu_check.py --out "${1:-${OUT:-gpu_check_out}}"
+rc=$?
+[ "$rc" -eq 124 ] && echo "gpu_check: killed after 9.5 minutes (over its 8-minute budget)"
+exit "$rc"

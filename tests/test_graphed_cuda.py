@@ -1,39 +1,96 @@
-"""train.compile graph on a CUDA device (skipped without one; benchmarks/gpu.sh runs these).
+"""train.compile graph on a CUDA device. Skipped without one; benchmarks/gpu_check.sh runs these
+on the GPU machine and fails on any skip.
 
-- fp32 with deterministic algorithms: the captured run against the eager one, within what
-  rounding alone does (the eager run against itself with every weight moved by one ulp after
-  step 1: the one-ulp control of tests/test_distributed.py).
-- No host sync in steady state: replays under ``torch.cuda.set_sync_debug_mode("error")``.
-- bf16: captured vs eager within the same control, measured in bf16.
+Each comparison holds the captured run to the eager one within what rounding alone does: the
+eager run against itself with every weight moved by one ulp after step 1 (the one-ulp control of
+tests/test_distributed.py), times 4. What runs: colour images with ``channels_last`` on (the
+shipped default), lazy R1 (two kinds of step), EMA, an encoder, two discriminators, DiffAugment,
+in-training FID between replays, and
+
+- fp32 (deterministic algorithms) and bf16, with and without a growing batch;
+- a resume of a captured run, and checkpoints moved from the CPU to CUDA and back;
+- the prefetch source, with a thread that pins memory and waits on events during every capture;
+- no host sync in a replay (``set_sync_debug_mode("error")``), warm-up and capture on one stream;
+- ``batch_size: auto``: a whole run at the chosen size within the memory it was given.
+
+``DCGAN_CUDA_TESTS_DEVICE=cpu`` runs the checks that call no CUDA API on the CPU instead (a dry
+run of this file's own logic: tests/test_gpu_check.py). With ``DCGAN_GPU_RECORD`` set to a path,
+each check appends its numbers there as JSON lines (gpu_check.py puts them in its report).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import threading
 
 import numpy as np
 import pytest
 import torch
 
-from dcgan.app.recipe import gan_config
+from dcgan.app.recipe import gan_config, train_settings
 from dcgan.data.arrays import channel_stats
-from tests.conftest import fit, tparams
+from dcgan.training.distributed import SINGLE
+from dcgan.training.settings import Setup
+from tests.conftest import CPU, fit, tparams
 
+DEVICE = torch.device(os.environ.get("DCGAN_CUDA_TESTS_DEVICE", "cuda"))
+ON_CUDA = DEVICE.type == "cuda"
 pytestmark = [pytest.mark.cuda,
-              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
-CUDA = torch.device("cuda")
+              pytest.mark.skipif(ON_CUDA and not torch.cuda.is_available(), reason="needs a CUDA device")]
+cuda_api = pytest.mark.skipif(not ON_CUDA, reason="calls a CUDA API (this is the dry run on the CPU)")
+
 OVER = {"diffaug": ("color", "translation", "cutout"), "gp_lambda": 1.0, "r1_gamma": 0.1, "reg_every": 2,
         "discriminators": 2, "d_aggregate": "softmax", "encoder": True, "latent_cycle_weight": 0.5,
-        "ema_decay": 0.99, "ema_rampup": 0.05, "d_lr": 4e-4, "normalize": "meanstd", "channels_last": False}
+        "ema_decay": 0.99, "ema_rampup": 0.05, "d_lr": 4e-4, "normalize": "meanstd", "channels_last": True}
+SCHEDULE = {**OVER, "batch_schedule": ((0, 16), (6, 32)), "lr_scaling": "sqrt"}
+
+
+def record(check: str, **numbers) -> None:
+    path = os.environ.get("DCGAN_GPU_RECORD")
+    if path:
+        with open(path, "a") as fh:
+            fh.write(json.dumps({"check": check, **numbers}) + "\n")
+
+
+@pytest.fixture(scope="module")
+def colour(data) -> np.ndarray:
+    """The 160 digits as three different channels (N, 3, 16, 16): channels_last has something to do."""
+    return np.concatenate([data, 255 - data, np.roll(data, 3, axis=-1)], axis=1)
+
+
+class DeviceFid:
+    """An in-training 'FID' that samples G on its device between replays (a number, not a
+    distance: the check is that evaluation leaves the captured step intact)."""
+
+    def __init__(self):
+        self.values: list[float] = []
+
+    def __call__(self, g) -> float:
+        z = torch.randn(64, g.cfg.latent_dim, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            x = g(z.to(next(g.parameters()).device))
+        self.values.append(float(x.float().abs().mean()))
+        return self.values[-1]
+
+
+def modules(r) -> list:
+    return [m for m in (r.g, *r.ds, r.e, r.g_raw) if m is not None]
 
 
 def max_diff(a, b) -> float:
-    sa, sb = a.state_dict(), b.state_dict()
-    return max((sa[k].float() - sb[k].float()).abs().max().item() for k in sa if sa[k].is_floating_point())
+    """The largest difference of any weight, EMA and BatchNorm statistics included, over two runs."""
+    out = 0.0
+    for ma, mb in zip(modules(a), modules(b), strict=True):
+        sa, sb = ma.state_dict(), mb.state_dict()
+        out = max([out, *((sa[k].float().cpu() - sb[k].float().cpu()).abs().max().item()
+                          for k in sa if sa[k].is_floating_point())])
+    return out
 
 
-def run(data, tmp_path, mode: str, precision: str, nudge: bool = False):
-    p = tparams(epochs=2, compile=mode, precision=precision, **OVER)
+def run(data, tmp_path, mode: str, precision: str, over=None, *, nudge: bool = False, device=DEVICE,
+        name: str = "", **kw):
+    p = tparams(epochs=2, compile=mode, precision=precision, **(OVER if over is None else over))
 
     def nudged(step, nets):
         if nudge and step == 1:
@@ -42,52 +99,247 @@ def run(data, tmp_path, mode: str, precision: str, nudge: bool = False):
                     for t in (m.parameters() if m is not None else ()):
                         t.copy_(torch.nextafter(t, torch.full_like(t, float("inf"))))
 
-    return fit(p, gan_config(p, 16, 1, channel_stats(data)), data, tmp_path / f"{mode}{precision}{nudge}",
-               device=CUDA, on_step=nudged)
+    kw.setdefault("fid_fn", DeviceFid())
+    return fit(p, gan_config(p, 16, 3, channel_stats(data)), data,
+               tmp_path / (name or f"{mode}-{precision}-{nudge}-{device.type}"), device=device, on_step=nudged, **kw)
 
 
-@pytest.mark.parametrize("precision", ["fp32", "bf16"])
-def test_captured_equals_eager_within_rounding(data, tmp_path, precision):
-    if precision == "fp32":
+def control(data, tmp_path, precision: str, over=None, **kw) -> tuple[object, float]:
+    """(the eager run, 4x the one-ulp control's difference)."""
+    eager = run(data, tmp_path, "none", precision, over, **kw)
+    nudged = run(data, tmp_path, "none", precision, over, nudge=True, **kw)
+    return eager, 4 * max_diff(eager, nudged)
+
+
+def deterministic(precision: str):
+    if precision == "fp32" and ON_CUDA:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+@pytest.mark.parametrize("schedule", [False, True], ids=["fixed-batch", "growing-batch"])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_captured_equals_eager_within_rounding(colour, tmp_path, precision, schedule):
+    over = SCHEDULE if schedule else OVER
+    deterministic(precision)
     try:
-        eager = run(data, tmp_path, "none", precision)
-        control = run(data, tmp_path, "none", precision, nudge=True)
-        graph = run(data, tmp_path, "graph", precision)
+        eager, bound = control(colour, tmp_path, precision, over)
+        fid = DeviceFid()
+        graph = run(colour, tmp_path, "graph", precision, over, fid_fn=fid)
     finally:
         torch.use_deterministic_algorithms(False)
-    bound = 4 * max(max_diff(eager.g, control.g), max_diff(eager.ds[0], control.ds[0]))
-    gap = max(max_diff(eager.g, graph.g), max_diff(eager.ds[0], graph.ds[0]))
-    print(f"{precision}: captured vs eager {gap:.3g}, one-ulp control {bound / 4:.3g}")
+    gap = max_diff(eager, graph)
+    record("captured_vs_eager", precision=precision, schedule=schedule, gap=gap, bound=bound,
+           steps=graph.step, fid_evaluations=len(fid.values))
+    assert graph.step == eager.step and len(fid.values) == 2  # FID at both epoch ends, between replays
+    assert gap <= bound, f"{precision}: captured vs eager {gap:.3g}, 4x one-ulp control {bound:.3g}"
+
+
+def test_a_captured_run_resumes_within_rounding(colour, tmp_path):
+    deterministic("fp32")
+    try:
+        _, bound = control(colour, tmp_path, "fp32")
+        full = run(colour, tmp_path, "graph", "fp32", name="full")
+        run(colour, tmp_path, "graph", "fp32", name="stopped", stop_after=7)
+        resumed = run(colour, tmp_path, "graph", "fp32", name="stopped")
+    finally:
+        torch.use_deterministic_algorithms(False)
+    gap = max_diff(full, resumed)
+    record("resume", gap=gap, bound=bound, resumed_from=resumed.resumed_from_step)
+    assert resumed.resumed_from_step == 6 and gap <= bound
+
+
+@cuda_api
+@pytest.mark.parametrize("first", ["cpu", "cuda"])
+def test_a_checkpoint_moves_between_the_cpu_and_the_captured_step(colour, tmp_path, first):
+    """A run stopped on one device resumes on the other with train.compile graph (Adam's state
+    converted on load: capturable with a tensor lr on CUDA, plain on the CPU)."""
+    devices = {"cpu": CPU, "cuda": DEVICE}
+    other = "cuda" if first == "cpu" else "cpu"
+    run(colour, tmp_path, "graph", "fp32", device=devices[first], name="moved", stop_after=7)
+    resumed = run(colour, tmp_path, "graph", "fp32", device=devices[other], name="moved")
+    finite = all(torch.isfinite(t).all() for m in modules(resumed) for t in m.state_dict().values()
+                 if t.is_floating_point())
+    record("moved_checkpoint", first=first, resumed_from=resumed.resumed_from_step, finite=bool(finite))
+    assert resumed.resumed_from_step == 6 and resumed.step > 6 and finite
+
+
+class BusyPrefetch:
+    """The loop's PrefetchSource (as for a set that does not fit the GPU), with one more thread
+    that, all through the run, pins fresh host memory and waits on CUDA events: what the reader
+    thread does at CelebA scale, made constant so that it surely overlaps every capture."""
+
+    def __init__(self, images, device):
+        from dcgan.training.data import PrefetchSource
+
+        self.inner = PrefetchSource(images, device)
+        self.stop, self.calls = threading.Event(), 0
+        self.thread = threading.Thread(target=self._busy, daemon=True)
+        self.thread.start()
+
+    def _busy(self) -> None:
+        side = torch.cuda.Stream(DEVICE) if ON_CUDA else None
+        while not self.stop.wait(0.001):  # about a thousand times a second; a capture takes longer
+            if side is not None:
+                torch.empty(1 << 16, dtype=torch.uint8).pin_memory()
+                torch._C._host_emptyCache()  # the next pin is a fresh cudaHostAlloc
+                ev = torch.cuda.Event()
+                ev.record(side)
+                ev.synchronize()
+            self.calls += 1
+
+    def __len__(self):
+        return len(self.inner)
+
+    def start_epoch(self, batches):
+        self.inner.start_epoch(batches)
+
+    def take(self, idx):
+        return self.inner.take(idx)
+
+    def close(self):
+        self.inner.close()
+        self.stop.set()
+        self.thread.join()
+
+
+def test_the_prefetch_source_feeds_the_captured_step(colour, tmp_path, monkeypatch):
+    from dcgan.training import loop
+
+    sources: list[BusyPrefetch] = []
+
+    def prefetched(images, device, log=print):
+        sources.append(BusyPrefetch(images, device))
+        return sources[-1]
+
+    monkeypatch.setattr(loop, "place_data", prefetched)
+    deterministic("fp32")
+    try:
+        eager, bound = control(colour, tmp_path, "fp32")
+        graph = run(colour, tmp_path, "graph", "fp32")
+    finally:
+        torch.use_deterministic_algorithms(False)
+    gap = max_diff(eager, graph)
+    record("prefetch", gap=gap, bound=bound, busy_calls=sources[-1].calls,
+           batches_read=sources[-1].inner.batches_read)
+    assert sources[-1].inner.batches_read == graph.step and sources[-1].calls > 0
     assert gap <= bound
 
 
-def test_replays_never_sync_with_the_host(data):
-    from dcgan.app.recipe import train_settings
-    from dcgan.training.distributed import SINGLE
+def capture_beside_a_busy_thread(mode: str) -> str | None:
+    """Twenty captures of a small graph while a BusyPrefetch thread pins memory and waits on
+    events: None, or the first line of the error."""
+    busy = BusyPrefetch(np.zeros((64, 3, 4, 4), np.uint8), DEVICE)
+    x = torch.ones(1 << 20, device=DEVICE)
+    stream = torch.cuda.Stream(DEVICE)
+    try:
+        for _ in range(20):  # several captures: the busy thread surely overlaps one
+            g = torch.cuda.CUDAGraph()
+            with torch.cuda.graph(g, stream=stream, capture_error_mode=mode):
+                y = (x * 2).sin_().cumsum(0)
+            g.replay()
+        torch.cuda.synchronize()
+        return None if bool(y.isfinite().all()) else "non-finite"
+    except RuntimeError as exc:
+        return str(exc).splitlines()[0]
+    finally:
+        busy.close()
+
+
+@cuda_api
+def test_a_capture_ignores_another_threads_event_waits():
+    """The capture mode the step uses lets another thread pin memory and wait on events meanwhile.
+    Each mode runs in a process of its own (a failed capture may leave the allocator routing to
+    its pool). Whether the default mode (``global``) fails is recorded, not asserted."""
+    import subprocess
+    import sys
+
+    from dcgan.training import graphed
+    from tests.conftest import REPO
+
+    def in_a_process(mode: str) -> str | None:
+        code = ("import json; from tests.test_graphed_cuda import capture_beside_a_busy_thread as c; "
+                f"print(json.dumps(c({mode!r})))")
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+        done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
+                              timeout=300)
+        if done.returncode:
+            return f"exit {done.returncode}: {(done.stderr.strip().splitlines() or [''])[-1]}"
+        return json.loads(done.stdout.strip().splitlines()[-1])
+
+    ours = in_a_process(graphed.CAPTURE_ERROR_MODE)
+    record("capture_beside_a_busy_thread", mode=graphed.CAPTURE_ERROR_MODE, error=ours,
+           global_mode_error=in_a_process("global"))
+    assert ours is None, ours
+
+
+@cuda_api
+def test_replays_never_sync_with_the_host_and_capture_on_the_warm_up_stream(colour, monkeypatch):
+    from dcgan.training import graphed
     from dcgan.training.graphed import StaticStep
     from dcgan.training.inputs import draw_noise
     from dcgan.training.loop import epoch_order, make_objective, train_step
     from dcgan.training.nets import build_nets
-    from dcgan.training.settings import Setup
 
+    seen: list[dict] = []
+    real_graph = torch.cuda.graph
+
+    def spied(graph, **kw):
+        seen.append(kw)
+        return real_graph(graph, **kw)
+
+    monkeypatch.setattr(graphed.torch.cuda, "graph", spied)
     p = tparams(epochs=1, compile="graph", precision="bf16", **OVER)
     s = Setup(train_settings(p, batch_size=p.batch_size, precision=p.precision),
-              gan_config(p, 16, 1, channel_stats(data)), 0, CUDA, SINGLE)
+              gan_config(p, 16, 3, channel_stats(colour)), 0, DEVICE, SINGLE)
     nets = build_nets(s)
     static = StaticStep(s, nets, make_objective(s, nets), train_step)
-    images = torch.from_numpy(np.asarray(data)).to(CUDA)
-    order = epoch_order(0, 0, len(data)).to(CUDA)
+    images = torch.from_numpy(np.asarray(colour)).to(DEVICE)
+    order = epoch_order(0, 0, len(colour)).to(DEVICE)
     bs = p.batch_size
-    for step in range(8):  # two kinds of step (reg_every 2): each eager once, warmed up, captured
-        static(images[order[step * bs % 128:step * bs % 128 + bs]], draw_noise(s, step, bs), step, bs)
+
+    def step(k):
+        return static(images[order[k * bs % 128:k * bs % 128 + bs]], draw_noise(s, k, bs), k, bs)
+
+    for k in range(8):  # two kinds of step (reg_every 2): each eager once, warmed up, captured
+        step(k)
     torch.cuda.synchronize()
     torch.cuda.set_sync_debug_mode("error")
     try:
-        for step in range(8, 16):
-            row = static(images[order[step * bs % 128:step * bs % 128 + bs]], draw_noise(s, step, bs), step, bs)
+        for k in range(8, 16):
+            row = step(k)
     finally:
         torch.cuda.set_sync_debug_mode(0)
+    record("replay_sync", replays=8, captures=len(seen))
     assert torch.isfinite(row).all()
-    assert all(k.graph is not None for k in static.kinds.values())
+    assert all(k.graph is not None for k in static.kinds.values()) and len(seen) == len(static.kinds) == 2
+    assert all(kw["stream"] is static.stream and kw["capture_error_mode"] == "thread_local" for kw in seen)
+
+
+@cuda_api
+def test_auto_batch_size_trains_within_the_memory_it_was_given(colour, tmp_path):
+    """The memory given is six times what a batch of 64 measured, so the search has room to
+    grow and stops well below its cap; a whole run at the chosen size (captured step, in-training
+    FID, checkpoints) must then stay within it. Its peak over the budget is the margin measured."""
+    from dcgan.training.autobatch import MARGIN, auto_batch_size, cuda_peak
+
+    p = tparams(epochs=1, compile="graph", precision="bf16", **{**OVER, "g_width": 32, "d_width": 32})
+    cfg = gan_config(p, 16, 3, channel_stats(colour))
+
+    def setup_at(bs: int) -> Setup:
+        return Setup(train_settings(p, batch_size=bs, precision=p.precision), cfg, 0, DEVICE, SINGLE)
+
+    given = 6 * cuda_peak(setup_at)(64)
+    lines: list[str] = []
+    bs = auto_batch_size(setup_at, DEVICE, 0, log=lines.append, free_bytes=given)
+    images = np.resize(colour, (8 * bs, *colour.shape[1:]))  # eight steps: each kind captured and replayed
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(DEVICE)
+    fit(p, cfg, images, tmp_path, batch_size=bs, device=DEVICE, fid_fn=DeviceFid())
+    torch.cuda.synchronize()
+    peak = torch.cuda.max_memory_reserved(DEVICE)
+    record("auto_batch", batch=bs, given=given, budget=int(MARGIN * given), run_peak=peak,
+           run_peak_over_budget=peak / (MARGIN * given), log=lines[-1])
+    assert 64 < bs < 4096, lines
+    assert peak <= given, f"batch {bs}: the run took {peak / 2**20:.0f} MiB of the {given / 2**20:.0f} MiB given"

@@ -81,6 +81,7 @@ def cuda_peak(setup_at: Callable[[int], Setup]) -> Peak:
     """A trial's peak reserved bytes on CUDA, the memory given back after it."""
     def peak(bs: int) -> int:
         s = setup_at(bs)
+        torch.backends.cudnn.benchmark = True  # as the run will (its algorithms, their workspaces)
         try:
             torch.cuda.synchronize(s.device)
             torch.cuda.empty_cache()

@@ -83,6 +83,8 @@ class PrefetchSource:
     order. On CUDA the copy to the GPU is asynchronous; an event recorded after it guards the
     buffer until the copy is done. ``pin`` defaults to ``device`` being CUDA; on other devices
     (the tests' stand-in for a GPU) the batch is copied out of the buffer before it is reused.
+    The thread keeps reading while the captured step (train.compile graph) is being captured:
+    captures check only their own thread's CUDA calls (``graphed.CAPTURE_ERROR_MODE``).
     """
 
     def __init__(self, images: np.ndarray | NpyReader, device: torch.device, depth: int = 2,

@@ -1,0 +1,166 @@
+"""benchmarks/gpu_check.sh and gpu_check.py on the CPU: what of them can be checked without a GPU
+(the no-CUDA exit, the arguments, the JSON and every failure rule, the CUDA tests' own logic in
+a dry run, and that everything they import is on the GPU machine's image)."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from tests.conftest import REPO
+
+
+@pytest.fixture(scope="module")
+def gc():
+    spec = importlib.util.spec_from_file_location("gpu_check", REPO / "benchmarks/gpu_check.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def passing_report(gc) -> dict:
+    records = [{"check": c} for c in gc.RECORDED]
+    records[0].update(gap=1e-7, bound=4e-7)
+    row = {"batch": 64, "graph_img_s": 12_000.0, "eager_img_s": 7_000.0, "graph_peak_bytes": 1_100,
+           "eager_peak_bytes": 1_000}
+    return {"tests": {"tests": 11, "failures": 0, "errors": 0, "skipped": 0}, "records": records,
+            "speed": [row, {**row, "batch": 256, "graph_img_s": 6_000.0}], "minutes_total": 5.0,
+            "minutes_budget": 8.0}
+
+
+def test_without_cuda_the_script_exits_non_zero_in_one_line(tmp_path):
+    done = subprocess.run(["bash", "benchmarks/gpu_check.sh", str(tmp_path / "out")], cwd=REPO,
+                          env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=120)
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "no CUDA device" in lines[0], lines
+    assert not (tmp_path / "out" / "gpu_check.json").exists()  # nothing checked, nothing claimed
+    no_torch = subprocess.run(["bash", "benchmarks/gpu_check.sh"], cwd=REPO, capture_output=True, text=True,
+                              env={**os.environ, "PYTHON": "/bin/false"}, timeout=60)
+    assert no_torch.returncode == 2 and no_torch.stdout.count("\n") == 1 and "has no torch" in no_torch.stdout
+
+
+def test_bad_arguments_are_refused(gc):
+    for argv in (["--warmup", "2"], ["--minutes", "0"], ["--rounds", "0"]):
+        with pytest.raises(SystemExit) as exc:
+            gc.main(argv)
+        assert exc.value.code == 2
+
+
+def test_each_failure_rule_fails_the_run(gc):
+    assert gc.verdicts(passing_report(gc)) == []
+
+    def fails(change, expected):
+        report = passing_report(gc)
+        change(report)
+        got = gc.verdicts(report)
+        assert any(expected in line for line in got), got
+
+    fails(lambda r: r["tests"].update(skipped=1), "1 skipped")
+    fails(lambda r: r["tests"].update(failures=2), "2 failures")
+    fails(lambda r: r["tests"].update(tests=0), "no CUDA test ran")
+    fails(lambda r: r["records"].pop(), "no record of the check 'auto_batch'")
+    fails(lambda r: r["records"][0].update(gap=5e-7), "outside the one-ulp control")
+    fails(lambda r: r["speed"][0].update(graph_img_s=7_000.0), "batch 64: the captured step (7000 img/s) is not faster")
+    fails(lambda r: r["speed"][1].update(graph_peak_bytes=1_600), "batch 256: the captured step's peak memory is 1.60x")
+    fails(lambda r: r.update(minutes_total=8.5), "over the budget of 8")
+    slower_at_256 = passing_report(gc)
+    slower_at_256["speed"][1]["graph_img_s"] = 1.0  # only batch 64 must be faster
+    assert gc.verdicts(slower_at_256) == []
+
+
+def test_a_run_that_leaves_steps_out_writes_its_json_and_fails(gc, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(gc, "environment", lambda: {"gpu": "none (test)"})
+    assert gc.main(["--out", str(tmp_path), "--skip-tests", "--skip-speed"]) == 1
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["ok"] is False and report["environment"] == {"gpu": "none (test)"}
+    assert report["failures"] == ["left out: the CUDA tests (--skip-tests)", "left out: the speed rows (--skip-speed)"]
+
+
+def test_the_cuda_tests_dry_run_on_the_cpu_and_their_junit_and_records_are_read(gc, tmp_path):
+    """tests/test_graphed_cuda.py's checks that call no CUDA API, on the CPU (fp32 only: bf16 is
+    slow on AVX2 CPUs): they pass, record their numbers, and the skipped CUDA-API ones fail the
+    verdict, as a skip on the GPU machine would."""
+    xml, records = tmp_path / "junit.xml", tmp_path / "records.jsonl"
+    env = {**os.environ, "DCGAN_CUDA_TESTS_DEVICE": "cpu", "DCGAN_GPU_RECORD": str(records)}
+    done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-m", "cuda", "-k", "not bf16", "-p",
+                           "no:cacheprovider", f"--junitxml={xml}", "tests/test_graphed_cuda.py"],
+                          cwd=REPO, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:]
+    tests = gc.parse_junit(xml)
+    assert tests["tests"] >= 8 and tests["failures"] == tests["errors"] == 0 and tests["skipped"] >= 4, tests
+    got = gc.read_records(records)
+    assert {r["check"] for r in got} == {"captured_vs_eager", "resume", "prefetch"}
+    assert all(r["gap"] == 0.0 <= r["bound"] for r in got)  # on the CPU the static step is the eager step
+    lines = gc.verdicts({"tests": tests, "records": got})
+    assert any("skipped" in line for line in lines) and any("'replay_sync'" in line for line in lines)
+
+
+def test_what_the_gpu_check_imports_is_on_the_gpu_machine(tmp_path):
+    """Import gpu_check's and the CUDA tests' modules with every installed package that is not on
+    the GPU image (benchmarks/gpu_image_packages.txt) hidden: dvc, dvclive, prefect and their kin
+    must not be needed there."""
+    code = textwrap.dedent("""
+        import importlib, importlib.abc, importlib.metadata as md, sys
+        norm = lambda n: n.lower().replace("_", "-")
+        image = {norm(l.strip()) for l in open("benchmarks/gpu_image_packages.txt") if l.strip() and not l.startswith("#")}
+        hidden = set()
+        for d in md.distributions():
+            if norm(d.metadata["Name"]) in image | {"dcgan"}:
+                continue
+            for f in d.files or []:
+                top = f.parts[0]
+                if top.endswith(".py"):
+                    hidden.add(top[:-3])
+                elif len(f.parts) > 1 and not top.endswith((".dist-info", ".data")) and top != "..":
+                    hidden.add(top)
+        hidden -= {"tests", "benchmarks", "__pycache__", "bin", "share", "include", "lib"}
+        class Hide(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if name.split(".")[0] in hidden:
+                    raise ModuleNotFoundError(f"{name} is not on the GPU image")
+        sys.meta_path.insert(0, Hide())
+        assert "dvc" in hidden and "prefect" in hidden and "dvclive" in hidden
+        sys.path[:0] = ["benchmarks"]
+        for m in ("gpu_check", "train_speed", "tests.test_graphed_cuda", "dcgan.training.autobatch"):
+            importlib.import_module(m)
+        import gpu_check
+        print("ok")
+    """)
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and done.stdout.strip().endswith("ok"), done.stderr[-2000:]
+
+
+def test_the_pipeline_script_without_cuda_exits_non_zero_in_one_line(tmp_path):
+    done = subprocess.run(["bash", "benchmarks/gpu_pipeline.sh", str(tmp_path / "out")], cwd=REPO,
+                          env={**os.environ, "PYTHON": sys.executable}, capture_output=True, text=True, timeout=120)
+    lines = (done.stdout + done.stderr).strip().splitlines()
+    assert done.returncode == 2 and len(lines) == 1 and "no CUDA device" in lines[0], lines
+    assert not (tmp_path / "out").exists()
+
+
+def test_the_wheels_named_for_the_gpu_machine_are_the_locked_versions():
+    """benchmarks/gpu_wheels*.txt pin what requirements.lock pins, and name dvc, dvclive, prefect
+    and gto; none of them is already on the GPU image."""
+    def pins(path):
+        return dict(line.split("==") for line in (REPO / path).read_text().splitlines()
+                    if line and not line.startswith("#"))
+
+    norm = lambda n: n.lower().replace("_", "-")  # noqa: E731
+    lock = {norm(k): v.split()[0] for k, v in
+            (line.split("==") for line in (REPO / "requirements.lock").read_text().splitlines() if "==" in line)}
+    wheels = {norm(k): v for k, v in {**pins("benchmarks/gpu_wheels.txt"), **pins("benchmarks/gpu_wheels_sdist.txt")}.items()}
+    image = {norm(line.strip()) for line in (REPO / "benchmarks/gpu_image_packages.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")}
+    assert {"dvc", "dvclive", "prefect", "gto"} <= set(wheels)
+    assert all(lock[k] == v for k, v in wheels.items()), {k: (v, lock.get(k)) for k, v in wheels.items() if lock.get(k) != v}
+    assert not set(wheels) & image
