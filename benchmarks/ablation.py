@@ -54,7 +54,7 @@ import ablation_data  # noqa: E402
 import ganrun  # noqa: E402
 from seedstats import paired, spread  # noqa: E402
 
-from dcgan.app.params import load_params  # noqa: E402
+from dcgan.app.params.whole import load_params  # noqa: E402
 from dcgan.base.devices import pick_device  # noqa: E402
 from dcgan.base.seeding import derive_seed  # noqa: E402
 from dcgan.data.arrays import load_images  # noqa: E402

@@ -15,7 +15,7 @@ import time
 
 import torch
 
-from dcgan.app.params import load_params
+from dcgan.app.params.whole import load_params
 from dcgan.metrics.reference import load_reference, make_extractor
 from dcgan.metrics.sets import FeatureSet
 from dcgan.metrics.suite import get

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ganrun  # noqa: E402
 from ablation import machine  # noqa: E402
 
-from dcgan.app.params import load_params  # noqa: E402
+from dcgan.app.params.whole import load_params  # noqa: E402
 from dcgan.app.retrain.gate import ALPHA, PairedGain, decide  # noqa: E402
 from dcgan.base.devices import pick_device  # noqa: E402
 from dcgan.base.seeding import derive_seed  # noqa: E402

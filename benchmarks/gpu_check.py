@@ -124,7 +124,7 @@ def speed_row(batch: int, rounds: int, steps: int, warmup: int) -> dict:
     sys.path.insert(0, str(REPO / "benchmarks"))
     import train_speed as ts
 
-    from dcgan.app.params import load_params
+    from dcgan.app.params.whole import load_params
 
     device = torch.device("cuda")
     torch.backends.cudnn.benchmark = True

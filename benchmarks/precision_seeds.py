@@ -32,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ganrun  # noqa: E402
 from seedstats import spread, verdict, welch_p  # noqa: E402
 
-from dcgan.app.params import load_params  # noqa: E402
+from dcgan.app.params.whole import load_params  # noqa: E402
 from dcgan.base.devices import pick_device  # noqa: E402
 from dcgan.base.seeding import derive_seed  # noqa: E402
 from dcgan.data.arrays import load_images  # noqa: E402

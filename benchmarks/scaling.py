@@ -36,7 +36,7 @@ def worker(args: argparse.Namespace) -> None:
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from train_speed import seconds_per_step
 
-    from dcgan.app.params import load_params
+    from dcgan.app.params.whole import load_params
     from dcgan.app.recipe import gan_config, resolve_recipe
     from dcgan.training import distributed
 

@@ -50,7 +50,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-from dcgan.app.params import load_params  # noqa: E402
+from dcgan.app.params.whole import load_params  # noqa: E402
 from dcgan.app.recipe import gan_config, resolve_recipe, train_settings  # noqa: E402
 from dcgan.base.devices import resolve_precision  # noqa: E402
 from dcgan.training.graphed import resolve_compile  # noqa: E402

@@ -85,14 +85,14 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="session")
 def data() -> np.ndarray:
     """160 digits at 16x16, uint8 (N, 1, 16, 16)."""
-    from dcgan.data.datasets import load_dataset
+    from dcgan.data.shaping import load_dataset
 
     return load_dataset("digits", ".", 16, 1, max_images=160).images
 
 
 def tparams(**over):
     """The tiny train params with overrides (``tparams(loss="hinge")``)."""
-    from dcgan.app.params import parse_params
+    from dcgan.app.params.whole import parse_params
     from dcgan.app.recipe import resolve_recipe
 
     # keys shipped as auto take the grey recipe, as the train stage resolves them for these digits

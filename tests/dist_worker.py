@@ -24,13 +24,13 @@ import torch.distributed as dist
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dcgan.app.params import parse_params  # noqa: E402
+from dcgan.app.params.whole import parse_params  # noqa: E402
 from dcgan.app.recipe import (
     gan_config,  # noqa: E402
     resolve_recipe,  # noqa: E402
 )
 from dcgan.data.arrays import channel_stats  # noqa: E402
-from dcgan.data.datasets import load_dataset  # noqa: E402
+from dcgan.data.shaping import load_dataset  # noqa: E402
 from dcgan.training import distributed  # noqa: E402
 from tests.conftest import fit, tiny_params  # noqa: E402
 

@@ -9,7 +9,7 @@ import os
 import numpy as np
 import pytest
 
-from dcgan.app.params import parse_params
+from dcgan.app.params.whole import parse_params
 from dcgan.app.recipe import resolve_recipe
 from dcgan.networks.gan import GANConfig, build
 from tests.conftest import REPO, tiny_params

@@ -9,7 +9,9 @@ import pytest
 from PIL import Image
 
 from dcgan.base.errors import UserError
-from dcgan.data.datasets import dataset_names, load_dataset
+from dcgan.data.loaders import dataset_names
+from dcgan.data.shaping import load_dataset
+from tests.conftest import REPO
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -176,3 +178,18 @@ def test_celeba_download_without_gdown_names_the_extra(tmp_path, monkeypatch):
     with pytest.raises(UserError, match=r"needs the gdown package.*pip install -e '\.\[celeba\]'"):
         load_dataset("celeba", tmp_path, 64, 3, download=True)
     assert not (tmp_path / "celeba").exists()  # nothing half-downloaded
+
+
+def test_each_loader_declares_the_prepare_keys_it_reads():
+    """The loader contract is typed: a loader's options are a dataclass whose fields are prepare.*
+    keys (the prepare stage fills it with pick); no loader is special-cased in the stage."""
+    from dataclasses import fields
+
+    from dcgan.app.params.prepare import PrepareParams
+    from dcgan.data.loaders import options_type
+
+    keys = {f.name for f in fields(PrepareParams)}
+    for name in dataset_names():
+        assert {f.name for f in fields(options_type(name))} <= keys, name
+    assert [f.name for f in fields(options_type("lsun"))] == ["lsun_category"]
+    assert "lsun" not in (REPO / "src/dcgan/app/stages/prepare.py").read_text()

@@ -62,7 +62,7 @@ def test_inception_score_matches_the_formula():
 
 
 def _digits(n=400):
-    from dcgan.data.datasets import load_dataset
+    from dcgan.data.shaping import load_dataset
 
     raw = load_dataset("digits", ".", 16, 1, max_images=n)
     return raw.images, raw.labels

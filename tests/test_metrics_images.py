@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from dcgan.app.params import parse_params
-from dcgan.data.datasets import load_dataset
+from dcgan.app.params.whole import parse_params
+from dcgan.data.shaping import load_dataset
 from dcgan.metrics.classifier import ClassifierConfig, extract, train_classifier
 from dcgan.metrics.registry import metric_names
 from dcgan.metrics.sets import FeatureSet, Reference

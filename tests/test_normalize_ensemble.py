@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcgan.app.params import parse_params
+from dcgan.app.params.whole import parse_params
 from dcgan.app.recipe import gan_config
 from dcgan.base.errors import ConfigError, UserError
 from dcgan.base.pixels import to_uint8, to_unit

@@ -8,7 +8,7 @@ import dataclasses
 import pytest
 import torch
 
-from dcgan.app.params import parse_params
+from dcgan.app.params.whole import parse_params
 from dcgan.app.recipe import gan_config, resolve_recipe, train_settings
 from dcgan.base.devices import cpu_flags, resolve_precision
 from dcgan.base.progress import progress

@@ -14,13 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
-from dcgan.app.params import parse_params
+from dcgan.app.params.whole import parse_params
 from dcgan.app.stages import augment as augment_stage
 from dcgan.app.stages import prepare as prepare_stage
 from dcgan.app.stages._common import run
 from dcgan.base import files
 from dcgan.base.errors import UserError
-from dcgan.data import arrays, datasets
+from dcgan.data import arrays, encoded, loaders, shaping
+from dcgan.data.loaders import LsunOptions, Source
 from dcgan.data.store import NpyReader
 from tests.conftest import (
     CPU,
@@ -66,7 +67,7 @@ def prepare_with(tmp_path, root, workers, out="prepared", **over):
 
 
 def test_prepare_output_is_byte_identical_for_any_worker_count(tmp_path, image_folder, monkeypatch, capsys):
-    monkeypatch.setattr(datasets, "ITEM_CHUNK", 4)  # many chunks, so the pool's ordering matters
+    monkeypatch.setattr(shaping, "ITEM_CHUNK", 4)  # many chunks, so the pool's ordering matters
     one = prepare_with(tmp_path, image_folder, 1, "w1")
     three = prepare_with(tmp_path, image_folder, 3, "w3")
     names = sorted(os.listdir(one))
@@ -85,7 +86,7 @@ def test_prepare_output_is_byte_identical_for_any_worker_count(tmp_path, image_f
 
 def test_prepare_streamed_equals_the_in_memory_path(tmp_path, image_folder):
     out = prepare_with(tmp_path, image_folder, 2)
-    raw = datasets.load_dataset("folder", image_folder, 16, 3)  # whole, in memory
+    raw = shaping.load_dataset("folder", image_folder, 16, 3)  # whole, in memory
     tr, ho = arrays.split_indices(len(raw.images), 0.2, 0)
     for name, idx in (("train", tr), ("holdout", ho)):
         buf = io.BytesIO()
@@ -149,16 +150,16 @@ def make_lmdb(path, n: int, corrupt: set[int] = frozenset()) -> list[bytes]:
 
 def test_lsun_reads_the_lmdb_export_in_key_order_skipping_corrupt_records(tmp_path):
     make_lmdb(tmp_path / "bedroom_train_lmdb", 30, corrupt={4})
-    raw = datasets.load_dataset("lsun", tmp_path, 16, 3, lsun_category="bedroom_train")
+    raw = shaping.load_dataset("lsun", tmp_path, 16, 3, lsun_category="bedroom_train")
     assert raw.images.shape == (29, 3, 16, 16) and (raw.labels == -1).all()
     assert raw.skipped_files == [f"bedroom_train_lmdb/{4:040x}"]
-    first = datasets.decode_image("x", make_lmdb(tmp_path / "again_lmdb", 1)[0])
-    ref = datasets.fit_square(torch.from_numpy(first)[None], 16)[0].numpy()
+    first = encoded.decode_image("x", make_lmdb(tmp_path / "again_lmdb", 1)[0])
+    ref = shaping.fit_square(torch.from_numpy(first)[None], 16)[0].numpy()
     assert np.array_equal(raw.images[0], ref)  # record 0 first, decoded as a file would be
-    reopened = datasets.open_dataset("lsun", tmp_path, lsun_category="bedroom_train").images
+    reopened = loaders.open_dataset("lsun", Source(tmp_path), LsunOptions("bedroom_train")).images
     reopened.reopen_every = 7  # the database is closed and reopened every 7 records
     assert [k for k, _ in reopened.items()] == [f"bedroom_train_lmdb/{i:040x}" for i in range(30)]
-    assert len(datasets.load_dataset("lsun", tmp_path, 16, 3, max_images=5,  # the first 5 records,
+    assert len(shaping.load_dataset("lsun", tmp_path, 16, 3, max_images=5,  # the first 5 records,
                                      lsun_category="bedroom_train").images) == 4  # one corrupt
     out = prepare_with(tmp_path, tmp_path, 2, dataset="lsun", lsun_category="bedroom_train")
     assert files.read_json(out / "meta.json")["n_train"] + files.read_json(out / "meta.json")["n_holdout"] == 29
@@ -166,14 +167,14 @@ def test_lsun_reads_the_lmdb_export_in_key_order_skipping_corrupt_records(tmp_pa
 
 def test_lsun_errors_name_the_problem(tmp_path):
     with pytest.raises(UserError, match=r"LSUN LMDB .*church_outdoor_train_lmdb not found"):
-        datasets.open_dataset("lsun", tmp_path, lsun_category="church_outdoor_train")
+        loaders.open_dataset("lsun", Source(tmp_path), LsunOptions("church_outdoor_train"))
     bad = tmp_path / "bedroom_train_lmdb"
     bad.mkdir()
     (bad / "data.mdb").write_bytes(b"\0garbage" * 512)
     with pytest.raises(UserError, match="is not a readable LMDB database"):
-        datasets.open_dataset("lsun", tmp_path, lsun_category="bedroom_train")
+        loaders.open_dataset("lsun", Source(tmp_path), LsunOptions("bedroom_train"))
     with pytest.raises(UserError, match="cannot fetch LSUN"):
-        datasets.open_dataset("lsun", tmp_path, download=True)
+        loaders.open_dataset("lsun", Source(tmp_path, download=True))
     with pytest.raises(UserError, match="lsun_category must be a name like bedroom_train"):
         parse_params(tiny_params(prepare={"lsun_category": "../etc"}))
 
@@ -182,7 +183,7 @@ def test_lsun_errors_name_the_problem(tmp_path):
 
 
 def test_augment_stage_streams_the_same_bytes_as_the_in_memory_augment(tmp_path):
-    from dcgan.app.params import pick
+    from dcgan.app.params.typed import pick
     from dcgan.data.augment import Augmentation, augment
 
     write_params(tmp_path / "params.yaml", tiny_params(augment={"copies": 2}))
@@ -203,7 +204,7 @@ def test_augment_stage_streams_the_same_bytes_as_the_in_memory_augment(tmp_path)
 
 @pytest.fixture(scope="module")
 def digits() -> np.ndarray:
-    return datasets.load_dataset("digits", ".", 16, 1, max_images=160).images
+    return shaping.load_dataset("digits", ".", 16, 1, max_images=160).images
 
 
 def test_training_from_the_file_and_through_the_read_ahead_source_is_bitwise_the_same(

@@ -54,8 +54,13 @@ def test_repro_experiments_and_metrics_diff(project):
 
     # 2b. dvc status sees an edit to a module a stage runs, even one it imports indirectly
     # (seeding.py: the seed of every random draw), and only in the stages that run it
+    # (issue 32's fan-out: the train section's schema, the metric catalogue and a dataset loader
+    # rerun only the stages that read them; docs/fan_out.md prints the whole table)
     for module, expected in (("base/seeding.py", {"augment", "evaluator", "train", "sample", "evaluate"}),
-                             ("app/report_md.py", {"report"})):
+                             ("app/report_md.py", {"report"}),
+                             ("app/params/train.py", {"validate", "train", "report"}),
+                             ("metrics/registry.py", {"validate", "evaluate", "report"}),
+                             ("data/loaders.py", {"validate", "prepare"})):
         path = project.root / "src/dcgan" / module
         original = path.read_text()
         path.write_text(original + "\n# an edit\n")
@@ -63,6 +68,16 @@ def test_repro_experiments_and_metrics_diff(project):
         assert set(stale) == expected, (module, sorted(stale))
         path.write_text(original)
     assert project.dvc("status").stdout.strip().startswith("Data and pipelines are up to date")
+
+    # 2c. a train.* field's docstring edited: validate, train and report rerun; train's outputs
+    #     come out byte-identical, so the stages after it stay cached, as DVC intends
+    schema = project.root / "src/dcgan/app/params/train.py"
+    text = schema.read_text()
+    schema.write_text(text.replace('"""Adam beta1 (0.5 in the DCGAN paper)."""', '"""Adam\'s beta1 (0.5 in the DCGAN paper)."""'))
+    assert schema.read_text() != text
+    ran = project.dvc("repro").stdout
+    assert {s for s in STAGES if f"Running stage '{s}'" in ran} == {"validate", "train", "report"}, ran
+    project.git_commit("a train.* docstring")
 
     # 3. an experiment with its own params and metrics, listed by dvc exp show
     exp = project.dvc("exp", "run", "-n", "lr-exp", "-S", "train.lr=0.001")

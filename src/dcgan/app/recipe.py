@@ -1,5 +1,5 @@
 """From params to the library's own objects: the library never sees params.yaml's sections, only
-the small dataclasses it declares (:func:`~dcgan.app.params.pick` fills one from a section): the architecture
+the small dataclasses it declares (:func:`~dcgan.app.params.typed.pick` fills one from a section): the architecture
 (:func:`gan_config`) and the training loop's settings with the objective's (:func:`train_settings`).
 
 First, the train keys set to ``auto`` take the recipe for the kind of data (:func:`resolve_recipe`):
@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from dcgan.app.params import TrainParams, pick
+from dcgan.app.params.train import TrainParams
+from dcgan.app.params.typed import pick
 from dcgan.base.errors import UserError
 from dcgan.networks.gan import GANConfig
 from dcgan.training.objective import ObjectiveSpec

@@ -9,7 +9,8 @@ from typing import Any
 import pandas as pd
 
 from dcgan.base import files
-from dcgan.metrics.registry import ALL_KEYS, LATE_FALL, UNOFFICIAL_WEIGHTS
+from dcgan.metrics.late_fall import LATE_FALL
+from dcgan.metrics.registry import ALL_KEYS, UNOFFICIAL_WEIGHTS
 
 
 def read_curves(live_dir: str | Path) -> dict[str, pd.DataFrame]:

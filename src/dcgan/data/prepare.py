@@ -2,7 +2,7 @@
 
 Two passes over the disk, never the whole set in memory:
 
-1. Decode and shape the images chunk by chunk (:func:`dcgan.data.datasets.fitted_chunks`), in
+1. Decode and shape the images chunk by chunk (:func:`dcgan.data.shaping.fitted_chunks`), in
    ``workers`` processes whose results come back in order, and append them to a temporary file
    of rows. Unreadable files or records are skipped and counted.
 2. Split the kept images (the seeded split of :func:`dcgan.data.arrays.split_indices`) and
@@ -30,7 +30,8 @@ from dcgan.base import files
 from dcgan.base.errors import UserError
 from dcgan.base.progress import progress
 from dcgan.data import arrays
-from dcgan.data.datasets import RawDataset, fitted_chunks
+from dcgan.data.encoded import RawDataset
+from dcgan.data.shaping import fitted_chunks
 from dcgan.data.store import DISK_FULL, NpyReader, NpyWriter, disk_full, rows_per_chunk
 
 

@@ -83,7 +83,3 @@ UNOFFICIAL_WEIGHTS = (
     "only with runs that used the same file."
 )
 """Said wherever FID is shown for a run whose protocol has ``weights_official: 0``."""
-
-LATE_FALL = 1.5
-"""A run whose last in-training FID is at least this many times its best one "fell late": the
-train stage logs it and the report says so (plain DCGAN's late collapse)."""

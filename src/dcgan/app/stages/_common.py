@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Callable
 
-from dcgan.app.params import Params, load_params
+from dcgan.app.params.typed import Sections, load_sections
 from dcgan.base.errors import UserError
 
 
@@ -17,8 +17,10 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def params_from(args: argparse.Namespace) -> Params:
-    return load_params(args.params)
+def params_from(args: argparse.Namespace, *sections: type) -> Sections:
+    """The params sections this stage reads (``params_from(args, BaseParams, TrainParams).train``):
+    a stage imports only those sections' modules, so an edit to another one does not rerun it."""
+    return load_sections(args.params, *sections)
 
 
 def log(msg: str) -> None:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan.app.params import pick
+from dcgan.app.params.augment import AugmentParams
+from dcgan.app.params.base import BaseParams
+from dcgan.app.params.typed import pick
 from dcgan.app.stages._common import log, params_from, parser, run
 from dcgan.base import files
 from dcgan.base.images import save_grid
@@ -23,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", default="data/prepared", help="prepare's output folder")
     ap.add_argument("--out", default="data/augmented", help="output folder")
     args = ap.parse_args(argv)
-    params = params_from(args)
+    params = params_from(args, BaseParams, AugmentParams)
     src, out = Path(args.data), Path(args.out)
     train = arrays.open_images(src / "train.npy")
     labels = np.load(src / "train_labels.npy", allow_pickle=False)

@@ -12,6 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan.app.params.base import BaseParams
+from dcgan.app.params.evaluate import EvaluateParams
+from dcgan.app.params.evaluator import EvaluatorParams
 from dcgan.app.stages._common import log, params_from, parser, run
 from dcgan.base import files
 from dcgan.base.devices import pick_device
@@ -120,7 +123,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--features", default="data/evaluated/features.npy",
                     help="the scored images' features (the promotion gate's paired test)")
     args = ap.parse_args(argv)
-    params = params_from(args)
+    params = params_from(args, BaseParams, EvaluatorParams, EvaluateParams)
     p, ev, seed = params.evaluate, params.evaluator, params.base.seed
     data = Path(args.data)
     # both read a batch at a time: memory does not grow with the number of images

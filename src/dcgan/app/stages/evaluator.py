@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan.app.params.base import BaseParams
+from dcgan.app.params.evaluator import EvaluatorParams
 from dcgan.app.stages._common import log, params_from, parser, run
 from dcgan.base import files
 from dcgan.base.devices import pick_device
@@ -27,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", default="data/prepared", help="prepare's output folder")
     ap.add_argument("--out", default="models/evaluator", help="output folder")
     args = ap.parse_args(argv)
-    params = params_from(args)
+    params = params_from(args, BaseParams, EvaluatorParams)
     p = params.evaluator
     src, out = Path(args.data), Path(args.out)
     meta = files.read_json(src / "meta.json")

@@ -6,11 +6,14 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from dcgan.app.params.base import BaseParams
+from dcgan.app.params.prepare import PrepareParams
+from dcgan.app.params.typed import pick
 from dcgan.app.stages._common import log, params_from, parser, run
 from dcgan.base import files
 from dcgan.base.images import save_grid
 from dcgan.data.arrays import open_images
-from dcgan.data.datasets import open_dataset
+from dcgan.data.loaders import Source, open_dataset, options_type
 from dcgan.data.prepare import prepare_dataset, resolve_workers
 
 
@@ -18,9 +21,10 @@ def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
     ap.add_argument("--out", default="data/prepared", help="output folder")
     args = ap.parse_args(argv)
-    params = params_from(args)
+    params = params_from(args, BaseParams, PrepareParams)
     p = params.prepare
-    raw = open_dataset(p.dataset, p.root, p.download, p.max_images, lsun_category=p.lsun_category)
+    # the loader's own prepare.* keys, by the names its options dataclass declares
+    raw = open_dataset(p.dataset, Source(Path(p.root), p.download, p.max_images), pick(options_type(p.dataset), p))
     workers = resolve_workers(p.workers)
     out = Path(args.out)
     with files.staged_dir(out) as tmp:

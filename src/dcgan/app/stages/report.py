@@ -5,8 +5,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from dcgan.app.params.whole import load_params
 from dcgan.app.report_md import plot_curves, read_curves, render
-from dcgan.app.stages._common import log, params_from, parser, run
+from dcgan.app.stages._common import log, parser, run
 from dcgan.base import files
 
 
@@ -18,7 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--live", default="dvclive", help="train's dvclive folder")
     ap.add_argument("--out", default="reports/report.md", help="report file; figures go beside it")
     args = ap.parse_args(argv)
-    params = params_from(args)
+    params = load_params(args.params)
     out = Path(args.out)
     figures_dir = out.parent / "figures"
     curves = read_curves(args.live)

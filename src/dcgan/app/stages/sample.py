@@ -5,6 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from dcgan.app.params.base import BaseParams
+from dcgan.app.params.sample import SampleParams
 from dcgan.app.stages._common import log, params_from, parser, run
 from dcgan.base import files
 from dcgan.base.devices import pick_device
@@ -21,7 +23,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--grid", default="reports/samples.png", help="sample grid picture")
     ap.add_argument("--interpolation", default="reports/interpolation.png", help="latent walk picture")
     args = ap.parse_args(argv)
-    params = params_from(args)
+    params = params_from(args, BaseParams, SampleParams)
     p = params.sample
     which = p.generator
     device = pick_device(params.base.device)

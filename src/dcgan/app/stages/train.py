@@ -11,6 +11,10 @@ import numpy as np
 import torch
 from dvclive import Live
 
+from dcgan.app.params.base import BaseParams
+from dcgan.app.params.evaluator import EvaluatorParams
+from dcgan.app.params.prepare import PrepareParams
+from dcgan.app.params.train import TrainParams
 from dcgan.app.recipe import (
     data_kind,
     gan_config,
@@ -25,8 +29,8 @@ from dcgan.base.devices import pick_device, resolve_precision
 from dcgan.base.errors import UserError
 from dcgan.base.images import grid_image
 from dcgan.data import arrays
+from dcgan.metrics.late_fall import LATE_FALL
 from dcgan.metrics.reference import load_reference
-from dcgan.metrics.registry import LATE_FALL
 from dcgan.metrics.training_fid import make_fid_fn
 from dcgan.networks.model_dir import ModelCard, save_models
 from dcgan.training import autobatch, distributed
@@ -92,7 +96,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="evaluator's output (feature extractor + reference features) for in-training FID")
     ap.add_argument("--prepared", default="data/prepared", help="prepare's output (to check the reference)")
     args = ap.parse_args(argv)
-    params = params_from(args)
+    params = params_from(args, BaseParams, PrepareParams, EvaluatorParams, TrainParams)
     p = params.train
     if p.nproc > 1 and "TORCHELASTIC_RUN_ID" not in os.environ:
         # the same stage command whatever the process count: relaunch this module under torchrun

@@ -1,0 +1,51 @@
+"""params.yaml's ``evaluator`` section, read by the evaluator stage (the extractor's keys by train and evaluate too)."""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+from dcgan.app.params.typed import Bool, Float, Int, Section, Str, fail, section
+
+
+@section
+class EvaluatorParams(Section):
+    """The feature extractor behind FID, KID, IS and precision/recall, and the reference features
+    of the prepared images: the domain classifier trained here (offline default) or FID Inception-v3."""
+
+    SECTION: ClassVar[str] = "evaluator"
+
+    extractor: Literal["classifier", "inception"]
+    """classifier: the domain net trained by this stage (offline default); inception: FID Inception-v3."""
+    inception_weights: Str
+    """Path of the FID Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth) for extractor: inception."""
+    resize: Literal["legacy", "clean"]
+    """How Inception's 299×299 input is made: legacy (torch-fidelity/pytorch-fid's bilinear, as most
+    papers) or clean (clean-fid's anti-aliased PIL bicubic); the two FIDs are not comparable
+    (recorded in the protocol). The classifier reads images at their own size."""
+    inception_download: Bool
+    """With extractor: inception, download the weights once from torch-fidelity's published URL
+    into inception_weights when the file is missing (sha256 checked); off: never touch the network."""
+    feature_batch_size: Int
+    """Images per batch when extracting features (the reference here; in-training FID too)."""
+    reference_max_images: Int
+    """Use at most this many images of each split (a seeded subset) for the reference statistics
+    and features; 50,000 is the usual FID protocol."""
+    epochs: Int
+    """Training epochs of the classifier."""
+    batch_size: Int
+    """The classifier's training mini-batch size."""
+    lr: Float
+    """Adam learning rate (the classifier)."""
+    width: Int
+    """Channels of the classifier's first conv layer (doubles per block)."""
+    feature_dim: Int
+    """Size of the classifier's penultimate layer, whose activations are its features."""
+
+    def check(self, s: str) -> None:
+        for k in ("epochs", "batch_size", "width", "feature_dim", "feature_batch_size"):
+            if getattr(self, k) < 1:
+                fail(f"{s}.{k}", "must be >= 1", getattr(self, k))
+        if self.reference_max_images < 2:
+            fail(f"{s}.reference_max_images", "must be >= 2", self.reference_max_images)
+        if not self.lr > 0:
+            fail(f"{s}.lr", "must be > 0", self.lr)

@@ -1,0 +1,158 @@
+"""Typed, frozen params sections read from YAML: the part every section module and every stage
+shares (kept small and stable: an edit here reruns every stage).
+
+A section is a frozen pydantic dataclass (:func:`section`): pydantic checks each value's type
+(no coercion beyond int -> float, and a float written as a string, as YAML 1.1 and
+``dvc exp run -S`` may write ``2e-4``), and the section's ``check()`` its ranges and the rules
+between its keys. Every failure raises :class:`ConfigError` with one line naming the key and the
+bad value, e.g. ``train.lr must be > 0, got -1.0``.
+
+A stage reads only the sections it uses (:func:`load_sections`); the validate stage reads them
+all (:mod:`dcgan.app.params.whole`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from pathlib import Path
+from typing import Annotated, Any, ClassVar, TypeVar
+
+import pydantic
+import yaml
+from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
+from pydantic.dataclasses import dataclass
+
+from dcgan.base.errors import ConfigError
+
+T = TypeVar("T")
+
+
+def _number_from_text(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+Int = StrictInt
+"""An integer (not a bool, not 2.0)."""
+Bool = StrictBool
+"""true or false (not "yes", not 1)."""
+Float = Annotated[float, pydantic.Strict(), BeforeValidator(_number_from_text), Field(allow_inf_nan=False)]
+"""A finite number: an integer becomes a float; a numeric string (``2e-4``) is read as one."""
+Str = Annotated[str, pydantic.Strict(), Field(min_length=1)]
+"""A non-empty string."""
+
+
+def section(cls: type[T]) -> type[T]:
+    """A frozen params section: unknown keys refused, values type-checked (pydantic)."""
+    return dataclass(frozen=True, config=ConfigDict(extra="forbid"))(cls)
+
+
+class Section:
+    """What every section declares: its name in params.yaml and its range checks."""
+
+    SECTION: ClassVar[str]
+
+    def check(self, s: str) -> None:
+        """Ranges and the rules between keys (``s``: the section's name); fail() on a bad value."""
+
+
+def fail(key: str, msg: str, value: Any) -> None:
+    raise ConfigError(f"{key} {msg}, got {value!r}")
+
+
+_SAYS = {
+    "float_type": "must be a number", "float_parsing": "must be a number", "finite_number": "must be finite",
+    "int_type": "must be an integer", "int_from_float": "must be an integer", "int_parsing": "must be an integer",
+    "bool_type": "must be true or false", "bool_parsing": "must be true or false",
+    "string_type": "must be a non-empty string", "string_too_short": "must be a non-empty string",
+    "tuple_type": "must be a list", "list_type": "must be a list",
+}
+
+
+def _said(err: dict) -> str | None:
+    """One pydantic error as this project words it (None: implied by another, e.g. 'not null')."""
+    kind = err["type"]
+    if kind == "literal_error":
+        return "must be one of " + ", ".join(re.findall(r"'([^']*)'", err["ctx"]["expected"]))
+    if kind in ("too_long", "too_short"):
+        n = err["ctx"].get("max_length", err["ctx"].get("min_length"))
+        return f"must be a list of {n} values"
+    if kind == "none_required":
+        return None
+    return _SAYS.get(kind, err["msg"])
+
+
+def _one_line(name: str, exc: pydantic.ValidationError) -> str:
+    """The first failing key of a section: ``name.key[i] <what it must be>, got <value>``. A
+    key whose type is a union (``int | auto``) lists what each member wanted."""
+    errors = exc.errors()
+    field = errors[0]["loc"][0]
+    first = [e for e in errors if e["loc"][0] == field]
+    path = "".join(f"[{p}]" for p in first[0]["loc"][1:] if isinstance(p, int))
+    wants = list(dict.fromkeys(w for w in map(_said, first) if w))
+    return f"{name}.{field}{path} {' or '.join(wants)}, got {first[0]['input']!r}"
+
+
+def parse_section(name: str, raw: Any, cls: type[T]) -> T:
+    """Validate one params section (a mapping) into its frozen dataclass."""
+    if not isinstance(raw, dict):
+        fail(name, "must be a mapping of keys to values", raw)
+    fields = [f.name for f in dataclasses.fields(cls)]
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"{name}.{unknown[0]} is not a known key (known: {', '.join(fields)})")
+    missing = [f for f in fields if f not in raw]
+    if missing:
+        raise ConfigError(f"{name}.{missing[0]} is missing from params")
+    try:
+        obj = cls(**{f: raw[f] for f in fields})
+    except pydantic.ValidationError as exc:
+        raise ConfigError(_one_line(name, exc)) from None
+    obj.check(name)
+    return obj
+
+
+def read_yaml(path: str | Path) -> Any:
+    """params.yaml as plain data; a missing or unreadable file raises ConfigError."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"params file {path} does not exist")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"params file {path} is not valid YAML: {exc}") from None
+
+
+class Sections:
+    """The sections a stage read, by name: ``params.train``, ``params.base``."""
+
+    def __init__(self, **sections: Any):
+        self.__dict__.update(sections)
+
+
+def parse_sections(raw: Any, *classes: type) -> Sections:
+    """The named sections of a params mapping, each validated (the others are not looked at)."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"params must be a mapping of sections, got {type(raw).__name__}")
+    for cls in classes:
+        if cls.SECTION not in raw:
+            raise ConfigError(f"section {cls.SECTION} is missing from params")
+    return Sections(**{cls.SECTION: parse_section(cls.SECTION, raw[cls.SECTION], cls) for cls in classes})
+
+
+def load_sections(path: str | Path, *classes: type) -> Sections:
+    """Read params.yaml and validate the sections a stage uses (``load_sections(p, BaseParams,
+    TrainParams).train``); every problem raises ConfigError naming it."""
+    return parse_sections(read_yaml(path), *classes)
+
+
+def pick(cls: type[T], section: Any, **over: Any) -> T:
+    """A library dataclass filled from the params section's fields of the same names
+    (``over`` replaces some, e.g. a resolved value)."""
+    return cls(**{f.name: over[f.name] if f.name in over else getattr(section, f.name)
+                  for f in dataclasses.fields(cls)})
