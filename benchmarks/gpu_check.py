@@ -1,5 +1,6 @@
 """What the captured step (train.compile: graph) owes to a GPU, checked in one run of at most 8
-minutes on the GPU machine as it is: its own python3 and torch, no network, nothing installed.
+minutes on the GPU machine as it is: its own python3 and torch, no network (pydantic, which its
+image lacks, comes as carried wheels: gpu_check.sh installs them offline).
 
     bash benchmarks/gpu_check.sh            # the wrapper: PYTHONPATH=src, $OUT or ./gpu_check_out
     python3 benchmarks/gpu_check.py --out DIR [--minutes 8] [--skip-tests] [--skip-speed]

@@ -244,7 +244,7 @@ def step_flops(p, cfg, images: np.ndarray, device: torch.device = CPU) -> float:
     forward and backward, both updates), counted on one eager step."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    from dcgan.training.data import TensorSource
+    from dcgan.training.batches import TensorSource
     from dcgan.training.distributed import SINGLE
     from dcgan.training.loop import epoch_order, make_batch, make_objective, train_step
     from dcgan.training.nets import build_nets

@@ -224,7 +224,7 @@ def frame(p, cfg, seed=0):
 
 def first_batch(s, data, bs):
     """Step 0's batch of epoch 0, as the loop makes it."""
-    from dcgan.training.data import TensorSource
+    from dcgan.training.batches import TensorSource
     from dcgan.training.loop import epoch_order, make_batch
 
     return make_batch(s, TensorSource(torch.from_numpy(data)), epoch_order(s.seed, 0, len(data)), 0, 0, bs)

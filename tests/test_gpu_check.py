@@ -105,13 +105,15 @@ def test_the_cuda_tests_dry_run_on_the_cpu_and_their_junit_and_records_are_read(
 
 
 def test_what_the_gpu_check_imports_is_on_the_gpu_machine(tmp_path):
-    """Import gpu_check's and the CUDA tests' modules with every installed package that is not on
-    the GPU image (benchmarks/gpu_image_packages.txt) hidden: dvc, dvclive, prefect and their kin
-    must not be needed there."""
+    """Import gpu_check's and the CUDA tests' modules with every installed package that is neither on
+    the GPU image (benchmarks/gpu_image_packages.txt) nor carried by gpu_check.sh
+    (benchmarks/gpu_check_wheels.txt: pydantic and its helpers) hidden: dvc, dvclive, prefect and
+    their kin must not be needed there."""
     code = textwrap.dedent("""
         import importlib, importlib.abc, importlib.metadata as md, sys
         norm = lambda n: n.lower().replace("_", "-")
         image = {norm(l.strip()) for l in open("benchmarks/gpu_image_packages.txt") if l.strip() and not l.startswith("#")}
+        image |= {norm(l.strip()) for l in open("benchmarks/gpu_check_wheels.txt") if l.strip() and not l.startswith("#")}
         hidden = set()
         for d in md.distributions():
             if norm(d.metadata["Name"]) in image | {"dcgan"}:

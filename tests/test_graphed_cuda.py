@@ -170,7 +170,7 @@ class BusyPrefetch:
     thread does at CelebA scale, made constant so that it surely overlaps every capture."""
 
     def __init__(self, images, device):
-        from dcgan.training.data import PrefetchSource
+        from dcgan.training.batches import PrefetchSource
 
         self.inner = PrefetchSource(images, device)
         self.stop, self.calls = threading.Event(), 0
@@ -276,8 +276,8 @@ def test_a_capture_ignores_another_threads_event_waits():
 @cuda_api
 def test_replays_never_sync_with_the_host_and_capture_on_the_warm_up_stream(colour, monkeypatch):
     from dcgan.training import graphed
+    from dcgan.training.draws import draw_noise
     from dcgan.training.graphed import StaticStep
-    from dcgan.training.inputs import draw_noise
     from dcgan.training.loop import epoch_order, make_objective, train_step
     from dcgan.training.nets import build_nets
 

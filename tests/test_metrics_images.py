@@ -4,12 +4,13 @@ import numpy as np
 import pytest
 import torch
 
+from dcgan.app.params.typed import pick
 from dcgan.app.params.whole import parse_params
 from dcgan.data.shaping import load_dataset
 from dcgan.metrics.classifier import ClassifierConfig, extract, train_classifier
 from dcgan.metrics.registry import metric_names
 from dcgan.metrics.sets import FeatureSet, Reference
-from dcgan.metrics.suite import score
+from dcgan.metrics.suite import ScoreOptions, score
 from tests.conftest import tiny_params
 
 CPU = torch.device("cpu")
@@ -49,7 +50,7 @@ def test_fid_rises_monotonically_with_noise(digits_and_net):
 
 def test_suite_scores_real_data_like_its_floor(digits_and_net):
     x, net = digits_and_net
-    opts = parse_params(tiny_params(evaluate={"kid_subset_size": 100})).evaluate
+    opts = pick(ScoreOptions, parse_params(tiny_params(evaluate={"kid_subset_size": 100})).evaluate)
     ref = Reference.from_features(fs(net, x[:1200]).features)
     hold = fs(net, x[1200:1500])
     other_real = fs(net, x[1500:1797])

@@ -210,7 +210,7 @@ def digits() -> np.ndarray:
 def test_training_from_the_file_and_through_the_read_ahead_source_is_bitwise_the_same(
         tmp_path, digits, monkeypatch):
     from dcgan.training import loop
-    from dcgan.training.data import PrefetchSource
+    from dcgan.training.batches import PrefetchSource
 
     p, cfg = setup(epochs=2, batch_schedule=((0, 16), (5, 32)))
     np.save(tmp_path / "train.npy", digits)
@@ -230,7 +230,7 @@ def test_training_from_the_file_and_through_the_read_ahead_source_is_bitwise_the
 
 
 def test_prefetch_source_refuses_batches_out_of_order_and_reports_reader_errors(tmp_path):
-    from dcgan.training.data import PrefetchSource
+    from dcgan.training.batches import PrefetchSource
 
     x = np.arange(10 * 4, dtype=np.uint8).reshape(10, 1, 2, 2)
     src = PrefetchSource(x, CPU, pin=False)
@@ -283,15 +283,16 @@ def test_streaming_feature_stats_match_the_one_pass_ones():
 
 
 def test_precision_recall_runs_on_a_bounded_seeded_subset():
+    from dcgan.app.params.typed import pick
     from dcgan.base.seeding import derive_seed
     from dcgan.metrics.prdc import precision_recall
     from dcgan.metrics.sets import FeatureSet, Reference
-    from dcgan.metrics.suite import get, pr_count
+    from dcgan.metrics.suite import ScoreOptions, get, pr_count
 
     rng = np.random.default_rng(5)
     ref = Reference.from_features(rng.normal(size=(300, 6)).astype(np.float32))
     gen = FeatureSet(rng.normal(size=(120, 6)).astype(np.float32) + 0.3)
-    opts = parse_params(tiny_params(evaluate={"pr_max_images": 50})).evaluate
+    opts = pick(ScoreOptions, parse_params(tiny_params(evaluate={"pr_max_images": 50})).evaluate)
     assert pr_count(120, opts) == 50 and pr_count(30, opts) == 30
     got = get("pr")(gen, ref, opts, 7)
     real = ref.features[np.random.default_rng(7).permutation(300)[:50]]

@@ -523,7 +523,7 @@ def test_compile_trains_the_same_model(tmp_path, data):
 
 
 def test_dataset_placement_rule():
-    from dcgan.training.data import dataset_fits, place_data
+    from dcgan.training.batches import dataset_fits, place_data
 
     assert dataset_fits(1 << 30, 8 << 30) and not dataset_fits(3 << 30, 8 << 30)
     x = np.zeros((4, 1, 8, 8), np.uint8)

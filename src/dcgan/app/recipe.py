@@ -86,8 +86,7 @@ def gan_config(p: TrainParams, image_size: int, channels: int,
         if not all(v > 0 for v in std):
             raise UserError(f"train.normalize: meanstd needs every channel's std > 0, got {list(std)} "
                             "(a constant channel cannot be standardised; use train.normalize: range)")
-    return GANConfig(image_size, channels, p.latent_dim, p.g_width, p.d_width, p.g_norm, p.d_norm,
-                     p.d_spectral, p.prior, p.encoder, p.normalize, mean, std)
+    return pick(GANConfig, p, image_size=image_size, channels=channels, mean=mean, std=std)
 
 
 

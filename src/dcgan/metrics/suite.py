@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -28,32 +28,49 @@ from dcgan.metrics.kid import kernel_inception_distance
 from dcgan.metrics.prdc import precision_recall
 from dcgan.metrics.sets import FeatureSet, Reference
 
-MetricFn = Callable[[FeatureSet, Reference, Any, int], dict[str, float]]
+
+@dataclass(frozen=True)
+class ScoreOptions:
+    """What the metrics read besides the features (the evaluate stage fills it from its section)."""
+
+    is_splits: int
+    """Splits for the Inception Score mean/std."""
+    kid_subsets: int
+    """Random subsets for KID's mean/std."""
+    kid_subset_size: int
+    """Images per KID subset (capped at the number scored)."""
+    pr_k: int
+    """k of the k-NN manifolds of improved precision/recall."""
+    pr_max_images: int
+    """Precision/recall runs on a seeded subset of at most this many images."""
 
 
-def _fid(gen: FeatureSet, ref: Reference, opts: Any, seed: int) -> dict[str, float]:
+MetricFn = Callable[[FeatureSet, Reference, ScoreOptions, int], dict[str, float]]
+
+
+def _fid(gen: FeatureSet, ref: Reference, opts: ScoreOptions, seed: int) -> dict[str, float]:
     return {"fid": frechet_distance(*feature_stats(gen.features), ref.mu, ref.sigma)}
 
 
-def _is(gen: FeatureSet, ref: Reference, opts: Any, seed: int) -> dict[str, float]:
+def _is(gen: FeatureSet, ref: Reference, opts: ScoreOptions, seed: int) -> dict[str, float]:
     if gen.logits is None:
         raise ValueError("the Inception Score needs class logits from the extractor")
     mean, std = inception_score(gen.logits, opts.is_splits)
     return {"is_mean": mean, "is_std": std}
 
 
-def _kid(gen: FeatureSet, ref: Reference, opts: Any, seed: int) -> dict[str, float]:
+def _kid(gen: FeatureSet, ref: Reference, opts: ScoreOptions, seed: int) -> dict[str, float]:
     mean, std = kernel_inception_distance(ref.features, gen.features, opts.kid_subsets,
                                           opts.kid_subset_size, seed)
     return {"kid_mean": mean, "kid_std": std}
 
 
-def pr_count(n: int, opts: Any) -> int:
+def pr_count(n: int, opts: ScoreOptions) -> int:
     """Images per side that precision/recall compares: n, at most evaluate.pr_max_images."""
     return min(n, opts.pr_max_images)
 
 
-def _pr(gen: FeatureSet, ref: Reference, opts: Any, seed: int) -> dict[str, float]:
+def _pr(gen: FeatureSet, ref: Reference, opts: ScoreOptions, seed: int) -> dict[str, float]:
     # equal-sized real and generated sets of m: a seeded subset of the reference, same for every
     # run, and (only past pr_max_images) a seeded subset of the scored images
     n = len(gen.features)
@@ -66,7 +83,7 @@ def _pr(gen: FeatureSet, ref: Reference, opts: Any, seed: int) -> dict[str, floa
     return {"precision": precision, "recall": recall}
 
 
-def _copies(gen: FeatureSet, ref: Reference, opts: Any, seed: int) -> dict[str, float]:
+def _copies(gen: FeatureSet, ref: Reference, opts: ScoreOptions, seed: int) -> dict[str, float]:
     if ref.features is None:
         raise ValueError("the copy rate needs the training set's features")
     return {"copy_rate": copy_test(ref).rate_of(gen.features)}
@@ -128,7 +145,7 @@ def _take(fs: FeatureSet, n: int) -> FeatureSet:
     return FeatureSet(fs.features[:n], None if fs.logits is None else fs.logits[:n])
 
 
-def score(gen: FeatureSet, holdout: FeatureSet, ref: Reference, names: tuple[str, ...], opts: Any,
+def score(gen: FeatureSet, holdout: FeatureSet, ref: Reference, names: tuple[str, ...], opts: ScoreOptions,
           seed: int, n: int, warn: Callable[[str], None] = _stderr) -> dict[str, float]:
     """Each named metric for n generated images, and ``<key>_floor`` for n held-out ones."""
     check_sample_size(n, ref.features.shape[1], len(gen.features), len(holdout.features), warn)

@@ -7,7 +7,7 @@ included: both kinds of step run), and where the step is captured
 (:class:`~dcgan.training.graphed.StaticStep` on CUDA) its static buffers, the warm-up, the capture
 and its private memory pool. The measurement is the caching allocator's peak *reserved* memory,
 so the allocator's cache and the graph's pool are in it. The training set, when it will live on
-the GPU (:func:`~dcgan.training.data.dataset_fits`), is taken off the budget first.
+the GPU (:func:`~dcgan.training.batches.dataset_fits`), is taken off the budget first.
 
 What is left to the margin: the in-training FID (the extractor and a batch of samples), the
 fixed-noise grid, and fragmentation over a long run. ``MARGIN`` is not a measured number yet
@@ -28,9 +28,9 @@ from collections.abc import Callable
 
 import torch
 
-from dcgan.training.data import TensorSource, dataset_fits
+from dcgan.training.batches import TensorSource, dataset_fits
+from dcgan.training.draws import draw_noise
 from dcgan.training.graphed import StaticStep, regularises
-from dcgan.training.inputs import draw_noise
 from dcgan.training.loop import make_batch, make_objective, train_step
 from dcgan.training.nets import build_nets
 from dcgan.training.settings import Setup

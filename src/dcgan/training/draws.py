@@ -1,4 +1,6 @@
-"""Where a training step's random numbers come from.
+"""Where a training step's random numbers come from (the one module that owns them): the noise
+(:func:`draw_noise`), each step's seeded generators (:func:`draw_generators`,
+:func:`step_generators`), and the draw sources a step asks (:class:`DrawBank`).
 
 Every draw of a step (DiffAugment's shifts, cutouts and colour factors, WGAN-GP's interpolation
 weights) comes from a seeded CPU generator per (purpose, discriminator, step), so a run and its
@@ -18,8 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
+
+from dcgan.base.seeding import generator_for
+from dcgan.networks.gan import sample_prior
+
+if TYPE_CHECKING:  # annotations only: settings imports the objective, which imports this module
+    from dcgan.training.settings import Setup
 
 Key = tuple[str, int]
 """(purpose, discriminator index): e.g. ("diffaug", 0), ("gp", 1)."""
@@ -136,3 +145,45 @@ class TapeDraws(Draws):
 
     def randint(self, low: int, high: int, shape: tuple[int, ...]) -> torch.Tensor:
         return self._next("randint", tuple(shape))
+
+
+def per_d_generator(seed: int, purpose: str, k: int, *parts: object) -> torch.Generator:
+    """Discriminator k's generator for ``purpose``: D0's is the single-D run's."""
+    return generator_for(seed, purpose, *parts) if k == 0 else generator_for(seed, purpose, *parts, "d", k)
+
+
+def step_generators(seed: int, step: int, rank: tuple = ()) -> Callable[[Key], torch.Generator]:
+    """The seeded generator of each (purpose, discriminator) at ``step``: DiffAugment draws per
+    rank (``rank``: () alone, or ("rank", r) under DDP); WGAN-GP's weights for the global batch."""
+    def make(key: Key) -> torch.Generator:
+        purpose, k = key
+        return per_d_generator(seed, purpose, k, step, *(rank if purpose == "diffaug" else ()))
+    return make
+
+
+class DrawBank:
+    """A step's draw sources, one per (purpose, discriminator), each made on first use and then
+    drawn from in order."""
+
+    def __init__(self, make: Callable[[Key], Draws]):
+        self.make, self.sources = make, {}
+
+    @classmethod
+    def live(cls, generators: Callable[[Key], torch.Generator], device: torch.device) -> DrawBank:
+        return cls(lambda key: LiveDraws(generators(key), device))
+
+    def __call__(self, purpose: str, k: int) -> Draws:
+        key = (purpose, k)
+        if key not in self.sources:
+            self.sources[key] = self.make(key)
+        return self.sources[key]
+
+
+def draw_noise(s: Setup, step: int, bs: int) -> torch.Tensor:
+    """This rank's noise for ``step``, on the CPU."""
+    return s.dist.shard(sample_prior(bs, s.cfg.latent_dim, s.cfg.prior, generator_for(s.seed, "z", step)))
+
+
+def draw_generators(s: Setup, step: int) -> Callable[[Key], torch.Generator]:
+    """The step's seeded generator per (purpose, discriminator); DiffAugment's per rank."""
+    return step_generators(s.seed, step, () if not s.dist.enabled else ("rank", s.dist.rank))

@@ -30,10 +30,18 @@ from dataclasses import dataclass
 
 import torch
 
-from dcgan.training.draws import Call, Recorder, Schema, TapeDraws, rehearse
-from dcgan.training.inputs import batch_of, draw_generators
+from dcgan.training.draws import (
+    Call,
+    DrawBank,
+    Recorder,
+    Schema,
+    TapeDraws,
+    draw_generators,
+    rehearse,
+)
+from dcgan.training.inputs import batch_of
 from dcgan.training.nets import Nets
-from dcgan.training.objective import DrawBank, GANObjective
+from dcgan.training.objective import GANObjective
 from dcgan.training.settings import Setup
 
 CAPTURE_ERROR_MODE = "thread_local"
@@ -145,7 +153,7 @@ class StaticStep:
 
     def _capture(self, kind: Kind, step: int, bs: int) -> None:
         """Capture on the warm-up's stream. ``thread_local``: only this thread's CUDA calls are
-        checked during capture, so the prefetch thread (:class:`~dcgan.training.data.PrefetchSource`,
+        checked during capture, so the prefetch thread (:class:`~dcgan.training.batches.PrefetchSource`,
         CelebA/LSUN scale) may go on pinning buffers and waiting on its events meanwhile; it
         touches no stream that is being captured."""
         graph = torch.cuda.CUDAGraph()

@@ -38,13 +38,14 @@ from dcgan.networks.gan import (
     sample_prior,
 )
 from dcgan.training import checkpoint as ckpt
-from dcgan.training.data import FileSource, PrefetchSource, TensorSource, place_data
+from dcgan.training.batches import FileSource, PrefetchSource, TensorSource, place_data
 from dcgan.training.distributed import SINGLE, DistEnv
+from dcgan.training.draws import DrawBank, draw_generators, draw_noise
 from dcgan.training.graphed import StaticStep
 from dcgan.training.guard import DivergenceGuard, RunningMeans, TrainingDiverged
-from dcgan.training.inputs import batch_of, draw_generators, draw_noise
+from dcgan.training.inputs import batch_of
 from dcgan.training.nets import Nets, Wrapped, build_nets, sampling_generator
-from dcgan.training.objective import Batch, DrawBank, GANObjective
+from dcgan.training.objective import Batch, GANObjective
 from dcgan.training.position import BestGenerator, Position
 from dcgan.training.resume import Fingerprint, restore, resume_point, snapshot
 from dcgan.training.schedule import batch_size_at, count_steps, images_before, lr_for
@@ -115,10 +116,10 @@ def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
 
 
 def make_batch(s: Setup, data: Source, order: torch.Tensor, offset: int, step: int, bs: int) -> Batch:
-    """This rank's slice of the step's real images (``data``: a :mod:`dcgan.training.data`
+    """This rank's slice of the step's real images (``data``: a :mod:`dcgan.training.batches`
     source) and noise."""
     if isinstance(data, torch.Tensor):  # Tensor.take would index the flattened tensor: refuse it
-        raise TypeError("make_batch takes a batch source from dcgan.training.data, not a tensor")
+        raise TypeError("make_batch takes a batch source from dcgan.training.batches, not a tensor")
     idx = s.dist.shard(order[offset:offset + bs])  # this rank's slice of the global batch
     raw = data.take(idx).to(s.device, non_blocking=True)
     draws = DrawBank.live(draw_generators(s, step), s.device)
@@ -188,7 +189,7 @@ def epoch_plan(step: int, offset: int, n: int, schedule: tuple[tuple[int, int], 
     return plan
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Loop:
     """A run in progress: its frame, networks, objective, position and best generator, and what
     it reports to."""
@@ -306,7 +307,7 @@ class Loop:
                            nets.g.eval() if nets.ema is not None else None)
 
 
-def batch_sizes(t: TrainSettings, n: int, dist: DistEnv) -> int:
+def total_steps(t: TrainSettings, n: int, dist: DistEnv) -> int:
     """The run's total steps; refuses batch sizes that do not fit the data or the processes."""
     sizes = [t.batch_size, *[b for _, b in t.batch_schedule]]
     if n < max(sizes):
@@ -348,7 +349,7 @@ def train(
     slice of every batch and noise draw, G/D/E run under DDP, and only rank 0 logs, evaluates
     and writes checkpoints.
     """
-    total_steps = batch_sizes(settings, len(images), dist)
+    n_steps = total_steps(settings, len(images), dist)
     logger, log = (logger or NullLogger(), log) if dist.is_main else (NullLogger(), lambda m: None)
     s = Setup(settings, cfg, seed, device, dist)
     if device.type == "cuda":
@@ -363,12 +364,13 @@ def train(
     data = place_data(images, device, log)  # uint8; converted per batch
     objective = make_objective(s, nets)  # after resume: DDP broadcasts rank 0's weights on creation
     names = objective.logged_names()
-    loop = Loop(s, nets, objective, pos, best, data, ckpt_dir, fingerprint, logger,
-                RunningMeans(names, device), DivergenceGuard(names, device, dist, ckpt_dir),
-                progress(total=total_steps, initial=pos.step, desc="train", unit="step", dynamic_ncols=True,
-                         mininterval=1.0, disable=not dist.is_main),
-                fixed_noise(seed, settings.sample_grid, cfg.latent_dim, cfg.prior).to(device),
-                fid_fn, callbacks or Callbacks())
+    loop = Loop(s=s, nets=nets, objective=objective, pos=pos, best=best, data=data, ckpt_dir=ckpt_dir,
+                fingerprint=fingerprint, logger=logger, means=RunningMeans(names, device),
+                guard=DivergenceGuard(names, device, dist, ckpt_dir),
+                bar=progress(total=n_steps, initial=pos.step, desc="train", unit="step", dynamic_ncols=True,
+                             mininterval=1.0, disable=not dist.is_main),
+                z_fixed=fixed_noise(seed, settings.sample_grid, cfg.latent_dim, cfg.prior).to(device),
+                fid_fn=fid_fn, callbacks=callbacks or Callbacks())
     if settings.compile == "graph":
         loop.static = StaticStep(s, nets, objective, train_step)
         if loop.static.blocker:

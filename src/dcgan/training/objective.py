@@ -19,11 +19,10 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dcgan.base.seeding import generator_for
 from dcgan.training import losses
 from dcgan.training.diffaug import diff_augment
 from dcgan.training.distributed import DistEnv
-from dcgan.training.draws import Draws, Key, LiveDraws
+from dcgan.training.draws import DrawBank
 
 
 @dataclass(frozen=True)
@@ -41,38 +40,6 @@ class ObjectiveSpec:
     latent_cycle_weight: float
     d_aggregate: str
     d_temperature: float
-
-
-def per_d_generator(seed: int, purpose: str, k: int, *parts: object) -> torch.Generator:
-    """Discriminator k's generator for ``purpose``: D0's is the single-D run's."""
-    return generator_for(seed, purpose, *parts) if k == 0 else generator_for(seed, purpose, *parts, "d", k)
-
-
-def step_generators(seed: int, step: int, rank: tuple = ()) -> Callable[[Key], torch.Generator]:
-    """The seeded generator of each (purpose, discriminator) at ``step``: DiffAugment draws per
-    rank (``rank``: () alone, or ("rank", r) under DDP); WGAN-GP's weights for the global batch."""
-    def make(key: Key) -> torch.Generator:
-        purpose, k = key
-        return per_d_generator(seed, purpose, k, step, *(rank if purpose == "diffaug" else ()))
-    return make
-
-
-class DrawBank:
-    """A step's draw sources, one per (purpose, discriminator), each made on first use and then
-    drawn from in order."""
-
-    def __init__(self, make: Callable[[Key], Draws]):
-        self.make, self.sources = make, {}
-
-    @classmethod
-    def live(cls, generators: Callable[[Key], torch.Generator], device: torch.device) -> DrawBank:
-        return cls(lambda key: LiveDraws(generators(key), device))
-
-    def __call__(self, purpose: str, k: int) -> Draws:
-        key = (purpose, k)
-        if key not in self.sources:
-            self.sources[key] = self.make(key)
-        return self.sources[key]
 
 
 @dataclass

@@ -15,6 +15,7 @@ import numpy as np
 from dcgan.app.params.base import BaseParams
 from dcgan.app.params.evaluate import EvaluateParams
 from dcgan.app.params.evaluator import EvaluatorParams
+from dcgan.app.params.typed import pick
 from dcgan.app.stages._common import log, params_from, parser, run
 from dcgan.base import files
 from dcgan.base.devices import pick_device
@@ -30,7 +31,7 @@ from dcgan.metrics.reconstruction import (
 from dcgan.metrics.reference import load_reference, make_extractor, subset_rows
 from dcgan.metrics.registry import UNOFFICIAL_WEIGHTS
 from dcgan.metrics.sets import FeatureSet
-from dcgan.metrics.suite import check_sample_size, copy_test, pr_count, score
+from dcgan.metrics.suite import ScoreOptions, check_sample_size, copy_test, pr_count, score
 from dcgan.metrics.uncertainty import bootstrap
 from dcgan.networks.model_dir import load_encoder, load_generator, read_card
 
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> None:
     if extractor.id != ref_meta["extractor_id"]:
         raise ValueError(f"extractor {extractor.id} differs from the reference's {ref_meta['extractor_id']}")
     gen_fs = FeatureSet(*extractor(samples.rows(np.arange(n)), "features: samples"))
-    metrics = score(gen_fs, hold_fs, ref, p.metrics, p, seed, n, warn=lambda m: None)
+    metrics = score(gen_fs, hold_fs, ref, p.metrics, pick(ScoreOptions, p), seed, n, warn=lambda m: None)
     _noise_features_copies(args, p, seed, gen_fs, n, ref, ref_meta, samples, metrics)
 
     # what the sample stage wrote beside the samples: which generator, whether DRS
@@ -168,7 +169,7 @@ def main(argv: list[str] | None = None) -> None:
         "kid_subsets": p.kid_subsets,
         "kid_subset_size": min(p.kid_subset_size, n),
         "pr_k": p.pr_k,
-        "pr_images": pr_count(n, p),
+        "pr_images": pr_count(n, pick(ScoreOptions, p)),
         "reference_max_images": int(ref_meta.get("max_images", 0)),
         "recon_method": "encoder" if encoder else "latent_optimisation",
         "recon_images": min(p.recon_images, len(holdout), len(samples)),
