@@ -169,11 +169,65 @@ def regenerate(root: Path) -> str:
     return text
 
 
+def fan_out(root: Path) -> dict[str, tuple[list[str], list[str]]]:
+    """src module -> (the stages whose deps list it: what ``dvc status`` names after an edit, the
+    stages after those, which rerun only when an output they read changes)."""
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    order = list(stages)
+    outs = {n: {o if isinstance(o, str) else next(iter(o)) for o in st.get("outs", [])} for n, st in stages.items()}
+    deps = {n: [d if isinstance(d, str) else next(iter(d)) for d in st.get("deps", [])] for n, st in stages.items()}
+
+    def after(names: set[str]) -> set[str]:
+        found, todo = set(), [n for n in names if n != "validate"]  # validate's stamp never changes
+        while todo:
+            n = todo.pop()
+            for m in order:
+                if m not in found and m not in names and any(d in outs[n] for d in deps[m]):
+                    found.add(m)
+                    todo.append(m)
+        return found
+
+    table: dict[str, tuple[list[str], list[str]]] = {}
+    files = sorted(f for f in (root / "src/dcgan").rglob("*.py") if "__pycache__" not in f.parts and not docstring_only(f))
+    listed = {n: set().union(*(source_files(root, d) for d in deps[n] if d.startswith("src/"))) for n in order}
+    for f in files:
+        direct = {n for n in order if f in listed[n]}
+        later = after(direct)
+        table[str(f.relative_to(root / "src"))] = ([n for n in order if n in direct], [n for n in order if n in later])
+    return table
+
+
+TABLE_START, TABLE_END = "<!-- fan-out table: python -m tests.test_stage_deps --write -->", "<!-- end of the table -->"
+
+
+def fan_out_markdown(root: Path) -> str:
+    rows = ["| module (under src/) | `dvc status` names | then, only if their outputs change |", "|---|---|---|"]
+    for module, (direct, later) in fan_out(root).items():
+        rows.append(f"| `{module}` | {', '.join(direct) or '(none: not run by a stage)'} | {', '.join(later) or '-'} |")
+    return "\n".join([TABLE_START, *rows, TABLE_END])
+
+
+def with_table(doc: str, table: str) -> str:
+    return doc[:doc.index(TABLE_START)] + table + doc[doc.index(TABLE_END) + len(TABLE_END):]
+
+
+def test_the_fan_out_table_in_the_docs_is_the_one_dvc_yaml_gives():
+    doc = (REPO / "docs/fan_out.md").read_text()
+    assert with_table(doc, fan_out_markdown(REPO)) == doc, "run: python -m tests.test_stage_deps --write"
+    table = fan_out(REPO)
+    assert table["dcgan/app/params/train.py"][0] == ["validate", "train", "report"]
+    assert table["dcgan/metrics/registry.py"][0] == ["validate", "evaluate", "report"]
+    assert table["dcgan/data/loaders.py"] == (["validate", "prepare"], ["augment", "evaluator", "train", "sample",
+                                                                        "evaluate", "report"])
+
+
 if __name__ == "__main__":  # python -m tests.test_stage_deps --write: dvc.yaml's deps from the imports
     import sys
 
     new = regenerate(REPO)
     if "--write" in sys.argv:
         (REPO / "dvc.yaml").write_text(new)
+        doc = REPO / "docs/fan_out.md"
+        doc.write_text(with_table(doc.read_text(), fan_out_markdown(REPO)))
     else:
         print(new)
