@@ -146,7 +146,8 @@ def regenerate(root: Path) -> str:
     listed stay when the stage imports every file under them); the rest of the file is kept."""
     text = (root / "dvc.yaml").read_text()
     src = root / "src"
-    for name, stage in yaml.safe_load(text)["stages"].items():
+    stages = yaml.safe_load(text)["stages"]
+    for name, stage in stages.items():
         modules = re.findall(r"python -m (dcgan[\w.]*)", stage["cmd"])
         if not modules:
             continue
@@ -156,11 +157,9 @@ def regenerate(root: Path) -> str:
         covered = set().union(*(source_files(root, d) for d in folders))
         wanted = sorted([*folders, *(str(f.relative_to(root)) for f in used - covered)])
         start = text.index(f"\n  {name}:\n")
-        end = text.find("\n  \n", start)
-        nxt = [i for i in (text.find(f"\n  {n}:\n", start + 1) for n in yaml.safe_load(text)["stages"]) if i > start]
-        end = min(nxt) if nxt else len(text)
-        block = text[start:end]
-        lines = block.split("\n")
+        later = [i for i in (text.find(f"\n  {n}:\n", start + 1) for n in stages) if i > start]
+        end = min(later) if later else len(text)
+        lines = text[start:end].split("\n")
         src_lines = [i for i, line in enumerate(lines) if re.match(r"\s+- src/", line)]
         indent = re.match(r"(\s+)-", lines[src_lines[0]]).group(1)
         kept = [line for i, line in enumerate(lines) if i not in src_lines[1:]]
