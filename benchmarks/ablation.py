@@ -63,7 +63,7 @@ from dcgan.data.arrays import load_images  # noqa: E402
 # reports/ablation.md was trained with (params.yaml's g_width/d_width auto would pick by data kind)
 OFF = {"r1_gamma": 0.0, "gp_lambda": 0.0, "reg_every": 4, "loss": "bce", "ema_decay": 0.0,
        "diffaug": (), "encoder": False, "d_spectral": False, "discriminators": 1, "g_width": 32, "d_width": 32,
-       "min_steps": 0}  # rows set their length in epochs (Row.length)
+       "min_images": 0}  # rows set their length in epochs (Row.length)
 R1 = {"r1_gamma": 0.1, "reg_every": 4}
 
 

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dcgan.app.recipe import gan_config, resolve_length, resolve_recipe, train_settings
+from dcgan.app.recipe import data_kind, gan_config, resolve_length, resolve_recipe, train_settings
 from dcgan.base.devices import resolve_precision
 from dcgan.base.seeding import derive_seed
 from dcgan.metrics.fid import feature_stats, frechet_distance
@@ -69,6 +69,8 @@ class Trained:
     train_s: float
     precision: str
     trajectory: list[dict[str, float]] = field(default_factory=list)
+    g_last: Generator | None = None
+    """The generator at the end of the run (``g`` is it unless the best one was chosen)."""
 
 
 def train_run(params, images: np.ndarray, device: torch.device, evaluator: str, prepared: str,
@@ -77,9 +79,9 @@ def train_run(params, images: np.ndarray, device: torch.device, evaluator: str, 
     stage does, in-training FID every ``train.eval_every`` epochs keeping the best generator."""
     p, ev, seed = params.train, params.evaluator, params.base.seed
     # auto resolved once, as the train stage does, so the run records what it trained in
-    p = dataclasses.replace(resolve_recipe(p, params.prepare.channels),
+    p = dataclasses.replace(resolve_recipe(p, data_kind(images)[0]),
                             precision=resolve_precision(p.precision, device)[0])
-    p = resolve_length(p, len(images), p.batch_size)  # train.min_steps, as the train stage resolves it
+    p = resolve_length(p, len(images), p.batch_size)  # train.min_images, as the train stage resolves it
     cfg = gan_config(p, params.prepare.image_size, params.prepare.channels, data_stats(prepared))
     fid_fn = make_fid_fn(evaluator, prepared, extractor=ev.extractor, inception_weights=ev.inception_weights,
                          batch_size=ev.feature_batch_size, samples=p.eval_samples, seed=seed,
@@ -98,7 +100,7 @@ def train_run(params, images: np.ndarray, device: torch.device, evaluator: str, 
         g = Generator(cfg).to(device)
         g.load_state_dict(r.g_best)
         g.eval()
-    return Trained(g, r.ds[0], r.step, round(wall, 2), p.precision, curves.trajectory())
+    return Trained(g, r.ds[0], r.step, round(wall, 2), p.precision, curves.trajectory(), r.g.eval())
 
 
 @dataclass
@@ -188,7 +190,8 @@ def load_trained(path: Path, params, device: torch.device, stats=None) -> Traine
     from dcgan.networks.gan import Discriminator
 
     state = torch.load(path, map_location=device, weights_only=True)
-    cfg = gan_config(resolve_recipe(params.train, params.prepare.channels), params.prepare.image_size,
+    kind = "grey" if params.prepare.channels == 1 else "colour"  # the ablation's settings: grey 1, colour 3 channels
+    cfg = gan_config(resolve_recipe(params.train, kind), params.prepare.image_size,
                      params.prepare.channels, stats)
     g, d = Generator(cfg).to(device), Discriminator(cfg).to(device)
     g.load_state_dict(state["g"])

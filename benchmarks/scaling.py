@@ -42,7 +42,7 @@ def worker(args: argparse.Namespace) -> None:
 
     world = distributed.env_world_size()
     params = load_params(args.params)
-    p = dataclasses.replace(resolve_recipe(params.train, params.prepare.channels), batch_size=args.per_proc_batch * world, batch_schedule=(),
+    p = dataclasses.replace(resolve_recipe(params.train, "grey" if params.prepare.channels == 1 else "colour"), batch_size=args.per_proc_batch * world, batch_schedule=(),
                             nproc=world, checkpoint_every=10**9, eval_every=0)
     env, device = distributed.init_from_env(torch.device(args.device), world)
     size, channels = params.prepare.image_size, params.prepare.channels

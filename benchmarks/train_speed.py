@@ -301,7 +301,8 @@ def images_for(batch: int, warmup: int, steps: int) -> int:
 
 def configs(params) -> dict[str, tuple]:
     """name -> (project train params, GANConfig, image shape (C, S), latent, widths, batch)."""
-    t = resolve_recipe(params.train, params.prepare.channels)  # auto keys, as the train stage resolves them
+    # auto keys, as the train stage resolves them for data of this many channels
+    t = resolve_recipe(params.train, "grey" if params.prepare.channels == 1 else "colour")
     plain = dict(loss="bce", r1_gamma=0.0, gp_lambda=0.0, ema_decay=0.0, diffaug=(), encoder=False,
                  d_spectral=False, batch_schedule=(), g_norm="batch", d_norm="batch", prior="normal")
     example = dataclasses.replace(t, **plain, batch_size=64, latent_dim=100, g_width=64, d_width=64)

@@ -28,9 +28,9 @@ TINY = {
     "train": {"epochs": 1, "batch_size": 32, "g_width": 8, "d_width": 8, "latent_dim": 16,
               "log_every": 2, "checkpoint_every": 3, "sample_grid": 16, "eval_every": 1,
               "eval_samples": 40,
-              # colour data's recipe trains >= 5,120 steps (train.min_steps auto): the tests train
+              # colour data's recipe trains on >= 327,680 images (train.min_images auto): the tests train
               # the epochs they ask for; the auto path has its own stage test
-              "min_steps": 0,
+              "min_images": 0,
               # the number format is pinned: `auto` would be bf16 on CPUs with AVX-512 BF16 and
               # fp32 elsewhere; its resolution has tests of its own (test_precision.py)
               "precision": "fp32"},
@@ -96,7 +96,7 @@ def tparams(**over):
     from dcgan.app.recipe import resolve_recipe
 
     # keys shipped as auto take the grey recipe, as the train stage resolves them for these digits
-    return dataclasses.replace(resolve_recipe(parse_params(tiny_params()).train, 1), **over)
+    return dataclasses.replace(resolve_recipe(parse_params(tiny_params()).train, "grey"), **over)
 
 
 def setup(**train_over):

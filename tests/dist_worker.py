@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> None:
                          "change, as another summation order makes): the test's control")
     args = ap.parse_args(argv)
     world = distributed.env_world_size()
-    p = resolve_recipe(parse_params(tiny_params()).train, 1)
+    p = resolve_recipe(parse_params(tiny_params()).train, "grey")
     p = dataclasses.replace(p, epochs=1, batch_size=args.batch, nproc=world, sync_bn=args.sync_bn,
                             **json.loads(args.train))
     env, device = distributed.init_from_env(torch.device("cpu"), world)

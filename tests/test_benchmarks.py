@@ -42,7 +42,7 @@ def test_both_loops_run_and_report_images_per_second(harness):
     ref = harness.Reference(images, nz=16, ngf=8, ndf=8, batch=16)
     assert ref.images_per_s(warmup=1, steps=2) > 0
     assert all(np.isfinite(ref.last))
-    p = dataclasses.replace(resolve_recipe(parse_params(tiny_params()).train, 1), batch_size=16)
+    p = dataclasses.replace(resolve_recipe(parse_params(tiny_params()).train, "grey"), batch_size=16)
     cfg = GANConfig(16, 1, p.latent_dim, p.g_width, p.d_width)
     assert harness.project_images_per_s(p, cfg, images, warmup=2, steps=2, seed=0) > 0
 
@@ -65,7 +65,7 @@ def test_scaling_benchmark_runs_one_and_two_processes(tmp_path):
 
 
 def test_timed_window_holds_no_epoch_end_and_refuses_one(harness):
-    p = dataclasses.replace(resolve_recipe(parse_params(tiny_params()).train, 1), batch_size=16)
+    p = dataclasses.replace(resolve_recipe(parse_params(tiny_params()).train, "grey"), batch_size=16)
     cfg = GANConfig(16, 1, p.latent_dim, p.g_width, p.d_width)
     n = harness.images_for(16, warmup=2, steps=40)
     assert n >= (2 + 40 + 1) * 16
@@ -226,3 +226,82 @@ def test_data_scale_measures_a_stage_and_flags_memory_that_grows(tmp_path):
     grows = data_scale.acceptance({"10": row(100, 2.0), "160": row(130, 2.0)})
     assert "ok" in flat[0] and "FAILS" in grows[0]
     assert data_scale.face_like(3).shape == (218, 178, 3)
+
+
+# --- the independent judge (benchmarks/judge.py) and the comparison with the example -----------
+
+
+@pytest.fixture(scope="module")
+def judge_modules():
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    try:
+        import judge
+        import vs_example
+    finally:
+        sys.path.remove(str(REPO / "benchmarks"))
+    return judge, vs_example
+
+
+def _stripes(rng, n: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
+    """Two classes of 16x16 images a classifier can learn at once: horizontal or vertical stripes."""
+    labels = rng.integers(0, 2, n)
+    phase = rng.integers(0, 4, n)
+    base = (((np.arange(16)[None, :] + phase[:, None]) // 2) % 2 * 200 + 20).astype(np.uint8)  # (n, 16)
+    img = np.where(labels[:, None, None] == 0, base[:, :, None], base[:, None, :])  # rows or columns
+    img = img + rng.integers(0, 30, img.shape)
+    return np.repeat(img[:, None], channels, axis=1).clip(0, 255).astype(np.uint8), labels
+
+
+def test_judge_trains_on_its_own_images_caches_and_sees_a_blur(judge_modules, tmp_path):
+    judge, _ = judge_modules
+    rng = np.random.default_rng(0)
+    holdout, labels = _stripes(rng, 128, 3)
+    reals, real_labels = _stripes(rng, 300, 3)
+    j = judge.build(tmp_path / "j", holdout, labels, reals, test=(reals, real_labels), epochs=6)
+    assert j.accuracy > 0.9  # it learned the two classes from the holdout alone
+    again = judge.build(tmp_path / "j", holdout, labels, reals)  # cached: the same net, not retrained
+    assert again.accuracy == j.accuracy
+    assert all(torch_equal(a, b) for a, b in zip(j.net.state_dict().values(), again.net.state_dict().values(),
+                                                  strict=True))
+    fresh, _ = _stripes(rng, 300, 3)
+    blurred = ((fresh.astype(np.float32) + np.roll(fresh, 1, 2) + np.roll(fresh, 1, 3)) / 3).astype(np.uint8)
+    near, far = j.score(fresh)["fid"], j.score(blurred)["fid"]
+    assert far > 3 * near, (near, far)
+
+
+def torch_equal(a, b) -> bool:
+    import torch
+
+    return bool(torch.equal(a, b))
+
+
+def test_the_example_keeps_its_generator_at_equal_steps_and_equal_seconds(judge_modules, monkeypatch):
+    _, vs = judge_modules
+
+    class Scores:
+        def __init__(self):
+            self.calls = 0
+
+    monkeypatch.setattr(vs, "score", lambda st, images: {"judge_fid": float(images.mean()), "judge_is": 1.0,
+                                                         "fid": 0.0, "is": 1.0})
+    st = type("St", (), {"data": np.random.default_rng(0).integers(0, 256, (128, 1, 16, 16), dtype=np.uint8)})()
+    r = vs.example(st, 8, seed=0, steps=3, seconds=0.0, samples=64)
+    assert r["equal_steps"]["steps"] == 3 and r["equal_seconds"]["steps"] == 0  # no time: the initial G
+    assert r["equal_steps"]["judge_fid"] != r["equal_seconds"]["judge_fid"]
+    r = vs.example(st, 8, seed=0, steps=2, seconds=None, samples=64)
+    assert set(r) == {"width", "equal_steps", "grid"} and r["equal_steps"]["steps"] == 2
+
+
+def test_mirror_training_set_is_exact_and_shipped_is_the_augment_stage(judge_modules):
+    _, vs = judge_modules
+    data = np.random.default_rng(0).integers(0, 256, (10, 3, 8, 8), dtype=np.uint8)
+    aug = type("A", (), {"copies": 1, "hflip": False, "crop_scale_min": 0.9, "rotate_degrees": 5.0,
+                         "translate": 0.04})()
+    st = type("St", (), {"data": data, "name": "colour", "params": type("P", (), {"augment": aug})()})()
+    assert vs.training_set(st, "none") is data
+    m = vs.training_set(st, "mirror")
+    assert m.shape == (20, 3, 8, 8) and (m[10:] == data[..., ::-1]).all() and (m[:10] == data).all()
+    s = vs.training_set(st, "shipped")
+    assert s.shape == (20, 3, 8, 8) and (s[:10] == data).all() and not (s[10:] == data).all()

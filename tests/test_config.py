@@ -123,34 +123,57 @@ def test_auto_keys_take_the_recipe_for_the_data_kind_and_given_values_stay():
 
     p = parse_params(shipped_params()).train
     assert {k: getattr(p, k) for k in RECIPES["grey"]} == {k: "auto" for k in RECIPES["grey"]}
-    grey, colour = resolve_recipe(p, 1), resolve_recipe(p, 3)
+    grey, colour = resolve_recipe(p, "grey"), resolve_recipe(p, "colour")
     assert {k: getattr(grey, k) for k in RECIPES["grey"]} == RECIPES["grey"]
     assert {k: getattr(colour, k) for k in RECIPES["colour"]} == RECIPES["colour"]
     assert RECIPES["grey"] != RECIPES["colour"]
     # the grey recipe is what digits trained with before recipes existed: R1 gamma 0.1, 20 epochs
-    assert RECIPES["grey"] == {"r1_gamma": 0.1, "min_steps": 0}
+    assert RECIPES["grey"] == {"r1_gamma": 0.1, "min_images": 0}
     given = parse_params(merge(shipped_params(), {"train": {"r1_gamma": 0.5}})).train
-    assert resolve_recipe(given, 3).r1_gamma == 0.5 and resolve_recipe(given, 1).r1_gamma == 0.5
+    assert resolve_recipe(given, "colour").r1_gamma == 0.5 and resolve_recipe(given, "grey").r1_gamma == 0.5
     # the library's objects are never built from an unresolved auto
-    with pytest.raises(ValueError, match="train.r1_gamma, train.min_steps still auto"):
+    with pytest.raises(ValueError, match="train.r1_gamma, train.min_images still auto"):
         gan_config(p, 32, 1)
     with pytest.raises(ValueError, match="still auto"):
         train_settings(p, batch_size=64, precision="fp32")
 
 
-def test_min_steps_raises_epochs_only_where_the_set_is_small():
+def test_min_images_raises_epochs_only_where_the_set_is_small_whatever_the_batch_size():
     import dataclasses
 
-    from dcgan.app.recipe import resolve_length
-    from dcgan.training.schedule import count_steps
+    from dcgan.app.recipe import images_trained, resolve_length
 
-    p = dataclasses.replace(parse_params(shipped_params()).train, epochs=20, min_steps=5120)
-    assert resolve_length(p, 4098, 64).epochs == 80  # the colour setting: 64 steps an epoch
-    assert resolve_length(p, 202_599, 64).epochs == 20  # CelebA: 20 epochs are 63,300 steps already
-    assert resolve_length(dataclasses.replace(p, min_steps=0), 100, 64).epochs == 20
-    assert resolve_length(p, 1000, 64).epochs == 342  # 15 steps an epoch: ceil(5120 / 15)
+    p = dataclasses.replace(parse_params(shipped_params()).train, epochs=20, min_images=5120 * 64)
+    assert resolve_length(p, 4098, 64).epochs == 80  # the colour setting: 64 steps of 64 an epoch
+    # the same images at any batch size: not 5,120 one-step epochs at batch 4096
+    assert resolve_length(p, 4098, 4096).epochs == 80  # 80 one-step epochs, where min_steps gave 5,120
+    for n, bs, epochs in ((4098, 32, 80), (3000, 64, 112), (3000, 512, 128), (3000, 2048, 160)):
+        e = resolve_length(p, n, bs).epochs
+        assert e == epochs == -(-5120 * 64 // (n // bs * bs)), (n, bs)
+        assert images_trained(n, e, p, bs) >= 5120 * 64 > images_trained(n, e - 1, p, bs)
+    assert resolve_length(p, 202_599, 64).epochs == 20  # CelebA: 20 epochs are 4 million images already
+    assert resolve_length(p, 202_599, 4096).epochs == 20
+    assert resolve_length(dataclasses.replace(p, min_images=0), 100, 64).epochs == 20
+    assert resolve_length(p, 1000, 64).epochs == 342  # 15 steps of 64 an epoch: ceil(5120 / 15)
     sched = dataclasses.replace(p, batch_schedule=((0, 32), (100, 64)))
     e = resolve_length(sched, 1000, 64).epochs
-    assert count_steps(1000, e, sched.batch_schedule, 64) >= 5120 > count_steps(1000, e - 1, sched.batch_schedule, 64)
-    with pytest.raises(ValueError, match="min_steps still auto"):
+    assert images_trained(1000, e, sched, 64) >= 5120 * 64 > images_trained(1000, e - 1, sched, 64)
+    with pytest.raises(ValueError, match="min_images still auto"):
         resolve_length(parse_params(shipped_params()).train, 100, 64)
+
+
+def test_the_recipe_follows_the_pixels_not_the_channel_count():
+    import numpy as np
+
+    from dcgan.app.recipe import data_kind
+
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (50, 1, 8, 8), dtype=np.uint8)
+    assert data_kind(grey) == ("grey", "1 channel")
+    rgb_grey = np.repeat(grey, 3, axis=1)  # grey digits copied into 3 channels
+    kind, why = data_kind(rgb_grey)
+    assert kind == "grey" and "R = G = B" in why and "50 images" in why
+    colour = rgb_grey.copy()
+    colour[37, 2, 3, 4] ^= 1  # one pixel of one image off grey: colour
+    assert data_kind(colour) == ("colour", "3 channels")
+    assert data_kind(rng.integers(0, 256, (5000, 3, 4, 4), dtype=np.uint8))[0] == "colour"

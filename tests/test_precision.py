@@ -87,7 +87,7 @@ def test_the_loop_refuses_auto_and_trains_exactly_the_resolved_format(tmp_path, 
     """Precision is decided once, by the train stage: the library refuses ``auto``, and a run
     given the resolved format is the run the stage makes (model.json records it: test_stages)."""
     want, _ = resolve_precision("auto", CPU)
-    p = dataclasses.replace(resolve_recipe(parse_params(tiny_params()).train, 1), precision="auto")
+    p = dataclasses.replace(resolve_recipe(parse_params(tiny_params()).train, "grey"), precision="auto")
     with pytest.raises(ValueError, match="resolve 'auto' first"):
         train_settings(p, batch_size=p.batch_size, precision=p.precision)
     cfg = gan_config(p, 16, 1)
@@ -122,7 +122,7 @@ def test_training_bar_obeys_tqdm_disable(tmp_path, data, monkeypatch, capsys, en
         monkeypatch.delenv("TQDM_DISABLE", raising=False)
     else:
         monkeypatch.setenv("TQDM_DISABLE", env)
-    p = resolve_recipe(parse_params(tiny_params()).train, 1)
+    p = resolve_recipe(parse_params(tiny_params()).train, "grey")
     fit(p, gan_config(p, 16, 1), data, tmp_path, "fp", stop_after=2)
     err = capsys.readouterr().err
     assert ("train:" in err) == (env is None), err  # the bar's "train: ..% ..| 2/5 [..step/s]"

@@ -284,7 +284,7 @@ def test_auto_keys_take_the_recipe_of_the_data_kind_through_the_stage(workdir, c
         for r1 in ("auto", gamma):
             tag = f"{channels}-{r1}"
             write_params(workdir / f"{tag}.yaml", tiny_params(prepare={"channels": channels}, train={
-                "eval_every": 0, "r1_gamma": r1, "reg_every": 1, "min_steps": 0}))
+                "eval_every": 0, "r1_gamma": r1, "reg_every": 1, "min_images": 0}))
             assert run(train.main, ["--params", f"{tag}.yaml", "--data", f"x{channels}.npy", "--out", f"m{tag}",
                                     "--checkpoints", f"c{tag}", "--live", f"l{tag}"]) == 0
             err = capsys.readouterr().err
@@ -297,14 +297,30 @@ def test_auto_keys_take_the_recipe_of_the_data_kind_through_the_stage(workdir, c
         assert digests[0] == digests[1], kind
 
 
-def test_min_steps_gives_a_small_set_more_epochs(workdir, capsys):
-    """train.min_steps: 64 images at batch 32 are 2 steps an epoch, so at least 5 steps take 3
-    epochs (6 steps) where train.epochs says 1; the stage says so."""
+def test_min_images_gives_a_small_set_more_epochs(workdir, capsys):
+    """train.min_images: 64 images at batch 32 are 2 steps (64 images) an epoch, so at least 160
+    images take 3 epochs (6 steps) where train.epochs says 1; the stage says so."""
     from dcgan.data import arrays
 
     arrays.save_images(workdir / "x.npy", np.random.default_rng(0).integers(0, 256, (64, 1, 16, 16), dtype=np.uint8))
-    write_params(workdir / "p.yaml", tiny_params(train={"eval_every": 0, "min_steps": 5}))
+    write_params(workdir / "p.yaml", tiny_params(train={"eval_every": 0, "min_images": 160}))
     assert run(train.main, ["--params", "p.yaml", "--data", "x.npy", "--out", "m", "--checkpoints", "c",
                             "--live", "l"]) == 0
-    assert "train: 3 epochs instead of 1: train.min_steps 5 on 64 images" in capsys.readouterr().err
+    assert "train: 3 epochs instead of 1: train.min_images 160 on 64 images at batch 32" in capsys.readouterr().err
     assert json.loads((workdir / "l/metrics.json").read_text())["train"]["steps"] == 6
+
+
+def test_grey_stored_as_rgb_gets_the_grey_recipe(workdir, capsys):
+    """Grey digits copied into 3 channels train the grey recipe (and say why); the same images
+    with colour train the colour one."""
+    from dcgan.data import arrays
+
+    grey = np.random.default_rng(0).integers(0, 256, (64, 1, 16, 16), dtype=np.uint8)
+    arrays.save_images(workdir / "g.npy", np.repeat(grey, 3, axis=1))
+    write_params(workdir / "p.yaml", tiny_params(prepare={"channels": 3}, train={"eval_every": 0, "min_images": 0,
+                                                                                  "r1_gamma": "auto"}))
+    assert run(train.main, ["--params", "p.yaml", "--data", "g.npy", "--out", "m", "--checkpoints", "c",
+                            "--live", "l"]) == 0
+    err = capsys.readouterr().err
+    assert "train: grey recipe (3 channels, but R = G = B in every one of 64 images read" in err
+    assert "r1_gamma 0.1" in err

@@ -9,52 +9,75 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
+
 from dcgan.app.params.train import TrainParams
 from dcgan.app.params.typed import pick
 from dcgan.base.errors import UserError
 from dcgan.networks.gan import GANConfig
 from dcgan.training.objective import ObjectiveSpec
-from dcgan.training.schedule import count_steps
+from dcgan.training.schedule import count_steps, images_before
 from dcgan.training.settings import TrainSettings
 
 RECIPES: dict[str, dict[str, object]] = {
     # digits and digits10k (issue 21): R1 gamma 0.1 beat plain DCGAN in 10 of 10 paired seeds
-    "grey": {"r1_gamma": 0.1, "min_steps": 0},
+    "grey": {"r1_gamma": 0.1, "min_images": 0},
     # real colour photos (issue 29, reports/ablation.md's colour setting): no R1 row beat plain
     # DCGAN by more than its test could detect at the shipped length (0.1 worse on average, 1
     # worse still), so colour data trains plain DCGAN's objective; and length is what colour
-    # photos lack: at 4x the shipped 20 epochs (5,120 steps on 4,098 images) every row's FID fell
-    # by an order of magnitude and objects appeared, so small colour sets train >= 5,120 steps
-    "colour": {"r1_gamma": 0.0, "min_steps": 5120},
+    # photos lack: at 4x the shipped 20 epochs (5,120 steps of 64 on 4,098 images) every row's FID
+    # fell by an order of magnitude and objects appeared, so small colour sets train on at least
+    # 5,120 x 64 images, whatever the batch size
+    "colour": {"r1_gamma": 0.0, "min_images": 5120 * 64},
 }
-"""What each train key set to ``auto`` becomes, by the kind of data."""
+"""What each train key set to ``auto`` becomes, by the kind of data (:func:`data_kind`)."""
+
+KIND_SAMPLE = 1024
+"""Images (evenly spaced over the set) that :func:`data_kind` reads to tell grey from colour."""
 
 
-def data_kind(channels: int) -> str:
-    """grey (1 channel) or colour (3)."""
-    return "grey" if channels == 1 else "colour"
+def data_kind(images) -> tuple[str, str]:
+    """(grey or colour, why) for uint8 images (N, C, H, W), an array or a memmap: one channel is
+    grey; three channels are grey too when every sampled image has R = G = B (grey images stored
+    as RGB), so the recipe follows what the pixels are, not how they are stored."""
+    n, c = images.shape[0], images.shape[1]
+    if c == 1:
+        return "grey", "1 channel"
+    picks = np.unique(np.linspace(0, n - 1, min(n, KIND_SAMPLE)).round().astype(np.int64)) if n else []
+    for i in picks:
+        x = np.asarray(images[int(i)])
+        if not ((x[0] == x[1]).all() and (x[1] == x[2]).all()):
+            return "colour", f"{c} channels"
+    return "grey", f"{c} channels, but R = G = B in every one of {len(picks)} images read: grey stored as RGB"
 
 
-def resolve_recipe(p: TrainParams, channels: int) -> TrainParams:
+def resolve_recipe(p: TrainParams, kind: str) -> TrainParams:
     """The train params with every ``auto`` key set from the recipe for this kind of data
-    (:data:`RECIPES`); keys given a value keep it."""
-    table = RECIPES[data_kind(channels)]
+    (grey or colour: :data:`RECIPES`, :func:`data_kind`); keys given a value keep it."""
+    table = RECIPES[kind]
     return dataclasses.replace(p, **{k: v for k, v in table.items() if getattr(p, k) == "auto"})
 
 
+def images_trained(n_images: int, epochs: int, p: TrainParams, batch_size: int) -> int:
+    """Images a run of ``epochs`` epochs on ``n_images`` trains on (steps times their batch
+    sizes, the batch schedule counted; ``max_steps`` not)."""
+    steps = count_steps(n_images, epochs, p.batch_schedule, batch_size)
+    return images_before(steps, p.batch_schedule, batch_size)
+
+
 def resolve_length(p: TrainParams, n_images: int, batch_size: int) -> TrainParams:
-    """``epochs`` raised until the run takes at least ``min_steps`` steps on ``n_images`` (the
-    batch schedule counted; ``max_steps`` still caps the run); unchanged when min_steps is 0."""
-    if p.min_steps == "auto":
-        raise ValueError("train.min_steps still auto: resolve the recipe first")
-    epochs = p.epochs
-    per_epoch = count_steps(n_images, 1, (), batch_size) if not p.batch_schedule else 0
-    if p.min_steps and per_epoch:  # the batch size is fixed: closed form
-        epochs = max(epochs, -(-p.min_steps // per_epoch))
-    elif p.min_steps:
-        while count_steps(n_images, epochs, p.batch_schedule, batch_size) < p.min_steps and epochs < 10**6:
-            epochs += 1
-    return dataclasses.replace(p, epochs=epochs)
+    """``epochs`` raised to the fewest that train on at least ``min_images`` images (any batch
+    size or schedule: a run at batch 4096 sees as many images as one at 64; ``max_steps`` still
+    caps the run); unchanged when min_images is 0 or already met."""
+    if p.min_images == "auto":
+        raise ValueError("train.min_images still auto: resolve the recipe first")
+    lo, hi = p.epochs, p.epochs  # images_trained grows with epochs: double, then bisect
+    while images_trained(n_images, hi, p, batch_size) < p.min_images and hi < 10**7:
+        lo, hi = hi, hi * 2
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (mid + 1, hi) if images_trained(n_images, mid, p, batch_size) < p.min_images else (lo, mid)
+    return dataclasses.replace(p, epochs=hi)
 
 
 def unresolved(p: TrainParams) -> list[str]:
@@ -64,7 +87,7 @@ def unresolved(p: TrainParams) -> list[str]:
 def _refuse_auto(p: TrainParams) -> None:
     if keys := unresolved(p):
         raise ValueError(f"train.{', train.'.join(keys)} still auto: resolve the recipe first "
-                         "(dcgan.app.recipe.resolve_recipe with the data's channels)")
+                         "(dcgan.app.recipe.resolve_recipe with the data's kind)")
 
 
 def gan_config(p: TrainParams, image_size: int, channels: int,

@@ -23,9 +23,10 @@ class TrainParams(Section):
 
     epochs: Int
     """Passes over the (augmented) training set."""
-    min_steps: Int | Literal["auto"]
-    """Train at least this many steps: small sets get more epochs than ``epochs`` (0 = off);
-    auto: the recipe for the data's kind (dcgan.app.recipe.RECIPES)."""
+    min_images: Int | Literal["auto"]
+    """Train on at least this many images in all (steps times batch size, whatever the batch
+    size): small sets get more epochs than ``epochs`` (0 = off); auto: the recipe for the data's
+    kind (dcgan.app.recipe.RECIPES)."""
     max_steps: Int
     """End the run after this many steps even mid-epoch (0 = off: epochs decide); for sets where
     one epoch is already long (LSUN). The run ends at whichever of the two comes first."""
@@ -129,8 +130,8 @@ class TrainParams(Section):
                   "checkpoint_every", "sample_grid", "eval_samples", "reg_every"):
             if getattr(self, k) < 1:
                 fail(f"{s}.{k}", "must be >= 1", getattr(self, k))
-        if self.min_steps != "auto" and self.min_steps < 0:
-            fail(f"{s}.min_steps", "must be >= 0 (0 = off) or auto", self.min_steps)
+        if self.min_images != "auto" and self.min_images < 0:
+            fail(f"{s}.min_images", "must be >= 0 (0 = off) or auto", self.min_images)
         if self.batch_size != "auto" and self.batch_size < 1:
             fail(f"{s}.batch_size", "must be >= 1 or auto", self.batch_size)
         if self.batch_schedule:

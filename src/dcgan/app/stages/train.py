@@ -172,12 +172,13 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
     prep = params.prepare
     # train keys set to auto -> the recipe for grey or colour data (dcgan.app.recipe.RECIPES)
     auto_keys = unresolved(params.train)
-    p = dataclasses.replace(resolve_recipe(params.train, prep.channels), precision=precision, compile=compile_mode)
     images = arrays.open_images(args.data, channels=prep.channels, size=prep.image_size)  # read per batch
+    kind, kind_why = data_kind(images)
+    p = dataclasses.replace(resolve_recipe(params.train, kind), precision=precision, compile=compile_mode)
     cfg = gan_config(p, prep.image_size, prep.channels, dataset_stats(args.prepared, p.normalize))
     batch_size = (auto_batch_size(p, cfg, seed, precision, images, device, env) if p.batch_size == "auto"
                   else p.batch_size)
-    p = resolve_length(p, len(images), batch_size)  # train.min_steps: more epochs on a small set
+    p = resolve_length(p, len(images), batch_size)  # train.min_images: more epochs on a small set
     fid_fn, extractor_id = in_training_fid(params, args, env, device)
     fp = ckpt.fingerprint(dataclasses.asdict(p), seed, files.recorded_digest(args.data, log),
                           fid_extractor=extractor_id)
@@ -195,11 +196,10 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
         truncate_logs(live_dir, int(start["step"]))
     log(f"train: precision {precision} ({why}); compile {compile_mode} ({compile_why})")
     if auto_keys:
-        log(f"train: {data_kind(prep.channels)} recipe ({prep.channels} channel{'s' if prep.channels > 1 else ''}): "
-            + ", ".join(f"{k} {getattr(p, k)}" for k in auto_keys))
+        log(f"train: {kind} recipe ({kind_why}): " + ", ".join(f"{k} {getattr(p, k)}" for k in auto_keys))
     if p.epochs != params.train.epochs:
-        log(f"train: {p.epochs} epochs instead of {params.train.epochs}: train.min_steps {p.min_steps} on "
-            f"{len(images)} images")
+        log(f"train: {p.epochs} epochs instead of {params.train.epochs}: train.min_images {p.min_images} on "
+            f"{len(images)} images at batch {batch_size}")
     log(f"train: {len(images)} images, {cfg}, device {device}"
         + (f", {env.world_size} processes (DDP, {torch.distributed.get_backend()})" if env.enabled else ""))
     with Live(str(live_dir), resume=start is not None, save_dvc_exp=False, dvcyaml=None, report=None) as live:

@@ -1,0 +1,403 @@
+"""The shipped recipe against the official example's plain DCGAN loop, at equal steps and at
+equal seconds, on grey and colour data, scored by an independent judge (benchmarks/judge.py).
+
+    python benchmarks/vs_example.py instruments              # what each feature space sees
+    python benchmarks/vs_example.py run --seeds 5            # every setting and arm, 5 paired seeds
+    python benchmarks/vs_example.py run --settings colour --arms shipped example32 --seeds 5
+    python benchmarks/vs_example.py report                   # rewrite reports/vs_example.md from the log
+
+Settings (each a fixed set of real images, treated as a user's dataset):
+
+- ``colour``: the 2,049 prepared training photos of ``shared/data/colour-photos`` (the README's
+  colour switch, benchmarks/ablation_data.py), 32×32×3;
+- ``grey``: the 10,066 images of the ablation's digits10k setting, 32×32×1.
+
+Arms, each trained for ``--steps`` steps (default: the colour length, 5,120; ``--length 4``
+for 4× it) on the same seed's data order and initial weights where they share a loop:
+
+- ``shipped``: what the train stage trains with params.yaml as shipped (``auto`` keys resolved
+  for the data, in-training FID and best-by-FID selection included), on the data plus the
+  augment stage's copies (params.yaml's ``augment`` section, with the README's ``hflip`` for
+  colour); other ``ours`` arms change one thing (:data:`ARMS`);
+- ``example32`` / ``example64``: benchmarks/train_speed.py's copy of pytorch/examples'
+  dcgan/main.py loop (BCE, Adam 2e-4/0.5, N(0, 0.02) init, nz 100, batch 64, fp32, no
+  augmentation) at width 32 (the project's) and 64 (the example's own). Its generator is kept at
+  ``--steps`` (equal steps) and at the wall time of the seed's ``shipped`` run (equal seconds,
+  measured in the same process under the same load); it samples as the example draws its grid
+  (G in train mode, 64 at a time).
+
+Every arm draws ``--samples`` images (2,000), scored at that count by the judge and by the
+evaluate stage's extractor, both against the setting's images. Each run's line goes to
+``--log`` (reports/vs_example.json) as it finishes, so a study cut short keeps what it has.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("TQDM_DISABLE", "1")
+
+import argparse  # noqa: E402
+import copy  # noqa: E402
+import dataclasses  # noqa: E402
+import fcntl  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import ablation_data  # noqa: E402
+import ganrun  # noqa: E402
+import judge as judge_mod  # noqa: E402
+from ablation import machine  # noqa: E402
+from seedstats import paired, spread  # noqa: E402
+from train_speed import Reference  # noqa: E402
+
+from dcgan.app.params.whole import load_params  # noqa: E402
+from dcgan.base.seeding import derive_seed  # noqa: E402
+from dcgan.data.arrays import load_images  # noqa: E402
+from dcgan.data.augment import Augmentation, augment  # noqa: E402
+from dcgan.metrics.fid import feature_stats, frechet_distance  # noqa: E402
+from dcgan.metrics.inception_score import inception_score  # noqa: E402
+from dcgan.metrics.reference import make_extractor  # noqa: E402
+
+CPU = torch.device("cpu")
+COLOUR_LENGTH = 5120
+"""Steps at batch 64: the colour recipe's length (train.min_images on colour photos, over 64)."""
+
+# ours arms: (train params changes, offline augmentation: "shipped" | "none" | "mirror")
+ARMS: dict[str, tuple[dict, str]] = {
+    "shipped": ({}, "shipped"),
+    "noaug": ({}, "none"),
+    "mirror": ({}, "mirror"),
+    "fp32": ({"precision": "fp32"}, "shipped"),
+    "noaug_fp32": ({"precision": "fp32"}, "none"),
+    "mirror_ema": ({"ema_decay": 0.999, "ema_rampup": 0.05}, "mirror"),
+    "noaug_ema": ({"ema_decay": 0.999, "ema_rampup": 0.05}, "none"),
+}
+EXAMPLES = {"example32": 32, "example64": 64}
+
+
+@dataclasses.dataclass
+class Setting:
+    name: str
+    params: object
+    data: np.ndarray
+    """The dataset: what the example trains on and what every FID is measured against."""
+    prepared: str
+    evaluator: str
+    judge: judge_mod.Judge
+    extractor: object
+    ref_mu: np.ndarray
+    ref_sigma: np.ndarray
+
+
+def load_setting(name: str, root: Path) -> Setting:
+    """The setting built by ablation_data.py, with the judge trained on its holdout split."""
+    src = {"colour": "colour", "grey": "digits10k"}[name]
+    f = ablation_data.build(src, root)
+    params = load_params(f.params)
+    size, ch = params.prepare.image_size, params.prepare.channels
+    data = load_images(f.prepared / "train.npy" if name == "colour" else f.train, channels=ch, size=size)
+    holdout = load_images(f.prepared / "holdout.npy", channels=ch, size=size)
+    labels = np.load(f.prepared / "holdout_labels.npy")
+    train_labels = np.load(f.prepared / "train_labels.npy")
+    prepared_train = load_images(f.prepared / "train.npy", channels=ch, size=size)
+    judge = judge_mod.build(root / name / "independent_judge", holdout, labels, data,
+                            test=(prepared_train, train_labels))
+    extractor = make_extractor("classifier", str(f.evaluator), "", 500, CPU)
+    mu, sigma = feature_stats(extractor(data, "features")[0])
+    return Setting(name, params, data, str(f.prepared), str(f.evaluator), judge, extractor, mu, sigma)
+
+
+def score(st: Setting, images: np.ndarray) -> dict[str, float]:
+    """FID and IS of uint8 ``images`` in the judge's and in the evaluator's space."""
+    j = st.judge.score(images)
+    feats, logits = st.extractor(images, "features")
+    return {"judge_fid": j["fid"], "judge_is": j["is_mean"],
+            "fid": frechet_distance(*feature_stats(feats), st.ref_mu, st.ref_sigma),
+            "is": inception_score(logits, 10)[0]}
+
+
+def training_set(st: Setting, kind: str, seed: int = 0) -> np.ndarray:
+    """The data with the offline augmentation of ``kind``: the augment stage's copies as
+    params.yaml ships them (+ hflip on colour, as the README switches it on), none, or one exact
+    mirror image of each."""
+    if kind == "none":
+        return st.data
+    if kind == "mirror":
+        return np.concatenate([st.data, st.data[..., ::-1]])
+    a = st.params.augment
+    spec = Augmentation(a.copies, st.name == "colour" or a.hflip, a.crop_scale_min, a.rotate_degrees, a.translate)
+    return augment(st.data, spec, derive_seed(seed, "augment"))
+
+
+def ours(st: Setting, arm: str, seed: int, steps: int, samples: int) -> dict:
+    changes, aug = ARMS[arm]
+    p = st.params
+    # the colour length as a step count: epochs high enough, max_steps stops the run exactly
+    params = ganrun.with_seed(p, seed, **{"min_images": 0, "max_steps": steps, "epochs": 10**6, **changes})
+    images = training_set(st, aug, 0)
+    t0 = time.perf_counter()
+    t = ganrun.train_run(params, images, CPU, st.evaluator, st.prepared, f"{st.name}-{arm}-{seed}")
+    wall = time.perf_counter() - t0
+    out = {"steps": t.steps, "wall_s": round(wall, 1), "train_s": t.train_s, "precision": t.precision,
+           "images": len(images), "evals": len(t.trajectory)}
+    cache = Path(".ablation-cache") / "vs_example" / f"{st.name}-{steps}-{arm}-{seed}.pt"
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({"best": t.g.state_dict(), "last": t.g_last.state_dict()}, cache)  # to rescore without training
+    for which, g in (("best", t.g), ("last", t.g_last)):
+        drawn = ganrun.draw(dataclasses.replace(t, g=g), samples, derive_seed(seed, "vs_sample"), CPU,
+                            params.sample, False)[0]
+        out[which] = score(st, drawn)
+        # as the example draws: G in train mode (each batch of 64 normalised by its own statistics)
+        out[f"{which}_trainbn"] = score(st, draw_train_mode(g, samples, derive_seed(seed, "vs_sample")))
+    out["grid"] = ganrun.draw(t, 64, derive_seed(seed, "vs_sample"), CPU, params.sample, False)[0]
+    return out
+
+
+def example(st: Setting, width: int, seed: int, steps: int, seconds: float | None, samples: int) -> dict:
+    """The example's loop for ``steps`` steps, its G kept there and at ``seconds`` of wall time."""
+    torch.manual_seed(seed)
+    ref = Reference(st.data, nz=100, ngf=width, ndf=width, batch=64)
+    kept: dict[str, dict] = {}
+    t0, n = time.perf_counter(), 0
+    while n < steps or (seconds is not None and "equal_seconds" not in kept):
+        if seconds is not None and "equal_seconds" not in kept and time.perf_counter() - t0 >= seconds:
+            kept["equal_seconds"] = {"state": copy.deepcopy(ref.netG.state_dict()), "steps": n}
+        if n == steps:
+            kept["equal_steps"] = {"state": copy.deepcopy(ref.netG.state_dict()), "steps": n,
+                                   "wall_s": round(time.perf_counter() - t0, 1)}
+        ref.step()
+        n += 1
+    if n == steps and "equal_steps" not in kept:
+        kept["equal_steps"] = {"state": copy.deepcopy(ref.netG.state_dict()), "steps": n,
+                               "wall_s": round(time.perf_counter() - t0, 1)}
+    out: dict = {"width": width}
+    for which, k in kept.items():
+        ref.netG.load_state_dict(k.pop("state"))
+        drawn = draw_example(ref, samples, derive_seed(seed, "vs_sample"))
+        out[which] = {**k, **score(st, drawn)}
+        if which == "equal_steps":
+            out["grid"] = drawn[:64]
+    return out
+
+
+@torch.no_grad()
+def draw_example(ref: Reference, n: int, seed: int) -> np.ndarray:
+    """As the example draws its fake grid: netG in train mode (batch statistics), 64 at a time."""
+    gen = torch.Generator().manual_seed(seed)
+    out = []
+    for _ in range(0, n, 64):
+        x = ref.netG(torch.randn(64, 100, 1, 1, generator=gen))
+        out.append(((x.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).numpy())
+    return np.concatenate(out)[:n]
+
+
+@torch.no_grad()
+def draw_train_mode(g, n: int, seed: int) -> np.ndarray:
+    """n images from a copy of our G in train mode, 64 at a time, as the example draws its grid."""
+    from dcgan.base.pixels import to_uint8
+    from dcgan.networks.gan import pixels_of, prior_of, sample_prior
+
+    g = copy.deepcopy(g).train()
+    gen = torch.Generator().manual_seed(seed)
+    out = [to_uint8(pixels_of(g, g(sample_prior(64, g.cfg.latent_dim, prior_of(g), gen)))).numpy()
+           for _ in range(0, n, 64)]
+    return np.concatenate(out)[:n]
+
+
+def record(log_path: Path, key: list[str], result: dict) -> dict:
+    """One run into the log under a lock (shards write the same file)."""
+    with open(log_path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+        node = log
+        for k in key[:-1]:
+            node = node.setdefault(k, {})
+        node[key[-1]] = result
+        tmp = log_path.with_suffix(".part")
+        tmp.write_text(json.dumps(log, indent=1) + "\n")
+        tmp.replace(log_path)
+    return log
+
+
+def unseen_reals(name: str, root: Path) -> tuple[np.ndarray, str]:
+    """Real images of the setting that neither the GANs, the evaluator nor the judge trained on:
+    the colour photos' test batch (prepare reads data_batch_1..5 only). Grey has none left: its
+    holdout split is what the judge trained on, which the label says."""
+    if name == "colour":
+        import pickle
+
+        with open(ablation_data.COLOUR_PHOTOS / "cifar-10-batches-py" / "test_batch", "rb") as f:
+            raw = pickle.load(f, encoding="bytes")
+        return np.asarray(raw[b"data"], np.uint8).reshape(-1, 3, 32, 32), "unseen photos (test_batch)"
+    f = ablation_data.folders("digits10k", root)
+    return np.load(f.prepared / "holdout.npy"), "held-out digits (the judge's own training images)"
+
+
+def instruments(args) -> int:
+    """What each feature space sees of the offline augmentation: FID against the data of the
+    augment stage's copies, of mirror images, of resampled originals and of real images nobody
+    trained on (the floor), all at the same count (FID's bias depends on it)."""
+    rows = {}
+    for name in args.settings:
+        st = load_setting(name, Path(args.data_root))
+        unseen, label = unseen_reals(name, Path(args.data_root))
+        n = min(len(unseen), len(st.data))
+        pick = np.random.default_rng(0).choice(len(st.data), n, replace=False)
+        copies = training_set(st, "shipped")[len(st.data):]
+        rows[name] = {
+            "images_each": n,
+            "judge_accuracy_on_the_gan_training_split": st.judge.accuracy,
+            label: score(st, unseen[:n]),
+            "originals (a resample of the data)": score(st, st.data[pick]),
+            "augmented copies (the augment stage's)": score(st, copies[pick]),
+            "mirror images": score(st, st.data[pick][..., ::-1].copy()),
+        }
+        print(name, json.dumps(rows[name], indent=1), flush=True)
+    doc = {"machine": machine(), "settings": rows}
+    Path(args.instruments_out).write_text(json.dumps(doc, indent=1) + "\n")
+    return 0
+
+
+def run(args) -> int:
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    log_path = Path(args.log)
+    k, n_shards = (int(v) for v in args.shard.split("/"))
+    steps = args.steps * args.length
+    length = f"x{args.length}"
+    jobs = [(s, seed) for seed in range(args.seeds) for s in args.settings]
+    for i, (name, seed) in enumerate(jobs):
+        if i % n_shards != k:
+            continue
+        st = load_setting(name, Path(args.data_root))
+        log = json.loads(log_path.read_text()) if log_path.is_file() else {}
+        have = log.get(name, {}).get(length, {})
+        for arm in args.arms:
+            if str(seed) in have.get(arm, {}) and not args.rerun:
+                continue
+            if arm in EXAMPLES:
+                shipped = have.get("shipped", {}).get(str(seed))
+                if shipped is None:  # equal seconds need the shipped run's time on this machine
+                    r = ours(st, "shipped", seed, steps, args.samples)
+                    r.pop("grid")
+                    log = record(log_path, [name, length, "shipped", str(seed)], {**r, "machine": machine()})
+                    have = log[name][length]
+                    shipped = have["shipped"][str(seed)]
+                r = example(st, EXAMPLES[arm], seed, steps, shipped["wall_s"], args.samples)
+            else:
+                r = ours(st, arm, seed, steps, args.samples)
+            grid = r.pop("grid")
+            if seed == 0 and args.figures:
+                from dcgan.base.images import save_grid
+
+                Path(args.figures).mkdir(parents=True, exist_ok=True)
+                save_grid(grid, Path(args.figures) / f"vs_{name}_{length}_{arm}.png", upscale=2)
+            log = record(log_path, [name, length, arm, str(seed)], {**r, "machine": machine()})
+            have = log[name][length]
+            print(f"{name} {length} {arm} seed {seed}: {json.dumps(r)}", flush=True)
+    return 0
+
+
+def _val(r: dict, arm: str, cmp: str, key: str) -> float | None:
+    if arm in EXAMPLES:
+        return r.get(cmp, {}).get(key)
+    return r.get("best", {}).get(key)
+
+
+def report(args) -> int:
+    log = json.loads(Path(args.log).read_text())
+    lines = ["# The shipped recipe against the official example's loop", "",
+             "`python benchmarks/vs_example.py report` writes this from reports/vs_example.json. "
+             "Judge: benchmarks/judge.py (an independent ResNet trained on held-out photos/digits only). "
+             "Every FID against the setting's data, 2,000 samples a side. Δ: paired over seeds (ours − example), "
+             "mean ± 95% CI; ratio: mean of per-seed ours / example.", ""]
+    for name, lengths in log.items():
+        for length, arms in lengths.items():
+            lines += [f"## {name}, {length} (colour length {COLOUR_LENGTH} steps × {length[1:]})", ""]
+            lines += ["| arm | vs | seeds | judge FID ours | judge FID example | Δ judge FID | ratio | "
+                      "judge IS ours / example | evaluator Δ FID |", "|---|---|---|---|---|---|---|---|---|"]
+            for arm in (a for a in arms if a not in EXAMPLES):
+                for ex in (e for e in EXAMPLES if e in arms):
+                    for cmp in ("equal_steps", "equal_seconds") if arm == "shipped" else ("equal_steps",):
+                        seeds = sorted(set(arms[arm]) & {s for s, r in arms[ex].items() if cmp in r})
+                        if not seeds:
+                            continue
+                        a = [arms[arm][s]["best"]["judge_fid"] for s in seeds]
+                        b = [arms[ex][s][cmp]["judge_fid"] for s in seeds]
+                        ai = [arms[arm][s]["best"]["judge_is"] for s in seeds]
+                        bi = [arms[ex][s][cmp]["judge_is"] for s in seeds]
+                        ev = paired([arms[arm][s]["best"]["fid"] for s in seeds],
+                                    [arms[ex][s][cmp]["fid"] for s in seeds])
+                        pr = paired(a, b)
+                        lines.append(f"| {arm} | {ex} {cmp.replace('_', ' ')} | {len(seeds)} | {spread(a)} | "
+                                     f"{spread(b)} | {pr.mean:+.3g} ± {pr.half_width:.2g}, {pr.verdict()} | "
+                                     f"{spread([x / y for x, y in zip(a, b, strict=True)])} | {np.mean(ai):.3g} / "
+                                     f"{np.mean(bi):.3g} (higher in {sum(x > y for x, y in zip(ai, bi, strict=True))}"
+                                     f" of {len(ai)}) | {ev.mean:+.3g}, {ev.verdict()} |")
+            lines += ["", "Each arm against `shipped` at equal steps (paired; what one change does), in both spaces:", "",
+                      "| arm | seeds | Δ judge FID | Δ evaluator FID |", "|---|---|---|---|"]
+            for arm in (a for a in arms if a not in EXAMPLES and a != "shipped" and "shipped" in arms):
+                seeds = sorted(set(arms[arm]) & set(arms["shipped"]))
+                if len(seeds) < 2:
+                    continue
+                cells = []
+                for key in ("judge_fid", "fid"):
+                    pr = paired([arms[arm][s]["best"][key] for s in seeds], [arms["shipped"][s]["best"][key] for s in seeds])
+                    cells.append(f"{pr.mean:+.3g} ± {pr.half_width:.2g}, {pr.verdict()}")
+                lines.append(f"| {arm} | {len(seeds)} | {cells[0]} | {cells[1]} |")
+            lines += ["", "Every arm: *best* is the generator the pipeline ships (best by the evaluator's 500-sample "
+                      "in-training FID), *last* the one at the end; *train-mode BN*: the same generator drawn as the "
+                      "example draws (batch statistics, 64 at a time).", "",
+                      "| arm | seeds | steps | wall s | judge FID best | judge FID last | judge FID best, train-mode BN | "
+                      "evaluator FID best | evaluator FID last |", "|---|---|---|---|---|---|---|---|---|"]
+            for arm, runs in arms.items():
+                if arm in EXAMPLES:
+                    rs = [r["equal_steps"] for r in runs.values() if "equal_steps" in r]
+                    lines.append(f"| {arm} (equal steps) | {len(rs)} | {rs[0]['steps'] if rs else '—'} | "
+                                 f"{spread([r['wall_s'] for r in rs]) if rs else '—'} | "
+                                 f"{spread([r['judge_fid'] for r in rs]) if rs else '—'} | — | — | "
+                                 f"{spread([r['fid'] for r in rs]) if rs else '—'} | — |")
+                    continue
+                rs = list(runs.values())
+                tbn = [r["best_trainbn"]["judge_fid"] for r in rs if "best_trainbn" in r]
+                lines.append(f"| {arm} | {len(rs)} | {rs[0]['steps']} | {spread([r['wall_s'] for r in rs])} | "
+                             f"{spread([r['best']['judge_fid'] for r in rs])} | "
+                             f"{spread([r['last']['judge_fid'] for r in rs])} | {spread(tbn) if tbn else '—'} | "
+                             f"{spread([r['best']['fid'] for r in rs])} | {spread([r['last']['fid'] for r in rs])} |")
+            lines.append("")
+    Path(args.out).write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["instruments", "run", "report"])
+    ap.add_argument("--settings", nargs="+", default=["colour", "grey"], choices=["colour", "grey"])
+    ap.add_argument("--arms", nargs="+", default=["shipped", "example32", "example64"],
+                    choices=[*ARMS, *EXAMPLES])
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--steps", type=int, default=COLOUR_LENGTH)
+    ap.add_argument("--length", type=int, default=1, help="train --steps times this")
+    ap.add_argument("--samples", type=int, default=2000)
+    ap.add_argument("--data-root", default=".ablation-data")
+    ap.add_argument("--log", default="reports/vs_example.json")
+    ap.add_argument("--out", default="reports/vs_example.md")
+    ap.add_argument("--instruments-out", default="reports/instruments.json")
+    ap.add_argument("--figures", default="docs/figures")
+    ap.add_argument("--shard", default="0/1", help="K/N: every Nth job from the Kth (N processes)")
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--rerun", action="store_true")
+    args = ap.parse_args()
+    return {"instruments": instruments, "run": run, "report": report}[args.what](args)
+
+
+if __name__ == "__main__":
+    np.seterr(all="ignore")
+    sys.exit(main())
