@@ -61,7 +61,7 @@ from dcgan.data.arrays import load_images  # noqa: E402
 
 # plain DCGAN: every technique off (the rows add theirs on top), at the width every row of
 # reports/ablation.md was trained with (params.yaml's g_width/d_width auto would pick by data kind)
-OFF = {"r1_gamma": 0.0, "gp_lambda": 0.0, "reg_every": 4, "loss": "bce", "ema_decay": 0.0,
+OFF = {"r1_gamma": 0.0, "gp_lambda": 0.0, "reg_every": 4, "loss": "bce", "ema_decay": 0.0, "ema_rampup": 0.0,
        "diffaug": (), "encoder": False, "d_spectral": False, "discriminators": 1, "g_width": 32, "d_width": 32,
        "min_images": 0}  # rows set their length in epochs (Row.length)
 R1 = {"r1_gamma": 0.1, "reg_every": 4}

@@ -69,15 +69,21 @@ CPU = torch.device("cpu")
 COLOUR_LENGTH = 5120
 """Steps at batch 64: the colour recipe's length (train.min_images on colour photos, over 64)."""
 
-# ours arms: (train params changes, offline augmentation: "shipped" | "none" | "mirror")
+# ours arms: (train params changes, offline augmentation: "shipped" | "none" | "mirror"). The
+# ``dcgan_*`` arms are the colour recipe as it shipped before issue 37 (plain DCGAN's objective,
+# no EMA) with each kind of offline augmentation; the ``*_ema`` arms add the EMA that now ships
+NO_EMA = {"ema_decay": 0.0, "ema_rampup": 0.0}
+EMA = {"ema_decay": 0.999, "ema_rampup": 0.05}
 ARMS: dict[str, tuple[dict, str]] = {
     "shipped": ({}, "shipped"),
-    "noaug": ({}, "none"),
-    "mirror": ({}, "mirror"),
-    "fp32": ({"precision": "fp32"}, "shipped"),
-    "noaug_fp32": ({"precision": "fp32"}, "none"),
-    "mirror_ema": ({"ema_decay": 0.999, "ema_rampup": 0.05}, "mirror"),
-    "noaug_ema": ({"ema_decay": 0.999, "ema_rampup": 0.05}, "none"),
+    "dcgan_aug": (NO_EMA, "shipped"),
+    "dcgan_noaug": (NO_EMA, "none"),
+    "dcgan_mirror": (NO_EMA, "mirror"),
+    "dcgan_noaug_fp32": ({**NO_EMA, "precision": "fp32"}, "none"),
+    "ema_aug": (EMA, "shipped"),
+    "ema_mirror": (EMA, "mirror"),
+    "ema_noaug": (EMA, "none"),
+    "ema_aug_fp32": ({**EMA, "precision": "fp32"}, "shipped"),
 }
 EXAMPLES = {"example32": 32, "example64": 64}
 
@@ -160,8 +166,10 @@ def ours(st: Setting, arm: str, seed: int, steps: int, samples: int) -> dict:
     return out
 
 
-def example(st: Setting, width: int, seed: int, steps: int, seconds: float | None, samples: int) -> dict:
-    """The example's loop for ``steps`` steps, its G kept there and at ``seconds`` of wall time."""
+def example(st: Setting, width: int, seed: int, steps: int, seconds: float | None, samples: int,
+            keep_every: int = 512) -> dict:
+    """The example's loop for ``steps`` steps, its G kept there, at ``seconds`` of wall time and
+    every ``keep_every`` steps (``at_<n>``: for equal seconds at a step rate measured elsewhere)."""
     torch.manual_seed(seed)
     ref = Reference(st.data, nz=100, ngf=width, ndf=width, batch=64)
     kept: dict[str, dict] = {}
@@ -169,6 +177,8 @@ def example(st: Setting, width: int, seed: int, steps: int, seconds: float | Non
     while n < steps or (seconds is not None and "equal_seconds" not in kept):
         if seconds is not None and "equal_seconds" not in kept and time.perf_counter() - t0 >= seconds:
             kept["equal_seconds"] = {"state": copy.deepcopy(ref.netG.state_dict()), "steps": n}
+        if keep_every and n and n % keep_every == 0 and n < steps:
+            kept[f"at_{n}"] = {"state": copy.deepcopy(ref.netG.state_dict()), "steps": n}
         if n == steps:
             kept["equal_steps"] = {"state": copy.deepcopy(ref.netG.state_dict()), "steps": n,
                                    "wall_s": round(time.perf_counter() - t0, 1)}
@@ -310,6 +320,27 @@ def _val(r: dict, arm: str, cmp: str, key: str) -> float | None:
     return r.get("best", {}).get(key)
 
 
+def example_at(ex: dict, cmp: str, seconds: float, arms: dict, seed: str) -> dict | None:
+    """The example run ``ex``'s scores to compare with an arm that took ``seconds``: at equal
+    steps, or at equal seconds. Equal seconds: the first G it kept at or after ``seconds`` times
+    its own step rate (measured in the same run); without kept Gs, the G it kept at the wall time
+    of the seed's ``dcgan_aug`` run, if that time was at least ``seconds`` (never fewer seconds
+    than ours: the example's side of the comparison errs its way)."""
+    if cmp == "equal_steps":
+        return ex.get("equal_steps")
+    full = ex.get("equal_steps")
+    snaps = sorted((r for k, r in ex.items() if k.startswith("at_")), key=lambda r: r["steps"])
+    if full is None:
+        return None
+    if snaps:
+        target = seconds * full["steps"] / full["wall_s"]
+        return next((r for r in [*snaps, full] if r["steps"] >= target), full)
+    base = arms.get("dcgan_aug", {}).get(seed)
+    if "equal_seconds" in ex and base is not None and base["wall_s"] >= seconds:
+        return ex["equal_seconds"]
+    return None
+
+
 def report(args) -> int:
     log = json.loads(Path(args.log).read_text())
     lines = ["# The shipped recipe against the official example's loop", "",
@@ -324,31 +355,31 @@ def report(args) -> int:
                       "judge IS ours / example | evaluator Δ FID |", "|---|---|---|---|---|---|---|---|---|"]
             for arm in (a for a in arms if a not in EXAMPLES):
                 for ex in (e for e in EXAMPLES if e in arms):
-                    for cmp in ("equal_steps", "equal_seconds") if arm == "shipped" else ("equal_steps",):
-                        seeds = sorted(set(arms[arm]) & {s for s, r in arms[ex].items() if cmp in r})
-                        if not seeds:
+                    for cmp in ("equal_steps", "equal_seconds"):
+                        pairs = [(arms[arm][s]["best"], e) for s in sorted(arms[arm]) if s in arms[ex]
+                                 and (e := example_at(arms[ex][s], cmp, arms[arm][s]["wall_s"], arms, s)) is not None]
+                        if not pairs:
                             continue
-                        a = [arms[arm][s]["best"]["judge_fid"] for s in seeds]
-                        b = [arms[ex][s][cmp]["judge_fid"] for s in seeds]
-                        ai = [arms[arm][s]["best"]["judge_is"] for s in seeds]
-                        bi = [arms[ex][s][cmp]["judge_is"] for s in seeds]
-                        ev = paired([arms[arm][s]["best"]["fid"] for s in seeds],
-                                    [arms[ex][s][cmp]["fid"] for s in seeds])
+                        a, b = [o["judge_fid"] for o, _ in pairs], [e["judge_fid"] for _, e in pairs]
+                        ai, bi = [o["judge_is"] for o, _ in pairs], [e["judge_is"] for _, e in pairs]
+                        ev = paired([o["fid"] for o, _ in pairs], [e["fid"] for _, e in pairs])
                         pr = paired(a, b)
-                        lines.append(f"| {arm} | {ex} {cmp.replace('_', ' ')} | {len(seeds)} | {spread(a)} | "
+                        lines.append(f"| {arm} | {ex} {cmp.replace('_', ' ')} | {len(pairs)} | {spread(a)} | "
                                      f"{spread(b)} | {pr.mean:+.3g} ± {pr.half_width:.2g}, {pr.verdict()} | "
                                      f"{spread([x / y for x, y in zip(a, b, strict=True)])} | {np.mean(ai):.3g} / "
                                      f"{np.mean(bi):.3g} (higher in {sum(x > y for x, y in zip(ai, bi, strict=True))}"
                                      f" of {len(ai)}) | {ev.mean:+.3g}, {ev.verdict()} |")
-            lines += ["", "Each arm against `shipped` at equal steps (paired; what one change does), in both spaces:", "",
+            lines += ["", "Each arm against `dcgan_aug` (what shipped for colour before issue 37) at equal steps "
+                      "(paired; what each change does), in both spaces:", "",
                       "| arm | seeds | Δ judge FID | Δ evaluator FID |", "|---|---|---|---|"]
-            for arm in (a for a in arms if a not in EXAMPLES and a != "shipped" and "shipped" in arms):
-                seeds = sorted(set(arms[arm]) & set(arms["shipped"]))
+            for arm in (a for a in arms if a not in EXAMPLES and a != "dcgan_aug" and "dcgan_aug" in arms):
+                seeds = sorted(set(arms[arm]) & set(arms["dcgan_aug"]))
                 if len(seeds) < 2:
                     continue
                 cells = []
                 for key in ("judge_fid", "fid"):
-                    pr = paired([arms[arm][s]["best"][key] for s in seeds], [arms["shipped"][s]["best"][key] for s in seeds])
+                    pr = paired([arms[arm][s]["best"][key] for s in seeds],
+                                [arms["dcgan_aug"][s]["best"][key] for s in seeds])
                     cells.append(f"{pr.mean:+.3g} ± {pr.half_width:.2g}, {pr.verdict()}")
                 lines.append(f"| {arm} | {len(seeds)} | {cells[0]} | {cells[1]} |")
             lines += ["", "Every arm: *best* is the generator the pipeline ships (best by the evaluator's 500-sample "

@@ -290,8 +290,9 @@ def test_the_example_keeps_its_generator_at_equal_steps_and_equal_seconds(judge_
     r = vs.example(st, 8, seed=0, steps=3, seconds=0.0, samples=64)
     assert r["equal_steps"]["steps"] == 3 and r["equal_seconds"]["steps"] == 0  # no time: the initial G
     assert r["equal_steps"]["judge_fid"] != r["equal_seconds"]["judge_fid"]
-    r = vs.example(st, 8, seed=0, steps=2, seconds=None, samples=64)
-    assert set(r) == {"width", "equal_steps", "grid"} and r["equal_steps"]["steps"] == 2
+    r = vs.example(st, 8, seed=0, steps=5, seconds=None, samples=64, keep_every=2)
+    assert set(r) == {"width", "equal_steps", "grid", "at_2", "at_4"} and r["equal_steps"]["steps"] == 5
+    assert r["at_2"]["steps"] == 2 and r["at_4"]["steps"] == 4
 
 
 def test_mirror_training_set_is_exact_and_shipped_is_the_augment_stage(judge_modules):

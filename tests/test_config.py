@@ -39,7 +39,7 @@ def test_params_are_frozen():
         ("train", "nproc", 0, "train.nproc must be >= 1, got 0"),
         ("train", "r1_gamma", "automatic", "train.r1_gamma must be a number or must be one of auto, got 'automatic'"),
         ("train", "d_lr", 0, "train.d_lr must be > 0 or null (= lr), got 0.0"),
-        ("train", "ema_rampup", 2, "train.ema_rampup must be in [0, 1] (0 = off), got 2.0"),
+        ("train", "ema_rampup", 2, "train.ema_rampup must be in [0, 1] (0 = off) or auto, got 2.0"),
         ("train", "nproc", 3, "train.batch_size must be divisible by train.nproc 3 (batch sizes are global"),
         ("train", "compile", "fast", "train.compile must be one of none, default, reduce-overhead, max-autotune"),
     ],
@@ -128,11 +128,12 @@ def test_auto_keys_take_the_recipe_for_the_data_kind_and_given_values_stay():
     assert {k: getattr(colour, k) for k in RECIPES["colour"]} == RECIPES["colour"]
     assert RECIPES["grey"] != RECIPES["colour"]
     # the grey recipe is what digits trained with before recipes existed: R1 gamma 0.1, 20 epochs
-    assert RECIPES["grey"] == {"r1_gamma": 0.1, "min_images": 0}
+    assert RECIPES["grey"] == {"r1_gamma": 0.1, "min_images": 0, "ema_decay": 0.0, "ema_rampup": 0.0}
     given = parse_params(merge(shipped_params(), {"train": {"r1_gamma": 0.5}})).train
     assert resolve_recipe(given, "colour").r1_gamma == 0.5 and resolve_recipe(given, "grey").r1_gamma == 0.5
     # the library's objects are never built from an unresolved auto
-    with pytest.raises(ValueError, match="train.r1_gamma, train.min_images still auto"):
+    with pytest.raises(ValueError, match="train.r1_gamma, train.min_images, train.ema_decay, train.ema_rampup "
+                                         "still auto"):
         gan_config(p, 32, 1)
     with pytest.raises(ValueError, match="still auto"):
         train_settings(p, batch_size=64, precision="fp32")

@@ -270,8 +270,8 @@ def test_training_data_that_does_not_match_the_model_is_refused(workdir, capsys)
 
 
 def test_auto_keys_take_the_recipe_of_the_data_kind_through_the_stage(workdir, capsys):
-    """train.r1_gamma auto: the train stage resolves it from prepare.channels, logs it, and trains
-    exactly what the resolved value given by hand trains (colour: 0; grey: 0.1)."""
+    """The recipe's auto keys (r1_gamma, ema_decay, ...): the train stage resolves them from the
+    data, logs them, and trains exactly what the resolved values given by hand train."""
     from dcgan.app.recipe import RECIPES
     from dcgan.data import arrays
     from dcgan.networks.model_dir import load_generator
@@ -283,13 +283,15 @@ def test_auto_keys_take_the_recipe_of_the_data_kind_through_the_stage(workdir, c
         digests = []
         for r1 in ("auto", gamma):
             tag = f"{channels}-{r1}"
+            keys = {k: "auto" for k in RECIPES[kind]} if r1 == "auto" else dict(RECIPES[kind])  # every key given
             write_params(workdir / f"{tag}.yaml", tiny_params(prepare={"channels": channels}, train={
-                "eval_every": 0, "r1_gamma": r1, "reg_every": 1, "min_images": 0}))
+                **keys, "eval_every": 0, "reg_every": 1, "min_images": 0}))
             assert run(train.main, ["--params", f"{tag}.yaml", "--data", f"x{channels}.npy", "--out", f"m{tag}",
                                     "--checkpoints", f"c{tag}", "--live", f"l{tag}"]) == 0
             err = capsys.readouterr().err
             if r1 == "auto":
                 assert f"train: {kind} recipe ({channels} channel" in err and f"r1_gamma {gamma}" in err
+                assert f"ema_decay {RECIPES[kind]['ema_decay']}" in err
             else:
                 assert "recipe" not in err
             g = load_generator(workdir / f"m{tag}")

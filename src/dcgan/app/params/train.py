@@ -80,11 +80,13 @@ class TrainParams(Section):
     """Spectral normalisation on D's convolutions."""
     diffaug: tuple[Literal["color", "translation", "cutout"], ...]
     """DiffAugment policies applied to reals and fakes in the D and G steps ([] = off)."""
-    ema_decay: Float
-    """Exponential moving average of G's weights (0 = off); sample/evaluate use it when on."""
-    ema_rampup: Float
+    ema_decay: Float | Literal["auto"]
+    """Exponential moving average of G's weights (0 = off); sample/evaluate use it when on;
+    auto: the recipe for the data's kind (dcgan.app.recipe.RECIPES)."""
+    ema_rampup: Float | Literal["auto"]
     """EMA ramp-up (stylegan2-ada): the average's half-life is at most this share of the images
-    seen so far, e.g. 0.05, so early weights do not linger (0 = off: a fixed decay)."""
+    seen so far, e.g. 0.05, so early weights do not linger (0 = off: a fixed decay); auto: the
+    recipe for the data's kind."""
     encoder: Bool
     """Train an encoder E: images -> z with the reconstruction loss |G(E(x)) - x|."""
     recon_loss: Literal["l1", "l2", "smooth_l1"]
@@ -151,8 +153,8 @@ class TrainParams(Section):
         for k in ("r1_gamma", "gp_lambda", "recon_weight", "latent_cycle_weight"):
             if getattr(self, k) != "auto" and getattr(self, k) < 0:
                 fail(f"{s}.{k}", "must be >= 0", getattr(self, k))
-        if not 0.0 <= self.ema_decay < 1.0:
-            fail(f"{s}.ema_decay", "must be in [0, 1) (0 = off)", self.ema_decay)
+        if self.ema_decay != "auto" and not 0.0 <= self.ema_decay < 1.0:
+            fail(f"{s}.ema_decay", "must be in [0, 1) (0 = off) or auto", self.ema_decay)
         if len(set(self.diffaug)) != len(self.diffaug):
             fail(f"{s}.diffaug", "must not repeat a policy", list(self.diffaug))
         if self.eval_every < 0:
@@ -161,8 +163,8 @@ class TrainParams(Section):
             fail(f"{s}.lr", "must be > 0", self.lr)
         if self.d_lr is not None and not self.d_lr > 0:
             fail(f"{s}.d_lr", "must be > 0 or null (= lr)", self.d_lr)
-        if not 0.0 <= self.ema_rampup <= 1.0:
-            fail(f"{s}.ema_rampup", "must be in [0, 1] (0 = off)", self.ema_rampup)
+        if self.ema_rampup != "auto" and not 0.0 <= self.ema_rampup <= 1.0:
+            fail(f"{s}.ema_rampup", "must be in [0, 1] (0 = off) or auto", self.ema_rampup)
         if not 1 <= self.discriminators <= 16:
             fail(f"{s}.discriminators", "must be from 1 to 16", self.discriminators)
         if self.d_temperature < 0:
