@@ -292,13 +292,14 @@ def run(args) -> int:
             if str(seed) in have.get(arm, {}) and not args.rerun:
                 continue
             if arm in EXAMPLES:
-                shipped = have.get("shipped", {}).get(str(seed))
-                if shipped is None:  # equal seconds need the shipped run's time on this machine
-                    r = ours(st, "shipped", seed, steps, args.samples)
+                src = args.seconds_from
+                shipped = have.get(src, {}).get(str(seed))
+                if shipped is None:  # equal seconds need that arm's time on this machine, in this process
+                    r = ours(st, src, seed, steps, args.samples)
                     r.pop("grid")
-                    log = record(log_path, [name, length, "shipped", str(seed)], {**r, "machine": machine()})
+                    log = record(log_path, [name, length, src, str(seed)], {**r, "machine": machine()})
                     have = log[name][length]
-                    shipped = have["shipped"][str(seed)]
+                    shipped = have[src][str(seed)]
                 r = example(st, EXAMPLES[arm], seed, steps, shipped["wall_s"], args.samples)
             else:
                 r = ours(st, arm, seed, steps, args.samples)
@@ -425,6 +426,8 @@ def main() -> int:
     ap.add_argument("--shard", default="0/1", help="K/N: every Nth job from the Kth (N processes)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--rerun", action="store_true")
+    ap.add_argument("--seconds-from", default="shipped", choices=list(ARMS),
+                    help="the arm whose wall time the example also gets (trained first if missing)")
     args = ap.parse_args()
     return {"instruments": instruments, "run": run, "report": report}[args.what](args)
 
