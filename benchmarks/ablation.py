@@ -111,7 +111,7 @@ BASE_ROWS: dict[str, Row] = {
 LONG = 4
 """The long rows train this many times the shipped length."""
 SHIPPED_COLOUR = "plain_x4"
-"""The row that is what a user gets on colour data (the colour recipe of dcgan.app.recipe: plain
+"""The row that is what a user got on colour data before issue 37 added the EMA (the colour recipe: plain
 DCGAN, 5,120 steps = 4x the shipped length on this setting): 5 seeds, as plain DCGAN has."""
 ROWS: dict[str, Row] = {**BASE_ROWS, **{
     f"{name}_x{LONG}": dataclasses.replace(row, label=f"{row.label}, {LONG}× length", length=LONG,
@@ -289,7 +289,7 @@ def long_table(log: dict, setting: str) -> list[str]:
     longs = [n for n, r in ROWS.items() if r.length > 1 and n != base and values(log, setting, n, "fid")]
     if not longs or not values(log, setting, base, "fid"):
         return []
-    lines = [f"4× rows against **{ROWS[base].label}** (what a user gets on colour data), paired on the seeds "
+    lines = [f"4× rows against **{ROWS[base].label}** (what a user got on colour data before issue 37), paired on the seeds "
              "both have:", "",
              "| row | seeds | ΔFID (paired) | detectable ΔFID | verdict | judge ΔFID (paired) | judge verdict |",
              "|---|---|---|---|---|---|---|"]
@@ -360,7 +360,12 @@ def machine() -> str:
         kind = "AVX-512 BF16" if "avx512_bf16" in flags.split() else "AVX2"
     except (OSError, StopIteration):
         kind = "?"
-    return f"{os.cpu_count()} CPU cores, {kind}, torch {torch.__version__}"
+    try:  # the CPU's model: the same flags run at different speeds on AMD and Intel
+        model = next(ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                     if ln.startswith("model name"))
+    except (OSError, StopIteration):
+        model = "CPU"
+    return f"{os.cpu_count()} {model} cores, {kind}, torch {torch.__version__}"
 
 
 def main() -> int:

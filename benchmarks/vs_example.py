@@ -137,7 +137,7 @@ def training_set(st: Setting, kind: str, seed: int = 0) -> np.ndarray:
         return st.data
     if kind == "mirror":
         return np.concatenate([st.data, st.data[..., ::-1]])
-    a = st.params.augment
+    a = load_params(ablation_data.PIPELINE.params).augment  # params.yaml's (the grey setting's own built digits10k)
     spec = Augmentation(a.copies, st.name == "colour" or a.hflip, a.crop_scale_min, a.rotate_degrees, a.translate)
     return augment(st.data, spec, derive_seed(seed, "augment"))
 
@@ -348,7 +348,12 @@ def report(args) -> int:
              "`python benchmarks/vs_example.py report` writes this from reports/vs_example.json. "
              "Judge: benchmarks/judge.py (an independent ResNet trained on held-out photos/digits only). "
              "Every FID against the setting's data, 2,000 samples a side. Δ: paired over seeds (ours − example), "
-             "mean ± 95% CI; ratio: mean of per-seed ours / example.", ""]
+             "mean ± 95% CI; ratio: mean of per-seed ours / example. Arms: `ema_aug` is the colour recipe that "
+             "ships (since issue 37), `dcgan_aug` the one that shipped before; the others change the offline "
+             "augmentation (`mirror`: exact mirror images; `noaug`: none). Equal seconds: the example's first kept "
+             "generator at or after our wall time × its own step rate. Machines: "
+             + "; ".join(sorted({r.get("machine", "?") for ls in log.values() for arms in ls.values()
+                                 for runs in arms.values() for r in runs.values()})) + ".", ""]
     for name, lengths in log.items():
         for length, arms in lengths.items():
             lines += [f"## {name}, {length} (colour length {COLOUR_LENGTH} steps × {length[1:]})", ""]

@@ -80,17 +80,21 @@ def test_timed_window_holds_no_epoch_end_and_refuses_one(harness):
 # --- statistics over seeds (benchmarks/seedstats.py) and the ablation table --------------------
 
 
-@pytest.fixture(scope="module")
-def bench_modules():
+def bench_import(*names: str) -> tuple:
+    """Modules of benchmarks/ (a folder of scripts, not a package), imported by name."""
+    import importlib
     import sys
 
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
-        import ablation
-        import seedstats
+        return tuple(importlib.import_module(n) for n in names)
     finally:
         sys.path.remove(str(REPO / "benchmarks"))
-    return seedstats, ablation
+
+
+@pytest.fixture(scope="module")
+def bench_modules():
+    return bench_import("seedstats", "ablation")
 
 
 def test_spread_is_the_t_interval_and_welch_separates_only_real_gaps(bench_modules):
@@ -233,15 +237,7 @@ def test_data_scale_measures_a_stage_and_flags_memory_that_grows(tmp_path):
 
 @pytest.fixture(scope="module")
 def judge_modules():
-    import sys
-
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    try:
-        import judge
-        import vs_example
-    finally:
-        sys.path.remove(str(REPO / "benchmarks"))
-    return judge, vs_example
+    return bench_import("judge", "vs_example")
 
 
 def _stripes(rng, n: int, channels: int) -> tuple[np.ndarray, np.ndarray]:
@@ -280,10 +276,6 @@ def torch_equal(a, b) -> bool:
 def test_the_example_keeps_its_generator_at_equal_steps_and_equal_seconds(judge_modules, monkeypatch):
     _, vs = judge_modules
 
-    class Scores:
-        def __init__(self):
-            self.calls = 0
-
     monkeypatch.setattr(vs, "score", lambda st, images: {"judge_fid": float(images.mean()), "judge_is": 1.0,
                                                          "fid": 0.0, "is": 1.0})
     st = type("St", (), {"data": np.random.default_rng(0).integers(0, 256, (128, 1, 16, 16), dtype=np.uint8)})()
@@ -298,11 +290,25 @@ def test_the_example_keeps_its_generator_at_equal_steps_and_equal_seconds(judge_
 def test_mirror_training_set_is_exact_and_shipped_is_the_augment_stage(judge_modules):
     _, vs = judge_modules
     data = np.random.default_rng(0).integers(0, 256, (10, 3, 8, 8), dtype=np.uint8)
-    aug = type("A", (), {"copies": 1, "hflip": False, "crop_scale_min": 0.9, "rotate_degrees": 5.0,
-                         "translate": 0.04})()
-    st = type("St", (), {"data": data, "name": "colour", "params": type("P", (), {"augment": aug})()})()
+    st = type("St", (), {"data": data, "name": "colour"})()  # shipped: params.yaml's augment section (1 copy)
     assert vs.training_set(st, "none") is data
     m = vs.training_set(st, "mirror")
     assert m.shape == (20, 3, 8, 8) and (m[10:] == data[..., ::-1]).all() and (m[:10] == data).all()
     s = vs.training_set(st, "shipped")
     assert s.shape == (20, 3, 8, 8) and (s[:10] == data).all() and not (s[10:] == data).all()
+
+
+def test_equal_seconds_never_gives_the_example_fewer_seconds_than_ours(judge_modules):
+    _, vs = judge_modules
+    ex = {"equal_steps": {"steps": 1000, "wall_s": 100.0, "judge_fid": 1.0},
+          "at_200": {"steps": 200, "judge_fid": 5.0}, "at_400": {"steps": 400, "judge_fid": 4.0}}
+    # ours took 30 s: the example runs 10 steps/s, so 300 steps; the first kept G at or after is at 400
+    assert vs.example_at(ex, "equal_seconds", 30.0, {}, "0")["steps"] == 400
+    assert vs.example_at(ex, "equal_seconds", 20.0, {}, "0")["steps"] == 200
+    assert vs.example_at(ex, "equal_seconds", 500.0, {}, "0")["steps"] == 1000  # longer than its run: all of it
+    assert vs.example_at(ex, "equal_steps", 30.0, {}, "0")["steps"] == 1000
+    # no kept Gs: the in-process one only when it had at least our seconds
+    old = {"equal_steps": ex["equal_steps"], "equal_seconds": {"steps": 350, "judge_fid": 4.5}}
+    arms = {"dcgan_aug": {"0": {"wall_s": 40.0}}}
+    assert vs.example_at(old, "equal_seconds", 35.0, arms, "0")["steps"] == 350
+    assert vs.example_at(old, "equal_seconds", 45.0, arms, "0") is None
