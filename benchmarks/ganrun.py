@@ -28,6 +28,7 @@ from dcgan.metrics.reference import load_reference, make_extractor
 from dcgan.metrics.sets import Reference
 from dcgan.metrics.training_fid import make_fid_fn
 from dcgan.networks.gan import Generator
+from dcgan.networks.model_dir import pick_generator
 from dcgan.networks.sampling import discriminator_rejection_sampling, generate
 from dcgan.training.loop import train
 
@@ -60,8 +61,8 @@ class Curves:
 
 @dataclass
 class Trained:
-    """A trained run: the generator chosen as the evaluate stage chooses (best by in-training
-    FID, unless sample.generator is last), the final discriminator, and how training went."""
+    """A trained run: the generator chosen as the evaluate stage chooses (sample.generator: best by
+    in-training FID, the last, or auto), the final discriminator, and how training went."""
 
     g: Generator
     d: torch.nn.Module
@@ -96,7 +97,7 @@ def train_run(params, images: np.ndarray, device: torch.device, evaluator: str, 
             torch.cuda.synchronize(device)
         wall = time.perf_counter() - t0
     g = r.g
-    if r.g_best is not None and params.sample.generator == "best":
+    if r.g_best is not None and pick_generator(params.sample.generator, p.ema_decay) == "best":
         g = Generator(cfg).to(device)
         g.load_state_dict(r.g_best)
         g.eval()

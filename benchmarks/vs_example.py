@@ -58,12 +58,14 @@ from seedstats import paired, spread  # noqa: E402
 from train_speed import Reference  # noqa: E402
 
 from dcgan.app.params.whole import load_params  # noqa: E402
+from dcgan.app.recipe import data_kind, resolve_recipe  # noqa: E402
 from dcgan.base.seeding import derive_seed  # noqa: E402
 from dcgan.data.arrays import load_images  # noqa: E402
 from dcgan.data.augment import Augmentation, augment  # noqa: E402
 from dcgan.metrics.fid import feature_stats, frechet_distance  # noqa: E402
 from dcgan.metrics.inception_score import inception_score  # noqa: E402
 from dcgan.metrics.reference import make_extractor  # noqa: E402
+from dcgan.networks.model_dir import pick_generator  # noqa: E402
 
 CPU = torch.device("cpu")
 COLOUR_LENGTH = 5120
@@ -71,7 +73,7 @@ COLOUR_LENGTH = 5120
 
 # ours arms: (train params changes, offline augmentation: "shipped" | "none" | "mirror"). The
 # ``dcgan_*`` arms are the colour recipe as it shipped before issue 37 (plain DCGAN's objective,
-# no EMA) with each kind of offline augmentation; the ``*_ema`` arms add the EMA that now ships
+# no EMA) with each kind of offline augmentation; the ``ema_*`` arms add the EMA that now ships
 NO_EMA = {"ema_decay": 0.0, "ema_rampup": 0.0}
 EMA = {"ema_decay": 0.999, "ema_rampup": 0.05}
 ARMS: dict[str, tuple[dict, str]] = {
@@ -100,6 +102,8 @@ class Setting:
     extractor: object
     ref_mu: np.ndarray
     ref_sigma: np.ndarray
+    ref_embed: tuple[np.ndarray, np.ndarray]
+    """The data's statistics in the evaluator's embedding alone (its features before issue 37)."""
 
 
 def load_setting(name: str, root: Path) -> Setting:
@@ -116,16 +120,22 @@ def load_setting(name: str, root: Path) -> Setting:
     judge = judge_mod.build(root / name / "independent_judge", holdout, labels, data,
                             test=(prepared_train, train_labels))
     extractor = make_extractor("classifier", str(f.evaluator), "", 500, CPU)
-    mu, sigma = feature_stats(extractor(data, "features")[0])
-    return Setting(name, params, data, str(f.prepared), str(f.evaluator), judge, extractor, mu, sigma)
+    feats = extractor(data, "features")[0]
+    mu, sigma = feature_stats(feats)
+    embed = feature_stats(feats[:, -extractor.model.cfg.feature_dim:])
+    return Setting(name, params, data, str(f.prepared), str(f.evaluator), judge, extractor, mu, sigma, embed)
 
 
 def score(st: Setting, images: np.ndarray) -> dict[str, float]:
-    """FID and IS of uint8 ``images`` in the judge's and in the evaluator's space."""
+    """FID and IS of uint8 ``images`` in the judge's and in the evaluator's space: ``fid`` in the
+    evaluator's embedding alone (its features before issue 37, so every run in the log compares),
+    ``fid_ms`` in its multi-scale features (what the evaluate stage reports now)."""
     j = st.judge.score(images)
     feats, logits = st.extractor(images, "features")
+    embed = feats[:, -st.extractor.model.cfg.feature_dim:]  # the embedding closes the multi-scale features
     return {"judge_fid": j["fid"], "judge_is": j["is_mean"],
-            "fid": frechet_distance(*feature_stats(feats), st.ref_mu, st.ref_sigma),
+            "fid": frechet_distance(*feature_stats(embed), *st.ref_embed),
+            "fid_ms": frechet_distance(*feature_stats(feats), st.ref_mu, st.ref_sigma),
             "is": inception_score(logits, 10)[0]}
 
 
@@ -147,12 +157,14 @@ def ours(st: Setting, arm: str, seed: int, steps: int, samples: int) -> dict:
     p = st.params
     # the colour length as a step count: epochs high enough, max_steps stops the run exactly
     params = ganrun.with_seed(p, seed, **{"min_images": 0, "max_steps": steps, "epochs": 10**6, **changes})
+    params = dataclasses.replace(params, sample=dataclasses.replace(params.sample, generator="best"))  # t.g: the best
     images = training_set(st, aug, 0)
     t0 = time.perf_counter()
     t = ganrun.train_run(params, images, CPU, st.evaluator, st.prepared, f"{st.name}-{arm}-{seed}")
     wall = time.perf_counter() - t0
     out = {"steps": t.steps, "wall_s": round(wall, 1), "train_s": t.train_s, "precision": t.precision,
-           "images": len(images), "evals": len(t.trajectory)}
+           "images": len(images), "evals": len(t.trajectory),
+           "ships": pick_generator("auto", resolve_recipe(params.train, data_kind(images)[0]).ema_decay)}
     cache = Path(".ablation-cache") / "vs_example" / f"{st.name}-{steps}-{arm}-{seed}.pt"
     cache.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"best": t.g.state_dict(), "last": t.g_last.state_dict()}, cache)  # to rescore without training
@@ -315,10 +327,13 @@ def run(args) -> int:
     return 0
 
 
-def _val(r: dict, arm: str, cmp: str, key: str) -> float | None:
-    if arm in EXAMPLES:
-        return r.get(cmp, {}).get(key)
-    return r.get("best", {}).get(key)
+def ships(name: str, arm: str, r: dict) -> dict:
+    """The scores of the generator the pipeline would ship from run ``r`` (sample.generator: auto:
+    the last one with an EMA of G, else the best). Runs logged before the record said which: the
+    ``ema_*`` arms and the colour recipe's ``shipped`` had the EMA."""
+    which = r.get("ships") or ("last" if arm.startswith("ema_") or (arm == "shipped" and name == "colour")
+                               else "best")
+    return r[which]
 
 
 def example_at(ex: dict, cmp: str, seconds: float, arms: dict, seed: str) -> dict | None:
@@ -347,10 +362,14 @@ def report(args) -> int:
     lines = ["# The shipped recipe against the official example's loop", "",
              "`python benchmarks/vs_example.py report` writes this from reports/vs_example.json. "
              "Judge: benchmarks/judge.py (an independent ResNet trained on held-out photos/digits only). "
-             "Every FID against the setting's data, 2,000 samples a side. Δ: paired over seeds (ours − example), "
-             "mean ± 95% CI; ratio: mean of per-seed ours / example. Arms: `ema_aug` is the colour recipe that "
-             "ships (since issue 37), `dcgan_aug` the one that shipped before; the others change the offline "
-             "augmentation (`mirror`: exact mirror images; `noaug`: none). Equal seconds: the example's first kept "
+             "Every FID against the setting's data, 2,000 samples a side. Ours is scored on the generator the "
+             "pipeline ships (`sample.generator: auto`: the last one with an EMA of G, else the best by in-training "
+             "FID). Δ: paired over seeds (ours − example), mean ± 95% CI; ratio: mean of per-seed ours / example. "
+             "Arms: `shipped` is params.yaml's recipe for the data (colour: the EMA, = `ema_aug`; grey: R1, no "
+             "EMA), `dcgan_aug` the colour recipe before issue 37; `ema_*` add the EMA; `mirror`/`noaug` swap the "
+             "offline augmentation for exact mirror images or none. Evaluator: FID in its embedding alone (its "
+             "features before issue 37, logged for every run); *now*: its multi-scale features, what the evaluate "
+             "stage reports since (runs logged after the change only). Equal seconds: the example's first kept "
              "generator at or after our wall time × its own step rate. Machines: "
              + "; ".join(sorted({r.get("machine", "?") for ls in log.values() for arms in ls.values()
                                  for runs in arms.values() for r in runs.values()})) + ".", ""]
@@ -358,52 +377,87 @@ def report(args) -> int:
         for length, arms in lengths.items():
             lines += [f"## {name}, {length} (colour length {COLOUR_LENGTH} steps × {length[1:]})", ""]
             lines += ["| arm | vs | seeds | judge FID ours | judge FID example | Δ judge FID | ratio | "
-                      "judge IS ours / example | evaluator Δ FID |", "|---|---|---|---|---|---|---|---|---|"]
+                      "judge IS ours / example | evaluator Δ FID | evaluator now Δ FID |",
+                      "|---|---|---|---|---|---|---|---|---|---|"]
             for arm in (a for a in arms if a not in EXAMPLES):
                 for ex in (e for e in EXAMPLES if e in arms):
                     for cmp in ("equal_steps", "equal_seconds"):
-                        pairs = [(arms[arm][s]["best"], e) for s in sorted(arms[arm]) if s in arms[ex]
+                        pairs = [(ships(name, arm, arms[arm][s]), e) for s in sorted(arms[arm]) if s in arms[ex]
                                  and (e := example_at(arms[ex][s], cmp, arms[arm][s]["wall_s"], arms, s)) is not None]
                         if not pairs:
                             continue
                         a, b = [o["judge_fid"] for o, _ in pairs], [e["judge_fid"] for _, e in pairs]
                         ai, bi = [o["judge_is"] for o, _ in pairs], [e["judge_is"] for _, e in pairs]
                         ev = paired([o["fid"] for o, _ in pairs], [e["fid"] for _, e in pairs])
+                        ms = [(o["fid_ms"], e["fid_ms"]) for o, e in pairs if "fid_ms" in o and "fid_ms" in e]
+                        ev_ms = paired(*map(list, zip(*ms, strict=True))) if len(ms) >= 2 else None
+                        now = (f"{ev_ms.mean:+.3g}, {ev_ms.verdict()} ({len(ms)} seeds)" if ev_ms else "—")
                         pr = paired(a, b)
                         lines.append(f"| {arm} | {ex} {cmp.replace('_', ' ')} | {len(pairs)} | {spread(a)} | "
                                      f"{spread(b)} | {pr.mean:+.3g} ± {pr.half_width:.2g}, {pr.verdict()} | "
                                      f"{spread([x / y for x, y in zip(a, b, strict=True)])} | {np.mean(ai):.3g} / "
                                      f"{np.mean(bi):.3g} (higher in {sum(x > y for x, y in zip(ai, bi, strict=True))}"
-                                     f" of {len(ai)}) | {ev.mean:+.3g}, {ev.verdict()} |")
-            lines += ["", "Each arm against `dcgan_aug` (what shipped for colour before issue 37) at equal steps "
-                      "(paired; what each change does), in both spaces:", "",
-                      "| arm | seeds | Δ judge FID | Δ evaluator FID |", "|---|---|---|---|"]
-            for arm in (a for a in arms if a not in EXAMPLES and a != "dcgan_aug" and "dcgan_aug" in arms):
-                seeds = sorted(set(arms[arm]) & set(arms["dcgan_aug"]))
+                                     f" of {len(ai)}) | {ev.mean:+.3g}, {ev.verdict()} | {now} |")
+            base = next((a for a in ("dcgan_aug", "shipped") if a in arms), None)
+            what = {"dcgan_aug": "what shipped for colour before issue 37",
+                    "shipped": "the recipe params.yaml resolves for this data"}.get(base, "")
+            if base is not None:
+                lines += ["", f"Each arm against `{base}` ({what}) at equal steps "
+                          "(paired; what each change does), in both spaces:", "",
+                          "| arm | seeds | Δ judge FID | Δ evaluator FID |", "|---|---|---|---|"]
+            for arm in (a for a in arms if base is not None and a not in EXAMPLES and a != base):
+                seeds = sorted(set(arms[arm]) & set(arms[base]))
                 if len(seeds) < 2:
                     continue
                 cells = []
                 for key in ("judge_fid", "fid"):
-                    pr = paired([arms[arm][s]["best"][key] for s in seeds],
-                                [arms["dcgan_aug"][s]["best"][key] for s in seeds])
+                    pr = paired([ships(name, arm, arms[arm][s])[key] for s in seeds],
+                                [ships(name, base, arms[base][s])[key] for s in seeds])
                     cells.append(f"{pr.mean:+.3g} ± {pr.half_width:.2g}, {pr.verdict()}")
                 lines.append(f"| {arm} | {len(seeds)} | {cells[0]} | {cells[1]} |")
+            lines += ["", "The last generator against the best one (the same runs; last − best), and the last one "
+                      "against the example's at equal steps:", "",
+                      "| arm | seeds | Δ judge FID, last − best | Δ evaluator FID, last − best | "
+                      "Δ judge FID, last − example32 at equal steps | ratio |", "|---|---|---|---|---|---|"]
+            for arm in (a for a in arms if a not in EXAMPLES):
+                runs = arms[arm]
+                seeds = sorted(runs)
+                if len(seeds) < 2:
+                    continue
+                cells = []
+                for key in ("judge_fid", "fid"):
+                    pr = paired([runs[s]["last"][key] for s in seeds], [runs[s]["best"][key] for s in seeds])
+                    cells.append(f"{pr.mean:+.3g} ± {pr.half_width:.2g}, {pr.verdict()}")
+                ex = arms.get("example32", {})
+                both = [s for s in seeds if "equal_steps" in ex.get(s, {})]
+                if len(both) >= 2:
+                    a = [runs[s]["last"]["judge_fid"] for s in both]
+                    b = [ex[s]["equal_steps"]["judge_fid"] for s in both]
+                    pr = paired(a, b)
+                    cells += [f"{pr.mean:+.3g} ± {pr.half_width:.2g}, {pr.verdict()} ({len(both)} seeds)",
+                              str(spread([x / y for x, y in zip(a, b, strict=True)]))]
+                else:
+                    cells += ["—", "—"]
+                lines.append(f"| {arm} | {len(seeds)} | " + " | ".join(cells) + " |")
             lines += ["", "Every arm: *best* is the generator the pipeline ships (best by the evaluator's 500-sample "
                       "in-training FID), *last* the one at the end; *train-mode BN*: the same generator drawn as the "
                       "example draws (batch statistics, 64 at a time).", "",
-                      "| arm | seeds | steps | wall s | judge FID best | judge FID last | judge FID best, train-mode BN | "
-                      "evaluator FID best | evaluator FID last |", "|---|---|---|---|---|---|---|---|---|"]
+                      "| arm | seeds | steps | wall s | steps/s | judge FID best | judge FID last | "
+                      "judge FID best, train-mode BN | evaluator FID best | evaluator FID last |",
+                      "|---|---|---|---|---|---|---|---|---|---|"]
             for arm, runs in arms.items():
                 if arm in EXAMPLES:
                     rs = [r["equal_steps"] for r in runs.values() if "equal_steps" in r]
                     lines.append(f"| {arm} (equal steps) | {len(rs)} | {rs[0]['steps'] if rs else '—'} | "
                                  f"{spread([r['wall_s'] for r in rs]) if rs else '—'} | "
+                                 f"{spread([r['steps'] / r['wall_s'] for r in rs]) if rs else '—'} | "
                                  f"{spread([r['judge_fid'] for r in rs]) if rs else '—'} | — | — | "
                                  f"{spread([r['fid'] for r in rs]) if rs else '—'} | — |")
                     continue
                 rs = list(runs.values())
                 tbn = [r["best_trainbn"]["judge_fid"] for r in rs if "best_trainbn" in r]
                 lines.append(f"| {arm} | {len(rs)} | {rs[0]['steps']} | {spread([r['wall_s'] for r in rs])} | "
+                             f"{spread([r['steps'] / r['wall_s'] for r in rs])} | "
                              f"{spread([r['best']['judge_fid'] for r in rs])} | "
                              f"{spread([r['last']['judge_fid'] for r in rs])} | {spread(tbn) if tbn else '—'} | "
                              f"{spread([r['best']['fid'] for r in rs])} | {spread([r['last']['fid'] for r in rs])} |")

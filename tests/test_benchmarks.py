@@ -312,3 +312,12 @@ def test_equal_seconds_never_gives_the_example_fewer_seconds_than_ours(judge_mod
     arms = {"dcgan_aug": {"0": {"wall_s": 40.0}}}
     assert vs.example_at(old, "equal_seconds", 35.0, arms, "0")["steps"] == 350
     assert vs.example_at(old, "equal_seconds", 45.0, arms, "0") is None
+
+
+def test_the_report_scores_the_generator_the_pipeline_ships(judge_modules):
+    _, vs = judge_modules
+    r = {"best": {"judge_fid": 2.0}, "last": {"judge_fid": 1.0}}
+    assert vs.ships("colour", "ema_aug", r)["judge_fid"] == 1.0  # an EMA: the last one
+    assert vs.ships("colour", "dcgan_aug", r)["judge_fid"] == 2.0  # none: the best one
+    assert vs.ships("grey", "shipped", r)["judge_fid"] == 2.0  # the grey recipe as logged before: no EMA
+    assert vs.ships("grey", "shipped", {**r, "ships": "last"})["judge_fid"] == 1.0  # what the run recorded wins

@@ -34,7 +34,7 @@ def test_params_are_frozen():
         ("evaluate", "metrics", ["fid", "lpips"], "evaluate.metrics[1] must be one of fid, is, kid, pr, copies, got 'lpips'"),
         ("evaluate", "metrics", [], "evaluate.metrics must be a non-empty list, got []"),
         ("evaluate", "metrics", ["fid", "fid"], "evaluate.metrics must not repeat a metric"),
-        ("sample", "generator", "first", "sample.generator must be one of best, last, got 'first'"),
+        ("sample", "generator", "first", "sample.generator must be one of auto, best, last, got 'first'"),
         ("train", "eval_every", -1, "train.eval_every must be >= 0 (0 = off), got -1"),
         ("train", "nproc", 0, "train.nproc must be >= 1, got 0"),
         ("train", "r1_gamma", "automatic", "train.r1_gamma must be a number or must be one of auto, got 'automatic'"),

@@ -74,8 +74,29 @@ def test_classifier_learns_digits():
     model = train_classifier(x[:500], y[:500], cfg, epochs=15, batch_size=50, lr=5e-3, seed=0,
                              device=torch.device("cpu"))
     feats, logits = extract(model, x[500:], 64, torch.device("cpu"))
-    assert feats.shape == (100, 16) and logits.shape == (100, 10)
+    assert feats.shape == (100, 2 * 16 + 16) and logits.shape == (100, 10)  # stage-1 mean, std; embedding
     assert (logits.argmax(1) == y[500:]).mean() > 0.7
+
+
+def test_multiscale_features_are_each_stages_statistics_then_the_embedding():
+    from dcgan.metrics.classifier import Classifier
+
+    torch.manual_seed(0)
+    model = Classifier(ClassifierConfig(32, 3, 5, 8, 12)).eval()  # stages 32->16 (8), 16->8 (16), 8->4 (32)
+    assert model.stage_widths == [8, 16] and model.out_dim == 2 * (8 + 16) + 12
+    x = torch.rand(6, 3, 32, 32) * 2 - 1
+    with torch.no_grad():
+        feats, logits = model.features(x)
+        emb, lg = model(x)
+        s1 = model.body[:6](x)  # conv, BN, ReLU, stride-2 conv, BN, ReLU
+        s2 = model.body[6:12](s1)
+    assert feats.shape == (6, model.out_dim)
+    torch.testing.assert_close(feats[:, -12:], emb, rtol=0, atol=0)
+    torch.testing.assert_close(logits, lg, rtol=0, atol=0)
+    torch.testing.assert_close(feats[:, :8], s1.mean((2, 3)))
+    torch.testing.assert_close(feats[:, 8:16], s1.std((2, 3)))
+    torch.testing.assert_close(feats[:, 16:32], s2.mean((2, 3)))
+    torch.testing.assert_close(feats[:, 32:48], s2.std((2, 3)))
 
 
 def test_classifier_refuses_unlabelled_data():

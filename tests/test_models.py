@@ -3,7 +3,14 @@ import torch
 
 from dcgan.base.errors import UserError
 from dcgan.networks.gan import GANConfig, build
-from dcgan.networks.model_dir import ModelCard, load_discriminator, load_generator, save_models
+from dcgan.networks.model_dir import (
+    ModelCard,
+    load_discriminator,
+    load_generator,
+    pick_generator,
+    read_card,
+    save_models,
+)
 
 
 @pytest.mark.parametrize("size", [16, 32, 64, 128, 256])
@@ -41,6 +48,23 @@ def test_save_load_round_trip(tmp_path):
     torch.testing.assert_close(g2(z), g(z), rtol=0, atol=0)
     x = g(z)
     torch.testing.assert_close(d2(x), d(x), rtol=0, atol=0)
+
+
+def test_auto_picks_the_last_generator_only_when_g_had_an_ema(tmp_path):
+    cfg = GANConfig(16, 1, 8, 4, 4)
+    g, d = build(cfg)
+    best, _ = build(cfg)  # another init: the two files differ
+    save_models(tmp_path / "plain", ModelCard(cfg), g, [d], g_best=best.state_dict())
+    save_models(tmp_path / "ema", ModelCard(cfg, ema_decay=0.999), g, [d], g_best=best.state_dict())
+    z = torch.randn(3, 8)
+    best.eval()
+    g.eval()
+    torch.testing.assert_close(load_generator(tmp_path / "plain", which="auto")(z), best(z), rtol=0, atol=0)
+    torch.testing.assert_close(load_generator(tmp_path / "ema", which="auto")(z), g(z), rtol=0, atol=0)
+    torch.testing.assert_close(load_generator(tmp_path / "ema", which="best")(z), best(z), rtol=0, atol=0)
+    assert pick_generator("auto", read_card(tmp_path / "ema").ema_decay) == "last"
+    assert pick_generator("auto", read_card(tmp_path / "plain").ema_decay) == "best"
+    assert read_card(tmp_path / "ema").ema_decay == 0.999
 
 
 def test_weights_of_another_architecture_are_refused(tmp_path):

@@ -83,7 +83,7 @@ def test_evaluate_writes_flat_metrics_floors_and_protocol(pipeline):
         assert isinstance(m[k], int | float) and np.isfinite(m[k]), k
     assert m["protocol.n_samples"] == 60  # evaluate.num_samples: 0 -> holdout size
     assert m["protocol.extractor"] == "classifier"
-    assert m["protocol.extractor_id"].startswith("classifier:")
+    assert m["protocol.extractor_id"].startswith("classifier-ms:")  # multi-scale features (issue 37)
     assert m["protocol.generator"] == "best" and m["protocol.recon_images"] == 8
     assert m["fid"] > m["fid_floor"] >= 0
     assert 0 <= m["precision"] <= 1 and 0 <= m["recall_floor"] <= 1

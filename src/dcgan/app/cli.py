@@ -69,7 +69,12 @@ def _write(images: np.ndarray, out: Path, nrow: int | None = None) -> None:
 
 def cmd_sample(args: argparse.Namespace) -> str:
     from dcgan.base.devices import pick_device
-    from dcgan.networks.model_dir import load_discriminator, load_generator
+    from dcgan.networks.model_dir import (
+        load_discriminator,
+        load_generator,
+        pick_generator,
+        read_card,
+    )
     from dcgan.networks.sampling import discriminator_rejection_sampling, generate
 
     n, batch = _positive("-n", args.n), _positive("--batch-size", args.batch_size)
@@ -79,8 +84,9 @@ def cmd_sample(args: argparse.Namespace) -> str:
     if not 0.0 <= args.drs_percentile <= 100.0:
         raise UserError(f"--drs-percentile must be in [0, 100], got {args.drs_percentile}")
     device = pick_device(args.device)
-    g = load_generator(folder, device, args.generator)
-    how = f"the {args.generator} generator"
+    which = pick_generator(args.generator, read_card(folder).ema_decay)
+    g = load_generator(folder, device, which)
+    how = f"the {which} generator"
     if args.drs:
         if not (folder / "discriminator.safetensors").is_file():
             raise UserError(f"--drs needs the discriminator, and {folder} has no "
@@ -148,8 +154,9 @@ def cmd_info(args: argparse.Namespace) -> str:
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", default="models/gan", metavar="MODEL",
                    help="the model folder (models/gan, or what dvc artifacts get fetched)")
-    p.add_argument("--generator", choices=("best", "last"), default="best",
-                   help="best: the generator with the best in-training FID; last: the final one")
+    p.add_argument("--generator", choices=("auto", "best", "last"), default="auto",
+                   help="best: the generator with the best in-training FID; last: the final one; "
+                        "auto: the last when G was trained with an EMA, else the best")
     p.add_argument("--seed", type=int, default=0, help="noise seed (same seed, same images)")
     p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto",
                    help="where to run (auto: cuda > mps > cpu)")

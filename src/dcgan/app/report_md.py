@@ -82,8 +82,8 @@ def late_fall(traj: pd.DataFrame, threshold: float = LATE_FALL) -> str:
     where = (f"best in-training FID {best['fid']:.4g} at step {int(best['step']):,}; the last evaluation "
              f"(step {int(last['step']):,}) scored {last['fid']:.4g}, {ratio:.2f}× the best")
     if ratio >= threshold:
-        return (f"**Quality fell late in training**: {where}. With `sample.generator: best` the "
-                "shipped generator is the best one, not the last.")
+        return (f"**Quality fell late in training**: {where}. With `sample.generator: best` (and `auto` "
+                "without an EMA of G) the shipped generator is the best one, not the last.")
     return f"No late fall: {where} (a fall is flagged from {threshold}×)."
 
 

@@ -39,7 +39,8 @@ class EvaluatorParams(Section):
     width: Int
     """Channels of the classifier's first conv layer (doubles per block)."""
     feature_dim: Int
-    """Size of the classifier's penultimate layer, whose activations are its features."""
+    """Size of the classifier's penultimate layer (its embedding), the last part of its
+    multi-scale features."""
 
     def check(self, s: str) -> None:
         for k in ("epochs", "batch_size", "width", "feature_dim", "feature_batch_size"):

@@ -26,9 +26,10 @@ class SampleParams(Section):
     drs_percentile: Float | None
     """gamma = this percentile of F per batch (higher keeps fewer); null: gamma = 0, exact
     rejection sampling if D were optimal."""
-    generator: Literal["best", "last"]
-    """Which generator to sample: best by in-training FID, or the last one (evaluate scores the
-    same one: samples.json records it)."""
+    generator: Literal["auto", "best", "last"]
+    """Which generator to sample: best by in-training FID, the last one, or auto (the last when G
+    was trained with an EMA, else the best); evaluate scores the same one (samples.json records
+    which)."""
 
     def check(self, s: str) -> None:
         if self.drs_percentile is not None and not 0.0 <= self.drs_percentile <= 100.0:

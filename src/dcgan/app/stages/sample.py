@@ -12,7 +12,7 @@ from dcgan.base import files
 from dcgan.base.devices import pick_device
 from dcgan.base.images import save_grid
 from dcgan.data.arrays import save_images
-from dcgan.networks.model_dir import load_discriminator, load_generator
+from dcgan.networks.model_dir import load_discriminator, load_generator, pick_generator, read_card
 from dcgan.networks.sampling import discriminator_rejection_sampling, generate, interpolation_grid
 
 
@@ -25,8 +25,8 @@ def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     params = params_from(args, BaseParams, SampleParams)
     p = params.sample
-    which = p.generator
     device = pick_device(params.base.device)
+    which = pick_generator(p.generator, read_card(args.models).ema_decay)
     g = load_generator(args.models, device, which)
     info = {"generator": which, "drs": p.drs}
     if p.drs:

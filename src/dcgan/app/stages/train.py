@@ -208,7 +208,7 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
         log_run(live, logger, result, batch_size if p.batch_size == "auto" else None)
     # nothing run-dependent (times, hosts) in the card: identical runs give identical files
     card = ModelCard(cfg, len(result.ds), result.step, result.epoch, precision, result.best_fid, result.best_step,
-                     compile_mode)
+                     compile_mode, p.ema_decay or None)
     save_models(args.out, card, result.g, result.ds, g_best=result.g_best, e=result.e)
     log(f"train: {result.step} steps in {result.wall_s:.1f}s -> {args.out}")
     env.barrier()
