@@ -293,7 +293,7 @@ def run(args) -> int:
     k, n_shards = (int(v) for v in args.shard.split("/"))
     steps = args.steps * args.length
     length = f"x{args.length}"
-    jobs = [(s, seed) for seed in range(args.seeds) for s in args.settings]
+    jobs = [(s, seed) for seed in (args.seed_list or range(args.seeds)) for s in args.settings]
     for i, (name, seed) in enumerate(jobs):
         if i % n_shards != k:
             continue
@@ -474,6 +474,7 @@ def main() -> int:
     ap.add_argument("--arms", nargs="+", default=["shipped", "example32", "example64"],
                     choices=[*ARMS, *EXAMPLES])
     ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--seed-list", type=int, nargs="+", help="these seeds instead of 0 .. --seeds - 1")
     ap.add_argument("--steps", type=int, default=COLOUR_LENGTH)
     ap.add_argument("--length", type=int, default=1, help="train --steps times this")
     ap.add_argument("--samples", type=int, default=2000)

@@ -333,3 +333,25 @@ def test_reference_uses_at_most_max_images_per_split_and_train_reads_only_the_st
     assert len(hold.features) == 9
     stats_only, none, _ = load_reference(tmp_path / "ev", tmp_path, "classifier", features=False)
     assert stats_only.features is None and none is None and np.array_equal(stats_only.mu, ref.mu)
+
+
+def test_in_training_fid_refuses_a_reference_made_by_another_extractor(tmp_path):
+    """A reference from the classifier's embedding-only features (before issue 37), or from other
+    weights, is refused with one line naming both ids, not a shape error mid-training."""
+    import torch
+
+    from dcgan.base.errors import UserError
+    from dcgan.metrics.classifier import Classifier, ClassifierConfig, save_classifier
+    from dcgan.metrics.reference import write_reference
+    from dcgan.metrics.training_fid import make_fid_fn
+
+    rng = np.random.default_rng(0)
+    for name, n in (("train", 20), ("holdout", 6)):
+        np.save(tmp_path / f"{name}.npy", rng.integers(0, 256, (n, 1, 8, 8), dtype=np.uint8))
+    save_classifier(Classifier(ClassifierConfig(8, 1, 3, 4, 4)), tmp_path / "ev")
+    old = type("Old", (MeanPixels,), {"id": "classifier:0123456789ab"})()
+    write_reference(tmp_path / "ev", old, tmp_path, max_images=20, seed=0)
+    with pytest.raises(UserError, match=r"made by classifier:0123456789ab, but the extractor is now "
+                                        r"classifier-ms:\w+; rerun the evaluator stage"):
+        make_fid_fn(str(tmp_path / "ev"), str(tmp_path), extractor="classifier", inception_weights="",
+                    batch_size=8, samples=8, seed=0, device=torch.device("cpu"))

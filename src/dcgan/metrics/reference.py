@@ -47,6 +47,14 @@ def make_extractor(kind: str, evaluator_dir: str | Path, inception_weights: str,
     raise ValueError(f"unknown extractor {kind!r}")
 
 
+def check_extractor(meta: dict[str, Any], extractor, folder: str | Path) -> None:
+    """Refuse reference features made by another extractor (other weights, or another feature
+    layout, such as the classifier's embedding-only features before its multi-scale ones)."""
+    if extractor.id != meta["extractor_id"]:
+        raise UserError(f"reference features in {folder} were made by {meta['extractor_id']}, but the "
+                        f"extractor is now {extractor.id}; rerun the evaluator stage (dvc repro)")
+
+
 def subset_rows(n: int, cap: int, seed: int, split: str) -> np.ndarray:
     """Rows of a split of ``n`` images that the reference uses: all of them up to ``cap``,
     else a seeded random ``cap`` of them, ascending (sequential reads)."""

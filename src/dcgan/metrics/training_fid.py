@@ -9,7 +9,7 @@ import torch
 
 from dcgan.base.seeding import derive_seed
 from dcgan.metrics.fid import feature_stats, frechet_distance
-from dcgan.metrics.reference import load_reference, make_extractor
+from dcgan.metrics.reference import check_extractor, load_reference, make_extractor
 from dcgan.networks.gan import Generator
 from dcgan.networks.sampling import generate
 
@@ -23,6 +23,7 @@ def make_fid_fn(evaluator_dir: str, prepared_dir: str, *, extractor: str, incept
     # resized as the reference was (evaluator.resize, recorded by the evaluator stage)
     extract = make_extractor(extractor, evaluator_dir, inception_weights, batch_size, device,
                              resize=meta.get("resize", "legacy"))
+    check_extractor(meta, extract, evaluator_dir)
     noise_seed = derive_seed(seed, "train_fid")
 
     def fid_fn(g: Generator) -> float:

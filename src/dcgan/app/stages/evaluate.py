@@ -28,7 +28,7 @@ from dcgan.metrics.reconstruction import (
     invert_by_optimisation,
     reconstruction_metrics,
 )
-from dcgan.metrics.reference import load_reference, make_extractor, subset_rows
+from dcgan.metrics.reference import check_extractor, load_reference, make_extractor, subset_rows
 from dcgan.metrics.registry import UNOFFICIAL_WEIGHTS
 from dcgan.metrics.sets import FeatureSet
 from dcgan.metrics.suite import ScoreOptions, check_sample_size, copy_test, pr_count, score
@@ -138,8 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     stable = check_sample_size(n, ref.features.shape[1], len(samples), len(hold_fs.features), log)
     extractor = make_extractor(ev.extractor, args.evaluator, ev.inception_weights, p.batch_size, device,
                                resize=ev.resize)
-    if extractor.id != ref_meta["extractor_id"]:
-        raise ValueError(f"extractor {extractor.id} differs from the reference's {ref_meta['extractor_id']}")
+    check_extractor(ref_meta, extractor, args.evaluator)
     gen_fs = FeatureSet(*extractor(samples.rows(np.arange(n)), "features: samples"))
     metrics = score(gen_fs, hold_fs, ref, p.metrics, pick(ScoreOptions, p), seed, n, warn=lambda m: None)
     _noise_features_copies(args, p, seed, gen_fs, n, ref, ref_meta, samples, metrics)
