@@ -394,7 +394,8 @@ def report(args) -> int:
                         now = (f"{ev_ms.mean:+.3g}, {ev_ms.verdict()} ({len(ms)} seeds)" if ev_ms else "—")
                         pr = paired(a, b)
                         lines.append(f"| {arm} | {ex} {cmp.replace('_', ' ')} | {len(pairs)} | {spread(a)} | "
-                                     f"{spread(b)} | {pr.mean:+.3g} ± {pr.half_width:.2g}, {pr.verdict()} | "
+                                     f"{spread(b)} | {pr.mean:+.3g} ± {pr.half_width:.2g}, {pr.verdict()}"
+                                     f"{'' if 'detectable' in pr.verdict() else f'; detectable ≥ {pr.detectable:.2g}'} | "
                                      f"{spread([x / y for x, y in zip(a, b, strict=True)])} | {np.mean(ai):.3g} / "
                                      f"{np.mean(bi):.3g} (higher in {sum(x > y for x, y in zip(ai, bi, strict=True))}"
                                      f" of {len(ai)}) | {ev.mean:+.3g}, {ev.verdict()} | {now} |")
