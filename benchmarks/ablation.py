@@ -91,6 +91,8 @@ BASE_ROWS: dict[str, Row] = {
     "r1_diffaug": Row("R1 + DiffAugment (translation, cutout)", {**R1, "diffaug": ("translation", "cutout")},
                       settings=("digits",)),  # DiffAugment is for small sets; left off the 10k one for time
     "hinge": Row("hinge loss", {"loss": "hinge"}),
+    "r1_lazy16_ema": Row("R1 γ 0.1 every 16 steps + EMA of G (0.999, ramp-up 0.05): the grey recipe since issue 37",
+                         {"r1_gamma": 0.1, "reg_every": 16, "ema_decay": 0.999, "ema_rampup": 0.05}, min_seeds=5),
     # the colour candidates (issue 29), each on top of plain DCGAN
     "r1_001": Row("R1 γ 0.01", {"r1_gamma": 0.01}, settings=("colour",)),
     "r1_1": Row("R1 γ 1", {"r1_gamma": 1.0}, settings=("colour",)),

@@ -29,7 +29,7 @@ Configs:
   (BCE, no penalty, no EMA) on both sides;
 - ``default``: the project's params.yaml (train section, prepare.image_size/channels) against
   the reference loop at the same image size, widths, latent size and batch size; the project
-  side pays for its training techniques (R1's second backward pass every 4 steps);
+  side pays for its training techniques (R1's second backward pass every ``train.reg_every`` steps, the EMA);
 - ``default_plain``: the same with every technique off, so the gap to the reference is what the
   pipeline itself (logging, checkpoints, derived seeds, in-memory batches) costs or saves.
 """

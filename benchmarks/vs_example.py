@@ -86,6 +86,11 @@ ARMS: dict[str, tuple[dict, str]] = {
     "ema_mirror": (EMA, "mirror"),
     "ema_noaug": (EMA, "none"),
     "ema_aug_fp32": ({**EMA, "precision": "fp32"}, "shipped"),
+    # grey's R1 every 4 steps (the grey recipe before issue 37's end) or every 16, as stylegan2
+    # regularises (a cheaper step); with the EMA as well
+    "r1_every4": ({"reg_every": 4}, "shipped"),
+    "r1_lazy16": ({"reg_every": 16}, "shipped"),
+    "r1_lazy16_ema": ({"reg_every": 16, **EMA}, "shipped"),
 }
 EXAMPLES = {"example32": 32, "example64": 64}
 
@@ -330,7 +335,8 @@ def run(args) -> int:
 def ships(name: str, arm: str, r: dict) -> dict:
     """The scores of the generator the pipeline would ship from run ``r`` (sample.generator: auto:
     the last one with an EMA of G, else the best). Runs logged before the record said which: the
-    ``ema_*`` arms and the colour recipe's ``shipped`` had the EMA."""
+    ``ema_*`` arms and the colour recipe's ``shipped`` had the EMA (the grey ``shipped`` runs of
+    then are logged as ``r1_every4``)."""
     which = r.get("ships") or ("last" if arm.startswith("ema_") or (arm == "shipped" and name == "colour")
                                else "best")
     return r[which]
@@ -365,8 +371,9 @@ def report(args) -> int:
              "Every FID against the setting's data, 2,000 samples a side. Ours is scored on the generator the "
              "pipeline ships (`sample.generator: auto`: the last one with an EMA of G, else the best by in-training "
              "FID). Δ: paired over seeds (ours − example), mean ± 95% CI; ratio: mean of per-seed ours / example. "
-             "Arms: `shipped` is params.yaml's recipe for the data (colour: the EMA, = `ema_aug`; grey: R1, no "
-             "EMA), `dcgan_aug` the colour recipe before issue 37; `ema_*` add the EMA; `mirror`/`noaug` swap the "
+             "Arms: `shipped` is params.yaml's recipe for the data (colour: the EMA, = `ema_aug`; grey: R1 every 16 "
+             "steps and the EMA, = `r1_lazy16_ema`), `dcgan_aug` the colour recipe before issue 37, `r1_every4` the grey "
+             "one (R1 every 4 steps, no EMA, the best generator); `ema_*` add the EMA; `mirror`/`noaug` swap the "
              "offline augmentation for exact mirror images or none. Evaluator: FID in its embedding alone (its "
              "features before issue 37, logged for every run); *now*: its multi-scale features, what the evaluate "
              "stage reports since (runs logged after the change only). Equal seconds: the example's first kept "
@@ -399,8 +406,9 @@ def report(args) -> int:
                                      f"{spread([x / y for x, y in zip(a, b, strict=True)])} | {np.mean(ai):.3g} / "
                                      f"{np.mean(bi):.3g} (higher in {sum(x > y for x, y in zip(ai, bi, strict=True))}"
                                      f" of {len(ai)}) | {ev.mean:+.3g}, {ev.verdict()} | {now} |")
-            base = next((a for a in ("dcgan_aug", "shipped") if a in arms), None)
+            base = next((a for a in ("dcgan_aug", "r1_every4", "shipped") if a in arms), None)
             what = {"dcgan_aug": "what shipped for colour before issue 37",
+                    "r1_every4": "what shipped for grey before issue 37's end",
                     "shipped": "the recipe params.yaml resolves for this data"}.get(base, "")
             if base is not None:
                 lines += ["", f"Each arm against `{base}` ({what}) at equal steps "

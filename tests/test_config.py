@@ -127,8 +127,8 @@ def test_auto_keys_take_the_recipe_for_the_data_kind_and_given_values_stay():
     assert {k: getattr(grey, k) for k in RECIPES["grey"]} == RECIPES["grey"]
     assert {k: getattr(colour, k) for k in RECIPES["colour"]} == RECIPES["colour"]
     assert RECIPES["grey"] != RECIPES["colour"]
-    # the grey recipe is what digits trained with before recipes existed: R1 gamma 0.1, 20 epochs
-    assert RECIPES["grey"] == {"r1_gamma": 0.1, "min_images": 0, "ema_decay": 0.0, "ema_rampup": 0.0}
+    # grey: R1 gamma 0.1 (issue 21) and, since issue 37, the colour recipe's EMA of G; 20 epochs
+    assert RECIPES["grey"] == {"r1_gamma": 0.1, "min_images": 0, "ema_decay": 0.999, "ema_rampup": 0.05}
     given = parse_params(merge(shipped_params(), {"train": {"r1_gamma": 0.5}})).train
     assert resolve_recipe(given, "colour").r1_gamma == 0.5 and resolve_recipe(given, "grey").r1_gamma == 0.5
     # the library's objects are never built from an unresolved auto

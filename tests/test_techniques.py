@@ -17,7 +17,7 @@ from dcgan.training.ema import EMA, ramped_decay
 from dcgan.training.schedule import batch_size_at, count_steps, images_before, lr_for
 from tests.conftest import CPU, digest, fit, tparams
 
-OFF = {"r1_gamma": 0.0}  # plain DCGAN: the techniques the shipped params switch on, off
+OFF = {"r1_gamma": 0.0, "ema_decay": 0.0, "ema_rampup": 0.0}  # plain DCGAN: the techniques the shipped params switch on, off
 
 
 # 1. latent prior -------------------------------------------------------------------------

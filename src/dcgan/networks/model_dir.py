@@ -121,8 +121,8 @@ def load_state(module: nn.Module, path: str | Path) -> nn.Module:
 def pick_generator(which: str, ema_decay: float | None) -> str:
     """``which`` generator file to use: best or last as asked; auto: the last when G was trained
     with an EMA of its weights (already an average over the late steps, and no worse than the
-    best by a 500-sample in-training FID in 11 of 12 colour runs: reports/vs_example.md), else
-    the best."""
+    best by a 500-sample in-training FID in 11 of 12 colour runs; on grey digits within 0.01
+    judge FID of it in 5 of 5: reports/vs_example.md), else the best."""
     if which == "auto":
         return "last" if ema_decay else "best"
     if which not in GENERATOR_FILES:
