@@ -79,6 +79,21 @@ def test_repro_experiments_and_metrics_diff(project):
     assert {s for s in STAGES if f"Running stage '{s}'" in ran} == {"validate", "train", "report"}, ran
     project.git_commit("a train.* docstring")
 
+    # 2d. the instrument holds still (issue 38): another training seed or device reruns the
+    #     training run's stages only; the split, the copies and the evaluator have seeds of their
+    #     own and the evaluator builds on the CPU, so the champion and a retrained candidate are
+    #     measured by the same extractor against the same reference
+    text = (project.root / "params.yaml").read_text()
+    for key, value in (("seed", 1), ("device", "cpu")):
+        params = yaml.safe_load(text)
+        assert params["base"][key] != value
+        params["base"][key] = value
+        (project.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+        stale = json.loads(project.dvc("status", "--json").stdout)
+        assert set(stale) == {"validate", "train", "sample", "evaluate", "report"}, (key, sorted(stale))
+    (project.root / "params.yaml").write_text(text)
+    assert project.dvc("status").stdout.strip().startswith("Data and pipelines are up to date")
+
     # 3. an experiment with its own params and metrics, listed by dvc exp show
     exp = project.dvc("exp", "run", "-n", "lr-exp", "-S", "train.lr=0.001")
     assert "Running stage 'train'" in exp.stdout and "Running stage 'prepare'" not in exp.stdout

@@ -23,8 +23,13 @@ class AugmentParams(Section):
     """Maximum random rotation, in degrees."""
     translate: Float
     """Maximum random shift, as a fraction of the image size."""
+    seed: Int
+    """Seed of the copies' random draws: its own, not base.seed, so that retraining with another
+    seed trains on the same augmented set (and reruns neither augment nor the evaluator)."""
 
     def check(self, s: str) -> None:
+        if self.seed < 0:
+            fail(f"{s}.seed", "must be >= 0", self.seed)
         if self.copies < 0:
             fail(f"{s}.copies", "must be >= 0", self.copies)
         if not 0.1 <= self.crop_scale_min <= 1.0:

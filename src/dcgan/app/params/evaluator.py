@@ -41,11 +41,20 @@ class EvaluatorParams(Section):
     feature_dim: Int
     """Size of the classifier's penultimate layer (its embedding), the last part of its
     multi-scale features."""
+    seed: Int
+    """Seed of the classifier's training and of the reference subset: its own, not base.seed, so
+    that the instrument holds still when a model is retrained with another seed."""
+    device: Literal["auto", "cpu", "cuda", "mps"]
+    """Where this stage builds the extractor and the reference: cpu (default) builds the same
+    instrument whatever base.device trains on; auto/cuda/mps are faster for Inception on large sets,
+    and give another instrument than a CPU build."""
 
     def check(self, s: str) -> None:
         for k in ("epochs", "batch_size", "width", "feature_dim", "feature_batch_size"):
             if getattr(self, k) < 1:
                 fail(f"{s}.{k}", "must be >= 1", getattr(self, k))
+        if self.seed < 0:
+            fail(f"{s}.seed", "must be >= 0", self.seed)
         if self.reference_max_images < 2:
             fail(f"{s}.reference_max_images", "must be >= 2", self.reference_max_images)
         if not self.lr > 0:

@@ -32,6 +32,9 @@ class PrepareParams(Section):
     """1 (grayscale) or 3 (RGB); images are converted to it."""
     holdout_fraction: Float
     """Share of images kept out of training, for the FID floor and reconstruction."""
+    split_seed: Int
+    """Seed of the train/holdout split (and of the max_images subset): its own, not base.seed, so
+    that retraining with another seed keeps the split and the instrument built on it."""
     max_images: Int
     """Use at most this many images before the split (0 = all); handy for quick runs."""
     lsun_category: Str
@@ -47,6 +50,8 @@ class PrepareParams(Section):
             fail(f"{s}.channels", "must be 1 or 3", self.channels)
         if not 0.0 < self.holdout_fraction < 1.0:
             fail(f"{s}.holdout_fraction", "must be between 0 and 1 (exclusive)", self.holdout_fraction)
+        if self.split_seed < 0:
+            fail(f"{s}.split_seed", "must be >= 0", self.split_seed)
         if self.max_images < 0:
             fail(f"{s}.max_images", "must be >= 0 (0 means all)", self.max_images)
         if self.workers != "auto" and self.workers < 1:

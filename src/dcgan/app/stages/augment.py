@@ -9,7 +9,6 @@ from pathlib import Path
 import numpy as np
 
 from dcgan.app.params.augment import AugmentParams
-from dcgan.app.params.base import BaseParams
 from dcgan.app.params.typed import pick
 from dcgan.app.stages._common import log, params_from, parser, run
 from dcgan.base import files
@@ -25,7 +24,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", default="data/prepared", help="prepare's output folder")
     ap.add_argument("--out", default="data/augmented", help="output folder")
     args = ap.parse_args(argv)
-    params = params_from(args, BaseParams, AugmentParams)
+    params = params_from(args, AugmentParams)
     src, out = Path(args.data), Path(args.out)
     train = arrays.open_images(src / "train.npy")
     labels = np.load(src / "train_labels.npy", allow_pickle=False)
@@ -35,7 +34,7 @@ def main(argv: list[str] | None = None) -> None:
         with NpyWriter(tmp / "train.npy", (total, *train.shape[1:])) as w, \
                 progress(total=total, desc="augment", unit="img", dynamic_ncols=True,
                          disable=total < 20000) as bar:
-            for chunk in augmented_chunks(train, pick(Augmentation, params.augment), params.base.seed):
+            for chunk in augmented_chunks(train, pick(Augmentation, params.augment), params.augment.seed):
                 w.write(chunk)
                 bar.update(len(chunk))
         files.write_npy(tmp / "train_labels.npy", np.tile(labels, k + 1))

@@ -13,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan.app.params.base import BaseParams
 from dcgan.app.params.evaluator import EvaluatorParams
 from dcgan.app.stages._common import log, params_from, parser, run
 from dcgan.base import files
@@ -29,11 +28,11 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--data", default="data/prepared", help="prepare's output folder")
     ap.add_argument("--out", default="models/evaluator", help="output folder")
     args = ap.parse_args(argv)
-    params = params_from(args, BaseParams, EvaluatorParams)
+    params = params_from(args, EvaluatorParams)
     p = params.evaluator
     src, out = Path(args.data), Path(args.out)
     meta = files.read_json(src / "meta.json")
-    device = pick_device(params.base.device)
+    device = pick_device(p.device)  # cpu by default: the same instrument whatever trains where
     if p.extractor == "classifier":
         if not meta["labelled"]:
             raise UserError(
@@ -46,14 +45,14 @@ def main(argv: list[str] | None = None) -> None:
         hold_labels = np.load(src / "holdout_labels.npy", allow_pickle=False)
         num_classes = int(labels.max()) + 1
         cfg = ClassifierConfig(train.shape[-1], train.shape[1], num_classes, p.width, p.feature_dim)
-        model = train_classifier(train, labels, cfg, p.epochs, p.batch_size, p.lr, params.base.seed, device)
+        model = train_classifier(train, labels, cfg, p.epochs, p.batch_size, p.lr, p.seed, device)
         acc = accuracy(model, holdout, hold_labels, device)
         save_classifier(model, out, {"holdout_accuracy": acc, "dataset": meta["dataset"]})
         log(f"evaluator: {num_classes}-class feature net, holdout accuracy {acc:.4f}")
     # the first stage that needs the Inception weights: the only one that may download them
     extractor = make_extractor(p.extractor, out, p.inception_weights, p.feature_batch_size, device,
                                download=p.inception_download, resize=p.resize)
-    ref = write_reference(out, extractor, src, p.reference_max_images, params.base.seed)
+    ref = write_reference(out, extractor, src, p.reference_max_images, p.seed)
     log(f"evaluator: reference features ({ref['extractor_id']}, {ref['feature_dim']}-d) of "
         f"{ref['n_train_used']} of {ref['n_train']} training and {ref['n_holdout_used']} of "
         f"{ref['n_holdout']} held-out images -> {out}")

@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from dcgan.app.params.base import BaseParams
 from dcgan.app.params.prepare import PrepareParams
 from dcgan.app.params.typed import pick
 from dcgan.app.stages._common import log, params_from, parser, run
@@ -21,14 +20,14 @@ def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
     ap.add_argument("--out", default="data/prepared", help="output folder")
     args = ap.parse_args(argv)
-    params = params_from(args, BaseParams, PrepareParams)
+    params = params_from(args, PrepareParams)
     p = params.prepare
     # the loader's own prepare.* keys, by the names its options dataclass declares
     raw = open_dataset(p.dataset, Source(Path(p.root), p.download, p.max_images), pick(options_type(p.dataset), p))
     workers = resolve_workers(p.workers)
     out = Path(args.out)
     with files.staged_dir(out) as tmp:
-        res = prepare_dataset(raw, p.channels, p.image_size, p.holdout_fraction, params.base.seed, tmp,
+        res = prepare_dataset(raw, p.channels, p.image_size, p.holdout_fraction, p.split_seed, tmp,
                               workers, desc=f"prepare {p.dataset}")
         files.record_digests(tmp, res.digests)
         files.write_json(tmp / "meta.json", {
