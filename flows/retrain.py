@@ -45,11 +45,11 @@ from pydantic import Field
 
 from dcgan.app import retrain as rt
 from dcgan.base import files
-from dcgan.metrics.registry import ranked_keys
+from dcgan.metrics.registry import gate_keys
 
 ARTIFACT_DIFF, ARTIFACT_TABLE, ARTIFACT_SAMPLES = "dcgan-metrics-diff", "dcgan-metrics", "dcgan-samples"
 # the gate's metric: one of the metric registry's ranked keys (a Literal in the deployment schema)
-GateMetric = Literal[ranked_keys()]  # type: ignore[valid-type]
+GateMetric = Literal[gate_keys()]  # type: ignore[valid-type]
 NETWORK_RETRIES = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=10),
                    "retry_jitter_factor": 0.5}
 
@@ -81,12 +81,13 @@ def train_candidate(root: Path, name: str, overrides: dict[str, str], timeout: f
 
 @task
 def gate_candidate(root: Path, rev: str, metric: str, min_improvement: float, alpha: float,
-                   resamples: int) -> tuple[dict, rt.Comparison]:
+                   resamples: int, stage: str) -> tuple[dict, rt.Comparison]:
     diff = rt.metrics_diff(root, rev)
+    champion = rt.stage_tag(root, stage)
     paired = None
     if metric == "fid" and not rt.protocol_mismatch(diff) and rt.gate.is_number(diff.get("fid", {}).get("old")):
         paired = rt.paired_fid_gain(root, rev, min_improvement, resamples, 0, _log)
-    comparison = rt.decide(diff, metric, min_improvement, paired, alpha)
+    comparison = rt.decide(diff, metric, min_improvement, paired, alpha, champion=champion is not None)
     get_run_logger().info(comparison.reason)
     return diff, comparison
 
@@ -141,7 +142,7 @@ def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters ar
         overrides: params to set for this run, ``{"train.lr": "1e-3"}`` (``dvc exp run -S``).
         name: the experiment's name (default ``retrain-<UTC time>``).
         promote: False only reports the comparison.
-        metric: the gate: fid, is_mean, kid_mean, precision, recall, recon_mse/psnr/ssim.
+        metric: the gate: fid, is_mean or kid_mean (the metrics with a bootstrap standard error).
         min_improvement: a margin: how much better (metric units, >= 0) the new run must be than the
             baseline, beyond the noise.
         alpha: the gate's level: the chance that an equally good model is promoted on noise alone.
@@ -159,7 +160,7 @@ def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters ar
     if device and "base.device" not in overrides:
         overrides["base.device"] = device
     name = name or rt.default_name()
-    rt.check_inputs(overrides, name, metric, stage, min_improvement)
+    rt.check_inputs(overrides, name, metric, stage, min_improvement, alpha, gate_resamples)
     root = _workspace(workspace)
 
     with rt.workspace_lock(root, lock_timeout, logger.info):
@@ -167,7 +168,7 @@ def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters ar
         if rt.remote_configured(root):
             pull_inputs(root)
         rev = train_candidate(root, name, overrides, experiment_timeout)
-        diff, comparison = gate_candidate(root, rev, metric, min_improvement, alpha, gate_resamples)
+        diff, comparison = gate_candidate(root, rev, metric, min_improvement, alpha, gate_resamples, stage)
         folder = report_candidate(root, name, rev, overrides, diff, comparison)
         promotion = None
         if promote and comparison.promote:
@@ -201,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="a params override for this run, as in dvc exp run -S (repeatable)")
     ap.add_argument("--name", help="experiment name (default retrain-<UTC time>)")
     ap.add_argument("--no-promote", action="store_true", help="compare only; never promote")
-    ap.add_argument("--metric", default=d["metric"], choices=ranked_keys(), help="the promotion gate")
+    ap.add_argument("--metric", default=d["metric"], choices=gate_keys(), help="the promotion gate (a metric with a standard error)")
     ap.add_argument("--min-improvement", type=float, default=d["min_improvement"],
                     help="a margin: how much better than the baseline the metric must get beyond the noise "
                          "(its own units, >= 0)")

@@ -12,7 +12,7 @@ import yaml
 
 from dcgan.app import retrain as rt
 from dcgan.base.errors import UserError
-from dcgan.metrics.registry import direction, ranked_keys
+from dcgan.metrics.registry import direction, gate_keys, ranked_keys
 from tests.conftest import REPO, check_deployment, load_deployments
 
 
@@ -87,8 +87,30 @@ def test_decide_never_promotes_a_missing_or_non_finite_value():
     assert not rt.decide(diff_of("fid", 3.0, None), "fid", -1e9).promote
     assert not rt.decide(diff_of("fid", 3.0, math.nan), "fid", -1e9).promote
     assert not rt.decide({}, "fid", -1e9).promote
-    first = rt.decide(diff_of("fid", None, 3.0), "fid", 0.0)
+    first = rt.decide(diff_of("fid", None, 3.0, extractor_id=(None, "c")), "fid", 0.0, champion=False)
     assert first.promote and "no baseline" in first.reason
+
+
+@pytest.mark.parametrize("old", [None, math.nan])
+def test_a_champion_without_the_metric_is_not_outscored_by_default(old):
+    """Issue 38: with a promoted model, the protocol is checked first and a baseline that lacks
+    the metric (never evaluated with it, or NaN) is not compared; only with no promoted model
+    does the first run promote unmeasured."""
+    c = rt.decide(diff_of("kid_mean", old, 0.01, n_samples=(359, 359)), "kid_mean", 0.0)
+    assert not c.promote and "promoted model has no finite kid_mean" in c.reason
+    moved = rt.decide(diff_of("kid_mean", old, 0.01, extractor_id=("a", "b")), "kid_mean", 0.0)
+    assert not moved.promote and moved.mismatch == ["protocol.extractor_id: 'a' -> 'b'"]
+    assert rt.decide(diff_of("kid_mean", old, 0.01), "kid_mean", 0.0, champion=False).promote
+
+
+def test_the_gate_refuses_at_start_what_could_never_promote():
+    rt.check_inputs({}, "x", "fid", alpha=0.05, resamples=40)  # p can reach 1/41 < 0.05
+    with pytest.raises(UserError, match=r"gate_resamples 500 cannot show p < alpha 0.001: .* use at least 2000"):
+        rt.check_inputs({}, "x", "fid", alpha=0.001, resamples=500)
+    rt.check_inputs({}, "x", "is_mean", alpha=0.001, resamples=500)  # no resampling test for IS
+    for metric in ("precision", "recall", "recon_psnr"):
+        with pytest.raises(UserError, match=f"metric {metric} has no standard error"):
+            rt.check_inputs({}, "x", metric)
 
 
 def test_check_inputs_names_the_problem():
@@ -124,11 +146,11 @@ def test_flow_parameters_are_validated_against_the_registry():
     finally:
         sys.path.remove(str(REPO / "flows"))
     schema = retrain.parameters.model_dump()["properties"]
-    assert schema["metric"]["enum"] == list(ranked_keys())
+    assert schema["metric"]["enum"] == list(gate_keys()) == ["fid", "is_mean", "kid_mean"]
     assert schema["min_improvement"]["minimum"] == 0
     assert schema["experiment_timeout"]["exclusiveMinimum"] == 0
-    retrain.validate_parameters({"metric": "recall", "min_improvement": 0.5})
-    for bad in ({"metric": "accuracy"}, {"min_improvement": -1.0}, {"experiment_timeout": 0}):
+    retrain.validate_parameters({"metric": "kid_mean", "min_improvement": 0.5})
+    for bad in ({"metric": "accuracy"}, {"metric": "recall"}, {"min_improvement": -1.0}, {"experiment_timeout": 0}):
         with pytest.raises(Exception, match="invalid parameters"):
             retrain.validate_parameters(bad)
 
@@ -287,3 +309,19 @@ def test_flow_tasks_are_named_apart_from_the_functions_they_call():
     for mod in pkgutil.iter_modules(rt.__path__):
         library |= set(dir(importlib.import_module(f"dcgan.app.retrain.{mod.name}")))
     assert not set(tasks) & library, set(tasks) & library
+
+
+def test_the_champion_is_the_version_in_the_stage(tmp_path: Path):
+    """stage_tag: the last GTO stage tag, unless that tag unassigned the stage."""
+    import subprocess
+
+    def git(*args: str) -> None:
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "--allow-empty", "-m", "x")
+    assert rt.stage_tag(tmp_path, "prod") is None
+    for tag, expected in (("generator#prod#1", "generator#prod#1"), ("generator#staging#2", "generator#prod#1"),
+                          ("generator#prod!#3", None), ("generator#prod#10", "generator#prod#10")):
+        git("tag", tag)
+        assert rt.stage_tag(tmp_path, "prod") == expected, tag

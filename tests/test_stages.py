@@ -6,6 +6,7 @@ import sys
 
 import numpy as np
 import pytest
+import yaml
 
 from dcgan.app.stages import augment, evaluate, evaluator, prepare, report, sample, train, validate
 from dcgan.app.stages._common import run
@@ -16,7 +17,8 @@ from tests.conftest import tiny_params, venv_env, write_params
 def pipeline(tmp_path_factory):
     """Run all stages once; tests then look at what each wrote."""
     root = tmp_path_factory.mktemp("stages")
-    write_params(root / "params.yaml", tiny_params(train={"precision": "auto"}))  # as shipped
+    # precision as shipped; KID over 12 subsets, so its bootstrap's subset count is seen (below)
+    write_params(root / "params.yaml", tiny_params(train={"precision": "auto"}, evaluate={"kid_subsets": 12}))
     prm = ["--params", str(root / "params.yaml")]
     d = lambda *p: str(root.joinpath(*p))  # noqa: E731
     assert run(prepare.main, [*prm, "--out", d("data/prepared")]) == 0
@@ -327,3 +329,26 @@ def test_grey_stored_as_rgb_gets_the_grey_recipe(workdir, capsys):
     err = capsys.readouterr().err
     assert "train: grey recipe (3 channels, but R = G = B in every one of 64 images read" in err
     assert "r1_gamma 0.1" in err
+
+
+def test_kid_error_bar_resamples_the_estimate_itself(pipeline):
+    """KID's bootstrap averages as many subsets per resample as the reported estimate does
+    (evaluate.kid_subsets), not fewer: its standard error is the estimate's, not a noisier one's."""
+    from dcgan.base.seeding import derive_seed
+    from dcgan.metrics.reference import load_reference
+    from dcgan.metrics.uncertainty import bootstrap
+
+    params = yaml.safe_load((pipeline / "params.yaml").read_text())
+    ev = params["evaluate"]
+    m = json.loads((pipeline / "reports/metrics.json").read_text())
+    gen = np.load(pipeline / "data/evaluated/features.npy")
+    ref = load_reference(pipeline / "models/evaluator", pipeline / "data/prepared", params["evaluator"]["extractor"])[0]
+
+    def se(subsets: int) -> float:
+        return bootstrap(m, gen, None, ref.features, ("kid",), ev["bootstrap"],
+                         derive_seed(params["base"]["seed"], "bootstrap"), ev["is_splits"],
+                         kid_subsets=subsets, kid_subset_size=ev["kid_subset_size"])["kid_mean_se"]
+
+    assert m["protocol.kid_subsets"] == ev["kid_subsets"] != 10
+    assert m["kid_mean_se"] == pytest.approx(se(ev["kid_subsets"]), rel=1e-9)
+    assert m["kid_mean_se"] != pytest.approx(se(10), rel=1e-3)  # what it was: 10 subsets per resample

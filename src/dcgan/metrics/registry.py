@@ -69,6 +69,12 @@ def ranked_keys() -> tuple[str, ...]:
     return tuple(k.key for k in ALL_KEYS if k.better is not None)
 
 
+def gate_keys() -> tuple[str, ...]:
+    """Ranked keys with a bootstrap standard error (:data:`UNCERTAIN`): what the promotion gate
+    can tell from noise, so the only ones it accepts."""
+    return tuple(k for k in ranked_keys() if k in UNCERTAIN)
+
+
 def direction(key: str) -> Better:
     """``lower`` or ``higher`` for a ranked key; KeyError for any other."""
     for k in ALL_KEYS:

@@ -112,8 +112,8 @@ def bootstrap(estimates: dict[str, float], gen_features: np.ndarray, gen_logits:
     (metric names: fid, is, kid), from ``resamples`` seeded resamples; {} when 0.
     ``estimates``: the point estimates (``{"fid": ..., ...}``) the intervals are centred on.
 
-    KID's resamples use ``kid_subsets`` subsets each (its point estimate uses evaluate's
-    kid_subsets): enough for the spread, at a tenth of the cost.
+    KID's resamples use ``kid_subsets`` subsets each: pass the point estimate's own count
+    (evaluate.kid_subsets), or the spread is that of a noisier estimator than the one reported.
     """
     if resamples <= 0:
         return {}

@@ -27,10 +27,20 @@ _STAGE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")  # GTO stage names: lower case, d
 
 
 def check_inputs(overrides: dict[str, str], name: str, metric: str, stage: str = DEFAULT_STAGE,
-                 min_improvement: float = 0.0) -> None:
-    """Refuse bad flow arguments before anything runs."""
+                 min_improvement: float = 0.0, alpha: float = 0.05, resamples: int = 500) -> None:
+    """Refuse bad flow arguments before anything runs: among them a gate that could never
+    promote (a metric without a standard error; too few resamples for a p below alpha)."""
     if metric not in registry.ranked_keys():
         raise UserError(f"metric must be one of {', '.join(registry.ranked_keys())}, got {metric!r}")
+    if metric not in registry.UNCERTAIN:
+        raise UserError(f"metric {metric} has no standard error (evaluate's bootstrap gives one to "
+                        f"{', '.join(registry.UNCERTAIN)} only), so the gate could never tell a gain from noise: "
+                        f"gate on one of those")
+    if not (isinstance(alpha, int | float) and 0 < alpha < 0.5):
+        raise UserError(f"alpha must be between 0 and 0.5, got {alpha!r}")
+    if metric == "fid" and resamples < 2 / alpha:
+        raise UserError(f"gate_resamples {resamples} cannot show p < alpha {alpha:g}: the paired test's smallest "
+                        f"p is 1/(resamples + 1); use at least {math.ceil(2 / alpha)}")
     if not (isinstance(min_improvement, int | float) and min_improvement >= 0
             and math.isfinite(min_improvement)):
         raise UserError(f"min_improvement must be a finite number >= 0, got {min_improvement!r}")

@@ -80,13 +80,16 @@ class PairedGain:
 
 
 def decide(diff: dict[str, dict[str, object]], metric: str, min_improvement: float,
-           paired: PairedGain | None = None, alpha: float = ALPHA) -> Comparison:
+           paired: PairedGain | None = None, alpha: float = ALPHA, champion: bool = True) -> Comparison:
     """Promote when ``metric`` is better than the baseline's by more than ``min_improvement``,
     beyond its noise (one-sided, level ``alpha``), under one protocol.
 
-    A missing baseline (first run) promotes; a missing or non-finite new value never does.
-    ``paired``: the paired test of this metric (the flow's FID test); without it the runs'
-    standard errors (``<metric>_se``) decide.
+    ``champion``: whether a promoted model exists (a version in the GTO stage). Only without
+    one is the new run promoted unmeasured against anything (the first model). With one, the
+    protocols are checked first, and a baseline without a finite value of the metric is not
+    compared (nothing promotes on a score the champion lacks). A missing or non-finite new
+    value never promotes. ``paired``: the paired test of this metric (the flow's FID test);
+    without it the runs' standard errors (``<metric>_se``) decide.
     """
     direction = registry.direction(metric)
     row = diff.get(metric, {})
@@ -98,13 +101,16 @@ def decide(diff: dict[str, dict[str, object]], metric: str, min_improvement: flo
 
     if not is_number(new) or not math.isfinite(float(new)):
         return result(False, f"the new run has no finite {metric} ({new!r})")
-    if not is_number(old) or not math.isfinite(float(old)):
-        return result(True, f"no baseline {metric} in the workspace: the first model is promoted")
+    if not champion:
+        return result(True, "no baseline: no model has been promoted yet, so the first one is")
     mismatch = protocol_mismatch(diff)
     if mismatch:
         return result(False, f"not compared: the runs were measured differently ({'; '.join(mismatch)}); "
                              "rerun the baseline's evaluate stage under the new protocol (dvc repro)",
                       mismatch=mismatch)
+    if not is_number(old) or not math.isfinite(float(old)):
+        return result(False, f"not compared: the promoted model has no finite {metric} ({old!r}); "
+                             f"evaluate it with {metric} first (evaluate.metrics, dvc repro)")
     improvement = (old - new) if direction == "lower" else (new - old)
     head = f"{metric} {old:.4g} -> {new:.4g} ({direction} is better): gain {improvement:+.4g}"
     if paired is not None:

@@ -56,6 +56,17 @@ def _tags_at(cwd: Path, commit: str, pattern: str) -> list[str]:
     return sorted(found, key=lambda t: [int(x) for x in re.findall(r"\d+", t)])
 
 
+def stage_tag(cwd: Path, stage: str = DEFAULT_STAGE) -> str | None:
+    """The GTO tag that put a version of the generator in ``stage`` last (``generator#prod#3``),
+    or None when no version is there: none was ever assigned, or the last tag unassigned it
+    (``generator#prod!#4``)."""
+    found = (git_out(["tag", "--list", f"{ARTIFACT}#{stage}#*", f"{ARTIFACT}#{stage}!#*"], cwd) or "").split()
+    if not found:
+        return None
+    last = max(found, key=lambda t: int(t.rsplit("#", 1)[1]) if t.rsplit("#", 1)[1].isdigit() else -1)
+    return None if f"#{stage}!#" in last else last
+
+
 def promote(cwd: Path, name: str, rev: str, comparison: Comparison, log: Log,
             stage: str = DEFAULT_STAGE) -> Promotion:
     """Apply the experiment, commit what it changed, register a GTO version of the generator

@@ -67,7 +67,7 @@ def _noise_features_copies(args, p, seed: int, gen_fs: FeatureSet, n: int, ref, 
     gen = gen_fs.features[:n]
     metrics.update(bootstrap(metrics, gen, None if gen_fs.logits is None else gen_fs.logits[:n], ref.features,
                              p.metrics, p.bootstrap, derive_seed(seed, "bootstrap"), p.is_splits,
-                             kid_subset_size=p.kid_subset_size))
+                             kid_subsets=p.kid_subsets, kid_subset_size=p.kid_subset_size))
     files.write_npy(args.features, gen.astype(np.float32))
     if "copies" in p.metrics:
         copies_grid(args.copies_grid, gen, samples, Path(args.data), ref_meta, seed, ref)
