@@ -86,7 +86,8 @@ def gate_candidate(root: Path, rev: str, metric: str, min_improvement: float, al
     champion = rt.stage_tag(root, stage)
     paired = None
     if metric == "fid" and not rt.protocol_mismatch(diff) and rt.gate.is_number(diff.get("fid", {}).get("old")):
-        paired = rt.paired_fid_gain(root, rev, min_improvement, resamples, 0, _log)
+        paired = rt.paired_fid_gain(root, rev, min_improvement, resamples, 0, _log,
+                                    fids=(diff["fid"].get("old"), diff["fid"].get("new")))
     comparison = rt.decide(diff, metric, min_improvement, paired, alpha, champion=champion is not None)
     get_run_logger().info(comparison.reason)
     return diff, comparison

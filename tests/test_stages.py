@@ -352,3 +352,17 @@ def test_kid_error_bar_resamples_the_estimate_itself(pipeline):
     assert m["protocol.kid_subsets"] == ev["kid_subsets"] != 10
     assert m["kid_mean_se"] == pytest.approx(se(ev["kid_subsets"]), rel=1e-9)
     assert m["kid_mean_se"] != pytest.approx(se(10), rel=1e-3)  # what it was: 10 subsets per resample
+
+
+def test_the_gate_knows_features_from_their_metrics(pipeline):
+    """Issue 38: the paired test uses features.npy only when it gives the FID of the
+    metrics.json beside it (the same evaluate run); features of any other draw do not."""
+    from dcgan.app import retrain as rt
+
+    m = json.loads((pipeline / "reports/metrics.json").read_text())
+    gen = np.load(pipeline / "data/evaluated/features.npy")
+    assert rt.features_match(gen, m["fid"], pipeline)
+    assert not rt.features_match(gen[: len(gen) - 1], m["fid"], pipeline)  # one image short
+    assert not rt.features_match(gen[::-1][:-1], m["fid"], pipeline)
+    assert not rt.features_match(gen, m["fid"] * (1 + 1e-4), pipeline)
+    assert not rt.features_match(gen, None, pipeline)
