@@ -67,7 +67,7 @@ def test_decide_uses_the_paired_test_when_given():
     assert not rt.decide(diff, "fid", 0.0, rt.PairedGain(0.1, -0.02, 0.2, 0.09, 500)).promote
 
 
-@pytest.mark.parametrize("key", ["extractor_id", "n_samples", "bootstrap", "reference_id", "resize"])
+@pytest.mark.parametrize("key", ["extractor_id", "n_samples", "bootstrap", "reference_id", "resize", "metric_code"])
 def test_a_protocol_mismatch_never_yields_a_comparison(key):
     diff = diff_of("fid", 30.0, 1.0, **{key: ("a", "b"), "n_reference": (100, 100)})
     c = rt.decide(diff, "fid", 0.0, rt.PairedGain(29.0, 28.0, 30.0, 0.001, 500))

@@ -86,6 +86,7 @@ def test_evaluate_writes_flat_metrics_floors_and_protocol(pipeline):
     assert m["protocol.n_samples"] == 60  # evaluate.num_samples: 0 -> holdout size
     assert m["protocol.extractor"] == "classifier"
     assert m["protocol.extractor_id"].startswith("classifier-ms:")  # multi-scale features (issue 37)
+    assert len(m["protocol.metric_code"]) == 12 and int(m["protocol.metric_code"], 16) >= 0  # issue 38
     # sample.generator: auto -> the last one, as the grey recipe keeps an EMA of G (issue 37)
     assert m["protocol.generator"] == "last" and m["protocol.recon_images"] == 8
     assert m["fid"] > m["fid_floor"] >= 0

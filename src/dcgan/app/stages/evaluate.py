@@ -18,6 +18,7 @@ from dcgan.app.params.evaluator import EvaluatorParams
 from dcgan.app.params.typed import pick
 from dcgan.app.stages._common import log, params_from, parser, run
 from dcgan.base import files
+from dcgan.base.code import modules_digest
 from dcgan.base.devices import pick_device
 from dcgan.base.images import save_grid
 from dcgan.base.seeding import derive_seed
@@ -173,6 +174,10 @@ def main(argv: list[str] | None = None) -> None:
         "recon_method": "encoder" if encoder else "latent_optimisation",
         "recon_images": min(p.recon_images, len(holdout), len(samples)),
         "bootstrap": p.bootstrap,
+        # the metric code that scored this run (docstrings and comments aside): other code is
+        # another measurement, which the promotion gate does not compare
+        "metric_code": modules_digest(m for name, m in sorted(sys.modules.items())
+                                      if name.startswith("dcgan.metrics.")),
     }
     protocol.update(_extractor_protocol(ev.extractor, extractor, args.evaluator, ref))
     if sample_info:
