@@ -325,3 +325,24 @@ def test_the_champion_is_the_version_in_the_stage(tmp_path: Path):
                           ("generator#prod!#3", None), ("generator#prod#10", "generator#prod#10")):
         git("tag", tag)
         assert rt.stage_tag(tmp_path, "prod") == expected, tag
+
+
+def test_guardrails_stop_a_winner_that_copies_or_loses_precision_or_recall():
+    """Issue 38: FID rewards memorising the training set; a winner on FID whose copy rate is above
+    its own floor, or whose precision or recall fell, by more than the noise, is not promoted."""
+    def diff(**rows) -> dict:
+        d = diff_of("fid", 3.0, 2.0, n_samples=(359, 359), pr_images=(359, 359))
+        d.update({k: {"old": a, "new": b, "diff": None} for k, (a, b) in rows.items()})
+        return d
+
+    fine = diff(copy_rate=(0.2, 0.22), copy_rate_floor=(0.46, 0.46), precision=(0.75, 0.72), recall=(0.9, 0.88))
+    assert rt.decide(fine, "fid", 0.0).promote and rt.guardrails(fine) == []
+    copies = rt.decide(diff(copy_rate=(0.2, 0.62), copy_rate_floor=(0.46, 0.46)), "fid", 0.0)
+    assert not copies.promote and "copy rate 0.62 is above its floor 0.46" in copies.reason
+    assert copies.improvement == pytest.approx(1.0)  # the win is still reported
+    for key in ("precision", "recall"):
+        fell = rt.decide(diff(**{key: (0.9, 0.8)}), "fid", 0.0)
+        assert not fell.promote and f"{key} fell from 0.9 to 0.8" in fell.reason
+    first = diff_of("fid", None, 2.0, n_samples=(None, 359))
+    first.update({"copy_rate": {"new": 0.62}, "copy_rate_floor": {"new": 0.46}})
+    assert not rt.decide(first, "fid", 0.0, champion=False).promote  # the first model too

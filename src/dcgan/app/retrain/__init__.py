@@ -32,7 +32,14 @@ from dcgan.app.retrain.experiment import (
     metrics_diff,
     run_experiment,
 )
-from dcgan.app.retrain.gate import ALPHA, Comparison, PairedGain, decide, protocol_mismatch
+from dcgan.app.retrain.gate import (
+    ALPHA,
+    Comparison,
+    PairedGain,
+    decide,
+    guardrails,
+    protocol_mismatch,
+)
 from dcgan.app.retrain.lock import WorkspaceBusy, workspace_lock
 from dcgan.app.retrain.markdown import diff_markdown
 from dcgan.app.retrain.paired import features_match, paired_fid_gain
@@ -58,4 +65,4 @@ from dcgan.app.retrain.shell import (
 )
 from dcgan.base.errors import UserError
 
-__all__ = ["ALPHA", "ARTIFACT", "Comparison", "FEATURES_FILE", "PairedGain", "paired_fid_gain", "protocol_mismatch", "DEFAULT_STAGE", "ExperimentTimeout", "LOCK_FILE", "METRICS_FILE", "Promotion", "SAMPLES_FILE", "StageFailed", "UserError", "WorkspaceBusy", "check", "check_inputs", "decide", "default_name", "diff_markdown", "experiment_rev", "export_files", "failure_message", "features_match", "git_out", "git_remote", "metrics_diff", "own_folder", "promote", "push", "remote_configured", "run_experiment", "run_logged", "stage_tag", "tool_env", "use_branch", "workspace_lock"]
+__all__ = ["ALPHA", "ARTIFACT", "Comparison", "FEATURES_FILE", "PairedGain", "paired_fid_gain", "protocol_mismatch", "DEFAULT_STAGE", "ExperimentTimeout", "LOCK_FILE", "METRICS_FILE", "Promotion", "SAMPLES_FILE", "StageFailed", "UserError", "WorkspaceBusy", "check", "check_inputs", "decide", "default_name", "diff_markdown", "experiment_rev", "export_files", "failure_message", "features_match", "git_out", "git_remote", "guardrails", "metrics_diff", "own_folder", "promote", "push", "remote_configured", "run_experiment", "run_logged", "stage_tag", "tool_env", "use_branch", "workspace_lock"]

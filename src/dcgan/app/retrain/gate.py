@@ -16,10 +16,13 @@
      shared reference makes this conservative (it promotes less often than the paired test).
    A run without an uncertainty for the metric is not promoted: the gate cannot tell its gain
    from noise.
+3. **Guardrails.** A winner is still not promoted when its copy rate is above its own floor, or
+   its precision or recall below the champion's, by more than the noise (:func:`guardrails`).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass, field
 
@@ -79,6 +82,41 @@ class PairedGain:
     resamples: int
 
 
+def _share_above(a: float, b: float, n: float, alpha: float) -> tuple[bool, float]:
+    """Is the share ``a`` above the share ``b`` (both of ``n`` images) by more than the noise
+    (one-sided two-proportion z-test at level ``alpha``)? And its z."""
+    pooled = (a + b) / 2
+    se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * 2 / n)
+    z = (a - b) / se
+    return z > norm.ppf(1 - alpha), z
+
+
+def guardrails(diff: dict[str, dict[str, object]], alpha: float = ALPHA) -> list[str]:
+    """What stops a candidate that wins on the gate's metric, by more than the noise: a copy rate
+    above its own floor (it memorises training images, which FID rewards), or a precision or
+    recall below the champion's. Shares of n images (``protocol.n_samples``,
+    ``protocol.pr_images``), tested one-sided at level ``alpha``; a key either run lacks is not
+    checked."""
+    def new(key: str) -> object:
+        return diff.get(key, {}).get("new")
+
+    out = []
+    rate, floor, n = new("copy_rate"), new("copy_rate_floor"), new("protocol.n_samples")
+    if is_number(rate) and is_number(floor) and is_number(n) and n > 0:
+        above, z = _share_above(float(rate), float(floor), float(n), alpha)
+        if above:
+            out.append(f"copy rate {rate:.3g} is above its floor {floor:.3g} by more than the noise (z = {z:.2f}): "
+                       "the candidate reproduces training images")
+    n_pr = new("protocol.pr_images")
+    for key in ("precision", "recall"):
+        old, now = diff.get(key, {}).get("old"), new(key)
+        if is_number(old) and is_number(now) and is_number(n_pr) and n_pr > 0:
+            fell, z = _share_above(float(old), float(now), float(n_pr), alpha)
+            if fell:
+                out.append(f"{key} fell from {old:.3g} to {now:.3g}, more than the noise (z = {z:.2f})")
+    return out
+
+
 def decide(diff: dict[str, dict[str, object]], metric: str, min_improvement: float,
            paired: PairedGain | None = None, alpha: float = ALPHA, champion: bool = True) -> Comparison:
     """Promote when ``metric`` is better than the baseline's by more than ``min_improvement``,
@@ -102,7 +140,7 @@ def decide(diff: dict[str, dict[str, object]], metric: str, min_improvement: flo
     if not is_number(new) or not math.isfinite(float(new)):
         return result(False, f"the new run has no finite {metric} ({new!r})")
     if not champion:
-        return result(True, "no baseline: no model has been promoted yet, so the first one is")
+        return _guarded(result(True, "no baseline: no model has been promoted yet, so the first one is"), diff, alpha)
     mismatch = protocol_mismatch(diff)
     if mismatch:
         return result(False, f"not compared: the runs were measured differently ({'; '.join(mismatch)}); "
@@ -118,8 +156,8 @@ def decide(diff: dict[str, dict[str, object]], metric: str, min_improvement: flo
               "p_value": paired.p_value}
         text = f"{head} (95% CI {paired.low:+.3g} to {paired.high:+.3g}, paired bootstrap p = {paired.p_value:.3g})"
         if paired.p_value < alpha:
-            return result(True, f"{text}: more than {min_improvement:g} beyond the noise (p < {alpha:g})",
-                          improvement, **kw)
+            return _guarded(result(True, f"{text}: more than {min_improvement:g} beyond the noise (p < {alpha:g})",
+                                   improvement, **kw), diff, alpha)
         return result(False, f"{text}: not shown to be more than {min_improvement:g} (needs p < {alpha:g})",
                       improvement, **kw)
     se_old, se_new = diff.get(f"{metric}_se", {}).get("old"), diff.get(f"{metric}_se", {}).get("new")
@@ -133,7 +171,15 @@ def decide(diff: dict[str, dict[str, object]], metric: str, min_improvement: flo
           "p_value": p}
     text = f"{head} ± {1.96 * se:.3g} (95%; standard errors {se_old:.3g}, {se_new:.3g}), p = {p:.3g}"
     if improvement - min_improvement > z * se:
-        return result(True, f"{text}: more than {min_improvement:g} beyond the noise (p < {alpha:g})",
-                      improvement, **kw)
+        return _guarded(result(True, f"{text}: more than {min_improvement:g} beyond the noise (p < {alpha:g})",
+                               improvement, **kw), diff, alpha)
     return result(False, f"{text}: not shown to be more than {min_improvement:g} (needs p < {alpha:g})",
                   improvement, **kw)
+
+
+def _guarded(c: Comparison, diff: dict[str, dict[str, object]], alpha: float) -> Comparison:
+    """A winning comparison, unless a :func:`guardrails` check stops it (named in the reason)."""
+    stops = guardrails(diff, alpha)
+    if not stops:
+        return c
+    return dataclasses.replace(c, promote=False, reason=f"{c.reason}; but not promoted: " + "; ".join(stops))
