@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from dcgan.app.retrain.constants import DEFAULT_STAGE, METRICS_FILE
-from dcgan.app.retrain.gate import is_number
+from dcgan.app.retrain.gate import ALPHA, is_number
 from dcgan.app.retrain.shell import (
     Log,
     StageFailed,
@@ -27,7 +27,7 @@ _STAGE = re.compile(r"^[a-z][a-z0-9-]{0,30}$")  # GTO stage names: lower case, d
 
 
 def check_inputs(overrides: dict[str, str], name: str, metric: str, stage: str = DEFAULT_STAGE,
-                 min_improvement: float = 0.0, alpha: float = 0.05, resamples: int = 500) -> None:
+                 min_improvement: float = 0.0, alpha: float = ALPHA, resamples: int = 500) -> None:
     """Refuse bad flow arguments before anything runs: among them a gate that could never
     promote (a metric without a standard error; too few resamples for a p below alpha)."""
     if metric not in registry.ranked_keys():
