@@ -14,11 +14,20 @@ set) through the evaluator's extractor, FID against the training set's reference
   and the new one (paired bootstrap, one-sided, alpha 0.05) judge the same pairs.
 - **Power**: the champion is a model trained for half the shipped length (same seed, same
   recipe: clearly worse), the candidate the shipped model, each trial on fresh draws of both.
-- **Retrains of the unchanged recipe** (``--retrains K``, optional, minutes each): K models
-  trained with other seeds, each gated against the shipped model. The gate tests *models*, so
-  a retrain that really is better (seed-to-seed spread is larger than the estimator's) may be
-  promoted; the rate is reported, not bounded.
+- **Retrains** (issue 38; what a schedule really gates: two trained models). First train and
+  cache the models, as the train stage trains them (about a minute each here; run two at once
+  with OMP_NUM_THREADS=1)::
 
+      python benchmarks/gate_noise.py train --arm shipped --seeds 0 1 2 ... 20
+      python benchmarks/gate_noise.py train --arm no_r1 --seeds 1 ... 20      # and plain, r1_every4
+      python benchmarks/gate_noise.py retrains --retrains 20
+
+  *False promotions*: the shipped recipe retrained with seeds 1..20, each gated against the
+  fixed champion (seed 0). *Power*: each candidate recipe gated against the weaker recipe
+  trained with the same seed (R1 on against off, in the shipped recipe and on plain DCGAN, the
+  ablation's measured pair). Both sides of every pair are sampled from the candidate's
+  latents, as the flow re-scores the champion, and gated four ways: as many samples as the
+  holdout or all of them, resampled independently or jointly. Writes the ``retrains`` section.
 Writes reports/gate_noise.json.
 """
 
@@ -39,7 +48,7 @@ import torch  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ganrun  # noqa: E402
-from ablation import machine  # noqa: E402
+from ablation import OFF, R1, machine  # noqa: E402
 
 from dcgan.app.params.whole import load_params  # noqa: E402
 from dcgan.app.retrain.gate import ALPHA, PairedGain, decide  # noqa: E402
@@ -79,12 +88,174 @@ class Bench:
                 "naive_promotes": bool(new < old), "gate_promotes": c.promote}
 
 
+ARMS = {"shipped": {}, "no_r1": {"r1_gamma": 0.0}, "plain": OFF, "r1_every4": {**OFF, **R1}}
+"""The retrain studies' recipes: the shipped one (params.yaml, auto resolved as the train stage
+resolves it) and the same with R1 off; plain DCGAN and R1 every 4 steps on top of it, the pair
+whose gain on digits reports/ablation.md measured (0.52 FID, p = 0.015)."""
+POWER_PAIRS = (("no_r1", "shipped"), ("plain", "r1_every4"))
+"""(champion, candidate) recipes of the power study: the candidate's recipe is the better one."""
+
+
+def trained(arm: str, seed: int, params, images: np.ndarray, device: torch.device, evaluator: str,
+            prepared: str, cache: Path):
+    """The ``arm`` recipe trained with ``seed`` as the train stage trains it (cached: a rerun
+    rescores, it does not retrain)."""
+    run_params = ganrun.with_seed(params, seed, **ARMS[arm])
+    path = ganrun.cache_path(cache, f"gate-{arm}-{ganrun.data_digest(images)}-e{params.train.epochs}-s{seed}")
+    if path.is_file():
+        return ganrun.load_trained(path, run_params, device, ganrun.data_stats(prepared))
+    t0 = time.perf_counter()
+    t = ganrun.train_run(run_params, images, device, evaluator, prepared, f"{arm}-s{seed}")
+    ganrun.save_trained(path, t)
+    print(f"  trained {arm} seed {seed} in {time.perf_counter() - t0:.0f} s -> {path}", flush=True)
+    return t
+
+
+def train_only(args) -> int:
+    device = pick_device("cpu")
+    params = load_params(args.params)
+    images = load_images(args.train_data, channels=params.prepare.channels, size=params.prepare.image_size)
+    for seed in args.seeds:
+        trained(args.arm, seed, params, images, device, args.evaluator, args.prepared, Path(args.cache))
+    return 0
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> list[float]:
+    """The 95% (Wilson) interval of a rate of k in n."""
+    if n == 0:
+        return [0.0, 1.0]
+    p = k / n
+    centre, half = (p + z * z / (2 * n)) / (1 + z * z / n), z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+
+
+def gate_pair(b: Bench, cand: np.ndarray, champ: np.ndarray, n: int, shared: bool, resamples: int, seed: int) -> dict:
+    """The flow's FID gate on one (candidate, champion) pair, both drawn from the same latents,
+    on the first n rows (shared: resampled jointly, as the flow does; else independently)."""
+    t = paired_fid(cand[:n], champ[:n], b.ref.features, resamples, seed, shared_latents=shared)
+    old, new = b.fid(champ[:n]), b.fid(cand[:n])
+    c = decide({"fid": {"old": old, "new": new}}, "fid", 0.0,
+               PairedGain(t.gain, t.low, t.high, t.p_value, t.resamples, n, shared))
+    return {"champion_fid": old, "candidate_fid": new, "gain": t.gain, "se": t.se, "p_value": t.p_value,
+            "promotes": c.promote}
+
+
+def key(c: tuple[int, bool]) -> str:
+    return f"{c[0]} {'joint' if c[1] else 'independent'}"
+
+
+def retrain_study(args) -> int:
+    """False promotions and power on retrains (issue 38): every model trained as the train stage
+    trains it (``train`` subcommand, cached), both sides of a pair sampled from the candidate's
+    latents, as the flow re-scores the champion. Each gated pair is kept in ``--results`` (a
+    rerun adds what is missing)."""
+    from scipy.stats import norm
+
+    device = pick_device("cpu")
+    params = load_params(args.params)
+    b = Bench(params, args.evaluator, args.prepared, device)
+    images = load_images(args.train_data, channels=params.prepare.channels, size=params.prepare.image_size)
+    cache = Path(args.cache)
+    results_path = Path(args.results)
+    results = json.loads(results_path.read_text()) if results_path.is_file() else {}
+    n_all = params.sample.num_samples
+    t0 = time.perf_counter()
+
+    def model(arm: str, seed: int):
+        return trained(arm, seed, params, images, device, args.evaluator, args.prepared, cache).g
+
+    def feats(arm: str, seed: int, latent_seed: int) -> np.ndarray:
+        g = model(arm, seed)
+        return b.extractor(generate(g, n_all, g.cfg.latent_dim, latent_seed, device, params.sample.batch_size),
+                           "features")[0]
+
+    # (n, jointly): the old gate (as many as the holdout, independent draws), then more samples
+    # and the same latents resampled jointly (the flow's gate: every sample, jointly)
+    configs = sorted({(b.n, False), (b.n, True), (n_all, False), (n_all, True), *((n, True) for n in args.n)})
+    seeds = list(range(args.champion_seed + 1, args.champion_seed + 1 + args.retrains))
+    studies = {"false": [("shipped", args.champion_seed, "shipped", k) for k in seeds]}
+    for weak, strong in POWER_PAIRS:
+        if weak in args.power and strong in args.power:
+            studies[f"power {weak} -> {strong}"] = [(weak, k, strong, k) for k in seeds]
+    for name, pairs in studies.items():
+        for champ_arm, champ_seed, cand_arm, k in pairs:
+            todo = [c for c in configs
+                    if f"{name}|{champ_arm}:{champ_seed}|{cand_arm}:{k}|{key(c)}|{args.resamples}" not in results]
+            if not todo:
+                continue
+            cand, champ = feats(cand_arm, k, k), feats(champ_arm, champ_seed, k)  # the candidate's latents
+            for c in todo:
+                results[f"{name}|{champ_arm}:{champ_seed}|{cand_arm}:{k}|{key(c)}|{args.resamples}"] = {
+                    **gate_pair(b, cand, champ, c[0], c[1], args.resamples, k),
+                    "champion_fid_all": b.fid(champ), "candidate_fid_all": b.fid(cand)}
+            results_path.write_text(json.dumps(results, indent=0) + "\n")
+            r = results[f"{name}|{champ_arm}:{champ_seed}|{cand_arm}:{k}|{key((n_all, True))}|{args.resamples}"]
+            print(f"  {name}, seed {k}: {cand_arm} {r['candidate_fid']:.3f} vs {champ_arm} {r['champion_fid']:.3f}: "
+                  f"gain {r['gain']:+.3f}, p {r['p_value']:.3f}", flush=True)
+    z = norm.ppf(1 - ALPHA) + norm.ppf(0.8)
+    doc = {"machine": machine(), "threads": torch.get_num_threads(), "alpha": ALPHA, "resamples": args.resamples,
+           "champion": f"shipped recipe, seed {args.champion_seed}", "retrain_seeds": seeds,
+           "n_holdout": b.n, "n_samples": n_all, "studies": {}}
+    for name, pairs in studies.items():
+        rows = {}
+        for c in configs:
+            got = [results[f"{name}|{a}:{sa}|{bb}:{k}|{key(c)}|{args.resamples}"] for a, sa, bb, k in pairs]
+            k_prom = sum(r["promotes"] for r in got)
+            se = float(np.median([r["se"] for r in got]))
+            rows[key(c)] = {"n": c[0], "shared_latents": c[1], "promoted": k_prom, "pairs": len(got),
+                            "rate": k_prom / len(got), "ci95": wilson(k_prom, len(got)),
+                            "gain_mean": float(np.mean([r["gain"] for r in got])),
+                            "gain_sd": float(np.std([r["gain"] for r in got], ddof=1)),
+                            "gain_se_median": se, "detectable_gain_80": z * se}
+        every = [results[f"{name}|{a}:{sa}|{bb}:{k}|{key((n_all, True))}|{args.resamples}"] for a, sa, bb, k in pairs]
+        doc["studies"][name] = {"by_gate": rows,
+                                "candidate_fid_all": {"mean": float(np.mean([r["candidate_fid_all"] for r in every])),
+                                                      "seed_sd": float(np.std([r["candidate_fid_all"] for r in every],
+                                                                              ddof=1))},
+                                "champion_fid_all": {"mean": float(np.mean([r["champion_fid_all"] for r in every])),
+                                                     "sd": float(np.std([r["champion_fid_all"] for r in every], ddof=1))}}
+    doc["seconds"] = round(time.perf_counter() - t0, 1)
+    out = Path(args.out)
+    whole = json.loads(out.read_text()) if out.is_file() else {}
+    whole["retrains"] = doc
+    out.write_text(json.dumps(whole, indent=1) + "\n")
+    print(json.dumps(doc, indent=1))
+    return 0
+
+
 def rate(rows: list[dict], key: str) -> dict:
     k = sum(r[key] for r in rows)
     return {"promoted": k, "trials": len(rows), "rate": k / len(rows)}
 
 
 def main() -> int:
+    if len(sys.argv) > 1 and sys.argv[1] == "train":  # gate_noise.py train --arm no_r1 --seeds 0 1 2
+        ap = argparse.ArgumentParser(description="train (and cache) the retrain studies' models")
+        ap.add_argument("cmd")
+        ap.add_argument("--arm", choices=sorted(ARMS), default="shipped")
+        ap.add_argument("--seeds", type=int, nargs="+", required=True)
+        ap.add_argument("--params", default="params.yaml")
+        ap.add_argument("--prepared", default="data/prepared")
+        ap.add_argument("--train-data", default="data/augmented/train.npy")
+        ap.add_argument("--evaluator", default="models/evaluator")
+        ap.add_argument("--cache", default=".ablation-cache")
+        return train_only(ap.parse_args())
+    if len(sys.argv) > 1 and sys.argv[1] == "retrains":  # gate_noise.py retrains --retrains 20
+        ap = argparse.ArgumentParser(description="false promotions and power on retrains")
+        ap.add_argument("cmd")
+        ap.add_argument("--retrains", type=int, default=20, help="retrains gated (seeds after the champion's)")
+        ap.add_argument("--champion-seed", type=int, default=0)
+        ap.add_argument("--n", type=int, nargs="*", default=[1000], help="also gate on the first N samples")
+        ap.add_argument("--resamples", type=int, default=500)
+        ap.add_argument("--params", default="params.yaml")
+        ap.add_argument("--prepared", default="data/prepared")
+        ap.add_argument("--train-data", default="data/augmented/train.npy")
+        ap.add_argument("--evaluator", default="models/evaluator")
+        ap.add_argument("--cache", default=".ablation-cache")
+        ap.add_argument("--power", nargs="*", default=sorted(ARMS), help="recipes the power study may use")
+        ap.add_argument("--results", default=".ablation-cache/gate-study.json", help="each gated pair (reruns add)")
+        ap.add_argument("--out", default="reports/gate_noise.json")
+        return retrain_study(ap.parse_args())
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--trials", type=int, default=40, help="false-promotion trials (fresh draws of one model)")
     ap.add_argument("--power-trials", type=int, default=20, help="trials of a clearly better model")

@@ -10,12 +10,16 @@ The flow drives DVC and never re-implements a stage, so dvc.lock stays the recor
 2. the pipeline as a named experiment, ``dvc exp run --temp -n NAME -S key=value ...``, in a
    temporary copy, so the workspace is untouched until a promotion (stopped, with its stages,
    after ``experiment_timeout`` seconds);
-3. ``dvc metrics diff`` of the workspace (the baseline) against the experiment;
-4. the gate (dcgan.app.retrain.gate): no comparison at all when the two runs were measured under
-   different protocols (``protocol.*`` in reports/metrics.json; it says which keys differ);
-   otherwise a one-sided test at level ``alpha`` that the gain is more than ``min_improvement``:
-   for FID a paired bootstrap of both runs' generated features against the one reference
-   (``gate_resamples`` rounds), for other metrics the runs' bootstrap standard errors;
+3. the champion (the version in the GTO ``stage``; none yet: the first run is promoted)
+   sampled and scored by the candidate's own sample and evaluate stages, params, evaluator and
+   data (dcgan.app.retrain.rescore): one instrument for both, the same latents, so a new seed,
+   device or refreshed data is compared, not refused; only a champion of another image size or
+   channel count is refused, in one line;
+4. the gate (dcgan.app.retrain.gate): a one-sided test at level ``alpha`` that the gain is more
+   than ``min_improvement``: for FID a paired bootstrap of both models' features on all
+   generated samples (resampled jointly: the same latents) against the candidate's reference
+   (``gate_resamples`` rounds), for other metrics the runs' bootstrap standard errors; then the
+   guardrails (copy rate, precision, recall);
 5. promotion when that test passes: ``dvc exp apply``, a
    commit of what the experiment changed (dvc.lock, params, metrics) on ``branch`` (default:
    the current one), and a GTO version of the ``generator`` artifact (dvc.yaml) assigned to
@@ -80,15 +84,24 @@ def train_candidate(root: Path, name: str, overrides: dict[str, str], timeout: f
 
 
 @task
-def gate_candidate(root: Path, rev: str, metric: str, min_improvement: float, alpha: float,
-                   resamples: int, stage: str) -> tuple[dict, rt.Comparison]:
-    diff = rt.metrics_diff(root, rev)
+def gate_candidate(root: Path, name: str, rev: str, metric: str, min_improvement: float, alpha: float,
+                   resamples: int, stage: str, timeout: float) -> tuple[dict, rt.Comparison]:
+    """The champion (the model in ``stage``) re-scored by the candidate's instrument, then the
+    gate; with no champion yet, the candidate against the workspace's metrics (the first model)."""
     champion = rt.stage_tag(root, stage)
-    paired = None
-    if metric == "fid" and not rt.protocol_mismatch(diff) and rt.gate.is_number(diff.get("fid", {}).get("old")):
-        paired = rt.paired_fid_gain(root, rev, min_improvement, resamples, 0, _log,
-                                    fids=(diff["fid"].get("old"), diff["fid"].get("new")))
-    comparison = rt.decide(diff, metric, min_improvement, paired, alpha, champion=champion is not None)
+    if champion is None:
+        diff = rt.metrics_diff(root, rev)
+        comparison = rt.decide(diff, metric, min_improvement, None, alpha, champion=False)
+    else:
+        try:
+            scored = rt.score_champion(root, rev, champion, root / "reports/retrain" / name / "champion", _log,
+                                       min_improvement, resamples, timeout)
+            diff = scored.diff
+            comparison = rt.decide(diff, metric, min_improvement, scored.paired if metric == "fid" else None, alpha)
+            comparison.reason = f"champion {champion} re-scored by the candidate's instrument: {comparison.reason}"
+        except rt.Unscorable as exc:
+            diff = rt.metrics_diff(root, rev)
+            comparison = rt.not_compared(metric, f"the champion {champion} cannot be re-scored: {exc}")
     get_run_logger().info(comparison.reason)
     return diff, comparison
 
@@ -169,7 +182,9 @@ def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters ar
         if rt.remote_configured(root):
             pull_inputs(root)
         rev = train_candidate(root, name, overrides, experiment_timeout)
-        diff, comparison = gate_candidate(root, rev, metric, min_improvement, alpha, gate_resamples, stage)
+        rt.own_folder(root / "reports" / "retrain")
+        diff, comparison = gate_candidate(root, name, rev, metric, min_improvement, alpha, gate_resamples, stage,
+                                          experiment_timeout)
         folder = report_candidate(root, name, rev, overrides, diff, comparison)
         promotion = None
         if promote and comparison.promote:

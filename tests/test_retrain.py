@@ -346,3 +346,70 @@ def test_guardrails_stop_a_winner_that_copies_or_loses_precision_or_recall():
     first = diff_of("fid", None, 2.0, n_samples=(None, 359))
     first.update({"copy_rate": {"new": 0.62}, "copy_rate_floor": {"new": 0.46}})
     assert not rt.decide(first, "fid", 0.0, champion=False).promote  # the first model too
+
+
+# --- the champion re-scored by the candidate's instrument (issue 38) -----------------------
+
+def test_a_champion_of_another_image_size_or_channel_count_cannot_be_rescored():
+    from dcgan.app.retrain.rescore import compatible
+
+    assert compatible({"channels": 1, "image_size": 32}, {"channels": 1, "image_size": 32}) is None
+    why = compatible({"channels": 1, "image_size": 32}, {"channels": 3, "image_size": 32})
+    assert why == ("the champion makes 1x32x32 images, the candidate's data are 3x32x32: "
+                   "no one instrument scores both")
+    assert "64x64" in compatible({"channels": 3, "image_size": 64}, {"channels": 3, "image_size": 32})
+
+
+def test_the_champion_is_sampled_as_promoted_from_the_candidates_latents():
+    """The candidate's params throughout (seed, sample count, evaluator, evaluate), except the
+    sample keys that describe the champion as a model: which generator, DRS."""
+    from dcgan.app.retrain.rescore import champion_params
+
+    cand = {"base": {"seed": 1}, "sample": {"num_samples": 2000, "batch_size": 500, "generator": "auto", "drs": False},
+            "evaluator": {"seed": 0}}
+    champ = {"base": {"seed": 0}, "sample": {"num_samples": 500, "batch_size": 100, "generator": "best", "drs": True,
+                                             "drs_percentile": 80}}
+    got = champion_params(cand, champ)
+    assert got["base"] == {"seed": 1} and got["evaluator"] == {"seed": 0}
+    assert got["sample"] == {"num_samples": 2000, "batch_size": 500, "generator": "best", "drs": True,
+                             "drs_percentile": 80}
+    assert cand["sample"]["generator"] == "auto"  # the candidate's params are not changed
+
+
+def test_shared_latents_need_the_same_draw_and_no_drs():
+    from dcgan.app.retrain.rescore import shared_latents
+
+    z = {"seed": 1, "n": 2000, "batch_size": 500, "latent_dim": 64, "prior": "normal"}
+    assert shared_latents({"drs": False, "latents": z}, {"drs": False, "latents": dict(z)})
+    assert not shared_latents({"drs": False, "latents": z}, {"drs": False, "latents": {**z, "seed": 2}})
+    assert not shared_latents({"drs": False, "latents": z}, {"drs": False, "latents": {**z, "batch_size": 250}})
+    assert not shared_latents({"drs": True, "latents": z}, {"drs": False, "latents": z})
+    assert not shared_latents({"drs": False}, {"drs": False})  # samples from before the record: unknown
+
+
+def test_two_metrics_files_side_by_side_as_a_metrics_diff():
+    from dcgan.app.retrain.rescore import diff_of as side_by_side
+
+    d = side_by_side({"fid": 3.0, "protocol.extractor": "classifier", "kid_mean": 0.1},
+                     {"fid": 2.5, "protocol.extractor": "classifier", "is_mean": 4.0})
+    assert d["fid"] == {"old": 3.0, "new": 2.5, "diff": -0.5}
+    assert d["kid_mean"] == {"old": 0.1, "new": None, "diff": None}
+    assert d["is_mean"] == {"old": None, "new": 4.0, "diff": None}
+    assert rt.protocol_mismatch(d) == []
+    # how reconstruction inverts G follows from whether G trained an encoder: the model's, not the instrument's
+    both = side_by_side({"protocol.recon_method": "latent_optimisation"}, {"protocol.recon_method": "encoder"})
+    assert rt.protocol_mismatch(both) == []
+
+
+def test_not_compared_never_promotes_and_says_why():
+    c = rt.not_compared("fid", "the champion generator#prod#2 cannot be re-scored: it makes 1x32x32 images")
+    assert not c.promote and c.reason.startswith("not compared: the champion generator#prod#2")
+    assert c.improvement is None and c.direction == "lower"
+
+
+def test_the_paired_gate_reports_the_gain_on_all_samples_and_the_joint_draw():
+    paired = rt.PairedGain(0.4, 0.1, 0.7, 0.01, 500, 2000, True)
+    c = rt.decide(diff_of("fid", 3.0, 2.9), "fid", 0.0, paired)
+    assert c.promote and c.improvement == 0.4  # the paired test's gain, on all 2000 samples
+    assert c.test == "paired bootstrap, 500 resamples, 2000 samples a side, the same latents"
+    assert "on all 2000 samples: gain +0.4" in c.reason

@@ -342,7 +342,7 @@ def test_kid_error_bar_resamples_the_estimate_itself(pipeline):
     params = yaml.safe_load((pipeline / "params.yaml").read_text())
     ev = params["evaluate"]
     m = json.loads((pipeline / "reports/metrics.json").read_text())
-    gen = np.load(pipeline / "data/evaluated/features.npy")
+    gen = np.load(pipeline / "data/evaluated/features.npy")[:m["protocol.n_samples"]]  # the scored rows
     ref = load_reference(pipeline / "models/evaluator", pipeline / "data/prepared", params["evaluator"]["extractor"])[0]
 
     def se(subsets: int) -> float:
@@ -362,8 +362,13 @@ def test_the_gate_knows_features_from_their_metrics(pipeline):
 
     m = json.loads((pipeline / "reports/metrics.json").read_text())
     gen = np.load(pipeline / "data/evaluated/features.npy")
-    assert rt.features_match(gen, m["fid"], pipeline)
-    assert not rt.features_match(gen[: len(gen) - 1], m["fid"], pipeline)  # one image short
-    assert not rt.features_match(gen[::-1][:-1], m["fid"], pipeline)
-    assert not rt.features_match(gen, m["fid"] * (1 + 1e-4), pipeline)
-    assert not rt.features_match(gen, None, pipeline)
+    ref, n = pipeline / "models/evaluator/reference.npz", m["protocol.n_samples"]
+    # every generated image's features (the gate's power), the first n scored beside the floors
+    assert len(gen) == yaml.safe_load((pipeline / "params.yaml").read_text())["sample"]["num_samples"] > n
+    assert rt.features_match(gen, m["fid"], ref, n)
+    assert not rt.features_match(gen, m["fid"], ref)  # all rows are not the n scored
+    assert not rt.features_match(gen[1:], m["fid"], ref, n)  # shifted by one image
+    assert not rt.features_match(gen[::-1], m["fid"], ref, n)
+    assert not rt.features_match(gen, m["fid"] * (1 + 1e-4), ref, n)
+    assert not rt.features_match(gen, None, ref, n)
+    assert not rt.features_match(gen[:n - 1], m["fid"], ref, n)  # fewer rows than were scored

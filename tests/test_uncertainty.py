@@ -108,3 +108,25 @@ def test_copy_test_counts_training_images_and_spares_new_ones():
 def test_copy_test_needs_two_training_images():
     with pytest.raises(ValueError, match="at least 2 training images"):
         CopyTest(np.zeros((1, D)))
+
+
+def test_shared_latents_resample_both_sets_jointly():
+    """Issue 38: row i of both sets came from one latent z. Resampled jointly, the latents' noise
+    cancels: a small real gain (a generator a little closer to the reference's spread) is found
+    where independent resampling cannot tell; equal generators stay at about alpha."""
+    rng = np.random.default_rng(7)
+    ref = rng.standard_normal((1000, 8))
+    z = rng.standard_normal((400, 8))
+    joint = paired_fid(z * 1.10, z * 1.15, ref, 200, seed=0, shared_latents=True)
+    apart = paired_fid(z * 1.10, z * 1.15, ref, 200, seed=0)
+    assert joint.low > 0 and joint.p_value < 0.01, joint
+    assert apart.low < 0 and apart.p_value > 0.02, apart
+    assert joint.high - joint.low < (apart.high - apart.low) / 3
+    p = []
+    for t in range(40):
+        z = rng.standard_normal((300, 8))
+        a, b = (z + 0.3 * rng.standard_normal((300, 8)) for _ in range(2))
+        p.append(paired_fid(a, b, ref, 100, seed=t, shared_latents=True).p_value)
+    assert sum(x < 0.05 for x in p) <= 4, sorted(p)[:6]
+    with pytest.raises(ValueError, match="as many rows"):
+        paired_fid(z[:10], z[:11], ref, 10, seed=0, shared_latents=True)

@@ -10,7 +10,8 @@ import pytest
 import yaml
 
 from dcgan.app import retrain as rt
-from tests.conftest import REPO
+from tests.conftest import REPO, tiny_params
+from tests.e2e.conftest import make_project
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +50,7 @@ def with_remotes(project, tmp_path):
     """A bare git repo as origin and a local folder as the default DVC remote (committed with
     an absolute path, so a consumer's clone of origin finds the data)."""
     origin, store = tmp_path / "origin.git", tmp_path / "dvc-store"
-    subprocess.run(["git", "init", "-q", "--bare", str(origin)], check=True)
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(origin)], check=True)
     project.sh("git", "remote", "add", "origin", str(origin))
     project.dvc("remote", "add", "-d", "store", str(store))
     project.git_commit("remotes")
@@ -57,8 +58,33 @@ def with_remotes(project, tmp_path):
     return origin, store
 
 
-def test_retrain_promotes_refuses_fails_and_queues(project, harness, tmp_path):
+def digit_files(folder, start: int, stop: int) -> None:
+    """scikit-learn's digits start..stop as 16x16 PNG files in class subfolders (an image folder
+    dataset, as a user's data/raw would hold them)."""
+    import numpy as np
+    from PIL import Image
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    for i in range(start, stop):
+        pixels = (bunch.images[i] * (255 / 16)).astype(np.uint8)
+        path = folder / str(bunch.target[i]) / f"{i:04d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(pixels).resize((16, 16), Image.BILINEAR).save(path)
+
+
+@pytest.fixture
+def folder_project(tmp_path):
+    """The tiny pipeline on an image folder (data/raw, in git) of 300 digits."""
+    root = tmp_path / "project"
+    root.mkdir()
+    digit_files(root / "data/raw", 0, 300)
+    return make_project(root, tiny_params(prepare={"dataset": "folder", "root": "data/raw", "max_images": 0}))
+
+
+def test_retrain_promotes_refuses_fails_and_queues(folder_project, harness, tmp_path):
     retrain = load_flow()
+    project = folder_project
     root = project.root
     origin, store = with_remotes(project, tmp_path)
     head0 = project.sh("git", "rev-parse", "HEAD").stdout.strip()
@@ -70,7 +96,7 @@ def test_retrain_promotes_refuses_fails_and_queues(project, harness, tmp_path):
     assert experiments(root) == [] and not (root / "reports/retrain").exists()
 
     # 2. no model yet: the first run is promoted, committed, versioned and pushed
-    result = retrain(overrides={"train.lr": "0.001"}, name="first", workspace=str(root))
+    result = retrain(overrides={"train.lr": "0.000001"}, name="first", workspace=str(root))
     assert result["promoted"] and "no baseline" in result["reason"], result
     assert (result["version_tag"], result["stage_tag"]) == ("generator@v0.0.1", "generator#prod#1")
     commit = project.sh("git", "rev-parse", "HEAD").stdout.strip()
@@ -79,7 +105,7 @@ def test_retrain_promotes_refuses_fails_and_queues(project, harness, tmp_path):
     assert {"dvc.lock", "params.yaml", "reports/metrics.json"} <= committed
     assert "Promote first" in project.sh("git", "log", "-1", "--format=%s").stdout
     assert project.sh("git", "status", "--porcelain", "--untracked-files=no").stdout.strip() == ""
-    assert yaml.safe_load((root / "params.yaml").read_text())["train"]["lr"] == 0.001
+    assert float(yaml.safe_load((root / "params.yaml").read_text())["train"]["lr"]) == 1e-06  # dvc writes 1e-06
     promoted_metrics = (root / "reports/metrics.json").read_bytes()
     shown = json.loads(project.sh("gto", "show", "--json").stdout)
     assert shown["generator"]["version"] == "v0.0.1" and shown["generator"]["stage"]["prod"] == "v0.0.1"
@@ -87,7 +113,7 @@ def test_retrain_promotes_refuses_fails_and_queues(project, harness, tmp_path):
     assert commit in remote_refs and "refs/tags/generator@v0.0.1" in remote_refs
     assert "refs/tags/generator#prod#1" in remote_refs and "refs/exps/" in remote_refs
     diff_md = artifact("dcgan-metrics-diff").data
-    assert "Retrain `first`: promoted" in diff_md and "| **fid** |" in diff_md and "`train.lr=0.001`" in diff_md
+    assert "Retrain `first`: promoted" in diff_md and "| **fid** |" in diff_md and "`train.lr=0.000001`" in diff_md
     table = artifact("dcgan-metrics").data
     assert "fid" in table and "floor" in table
     link = artifact("dcgan-samples").data
@@ -111,13 +137,17 @@ def test_retrain_promotes_refuses_fails_and_queues(project, harness, tmp_path):
     refused = retrain(overrides={"train.lr": "0.0005", "base.seed": "1", "base.device": "cpu"}, name="worse",
                       min_improvement=1e9, workspace=str(root))
     assert not refused["promoted"] and "not shown to be more than 1e+09" in refused["reason"], refused
-    assert "measured differently" not in refused["reason"]
-    # the FID gate ran the paired bootstrap on both runs' generated features
-    assert refused["test"].startswith("paired bootstrap") and refused["p_value"] > 0.5, refused
+    assert "measured differently" not in refused["reason"] and "not compared" not in refused["reason"]
+    # the champion (prod) was re-scored by the candidate's instrument, from the candidate's latents
+    # (base.seed 1), and the FID gate ran the paired bootstrap on all samples of both, jointly
+    assert refused["reason"].startswith("champion generator#prod#1 re-scored by the candidate's instrument")
+    assert refused["test"] == "paired bootstrap, 500 resamples, 100 samples a side, the same latents", refused
+    rescored = json.loads((root / "reports/retrain/worse/champion/metrics.json").read_text())
+    assert refused["baseline"] == rescored["fid"] != json.loads(promoted_metrics)["fid"]  # seed 1's latents
     assert tags(root) == ["generator#prod#1", "generator@v0.0.1"]
     assert project.sh("git", "rev-parse", "HEAD").stdout.strip() == commit
     assert (root / "reports/metrics.json").read_bytes() == promoted_metrics
-    assert yaml.safe_load((root / "params.yaml").read_text())["train"]["lr"] == 0.001
+    assert float(yaml.safe_load((root / "params.yaml").read_text())["train"]["lr"]) == 1e-06  # dvc writes 1e-06
     assert "Retrain `worse`: not promoted" in artifact("dcgan-metrics-diff").data
 
     # 5. a failing stage fails the flow run with the stage's own message; nothing is touched
@@ -128,3 +158,23 @@ def test_retrain_promotes_refuses_fails_and_queues(project, harness, tmp_path):
     assert tags(root) == ["generator#prod#1", "generator@v0.0.1"]
     assert (root / "reports/metrics.json").read_bytes() == promoted_metrics
     assert "first" in experiments(root) and "worse" in experiments(root)
+
+    # 6. a data refresh: 60 new images land in the folder. The candidate's evaluator and reference
+    #    are built on the new data; the champion is re-scored against them (not refused), and a
+    #    better model is promoted
+    digit_files(root / "data/raw", 300, 360)
+    project.sh("git", "add", "data/raw")
+    project.sh("git", "commit", "-q", "-m", "data refresh: 60 new digits")
+    better = retrain(overrides={"train.lr": "0.002", "train.epochs": "3"}, name="refreshed", workspace=str(root))
+    assert better["promoted"] and better["version_tag"] == "generator@v0.0.2", better
+    assert "re-scored by the candidate's instrument" in better["reason"] and better["p_value"] < 0.05, better
+    champion_then = json.loads((root / "reports/retrain/refreshed/champion/metrics.json").read_text())
+    assert champion_then["protocol.reference_id"] != json.loads(promoted_metrics)["protocol.reference_id"]
+    assert champion_then["protocol.reference_id"] == project.metrics()["protocol.reference_id"]  # one reference
+    assert champion_then["protocol.n_reference"] > json.loads(promoted_metrics)["protocol.n_reference"]
+
+    # 7. ... and an equal one is not: the same recipe on the same data trains the same model again
+    equal = retrain(overrides={"train.lr": "0.002", "train.epochs": "3"}, name="again", workspace=str(root))
+    assert not equal["promoted"] and "re-scored by the candidate's instrument" in equal["reason"], equal
+    assert equal["gain"] == 0.0 and equal["p_value"] == 1.0, equal
+    assert tags(root)[-2:] == ["generator@v0.0.1", "generator@v0.0.2"]

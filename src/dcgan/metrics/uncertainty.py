@@ -153,11 +153,13 @@ class PairedTest:
 
 
 def paired_fid(candidate: np.ndarray, champion: np.ndarray, ref_features: np.ndarray, resamples: int,
-               seed: int, margin: float = 0.0) -> PairedTest:
+               seed: int, margin: float = 0.0, shared_latents: bool = False) -> PairedTest:
     """Is the candidate's FID lower than the champion's by more than ``margin``?
 
     Each round resamples the reference once (shared by both: its noise cancels in the
-    difference) and each generated set on its own (they are independent samples). The p-value
+    difference) and each generated set on its own (they are independent samples), or, with
+    ``shared_latents`` (row i of both sets came from the same latent z), the same rows of both:
+    the latents' noise then cancels as the reference's does. The p-value
     is the share of rounds whose gain, centred on the observed one, is not above ``margin``
     (with the usual +1 correction), so promoting at p < alpha is a one-sided test at level alpha.
     """
@@ -167,12 +169,15 @@ def paired_fid(candidate: np.ndarray, champion: np.ndarray, ref_features: np.nda
         ref_features, np.ones(len(ref_features), np.int64))
     gain = (frechet_distance(*feature_stats(champion), *ref_stats)
             - frechet_distance(*feature_stats(candidate), *ref_stats))
+    if shared_latents and len(candidate) != len(champion):
+        raise ValueError(f"shared latents need as many rows on both sides, got {len(candidate)} and {len(champion)}")
     rng = np.random.default_rng(seed)
     gains = np.empty(resamples)
     for b in range(resamples):
         rs = weighted_stats(ref_features, _counts(rng, len(ref_features)))
-        gains[b] = (_fid(champion, _counts(rng, len(champion)), rs)
-                    - _fid(candidate, _counts(rng, len(candidate)), rs))
+        c_old = _counts(rng, len(champion))
+        c_new = c_old if shared_latents else _counts(rng, len(candidate))
+        gains[b] = _fid(champion, c_old, rs) - _fid(candidate, c_new, rs)
     s = Spread.of(gains, gain)
     centred = gains - gains.mean() + gain  # the resampling bias removed, as in Spread
     p = (1 + int(np.sum(centred <= margin))) / (resamples + 1)

@@ -12,7 +12,8 @@ without Prefect.
 
 Modules, one job each: :mod:`.shell` (running dvc/gto/git), :mod:`.experiment` (inputs, ``dvc
 exp run``, the metrics diff), :mod:`.gate` (the promotion decision: one protocol, a gain beyond the noise), :mod:`.paired` (the
-paired FID test on both runs' features), :mod:`.markdown` (the diff
+paired FID test on both runs' features), :mod:`.rescore` (the champion scored by the candidate's
+instrument), :mod:`.markdown` (the diff
 as a table), :mod:`.promotion` (commit, GTO tags, push), :mod:`.lock` (one run per workspace).
 The names below are the flow's API.
 """
@@ -38,6 +39,7 @@ from dcgan.app.retrain.gate import (
     PairedGain,
     decide,
     guardrails,
+    not_compared,
     protocol_mismatch,
 )
 from dcgan.app.retrain.lock import WorkspaceBusy, workspace_lock
@@ -51,6 +53,7 @@ from dcgan.app.retrain.promotion import (
     push,
     stage_tag,
 )
+from dcgan.app.retrain.rescore import ChampionScore, Unscorable, score_champion
 from dcgan.app.retrain.shell import (
     ExperimentTimeout,
     StageFailed,
@@ -65,4 +68,4 @@ from dcgan.app.retrain.shell import (
 )
 from dcgan.base.errors import UserError
 
-__all__ = ["ALPHA", "ARTIFACT", "Comparison", "FEATURES_FILE", "PairedGain", "paired_fid_gain", "protocol_mismatch", "DEFAULT_STAGE", "ExperimentTimeout", "LOCK_FILE", "METRICS_FILE", "Promotion", "SAMPLES_FILE", "StageFailed", "UserError", "WorkspaceBusy", "check", "check_inputs", "decide", "default_name", "diff_markdown", "experiment_rev", "export_files", "failure_message", "features_match", "git_out", "git_remote", "guardrails", "metrics_diff", "own_folder", "promote", "push", "remote_configured", "run_experiment", "run_logged", "stage_tag", "tool_env", "use_branch", "workspace_lock"]
+__all__ = ["ALPHA", "ARTIFACT", "ChampionScore", "Comparison", "Unscorable", "not_compared", "score_champion", "FEATURES_FILE", "PairedGain", "paired_fid_gain", "protocol_mismatch", "DEFAULT_STAGE", "ExperimentTimeout", "LOCK_FILE", "METRICS_FILE", "Promotion", "SAMPLES_FILE", "StageFailed", "UserError", "WorkspaceBusy", "check", "check_inputs", "decide", "default_name", "diff_markdown", "experiment_rev", "export_files", "failure_message", "features_match", "git_out", "git_remote", "guardrails", "metrics_diff", "own_folder", "promote", "push", "remote_configured", "run_experiment", "run_logged", "stage_tag", "tool_env", "use_branch", "workspace_lock"]

@@ -31,8 +31,9 @@ from scipy.stats import norm
 from dcgan.metrics import registry
 
 ALPHA = 0.05
-MODEL_KEYS = frozenset({"generator", "drs", "train_precision", "train_compile"})
-"""protocol.* keys that describe the model rather than the measurement: they may differ."""
+MODEL_KEYS = frozenset({"generator", "drs", "train_precision", "train_compile", "recon_method"})
+"""protocol.* keys that describe the model rather than the measurement: they may differ (how
+reconstruction inverts G follows from whether G trained an encoder)."""
 
 
 @dataclass
@@ -80,6 +81,10 @@ class PairedGain:
     high: float
     p_value: float
     resamples: int
+    n: int = 0
+    """Generated images a side (0: not recorded)."""
+    shared_latents: bool = False
+    """Both sides drawn from the same latents, resampled jointly."""
 
 
 def _share_above(a: float, b: float, n: float, alpha: float) -> tuple[bool, float]:
@@ -152,9 +157,13 @@ def decide(diff: dict[str, dict[str, object]], metric: str, min_improvement: flo
     improvement = (old - new) if direction == "lower" else (new - old)
     head = f"{metric} {old:.4g} -> {new:.4g} ({direction} is better): gain {improvement:+.4g}"
     if paired is not None:
-        kw = {"test": f"paired bootstrap, {paired.resamples} resamples", "low": paired.low, "high": paired.high,
+        on = (f", {paired.n} samples a side" if paired.n else "") + (", the same latents" if paired.shared_latents else "")
+        kw = {"test": f"paired bootstrap, {paired.resamples} resamples{on}", "low": paired.low, "high": paired.high,
               "p_value": paired.p_value}
-        text = f"{head} (95% CI {paired.low:+.3g} to {paired.high:+.3g}, paired bootstrap p = {paired.p_value:.3g})"
+        improvement = paired.gain
+        head = f"{metric} {old:.4g} -> {new:.4g} ({direction} is better)"
+        text = (f"{head}; on all {paired.n or 'the'} samples: gain {paired.gain:+.4g} (95% CI {paired.low:+.3g} to "
+                f"{paired.high:+.3g}, paired bootstrap p = {paired.p_value:.3g}{on})")
         if paired.p_value < alpha:
             return _guarded(result(True, f"{text}: more than {min_improvement:g} beyond the noise (p < {alpha:g})",
                                    improvement, **kw), diff, alpha)
@@ -175,6 +184,12 @@ def decide(diff: dict[str, dict[str, object]], metric: str, min_improvement: flo
                                improvement, **kw), diff, alpha)
     return result(False, f"{text}: not shown to be more than {min_improvement:g} (needs p < {alpha:g})",
                   improvement, **kw)
+
+
+def not_compared(metric: str, reason: str) -> Comparison:
+    """No comparison was possible (the champion could not be scored by the candidate's
+    instrument): not promoted, and ``reason`` says why."""
+    return Comparison(metric, registry.direction(metric), None, None, None, 0.0, False, f"not compared: {reason}")
 
 
 def _guarded(c: Comparison, diff: dict[str, dict[str, object]], alpha: float) -> Comparison:

@@ -69,7 +69,9 @@ def _noise_features_copies(args, p, seed: int, gen_fs: FeatureSet, n: int, ref, 
     metrics.update(bootstrap(metrics, gen, None if gen_fs.logits is None else gen_fs.logits[:n], ref.features,
                              p.metrics, p.bootstrap, derive_seed(seed, "bootstrap"), p.is_splits,
                              kid_subsets=p.kid_subsets, kid_subset_size=p.kid_subset_size))
-    files.write_npy(args.features, gen.astype(np.float32))
+    # every generated image's features, not only the n scored beside the floors: the gate's paired
+    # test has the power of all of them (the first n give metrics.json's FID)
+    files.write_npy(args.features, gen_fs.features.astype(np.float32))
     if "copies" in p.metrics:
         copies_grid(args.copies_grid, gen, samples, Path(args.data), ref_meta, seed, ref)
 
@@ -140,7 +142,7 @@ def main(argv: list[str] | None = None) -> None:
     extractor = make_extractor(ev.extractor, args.evaluator, ev.inception_weights, p.batch_size, device,
                                resize=ev.resize)
     check_extractor(ref_meta, extractor, args.evaluator)
-    gen_fs = FeatureSet(*extractor(samples.rows(np.arange(n)), "features: samples"))
+    gen_fs = FeatureSet(*extractor(samples.rows(np.arange(len(samples))), "features: samples"))
     metrics = score(gen_fs, hold_fs, ref, p.metrics, pick(ScoreOptions, p), seed, n, warn=lambda m: None)
     _noise_features_copies(args, p, seed, gen_fs, n, ref, ref_meta, samples, metrics)
 

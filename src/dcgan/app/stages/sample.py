@@ -39,6 +39,10 @@ def main(argv: list[str] | None = None) -> None:
         log(f"sample: DRS kept {res.acceptance_rate:.1%} of {res.proposed} proposals")
     else:
         images = generate(g, p.num_samples, g.cfg.latent_dim, params.base.seed, device, p.batch_size)
+        # the latents, as generate draws them: two generators sampled with the same record saw the
+        # same z row for row (the promotion gate then resamples both sets jointly)
+        info["latents"] = {"seed": params.base.seed, "n": p.num_samples, "batch_size": p.batch_size,
+                           "latent_dim": g.cfg.latent_dim, "prior": g.cfg.prior}
     save_images(args.out, images)
     files.write_json(Path(args.out).with_suffix(".json"), info)
     upscale = max(1, 64 // g.cfg.image_size)

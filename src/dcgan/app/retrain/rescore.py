@@ -1,0 +1,166 @@
+"""The champion re-scored by the candidate's instrument, in the same run.
+
+The champion is the promoted model: the version in the GTO stage (``generator#prod#N``), not
+whatever the workspace holds. Its generator is sampled and scored by the candidate's own sample
+and evaluate stages, with the candidate's params, evaluator (extractor and reference) and prepared
+data, so both models are measured by one instrument: the same latents (``base.seed``,
+``sample.num_samples``), the same metric code, the same reference. Only what describes the
+champion as a model comes from its own commit: its ``models/gan`` and how it is sampled
+(``sample.generator``, ``sample.drs``...). A new evaluator seed or device, refreshed data or
+another sample count is then compared, not refused; only a champion that no instrument of the
+candidate can score (another image size or channel count) is refused, in one line.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+from dcgan.app.retrain.constants import FEATURES_FILE, METRICS_FILE
+from dcgan.app.retrain.gate import PairedGain, is_number
+from dcgan.app.retrain.paired import features_match, fid_of, paired_fid_gain
+from dcgan.app.retrain.promotion import export_files
+from dcgan.app.retrain.shell import Log, failure_message, git_out, run_logged
+from dcgan.base import files
+from dcgan.base.errors import UserError
+
+MODEL_SAMPLE_KEYS = ("generator", "drs", "drs_burnin", "drs_percentile")
+"""``sample`` keys that describe how a model is sampled: the champion keeps its own."""
+SAMPLES_INFO = "data/samples/samples.json"
+EVALUATOR = "models/evaluator"
+PREPARED = "data/prepared"
+MODELS = "models/gan"
+
+
+class Unscorable(UserError):
+    """The champion cannot be scored by the candidate's instrument; the message says why."""
+
+
+@dataclass
+class ChampionScore:
+    """The champion under the candidate's instrument, beside the candidate."""
+
+    tag: str
+    commit: str
+    diff: dict[str, dict[str, object]]
+    """``{key: {"old": champion, "new": candidate, "diff": new - old}}``, as ``dvc metrics diff``."""
+    paired: PairedGain | None
+    folder: Path
+    """The champion's metrics.json and samples.png as scored here."""
+
+
+def tag_commit(root: Path, tag: str) -> str:
+    commit = git_out(["rev-list", "-n", "1", tag], root)
+    if not commit:
+        raise Unscorable(f"the champion's tag {tag} names no commit")
+    return commit
+
+
+def compatible(card: dict, meta: dict) -> str | None:
+    """Why a generator (its model.json) cannot be scored against prepared data (its meta.json),
+    or None: the images must have one size and channel count."""
+    made = (card.get("channels"), card.get("image_size"))
+    data = (meta.get("channels"), meta.get("image_size"))
+    if made != data:
+        return (f"the champion makes {made[0]}x{made[1]}x{made[1]} images, the candidate's data are "
+                f"{data[0]}x{data[1]}x{data[1]}: no one instrument scores both")
+    return None
+
+
+def champion_params(candidate: dict, champion: dict) -> dict:
+    """The candidate's params with the champion's own ``sample`` model keys: the champion is
+    sampled as it was promoted, from the candidate's latents."""
+    out = {**candidate, "sample": dict(candidate.get("sample") or {})}
+    for key in MODEL_SAMPLE_KEYS:
+        if key in (champion.get("sample") or {}):
+            out["sample"][key] = champion["sample"][key]
+    return out
+
+
+def shared_latents(a: dict, b: dict) -> bool:
+    """Whether two samples.json describe the same latents, row for row (no DRS on either)."""
+    return bool(a.get("latents")) and a.get("latents") == b.get("latents") and not a.get("drs") and not b.get("drs")
+
+
+def _show(root: Path, rev: str, path: str) -> dict:
+    res = subprocess.run(["git", "show", f"{rev}:{path}"], cwd=root, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise Unscorable(f"{path} is not in commit {rev[:12]}: {res.stderr.strip()}")
+    return yaml.safe_load(res.stdout) or {}
+
+
+def _stage(root: Path, module: str, args: list[str], log: Log, timeout: float | None) -> None:
+    code, lines = run_logged([sys.executable, "-m", f"dcgan.app.stages.{module}", *args], root, log, timeout=timeout)
+    if code != 0:
+        raise Unscorable(f"re-scoring the champion failed in {module}: {failure_message(lines)}")
+
+
+def diff_of(old: dict, new: dict) -> dict[str, dict[str, object]]:
+    """Two metrics.json side by side, as ``dvc metrics diff --all`` rows."""
+    out = {}
+    for key in sorted(set(old) | set(new)):
+        a, b = old.get(key), new.get(key)
+        out[key] = {"old": a, "new": b, "diff": b - a if is_number(a) and is_number(b) else None}
+    return out
+
+
+def score_champion(root: Path, rev: str, tag: str, out: Path, log: Log, margin: float = 0.0,
+                   resamples: int = 500, timeout: float | None = None) -> ChampionScore:
+    """Sample and score the champion (``tag``) with the candidate's (``rev``) stages, params,
+    evaluator and data; the paired FID test on all samples of both. Raises :class:`Unscorable`
+    (one line) when it cannot be done."""
+    commit = tag_commit(root, tag)
+    out.mkdir(parents=True, exist_ok=True)
+    work_root = root / ".dvc" / "tmp"
+    work_root.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="rescore-", dir=work_root) as tmp:
+        work = Path(tmp)
+        try:
+            export_files(root, commit, [MODELS], work / "champion")
+        except Exception as exc:  # noqa: BLE001 (a DVC or git error: say which model, and why)
+            raise Unscorable(f"the champion {tag} ({commit[:12]}): its {MODELS} cannot be fetched ({exc})") from None
+        try:
+            export_files(root, rev, [EVALUATOR, PREPARED, SAMPLES_INFO, FEATURES_FILE, METRICS_FILE], work / "candidate")
+        except Exception as exc:  # noqa: BLE001
+            raise Unscorable(f"the candidate ({rev[:12]}) lacks what scoring needs ({exc})") from None
+        cand = work / "candidate"
+        why = compatible(files.read_json(work / "champion/gan/model.json"), files.read_json(cand / "prepared/meta.json"))
+        if why:
+            raise Unscorable(why)
+        params = champion_params(_show(root, rev, "params.yaml"), _show(root, commit, "params.yaml"))
+        files.write_text(work / "params.yaml", yaml.safe_dump(params, sort_keys=False))
+        c = work / "champion"
+        log(f"re-scoring the champion {tag} ({commit[:12]}) with the candidate's instrument")
+        _stage(root, "sample", ["--params", str(work / "params.yaml"), "--models", str(c / "gan"),
+                                "--out", str(c / "samples.npy"), "--grid", str(c / "samples.png"),
+                                "--interpolation", str(c / "interpolation.png")], log, timeout)
+        _stage(root, "evaluate", ["--params", str(work / "params.yaml"), "--samples", str(c / "samples.npy"),
+                                  "--data", str(cand / "prepared"), "--evaluator", str(cand / "evaluator"),
+                                  "--models", str(c / "gan"), "--out", str(c / "metrics.json"),
+                                  "--recon-grid", str(c / "reconstructions.png"),
+                                  "--copies-grid", str(c / "copies.png"), "--features", str(c / "features.npy")],
+              log, timeout)
+        for name in ("metrics.json", "samples.png"):
+            shutil.copy(c / name, out / name)
+        old, new = files.read_json(c / "metrics.json"), files.read_json(cand / "metrics.json")
+        reference = cand / "evaluator" / "reference.npz"
+        cand_features = np.load(cand / "features.npy", allow_pickle=False)
+        paired = None
+        if not features_match(cand_features, new.get("fid"), reference, new.get("protocol.n_samples")):
+            log(f"paired test skipped: the candidate's {FEATURES_FILE} gives FID "
+                f"{fid_of(cand_features[:new.get('protocol.n_samples') or None], reference):.6g}, not its "
+                f"metrics.json's {new.get('fid')!r}: they are not from the same evaluate run")
+        elif is_number(old.get("fid")) and math.isfinite(old["fid"]):
+            champ_features = np.load(c / "features.npy", allow_pickle=False)
+            shared = shared_latents(files.read_json(c / "samples.json"), files.read_json(cand / "samples.json"))
+            paired = paired_fid_gain(cand_features, champ_features, reference, margin, resamples, 0, log,
+                                     shared_latents=shared and len(cand_features) == len(champ_features))
+    return ChampionScore(tag, commit, diff_of(old, new), paired, out)
