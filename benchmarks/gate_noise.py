@@ -26,8 +26,9 @@ set) through the evaluator's extractor, FID against the training set's reference
   fixed champion (seed 0). *Power*: each candidate recipe gated against the weaker recipe
   trained with the same seed (R1 on against off, in the shipped recipe and on plain DCGAN, the
   ablation's measured pair). Both sides of every pair are sampled from the candidate's
-  latents, as the flow re-scores the champion, and gated four ways: as many samples as the
-  holdout or all of them, resampled independently or jointly. Writes the ``retrains`` section.
+  latents, as the flow re-scores the champion, and gated three ways: the old gate (as many
+  samples as the holdout, resampled independently), all samples independently, and the flow's
+  (all samples, jointly). Writes the ``retrains`` section.
 Writes reports/gate_noise.json.
 """
 
@@ -96,12 +97,16 @@ POWER_PAIRS = (("no_r1", "shipped"), ("plain", "r1_every4"))
 """(champion, candidate) recipes of the power study: the candidate's recipe is the better one."""
 
 
+def model_key(arm: str, seed: int, params, images: np.ndarray) -> str:
+    return f"gate-{arm}-{ganrun.data_digest(images)}-e{params.train.epochs}-s{seed}"
+
+
 def trained(arm: str, seed: int, params, images: np.ndarray, device: torch.device, evaluator: str,
             prepared: str, cache: Path):
     """The ``arm`` recipe trained with ``seed`` as the train stage trains it (cached: a rerun
     rescores, it does not retrain)."""
     run_params = ganrun.with_seed(params, seed, **ARMS[arm])
-    path = ganrun.cache_path(cache, f"gate-{arm}-{ganrun.data_digest(images)}-e{params.train.epochs}-s{seed}")
+    path = ganrun.cache_path(cache, model_key(arm, seed, params, images))
     if path.is_file():
         return ganrun.load_trained(path, run_params, device, ganrun.data_stats(prepared))
     t0 = time.perf_counter()
@@ -171,15 +176,25 @@ def retrain_study(args) -> int:
 
     # (n, jointly): the old gate (as many as the holdout, independent draws), then more samples
     # and the same latents resampled jointly (the flow's gate: every sample, jointly)
-    configs = sorted({(b.n, False), (b.n, True), (n_all, False), (n_all, True), *((n, True) for n in args.n)})
+    configs = sorted({(b.n, False), (n_all, False), (n_all, True), *((n, True) for n in args.n)})
     seeds = list(range(args.champion_seed + 1, args.champion_seed + 1 + args.retrains))
-    studies = {"false": [("shipped", args.champion_seed, "shipped", k) for k in seeds]}
+
+    def gates(study: str) -> list[tuple[int, bool]]:
+        return [(n_all, True)] if study.startswith("false, champion seed") else configs
+    studies = {} if args.no_fixed else {"false": [("shipped", args.champion_seed, "shipped", k) for k in seeds]}
+    # the fixed champion may be a lucky or an unlucky seed: other champions, each against every
+    # other retrain, on the flow's gate alone
+    everyone = [args.champion_seed, *seeds]
+    for c in args.other_champions:
+        studies[f"false, champion seed {c}"] = [("shipped", c, "shipped", k) for k in everyone if k != c]
     for weak, strong in POWER_PAIRS:
         if weak in args.power and strong in args.power:
-            studies[f"power {weak} -> {strong}"] = [(weak, k, strong, k) for k in seeds]
+            both = [k for k in seeds if all(ganrun.cache_path(cache, model_key(arm, k, params, images)).is_file()
+                                            for arm in (weak, strong))]  # trained: seeds that have both
+            studies[f"power {weak} -> {strong}"] = [(weak, k, strong, k) for k in both[:args.power_retrains]]
     for name, pairs in studies.items():
         for champ_arm, champ_seed, cand_arm, k in pairs:
-            todo = [c for c in configs
+            todo = [c for c in gates(name)
                     if f"{name}|{champ_arm}:{champ_seed}|{cand_arm}:{k}|{key(c)}|{args.resamples}" not in results]
             if not todo:
                 continue
@@ -192,18 +207,37 @@ def retrain_study(args) -> int:
             r = results[f"{name}|{champ_arm}:{champ_seed}|{cand_arm}:{k}|{key((n_all, True))}|{args.resamples}"]
             print(f"  {name}, seed {k}: {cand_arm} {r['candidate_fid']:.3f} vs {champ_arm} {r['champion_fid']:.3f}: "
                   f"gain {r['gain']:+.3f}, p {r['p_value']:.3f}", flush=True)
+    # each model's "true" FID: args.truth fresh samples (other latents than any gate saw): a
+    # promotion is false when the candidate is not better than the champion by this measure
+    def truth(arm: str, seed: int) -> float:
+        k = f"truth|{arm}:{seed}|{args.truth}"
+        if k not in results:
+            g = model(arm, seed)
+            images = generate(g, args.truth, g.cfg.latent_dim, derive_seed(seed, "gate_truth"), device,
+                              params.sample.batch_size)
+            results[k] = b.fid(b.extractor(images, "features")[0])
+            results_path.write_text(json.dumps(results, indent=0) + "\n")
+        return results[k]
+
     z = norm.ppf(1 - ALPHA) + norm.ppf(0.8)
     doc = {"machine": machine(), "threads": torch.get_num_threads(), "alpha": ALPHA, "resamples": args.resamples,
            "champion": f"shipped recipe, seed {args.champion_seed}", "retrain_seeds": seeds,
            "n_holdout": b.n, "n_samples": n_all, "studies": {}}
     for name, pairs in studies.items():
         rows = {}
-        for c in configs:
+        for c in gates(name):
             got = [results[f"{name}|{a}:{sa}|{bb}:{k}|{key(c)}|{args.resamples}"] for a, sa, bb, k in pairs]
+            better = [truth(bb, k) < truth(a, sa) for a, sa, bb, k in pairs] if args.truth else [False] * len(pairs)
             k_prom = sum(r["promotes"] for r in got)
+            k_false = sum(r["promotes"] and not t for r, t in zip(got, better, strict=True))
+            k_right = sum(r["promotes"] and t for r, t in zip(got, better, strict=True))
             se = float(np.median([r["se"] for r in got]))
             rows[key(c)] = {"n": c[0], "shared_latents": c[1], "promoted": k_prom, "pairs": len(got),
                             "rate": k_prom / len(got), "ci95": wilson(k_prom, len(got)),
+                            "truly_better": sum(better), "promoted_not_better": k_false,
+                            "false_rate": k_false / max(1, len(got) - sum(better)),
+                            "false_ci95": wilson(k_false, len(got) - sum(better)),
+                            "promoted_truly_better": k_right, "power_on_better": k_right / max(1, sum(better)),
                             "gain_mean": float(np.mean([r["gain"] for r in got])),
                             "gain_sd": float(np.std([r["gain"] for r in got], ddof=1)),
                             "gain_se_median": se, "detectable_gain_80": z * se}
@@ -245,13 +279,19 @@ def main() -> int:
         ap.add_argument("cmd")
         ap.add_argument("--retrains", type=int, default=20, help="retrains gated (seeds after the champion's)")
         ap.add_argument("--champion-seed", type=int, default=0)
-        ap.add_argument("--n", type=int, nargs="*", default=[1000], help="also gate on the first N samples")
-        ap.add_argument("--resamples", type=int, default=500)
+        ap.add_argument("--other-champions", type=int, nargs="*", default=[],
+                        help="also gate every retrain against these seeds' models as champions (the flow's gate)")
+        ap.add_argument("--truth", type=int, default=10000,
+                        help="fresh samples per model behind its 'true' FID (0 = skip)")
+        ap.add_argument("--no-fixed", action="store_true", help="skip the fixed champion's study (another process has it)")
+        ap.add_argument("--n", type=int, nargs="*", default=[], help="also gate on the first N samples, jointly")
+        ap.add_argument("--resamples", type=int, default=200, help="bootstrap rounds per gated pair (the flow: 500)")
         ap.add_argument("--params", default="params.yaml")
         ap.add_argument("--prepared", default="data/prepared")
         ap.add_argument("--train-data", default="data/augmented/train.npy")
         ap.add_argument("--evaluator", default="models/evaluator")
         ap.add_argument("--cache", default=".ablation-cache")
+        ap.add_argument("--power-retrains", type=int, default=20, help="pairs per power study (the first seeds)")
         ap.add_argument("--power", nargs="*", default=sorted(ARMS), help="recipes the power study may use")
         ap.add_argument("--results", default=".ablation-cache/gate-study.json", help="each gated pair (reruns add)")
         ap.add_argument("--out", default="reports/gate_noise.json")
