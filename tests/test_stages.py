@@ -102,7 +102,8 @@ def test_evaluate_gives_each_score_its_noise_and_the_copy_rate(pipeline):
         assert m[f"{key}_se"] > 0 and m[f"{key}_ci_low"] < m[key] < m[f"{key}_ci_high"], key
     assert 0 <= m["copy_rate"] <= 1 and 0 <= m["copy_rate_floor"] <= 1
     feats = np.load(pipeline / "data/evaluated/features.npy")
-    assert feats.shape == (60, m["protocol.feature_dim"]) and feats.dtype == np.float32
+    # every generated image's (100), not only the 60 scored beside the floors: the gate's power
+    assert feats.shape == (100, m["protocol.feature_dim"]) and feats.dtype == np.float32
     assert (pipeline / "reports/copies.png").stat().st_size > 0
     assert "Closest to a training image" in (pipeline / "reports/report.md").read_text()
 
