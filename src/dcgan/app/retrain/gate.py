@@ -1,5 +1,8 @@
-"""The promotion gate: is the new run better than the workspace's model by more than the noise
-(and the margin), measured the same way, in the metric's better direction?
+"""The promotion gate: is the new run better than the champion by more than the noise (and the
+margin), measured the same way, in the metric's better direction?
+
+The flow hands it the champion re-scored by the candidate's own instrument (:mod:`.rescore`),
+so the protocols normally match; the check stays as the last line of defence.
 
 1. **Same protocol.** Scores are compared only when every ``protocol.*`` key that describes the
    measurement (extractor and its weights, sample and reference counts, resize, bootstrap...) is
