@@ -24,7 +24,14 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from dcgan.app.retrain.constants import FEATURES_FILE, METRICS_FILE
+from dcgan.app.retrain.constants import (
+    EVALUATOR,
+    FEATURES_FILE,
+    METRICS_FILE,
+    MODELS,
+    PREPARED,
+    SAMPLES_INFO,
+)
 from dcgan.app.retrain.gate import PairedGain, is_number
 from dcgan.app.retrain.paired import features_match, fid_of, paired_fid_gain
 from dcgan.app.retrain.promotion import export_files
@@ -34,10 +41,6 @@ from dcgan.base.errors import UserError
 
 MODEL_SAMPLE_KEYS = ("generator", "drs", "drs_burnin", "drs_percentile")
 """``sample`` keys that describe how a model is sampled: the champion keeps its own."""
-SAMPLES_INFO = "data/samples/samples.json"
-EVALUATOR = "models/evaluator"
-PREPARED = "data/prepared"
-MODELS = "models/gan"
 
 
 class Unscorable(UserError):
@@ -154,11 +157,13 @@ def score_champion(root: Path, rev: str, tag: str, out: Path, log: Log, margin: 
         reference = cand / "evaluator" / "reference.npz"
         cand_features = np.load(cand / "features.npy", allow_pickle=False)
         paired = None
-        if not features_match(cand_features, new.get("fid"), reference, new.get("protocol.n_samples")):
+        if not (is_number(new.get("fid")) and is_number(old.get("fid")) and math.isfinite(old["fid"])):
+            pass  # no FID on one side: the gate says so (a FID gate), or gates another metric
+        elif not features_match(cand_features, new["fid"], reference, new.get("protocol.n_samples")):
             log(f"paired test skipped: the candidate's {FEATURES_FILE} gives FID "
                 f"{fid_of(cand_features[:new.get('protocol.n_samples') or None], reference):.6g}, not its "
-                f"metrics.json's {new.get('fid')!r}: they are not from the same evaluate run")
-        elif is_number(old.get("fid")) and math.isfinite(old["fid"]):
+                f"metrics.json's {new['fid']!r}: they are not from the same evaluate run")
+        else:
             champ_features = np.load(c / "features.npy", allow_pickle=False)
             shared = shared_latents(files.read_json(c / "samples.json"), files.read_json(cand / "samples.json"))
             paired = paired_fid_gain(cand_features, champ_features, reference, margin, resamples, 0, log,
