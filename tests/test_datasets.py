@@ -37,6 +37,23 @@ def test_registry_lists_all_datasets():
     assert dataset_names() == sorted(["digits", "mnist", "fashion_mnist", "cifar10", "celeba", "lsun", "folder"])
 
 
+def test_the_docs_name_the_registered_datasets():
+    """Issue 39: the loaders' table and prepare.dataset's docstring name every registered dataset,
+    by its registered name, and nothing else (they had drifted: 'fashion', no lsun)."""
+    import re
+
+    from dcgan.data import loaders
+
+    lines = loaders.__doc__.splitlines()
+    rules = [i for i, line in enumerate(lines) if line.startswith("=====")]
+    assert len(rules) == 3  # a table: a header between the first two rules, its rows before the third
+    assert sorted(line.split()[0] for line in lines[rules[1] + 1:rules[2]]) == dataset_names()
+    source = (REPO / "src/dcgan/app/params/prepare.py").read_text()
+    doc = source.split("    dataset: Str\n", 1)[1].split('"""')[1]
+    named = set(re.findall(r"\b[a-z][a-z0-9_]+\b", doc)) & {*dataset_names(), "fashion", "lsun_bedroom"}
+    assert named == set(dataset_names()), doc
+
+
 def test_digits_offline_upscaled():
     raw = load_dataset("digits", "unused", 32, 1)
     assert raw.images.shape == (1797, 1, 32, 32) and raw.images.dtype == np.uint8

@@ -13,17 +13,17 @@ Array datasets (digits, MNIST, CIFAR-10: at most 180 MB) come back as one array;
 and LMDB records come back as an :class:`~dcgan.data.encoded.Encoded` list, decoded later in
 worker processes.
 
-======== =========================================================== ========
-name     files read under root                                        labels
-======== =========================================================== ========
-digits   none: scikit-learn's bundled 8x8 digits (offline default)   0-9
-mnist    MNIST/raw/train-images-idx3-ubyte (+ labels), torchvision    0-9
-fashion  FashionMNIST/raw/train-images-idx3-ubyte (+ labels)          0-9
-cifar10  cifar-10-batches-py/data_batch_1..5 (python pickles)         0-9
-celeba   celeba/img_align_celeba/*.jpg                                none
-lsun     <prepare.lsun_category>_lmdb/ (the official LMDB export)     none
-folder   root/**/*.{png,jpg,...}; class subfolders give labels       optional
-======== =========================================================== ========
+============= =========================================================== ========
+name          files read under root                                       labels
+============= =========================================================== ========
+digits        none: scikit-learn's bundled 8x8 digits (offline default)   0-9
+mnist         MNIST/raw/train-images-idx3-ubyte (+ labels), torchvision   0-9
+fashion_mnist FashionMNIST/raw/train-images-idx3-ubyte (+ labels)         0-9
+cifar10       cifar-10-batches-py/data_batch_1..5 (python pickles)        0-9
+celeba        celeba/img_align_celeba/*.jpg                               none
+lsun          <prepare.lsun_category>_lmdb/ (the official LMDB export)    none
+folder        root/**/*.{png,jpg,...}; class subfolders give labels       optional
+============= =========================================================== ========
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ class PrepareParams(Section):
     dataset: Str
     """A name in the loader registry (dcgan.data.loaders; the validate stage checks it): digits
     (scikit-learn's bundled handwritten digits, offline), mnist, fashion_mnist, cifar10, celeba,
-    folder."""
+    lsun, folder."""
     root: Str | None
     """Local directory holding the dataset files (not used by digits)."""
     download: Bool
