@@ -42,6 +42,17 @@ def test_params_are_frozen():
         ("train", "ema_rampup", 2, "train.ema_rampup must be in [0, 1] (0 = off) or auto, got 2.0"),
         ("train", "nproc", 3, "train.batch_size must be divisible by train.nproc 3 (batch sizes are global"),
         ("train", "compile", "fast", "train.compile must be one of none, default, reduce-overhead, max-autotune"),
+        # each key's range sits at its field, for a key that may also be auto or null too
+        ("train", "ema_decay", 1.5, "train.ema_decay must be in [0, 1) (0 = off) or auto, got 1.5"),
+        ("train", "batch_size", 0, "train.batch_size must be >= 1 or auto, got 0"),
+        ("train", "r1_gamma", -1, "train.r1_gamma must be >= 0, got -1.0"),
+        ("train", "batch_schedule", [[0, 8], [0, 16]], "train.batch_schedule must start at step 0 with increasing "
+                                                        "steps, got [[0, 8], [0, 16]]"),
+        ("train", "batch_schedule", [[0, 0]], "train.batch_schedule batch sizes must be >= 1, got [[0, 0]]"),
+        ("train", "diffaug", ["color", "color"], "train.diffaug must not repeat a policy, got ['color', 'color']"),
+        ("sample", "drs_percentile", 101, "sample.drs_percentile must be in [0, 100] or null, got 101.0"),
+        ("evaluate", "bootstrap", 1, "evaluate.bootstrap must be 0 (off) or >= 2 resamples, got 1"),
+        ("prepare", "workers", 0, "prepare.workers must be >= 1 or auto, got 0"),
     ],
 )
 def test_bad_values_name_key_and_value(section, key, value, message):

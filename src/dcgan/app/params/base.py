@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from dcgan.app.params.typed import Int, Section, fail, section
+from dcgan.app.params.typed import Int, Section, at_least, section
 
 
 @section
@@ -13,11 +13,7 @@ class BaseParams(Section):
 
     SECTION: ClassVar[str] = "base"
 
-    seed: Int
+    seed: Annotated[Int, at_least(0)]
     """Master seed; every stage derives its own random streams from it."""
     device: Literal["auto", "cpu", "cuda", "mps"]
     """Where torch runs: auto picks cuda > mps > cpu."""
-
-    def check(self, s: str) -> None:
-        if self.seed < 0:
-            fail(f"{s}.seed", "must be >= 0", self.seed)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from dcgan.app.params.typed import Bool, Float, Int, Section, Str, fail, section
+from dcgan.app.params.typed import Bool, Count, Int, Positive, Section, Str, at_least, section
 
 
 @section
@@ -25,37 +25,26 @@ class EvaluatorParams(Section):
     inception_download: Bool
     """With extractor: inception, download the weights once from torch-fidelity's published URL
     into inception_weights when the file is missing (sha256 checked); off: never touch the network."""
-    feature_batch_size: Int
+    feature_batch_size: Count
     """Images per batch when extracting features (the reference here; in-training FID too)."""
-    reference_max_images: Int
+    reference_max_images: Annotated[Int, at_least(2)]
     """Use at most this many images of each split (a seeded subset) for the reference statistics
     and features; 50,000 is the usual FID protocol."""
-    epochs: Int
+    epochs: Count
     """Training epochs of the classifier."""
-    batch_size: Int
+    batch_size: Count
     """The classifier's training mini-batch size."""
-    lr: Float
+    lr: Positive
     """Adam learning rate (the classifier)."""
-    width: Int
+    width: Count
     """Channels of the classifier's first conv layer (doubles per block)."""
-    feature_dim: Int
+    feature_dim: Count
     """Size of the classifier's penultimate layer (its embedding), the last part of its
     multi-scale features."""
-    seed: Int
+    seed: Annotated[Int, at_least(0)]
     """Seed of the classifier's training and of the reference subset: its own, not base.seed, so
     that the instrument holds still when a model is retrained with another seed."""
     device: Literal["auto", "cpu", "cuda", "mps"]
     """Where this stage builds the extractor and the reference: cpu (default) builds the same
     instrument whatever base.device trains on; auto/cuda/mps are faster for Inception on large sets,
     and give another instrument than a CPU build."""
-
-    def check(self, s: str) -> None:
-        for k in ("epochs", "batch_size", "width", "feature_dim", "feature_batch_size"):
-            if getattr(self, k) < 1:
-                fail(f"{s}.{k}", "must be >= 1", getattr(self, k))
-        if self.seed < 0:
-            fail(f"{s}.seed", "must be >= 0", self.seed)
-        if self.reference_max_images < 2:
-            fail(f"{s}.reference_max_images", "must be >= 2", self.reference_max_images)
-        if not self.lr > 0:
-            fail(f"{s}.lr", "must be > 0", self.lr)

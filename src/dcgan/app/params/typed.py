@@ -1,11 +1,12 @@
 """Typed, frozen params sections read from YAML: the part every section module and every stage
 shares (kept small and stable: an edit here reruns every stage).
 
-A section is a frozen pydantic dataclass (:func:`section`): pydantic checks each value's type
-(no coercion beyond int -> float, and a float written as a string, as YAML 1.1 and
-``dvc exp run -S`` may write ``2e-4``), and the section's ``check()`` its ranges and the rules
-between its keys. Every failure raises :class:`ConfigError` with one line naming the key and the
-bad value, e.g. ``train.lr must be > 0, got -1.0``.
+A section is a frozen pydantic dataclass (:func:`section`). Each key's whole contract sits at
+its field: its type (no coercion beyond int -> float, and a float written as a string, as YAML 1.1
+and ``dvc exp run -S`` may write ``2e-4``) and its range or choices, as an annotated type
+(``lr: Annotated[Float, above(0)]``, :func:`rule`). The section's ``check()`` holds only the rules
+between keys. Every failure raises :class:`ConfigError` with one line naming the key and the bad
+value, e.g. ``train.lr must be > 0, got -1.0``.
 
 A stage reads only the sections it uses (:func:`load_sections`); the validate stage reads them
 all (:mod:`dcgan.app.params.whole`).
@@ -15,13 +16,15 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
 import pydantic
 import yaml
-from pydantic import BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictBool, StrictInt
 from pydantic.dataclasses import dataclass
+from pydantic_core import PydanticCustomError
 
 from dcgan.base.errors import ConfigError
 
@@ -47,18 +50,58 @@ Str = Annotated[str, pydantic.Strict(), Field(min_length=1)]
 """A non-empty string."""
 
 
+def rule(holds: Callable[[Any], bool], says: str, shown: Callable[[Any], Any] = lambda v: v) -> AfterValidator:
+    """A key's range or choices, checked at its field after its type:
+    ``Annotated[Int, rule(is_pow2, "must be a power of two")]``. ``says`` is the whole message
+    (for a key that may also be ``auto`` or null, say so: ``"must be >= 1 or auto"``); ``shown``
+    turns the value into what the message quotes (a tuple of pairs as a list of lists)."""
+
+    def check(value: Any) -> Any:
+        if not holds(value):
+            raise PydanticCustomError("params_rule", "{says}", {"says": says, "value": shown(value)})
+        return value
+
+    return AfterValidator(check)
+
+
+def at_least(lo: float, note: str = "") -> AfterValidator:
+    """``value >= lo``; ``note`` follows the bound in the message (``" (0 = off)"``)."""
+    return rule(lambda v: v >= lo, f"must be >= {lo}{note}")
+
+
+def above(lo: float, note: str = "") -> AfterValidator:
+    """``value > lo``."""
+    return rule(lambda v: v > lo, f"must be > {lo}{note}")
+
+
+def within(lo: float, hi: float, *, closed: bool = False, note: str = "") -> AfterValidator:
+    """``lo <= value < hi`` (``closed``: ``<= hi``)."""
+    if closed:
+        return rule(lambda v: lo <= v <= hi, f"must be in [{lo}, {hi}]{note}")
+    return rule(lambda v: lo <= v < hi, f"must be in [{lo}, {hi}){note}")
+
+
+Count = Annotated[Int, at_least(1)]
+"""An integer >= 1."""
+Positive = Annotated[Float, above(0)]
+"""A finite number > 0."""
+Weight = Annotated[Float, at_least(0)]
+"""A finite number >= 0 (0 = off)."""
+
+
 def section(cls: type[T]) -> type[T]:
     """A frozen params section: unknown keys refused, values type-checked (pydantic)."""
     return dataclass(frozen=True, config=ConfigDict(extra="forbid"))(cls)
 
 
 class Section:
-    """What every section declares: its name in params.yaml and its range checks."""
+    """What every section declares: its name in params.yaml and the rules between its keys."""
 
     SECTION: ClassVar[str]
 
     def check(self, s: str) -> None:
-        """Ranges and the rules between keys (``s``: the section's name); fail() on a bad value."""
+        """The rules between keys (``s``: the section's name); fail() on a bad value. A rule on
+        one key alone belongs at its field (:func:`rule`)."""
 
 
 def fail(key: str, msg: str, value: Any) -> None:
@@ -93,6 +136,10 @@ def _one_line(name: str, exc: pydantic.ValidationError) -> str:
     errors = exc.errors()
     field = errors[0]["loc"][0]
     first = [e for e in errors if e["loc"][0] == field]
+    ruled = [e for e in first if e["type"] == "params_rule"]
+    if ruled:  # the value has the right type but breaks the field's rule: the rule says it all
+        path = "".join(f"[{p}]" for p in ruled[0]["loc"][1:] if isinstance(p, int))
+        return f"{name}.{field}{path} {ruled[0]['ctx']['says']}, got {ruled[0]['ctx']['value']!r}"
     path = "".join(f"[{p}]" for p in first[0]["loc"][1:] if isinstance(p, int))
     wants = list(dict.fromkeys(w for w in map(_said, first) if w))
     return f"{name}.{field}{path} {' or '.join(wants)}, got {first[0]['input']!r}"
