@@ -19,8 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dcgan.app.recipe import data_kind, gan_config, resolve_length, resolve_recipe, train_settings
-from dcgan.base.devices import resolve_precision
+from dcgan.app.recipe import gan_config, plan_run, resolve_recipe
 from dcgan.base.seeding import derive_seed
 from dcgan.metrics.fid import feature_stats, frechet_distance
 from dcgan.metrics.inception_score import inception_score
@@ -79,18 +78,17 @@ def train_run(params, images: np.ndarray, device: torch.device, evaluator: str, 
     """Train on ``images`` with ``params`` (its ``train`` section and ``base.seed``) as the train
     stage does, in-training FID every ``train.eval_every`` epochs keeping the best generator."""
     p, ev, seed = params.train, params.evaluator, params.base.seed
-    # auto resolved once, as the train stage does, so the run records what it trained in
-    p = dataclasses.replace(resolve_recipe(p, data_kind(images)[0]),
-                            precision=resolve_precision(p.precision, device)[0])
-    p = resolve_length(p, len(images), p.batch_size)  # train.min_images, as the train stage resolves it
-    cfg = gan_config(p, params.prepare.image_size, params.prepare.channels, data_stats(prepared))
+    # every auto decided as the train stage decides it, so the run records what it trained in
+    plan = plan_run(p, images, params.prepare.image_size, params.prepare.channels, data_stats(prepared), device,
+                    seed=seed)
+    p, cfg = plan.params, plan.cfg
     fid_fn = make_fid_fn(evaluator, prepared, extractor=ev.extractor, inception_weights=ev.inception_weights,
                          batch_size=ev.feature_batch_size, samples=p.eval_samples, seed=seed,
                          device=device)[0] if p.eval_every else None
     curves = Curves()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        r = train(settings=train_settings(p, batch_size=p.batch_size, precision=p.precision), cfg=cfg, seed=seed,
+        r = train(settings=plan.settings, cfg=cfg, seed=seed,
                   images=images, device=device, ckpt_dir=tmp, fingerprint=tag, logger=curves,
                   log=lambda m: None, fid_fn=fid_fn)
         if device.type == "cuda":

@@ -189,3 +189,32 @@ def test_the_recipe_follows_the_pixels_not_the_channel_count():
     colour[37, 2, 3, 4] ^= 1  # one pixel of one image off grey: colour
     assert data_kind(colour) == ("colour", "3 channels")
     assert data_kind(rng.integers(0, 256, (5000, 3, 4, 4), dtype=np.uint8))[0] == "colour"
+
+
+def test_plan_run_decides_every_auto_once_with_one_line_each():
+    import dataclasses
+
+    import numpy as np
+    import torch
+
+    from dcgan.app.recipe import RECIPES, plan_run
+
+    given = dataclasses.replace(parse_params(shipped_params()).train, epochs=1, batch_size=32,
+                                precision="auto", compile="auto")
+    grey = np.zeros((64, 1, 16, 16), np.uint8)
+    plan = plan_run(given, grey, 16, 1, None, torch.device("cpu"))
+    lines = plan.decisions
+    assert [line.split()[1] for line in lines[:2]] == ["precision", "compile"]
+    assert lines[1] == "train: compile none (CUDA graphs need a CUDA device, not cpu)"
+    assert lines[2].startswith("train: grey recipe (1 channel): ")
+    assert len(lines) == 3  # grey: min_images 0, so the length was not touched
+    assert plan.params.precision in ("fp32", "bf16") and plan.params.compile == "none"
+    assert plan.params.r1_gamma == RECIPES["grey"]["r1_gamma"] and plan.settings.precision == plan.params.precision
+    assert plan.batch_size == 32 and plan.auto_batch is None and plan.params.epochs == 1
+    colour = np.random.default_rng(0).integers(0, 256, (64, 3, 16, 16), dtype=np.uint8)
+    plan = plan_run(dataclasses.replace(given, min_images=160, batch_size="auto", precision="fp32"),
+                    colour, 16, 3, None, torch.device("cpu"))
+    assert plan.decisions[0] == "train: precision fp32 (train.precision is fp32)"
+    assert plan.decisions[3].startswith("train.batch_size auto: no accelerator memory to probe on the CPU")
+    assert plan.decisions[4] == "train: 3 epochs instead of 1: train.min_images 160 on 64 images at batch 64"
+    assert plan.auto_batch == 64 and plan.params.batch_size == "auto" and plan.settings.batch_size == 64

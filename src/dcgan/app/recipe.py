@@ -2,22 +2,33 @@
 the small dataclasses it declares (:func:`~dcgan.app.params.typed.pick` fills one from a section): the architecture
 (:func:`gan_config`) and the training loop's settings with the objective's (:func:`train_settings`).
 
-First, the train keys set to ``auto`` take the recipe for the kind of data (:func:`resolve_recipe`):
-grey and colour images want different settings (reports/ablation.md: digits, digits10k, colour)."""
+Every ``auto`` of the train section is decided in one place, :func:`plan_run`, once per run, in
+this order: the number format (:func:`~dcgan.base.devices.resolve_precision`), the step mode
+(:func:`~dcgan.training.graphed.resolve_compile`), the recipe for the kind of data
+(:func:`resolve_recipe`: grey and colour images want different settings, reports/ablation.md),
+the batch size (:mod:`dcgan.training.autobatch`) and the length (:func:`resolve_length`). Each
+decision is one line of :attr:`Plan.decisions`."""
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import numpy as np
+import torch
 
 from dcgan.app.params.train import TrainParams
 from dcgan.app.params.typed import pick
+from dcgan.base.devices import resolve_precision
 from dcgan.base.errors import UserError
 from dcgan.networks.gan import GANConfig
+from dcgan.training import autobatch, distributed
+from dcgan.training.graphed import resolve_compile
 from dcgan.training.objective import ObjectiveSpec
 from dcgan.training.schedule import count_steps, images_before
-from dcgan.training.settings import TrainSettings
+from dcgan.training.settings import Setup, TrainSettings
 
 RECIPES: dict[str, dict[str, object]] = {
     # digits and digits10k (issue 21): R1 gamma 0.1 beat plain DCGAN in 10 of 10 paired seeds.
@@ -77,13 +88,11 @@ def resolve_length(p: TrainParams, n_images: int, batch_size: int) -> TrainParam
     caps the run); unchanged when min_images is 0 or already met."""
     if p.min_images == "auto":
         raise ValueError("train.min_images still auto: resolve the recipe first")
-    lo, hi = p.epochs, p.epochs  # images_trained grows with epochs: double, then bisect
-    while images_trained(n_images, hi, p, batch_size) < p.min_images and hi < 10**7:
-        lo, hi = hi, hi * 2
-    while lo < hi:
-        mid = (lo + hi) // 2
-        lo, hi = (mid + 1, hi) if images_trained(n_images, mid, p, batch_size) < p.min_images else (lo, mid)
-    return dataclasses.replace(p, epochs=hi)
+    # images_trained grows with the epochs, by at least one image per epoch that takes a step:
+    # the fewest epochs are found by bisection between epochs and epochs + min_images
+    epochs = range(p.epochs, p.epochs + p.min_images + 1)
+    i = bisect.bisect_left(epochs, p.min_images, key=lambda e: images_trained(n_images, e, p, batch_size))
+    return dataclasses.replace(p, epochs=epochs[min(i, len(epochs) - 1)])
 
 
 def unresolved(p: TrainParams) -> list[str]:
@@ -118,10 +127,68 @@ def gan_config(p: TrainParams, image_size: int, channels: int,
     return pick(GANConfig, p, image_size=image_size, channels=channels, mean=mean, std=std)
 
 
-
-
 def train_settings(p: TrainParams, *, batch_size: int, precision: str) -> TrainSettings:
     """The training loop's settings from the train section, with ``batch_size`` and
     ``precision`` resolved by the caller (the loop refuses ``auto``)."""
     _refuse_auto(p)
     return pick(TrainSettings, p, batch_size=batch_size, precision=precision, objective=pick(ObjectiveSpec, p))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Everything the train stage needs, every ``auto`` decided (:func:`plan_run`)."""
+
+    params: TrainParams
+    """The train section as run: recipe keys, precision, compile and epochs resolved
+    (``batch_size`` stays as written: ``auto`` is part of what the checkpoints' fingerprint records)."""
+    settings: TrainSettings
+    cfg: GANConfig
+    batch_size: int
+    decisions: tuple[str, ...]
+    """One line per decision taken, for the log."""
+
+    @property
+    def auto_batch(self) -> int | None:
+        """The batch size that ``auto`` chose (None: it was given)."""
+        return self.batch_size if self.params.batch_size == "auto" else None
+
+
+def auto_batch_size(p: TrainParams, cfg: GANConfig, seed: int, images, device: torch.device,
+                    env: distributed.DistEnv, say: Callable[[str], None]) -> int:
+    """train.batch_size auto: the largest global batch whose real step fits every process
+    (:mod:`dcgan.training.autobatch`: measured with this run's networks, objective and step mode)."""
+    def setup_at(bs: int) -> Setup:
+        return Setup(train_settings(p, batch_size=bs, precision=p.precision), cfg, seed, device, distributed.SINGLE)
+
+    batch_size = autobatch.auto_batch_size(setup_at, device, int(np.prod(images.shape, dtype=np.int64)), log=say)
+    if env.enabled:  # the probe gave a per-process size: the global one is what all fit, times N
+        local = -int(env.all_max(torch.tensor(-batch_size, device=device)))
+        batch_size = local * env.world_size
+    return batch_size
+
+
+def plan_run(given: TrainParams, images, image_size: int, channels: int,
+             stats: tuple[list[float], list[float]] | None, device: torch.device,
+             env: distributed.DistEnv = distributed.SINGLE, seed: int = 0) -> Plan:
+    """Every ``auto`` of the train section decided, once, from the params, the data (``images``:
+    uint8 (N, C, H, W), an array or memmap; ``stats``: its per-channel mean and std, for meanstd)
+    and the device: precision, compile mode, recipe, batch size, length."""
+    decisions: list[str] = []
+    precision, why = resolve_precision(given.precision, device)
+    decisions.append(f"train: precision {precision} ({why})")
+    compile_mode, why = resolve_compile(given.compile, device, precision, given.nproc)
+    decisions.append(f"train: compile {compile_mode} ({why})")
+    auto_keys = unresolved(given)
+    kind, why = data_kind(images)
+    p = dataclasses.replace(resolve_recipe(given, kind), precision=precision, compile=compile_mode)
+    if auto_keys:
+        decisions.append(f"train: {kind} recipe ({why}): " + ", ".join(f"{k} {getattr(p, k)}" for k in auto_keys))
+    cfg = gan_config(p, image_size, channels, stats)
+    batch_size = (auto_batch_size(p, cfg, seed, images, device, env, decisions.append)
+                  if p.batch_size == "auto" else p.batch_size)
+    p = resolve_length(p, len(images), batch_size)  # train.min_images: more epochs on a small set
+    if p.epochs != given.epochs:
+        decisions.append(f"train: {p.epochs} epochs instead of {given.epochs}: train.min_images {p.min_images} "
+                         f"on {len(images)} images at batch {batch_size}")
+    settings = train_settings(p, batch_size=batch_size, precision=precision)
+    return Plan(p, settings, cfg, batch_size, tuple(decisions))

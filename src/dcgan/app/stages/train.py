@@ -7,7 +7,6 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
 import torch
 from dvclive import Live
 
@@ -15,17 +14,10 @@ from dcgan.app.params.base import BaseParams
 from dcgan.app.params.evaluator import EvaluatorParams
 from dcgan.app.params.prepare import PrepareParams
 from dcgan.app.params.train import TrainParams
-from dcgan.app.recipe import (
-    data_kind,
-    gan_config,
-    resolve_length,
-    resolve_recipe,
-    train_settings,
-    unresolved,
-)
+from dcgan.app.recipe import plan_run
 from dcgan.app.stages._common import log, params_from, parser, run
 from dcgan.base import files
-from dcgan.base.devices import pick_device, resolve_precision
+from dcgan.base.devices import pick_device
 from dcgan.base.errors import UserError
 from dcgan.base.images import grid_image
 from dcgan.data import arrays
@@ -33,12 +25,10 @@ from dcgan.metrics.late_fall import LATE_FALL
 from dcgan.metrics.reference import load_reference
 from dcgan.metrics.training_fid import make_fid_fn
 from dcgan.networks.model_dir import ModelCard, save_models
-from dcgan.training import autobatch, distributed
 from dcgan.training import checkpoint as ckpt
-from dcgan.training.graphed import resolve_compile
+from dcgan.training import distributed
 from dcgan.training.loop import train
 from dcgan.training.resume import resume_point
-from dcgan.training.settings import Setup
 
 
 class LiveLogger:
@@ -113,20 +103,6 @@ def main(argv: list[str] | None = None) -> None:
         distributed.shutdown()
 
 
-def auto_batch_size(p, cfg, seed: int, precision: str, images, device: torch.device,
-                    env: distributed.DistEnv) -> int:
-    """train.batch_size auto: the largest global batch whose real step fits every process
-    (:mod:`dcgan.training.autobatch`: measured with this run's networks, objective and step mode)."""
-    def setup_at(bs: int) -> Setup:
-        return Setup(train_settings(p, batch_size=bs, precision=precision), cfg, seed, device, distributed.SINGLE)
-
-    batch_size = autobatch.auto_batch_size(setup_at, device, int(np.prod(images.shape, dtype=np.int64)), log=log)
-    if env.enabled:  # the probe gave a per-process size: the global one is what all fit, times N
-        local = -int(env.all_max(torch.tensor(-batch_size, device=device)))
-        batch_size = local * env.world_size
-    return batch_size
-
-
 def in_training_fid(params, args, env: distributed.DistEnv, device: torch.device):
     """(FID function or None, the extractor's id or None): rank 0 evaluates; the other ranks
     need only the extractor's id (it is in the fingerprint: best-by-FID depends on it)."""
@@ -163,29 +139,18 @@ def log_run(live: Live, logger: LiveLogger, result, auto_batch: int | None) -> N
 
 
 def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None:
-    seed = params.base.seed
-    # train.precision auto -> what this machine runs fast, decided here once; the resolved value
-    # is what the run (its checkpoints' fingerprint included) and model.json record
-    precision, why = resolve_precision(params.train.precision, device)
-    # train.compile auto -> the captured step on CUDA where it can run, else eager; decided here once
-    compile_mode, compile_why = resolve_compile(params.train.compile, device, precision, params.train.nproc)
-    prep = params.prepare
-    # train keys set to auto -> the recipe for grey or colour data (dcgan.app.recipe.RECIPES)
-    auto_keys = unresolved(params.train)
+    seed, prep = params.base.seed, params.prepare
     images = arrays.open_images(args.data, channels=prep.channels, size=prep.image_size)  # read per batch
-    kind, kind_why = data_kind(images)
-    p = dataclasses.replace(resolve_recipe(params.train, kind), precision=precision, compile=compile_mode)
-    cfg = gan_config(p, prep.image_size, prep.channels, dataset_stats(args.prepared, p.normalize))
-    batch_size = (auto_batch_size(p, cfg, seed, precision, images, device, env) if p.batch_size == "auto"
-                  else p.batch_size)
-    p = resolve_length(p, len(images), batch_size)  # train.min_images: more epochs on a small set
+    stats = dataset_stats(args.prepared, params.train.normalize)
+    # every auto decided here, once: what the run (its checkpoints' fingerprint too) and model.json record
+    plan = plan_run(params.train, images, prep.image_size, prep.channels, stats, device, env, seed)
+    p, cfg = plan.params, plan.cfg
     fid_fn, extractor_id = in_training_fid(params, args, env, device)
     fp = ckpt.fingerprint(dataclasses.asdict(p), seed, files.recorded_digest(args.data, log),
                           fid_extractor=extractor_id)
     start = resume_point(args.checkpoints, fp, env, device, log)
-    run_args = dict(settings=train_settings(p, batch_size=batch_size, precision=precision), cfg=cfg,
-                    seed=seed, images=images, device=device, ckpt_dir=args.checkpoints, fingerprint=fp,
-                    log=log, dist=env, start=start)
+    run_args = dict(settings=plan.settings, cfg=cfg, seed=seed, images=images, device=device,
+                    ckpt_dir=args.checkpoints, fingerprint=fp, log=log, dist=env, start=start)
     if not env.is_main:
         # the other ranks train in lockstep; rank 0 alone logs, checkpoints and saves the models
         train(**run_args)
@@ -194,24 +159,21 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
     live_dir = Path(args.live)
     if start is not None:
         truncate_logs(live_dir, int(start["step"]))
-    log(f"train: precision {precision} ({why}); compile {compile_mode} ({compile_why})")
-    if auto_keys:
-        log(f"train: {kind} recipe ({kind_why}): " + ", ".join(f"{k} {getattr(p, k)}" for k in auto_keys))
-    if p.epochs != params.train.epochs:
-        log(f"train: {p.epochs} epochs instead of {params.train.epochs}: train.min_images {p.min_images} on "
-            f"{len(images)} images at batch {batch_size}")
+    for line in plan.decisions:
+        log(line)
     log(f"train: {len(images)} images, {cfg}, device {device}"
         + (f", {env.world_size} processes (DDP, {torch.distributed.get_backend()})" if env.enabled else ""))
     with Live(str(live_dir), resume=start is not None, save_dvc_exp=False, dvcyaml=None, report=None) as live:
         logger = LiveLogger(live)
         result = train(**run_args, logger=logger, fid_fn=fid_fn)
-        log_run(live, logger, result, batch_size if p.batch_size == "auto" else None)
+        log_run(live, logger, result, plan.auto_batch)
     # nothing run-dependent (times, hosts) in the card: identical runs give identical files
-    card = ModelCard(cfg, len(result.ds), result.step, result.epoch, precision, result.best_fid, result.best_step,
-                     compile_mode, p.ema_decay or None)
+    card = ModelCard(cfg, len(result.ds), result.step, result.epoch, p.precision, result.best_fid, result.best_step,
+                     p.compile, p.ema_decay or None)
     save_models(args.out, card, result.g, result.ds, g_best=result.g_best, e=result.e)
     log(f"train: {result.step} steps in {result.wall_s:.1f}s -> {args.out}")
     env.barrier()
+
 
 if __name__ == "__main__":
     sys.exit(run(main))
