@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 
 LOCK   := requirements.lock
 
-.PHONY: install repro test test-fast lint lock gpu-wheels help
+.PHONY: install repro test test-fast lint deps lock gpu-wheels help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,6 +32,9 @@ test: $(STAMP)  ## the layer contracts (lint-imports), then the whole test suite
 test-fast: $(STAMP)  ## the layer contracts, then the tests without the slow end-to-end ones
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -m "not slow"
+
+deps: $(STAMP)  ## rewrite dvc.yaml's src deps (each stage's imports), validate/report's params lists and docs/fan_out.md
+	$(BIN)/python -m dcgan.app.stage_deps --write
 
 lint: $(STAMP)  ## ruff
 	$(BIN)/ruff check src tests flows benchmarks

@@ -83,3 +83,20 @@ def test_every_pick_in_src_is_checked_here():
                 first = node.args[0]
                 picked.add(first.func.id if isinstance(first, ast.Call) else first.id)
     assert picked == PICKED
+
+
+def test_the_loss_choices_are_the_loss_registry():
+    """train.loss and train.recon_loss accept exactly the registered losses, and params.yaml's
+    comments and docs/techniques.md list them all."""
+    import re
+
+    from dcgan.training.losses import ADVERSARIAL, RECONSTRUCTION
+
+    params_yaml = (REPO / "params.yaml").read_text()
+    techniques = (REPO / "docs" / "techniques.md").read_text()
+    for key, registry in (("loss", ADVERSARIAL), ("recon_loss", RECONSTRUCTION)):
+        assert get_args(hints(TrainParams)[key]) == tuple(registry), key
+        comment = re.search(rf"^  {key}: \w+ +# (.*)$", params_yaml, re.M).group(1)
+        assert all(name in comment for name in registry), (key, comment)
+        bar = " \\| "
+        assert f"`train.{key}: {bar.join(registry)}`" in techniques, key

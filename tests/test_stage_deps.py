@@ -1,93 +1,19 @@
 """dvc.yaml tells the truth about code: each stage's deps are exactly the src/ modules its
-``python -m dcgan.app.stages.X`` imports, directly or through other modules, lazy imports included.
-
-A missing dep means ``dvc status`` cannot see an edit that changes the stage's output; an extra
-one reruns the stage (and everything after it) for an edit that cannot change it.
+``python -m dcgan.app.stages.X`` imports, and the stages that read all of params.yaml list every
+section; ``make deps`` (:mod:`dcgan.app.stage_deps`) writes both, and this fails until it has.
 """
 
 from __future__ import annotations
 
-import ast
-import re
 import textwrap
 from pathlib import Path
 
 import pytest
 import yaml
 
+from dcgan.app.params.whole import SECTIONS
+from dcgan.app.stage_deps import check, fan_out, fan_out_markdown, regenerate, with_table
 from tests.conftest import REPO
-
-
-def module_file(src: Path, module: str) -> Path | None:
-    path = src.joinpath(*module.split("."))
-    if (path / "__init__.py").is_file():
-        return path / "__init__.py"
-    return path.with_suffix(".py") if path.with_suffix(".py").is_file() else None
-
-
-def imported_modules(path: Path, package: str) -> set[str]:
-    """Every dcgan module named by an import anywhere in the file (function bodies included)."""
-    found: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text())):
-        if isinstance(node, ast.Import):
-            found |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:  # relative: from . import x / from ..a import b
-                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
-                base = ".".join(parts + ([node.module] if node.module else []))
-            else:
-                base = node.module or ""
-            found.add(base)
-            found |= {f"{base}.{alias.name}" for alias in node.names}  # `from pkg import module`
-    return {m for m in found if m.split(".")[0] == "dcgan"}
-
-
-def closure(src: Path, module: str) -> set[Path]:
-    """Files run by ``python -m module``: the module, what it imports, and their packages."""
-    seen: set[Path] = set()
-    todo = [module]
-    while todo:
-        mod = todo.pop()
-        path = module_file(src, mod)
-        if path is None or path in seen:
-            continue
-        seen.add(path)
-        package = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
-        todo += imported_modules(path, package)
-        parts = mod.split(".")
-        todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages run first
-    return {p for p in seen if not docstring_only(p)}
-
-
-def docstring_only(path: Path) -> bool:
-    """A package __init__ with nothing but a docstring cannot change what a stage does."""
-    body = ast.parse(path.read_text()).body
-    return path.name == "__init__.py" and all(
-        isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant) for n in body)
-
-
-def source_files(root: Path, dep: str) -> set[Path]:
-    """The .py files a dep names: the file itself, or every file below a folder."""
-    path = (root / dep).resolve()
-    files = sorted(path.rglob("*.py")) if path.is_dir() else [path] if path.suffix == ".py" else []
-    return {f for f in files if "__pycache__" not in f.parts and not docstring_only(f)}
-
-
-def check(root: Path) -> tuple[list[str], list[str]]:
-    """(missing, extra): 'stage: file' for each imported module not in deps, and for each
-    listed source file the stage never imports."""
-    src = root / "src"
-    missing, extra = [], []
-    for name, stage in yaml.safe_load((root / "dvc.yaml").read_text())["stages"].items():
-        modules = re.findall(r"python -m (dcgan[\w.]*)", stage["cmd"])
-        if not modules:
-            continue
-        deps = [d if isinstance(d, str) else next(iter(d)) for d in stage.get("deps", [])]
-        listed = set().union(*(source_files(root, d) for d in deps if d.startswith("src/")))
-        used = set().union(*(closure(src, m) for m in modules))
-        missing += [f"{name}: {f.relative_to(root)}" for f in sorted(used - listed)]
-        extra += [f"{name}: {f.relative_to(root)}" for f in sorted(listed - used)]
-    return missing, extra
 
 
 def test_every_stage_depends_on_exactly_the_code_it_imports():
@@ -141,78 +67,9 @@ def test_a_package_init_with_code_counts(tmp_path):
     assert check(tmp_path) == (["a: src/dcgan/__init__.py"], [])
 
 
-def regenerate(root: Path) -> str:
-    """dvc.yaml with each stage's src/ deps rewritten to its import closure (folders already
-    listed stay when the stage imports every file under them); the rest of the file is kept."""
-    text = (root / "dvc.yaml").read_text()
-    src = root / "src"
-    stages = yaml.safe_load(text)["stages"]
-    for name, stage in stages.items():
-        modules = re.findall(r"python -m (dcgan[\w.]*)", stage["cmd"])
-        if not modules:
-            continue
-        used = set().union(*(closure(src, m) for m in modules))
-        deps = [d if isinstance(d, str) else next(iter(d)) for d in stage.get("deps", [])]
-        folders = [d for d in deps if d.startswith("src/") and (root / d).is_dir() and source_files(root, d) <= used]
-        covered = set().union(*(source_files(root, d) for d in folders))
-        wanted = sorted([*folders, *(str(f.relative_to(root)) for f in used - covered)])
-        start = text.index(f"\n  {name}:\n")
-        later = [i for i in (text.find(f"\n  {n}:\n", start + 1) for n in stages) if i > start]
-        end = min(later) if later else len(text)
-        lines = text[start:end].split("\n")
-        src_lines = [i for i, line in enumerate(lines) if re.match(r"\s+- src/", line)]
-        indent = re.match(r"(\s+)-", lines[src_lines[0]]).group(1)
-        kept = [line for i, line in enumerate(lines) if i not in src_lines[1:]]
-        kept[src_lines[0]] = "\n".join(f"{indent}- {w}" for w in wanted)
-        text = text[:start] + "\n".join(kept) + text[end:]
-    return text
-
-
-def fan_out(root: Path) -> dict[str, tuple[list[str], list[str]]]:
-    """src module -> (the stages whose deps list it: what ``dvc status`` names after an edit, the
-    stages after those, which rerun only when an output they read changes)."""
-    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
-    order = list(stages)
-    outs = {n: {o if isinstance(o, str) else next(iter(o)) for o in st.get("outs", [])} for n, st in stages.items()}
-    deps = {n: [d if isinstance(d, str) else next(iter(d)) for d in st.get("deps", [])] for n, st in stages.items()}
-
-    def after(names: set[str]) -> set[str]:
-        found, todo = set(), [n for n in names if n != "validate"]  # validate's stamp never changes
-        while todo:
-            n = todo.pop()
-            for m in order:
-                if m not in found and m not in names and any(d in outs[n] for d in deps[m]):
-                    found.add(m)
-                    todo.append(m)
-        return found
-
-    table: dict[str, tuple[list[str], list[str]]] = {}
-    files = sorted(f for f in (root / "src/dcgan").rglob("*.py") if "__pycache__" not in f.parts and not docstring_only(f))
-    listed = {n: set().union(*(source_files(root, d) for d in deps[n] if d.startswith("src/"))) for n in order}
-    for f in files:
-        direct = {n for n in order if f in listed[n]}
-        later = after(direct)
-        table[str(f.relative_to(root / "src"))] = ([n for n in order if n in direct], [n for n in order if n in later])
-    return table
-
-
-TABLE_START, TABLE_END = "<!-- fan-out table: python -m tests.test_stage_deps --write -->", "<!-- end of the table -->"
-
-
-def fan_out_markdown(root: Path) -> str:
-    rows = ["| module (under src/) | `dvc status` names | then, only if their outputs change |", "|---|---|---|"]
-    for module, (direct, later) in fan_out(root).items():
-        rows.append(f"| `{module}` | {', '.join(direct) or '(none: not run by a stage)'} | {', '.join(later) or '-'} |")
-    return "\n".join([TABLE_START, *rows, TABLE_END])
-
-
-def with_table(doc: str, table: str) -> str:
-    return doc[:doc.index(TABLE_START)] + table + doc[doc.index(TABLE_END) + len(TABLE_END):]
-
-
 def test_the_fan_out_table_in_the_docs_is_the_one_dvc_yaml_gives():
     doc = (REPO / "docs/fan_out.md").read_text()
-    assert with_table(doc, fan_out_markdown(REPO)) == doc, "run: python -m tests.test_stage_deps --write"
+    assert with_table(doc, fan_out_markdown(REPO)) == doc, "run: make deps"
     table = fan_out(REPO)
     assert table["dcgan/app/params/train.py"][0] == ["validate", "train", "report"]
     assert table["dcgan/metrics/registry.py"][0] == ["validate", "evaluate", "report"]
@@ -220,13 +77,30 @@ def test_the_fan_out_table_in_the_docs_is_the_one_dvc_yaml_gives():
                                                                         "evaluate", "report"])
 
 
-if __name__ == "__main__":  # python -m tests.test_stage_deps --write: dvc.yaml's deps from the imports
-    import sys
+def test_dvc_yaml_is_what_make_deps_writes():
+    assert regenerate(REPO) == (REPO / "dvc.yaml").read_text(), "dvc.yaml is out of date: run make deps"
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    for name in ("validate", "report"):  # they read the whole of params.yaml
+        assert stages[name]["params"] == list(SECTIONS), name
 
-    new = regenerate(REPO)
-    if "--write" in sys.argv:
-        (REPO / "dvc.yaml").write_text(new)
-        doc = REPO / "docs/fan_out.md"
-        doc.write_text(with_table(doc.read_text(), fan_out_markdown(REPO)))
-    else:
-        print(new)
+
+def test_make_deps_lists_every_section_for_a_stage_that_reads_them_all(tmp_path):
+    write(tmp_path, {
+        "src/dcgan/app/stages/a.py": "from dcgan.app.params import whole\n",
+        "src/dcgan/app/params/whole.py": "x = 1\n",
+        "dvc.yaml": """\
+            stages:
+              a:
+                cmd: python -m dcgan.app.stages.a
+                deps:
+                  - src/dcgan/app/stages/a.py
+                params:
+                  - base
+                  - train
+                outs:
+                  - out
+            """,
+    })
+    new = yaml.safe_load(regenerate(tmp_path))["stages"]["a"]
+    assert new["params"] == list(SECTIONS)
+    assert new["deps"] == ["src/dcgan/app/params/whole.py", "src/dcgan/app/stages/a.py"] and new["outs"] == ["out"]

@@ -47,7 +47,9 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
 
 UNCERTAIN: tuple[str, ...] = ("fid", "is_mean", "kid_mean")
 """Keys the evaluate stage gives a bootstrap standard error and 95% interval (``<key>_se``,
-``<key>_ci_low``, ``<key>_ci_high``) when evaluate.bootstrap > 0."""
+``<key>_ci_low``, ``<key>_ci_high``) when evaluate.bootstrap > 0: each has its estimator on a
+resample in :data:`dcgan.metrics.uncertainty.RESAMPLED` (checked at import), and only these may
+gate a promotion (:func:`gate_keys`)."""
 
 # written by the evaluate stage when evaluate.recon_images > 0 (not part of evaluate.metrics)
 RECONSTRUCTION: tuple[Key, ...] = (
@@ -62,6 +64,14 @@ ALL_KEYS: tuple[Key, ...] = (*(k for m in METRICS.values() for k in m.keys), *RE
 def metric_names() -> tuple[str, ...]:
     """The names ``evaluate.metrics`` accepts."""
     return tuple(METRICS)
+
+
+def metric_of(key: str) -> str:
+    """The metric (an ``evaluate.metrics`` name) that writes ``key``; KeyError for any other."""
+    for m in METRICS.values():
+        if any(k.key == key for k in m.keys):
+            return m.name
+    raise KeyError(key)
 
 
 def ranked_keys() -> tuple[str, ...]:

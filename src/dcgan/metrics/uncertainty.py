@@ -16,11 +16,13 @@ in their difference.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 
 from dcgan.base.progress import progress
+from dcgan.metrics import registry
 from dcgan.metrics.fid import feature_stats, frechet_distance
 from dcgan.metrics.inception_score import inception_score
 from dcgan.metrics.kid import polynomial_mmd2
@@ -105,12 +107,63 @@ def _fid(gen: np.ndarray, gen_counts: np.ndarray, ref_stats: tuple[np.ndarray, n
     return float(diff @ diff + np.einsum("ij,ij->", a, a) + np.trace(s_r) - 2 * tr_sqrt)
 
 
+@dataclass(frozen=True)
+class Scored:
+    """What a bootstrap resamples: the scored generated features (and logits, for IS), the
+    reference's features, and the metrics' own settings."""
+
+    gen_features: np.ndarray
+    gen_logits: np.ndarray | None
+    ref_features: np.ndarray
+    is_splits: int
+    kid_subsets: int
+    kid_subset_size: int
+
+
+@dataclass(frozen=True)
+class Draw:
+    """One resample: how often each generated and each reference row is drawn, and the
+    resample's random stream (for metrics that draw subsets of their own, as KID)."""
+
+    gen_counts: np.ndarray
+    ref_counts: np.ndarray
+    rng: np.random.Generator
+
+
+def _fid_of(s: Scored, d: Draw) -> float:
+    return _fid(s.gen_features, d.gen_counts, weighted_stats(s.ref_features, d.ref_counts))
+
+
+def _is_of(s: Scored, d: Draw) -> float | None:
+    if s.gen_logits is None:
+        return None
+    return inception_score(np.repeat(s.gen_logits, d.gen_counts, axis=0), s.is_splits)[0]
+
+
+def _kid_of(s: Scored, d: Draw) -> float:
+    n, m = len(s.gen_features), len(s.ref_features)
+    g, r = np.repeat(s.gen_features, d.gen_counts, axis=0), np.repeat(np.arange(m), d.ref_counts)
+    k = min(s.kid_subset_size, n, m)
+    return float(np.mean([polynomial_mmd2(s.ref_features[np.sort(d.rng.choice(r, k, replace=False))],
+                                          g[d.rng.choice(n, k, replace=False)]) for _ in range(s.kid_subsets)]))
+
+
+RESAMPLED: dict[str, Callable[[Scored, Draw], float | None]] = {"fid": _fid_of, "is_mean": _is_of,
+                                                                "kid_mean": _kid_of}
+"""Each key of :data:`dcgan.metrics.registry.UNCERTAIN` recomputed on one resample (None: not
+computable from what was scored, e.g. IS without logits)."""
+if set(RESAMPLED) != set(registry.UNCERTAIN):  # a bug: the catalogue and the code disagree
+    raise ImportError(f"uncertain keys without a resampled estimator or catalogue entry: "
+                      f"{sorted(set(RESAMPLED) ^ set(registry.UNCERTAIN))}")
+
+
 def bootstrap(estimates: dict[str, float], gen_features: np.ndarray, gen_logits: np.ndarray | None,
               ref_features: np.ndarray, names: tuple[str, ...], resamples: int, seed: int, is_splits: int = 10,
               kid_subsets: int = 10, kid_subset_size: int = 1000) -> dict[str, float]:
-    """``<key>_se``/``_ci_low``/``_ci_high`` for fid, is_mean and kid_mean among ``names``
-    (metric names: fid, is, kid), from ``resamples`` seeded resamples; {} when 0.
-    ``estimates``: the point estimates (``{"fid": ..., ...}``) the intervals are centred on.
+    """``<key>_se``/``_ci_low``/``_ci_high`` for each key of :data:`~dcgan.metrics.registry.UNCERTAIN`
+    (fid, is_mean, kid_mean) whose metric is among ``names`` (evaluate.metrics), from
+    ``resamples`` seeded resamples; {} when 0. ``estimates``: the point estimates
+    (``{"fid": ..., ...}``) the intervals are centred on.
 
     KID's resamples use ``kid_subsets`` subsets each: pass the point estimate's own count
     (evaluate.kid_subsets), or the spread is that of a noisier estimator than the one reported.
@@ -118,20 +171,15 @@ def bootstrap(estimates: dict[str, float], gen_features: np.ndarray, gen_logits:
     if resamples <= 0:
         return {}
     rng = np.random.default_rng(seed)
-    n, m = len(gen_features), len(ref_features)
-    vals: dict[str, list[float]] = {k: [] for k in ("fid", "is_mean", "kid_mean")}
+    scored = Scored(gen_features, gen_logits, ref_features, is_splits, kid_subsets, kid_subset_size)
+    keys = [k for k in registry.UNCERTAIN if registry.metric_of(k) in names]  # in the catalogue's order
+    vals: dict[str, list[float]] = {k: [] for k in keys}
     for _ in progress(range(resamples), desc="bootstrap", unit="resample", leave=False, disable=resamples < 50):
-        gc, rc = _counts(rng, n), _counts(rng, m)
-        if "fid" in names:
-            vals["fid"].append(_fid(gen_features, gc, weighted_stats(ref_features, rc)))
-        if "is" in names and gen_logits is not None:
-            vals["is_mean"].append(inception_score(np.repeat(gen_logits, gc, axis=0), is_splits)[0])
-        if "kid" in names:
-            g, r = np.repeat(gen_features, gc, axis=0), np.repeat(np.arange(m), rc)
-            k = min(kid_subset_size, n, m)
-            vals["kid_mean"].append(float(np.mean([
-                polynomial_mmd2(ref_features[np.sort(rng.choice(r, k, replace=False))],
-                                g[rng.choice(n, k, replace=False)]) for _ in range(kid_subsets)])))
+        draw = Draw(_counts(rng, len(gen_features)), _counts(rng, len(ref_features)), rng)
+        for key in keys:
+            v = RESAMPLED[key](scored, draw)
+            if v is not None:
+                vals[key].append(v)
     out: dict[str, float] = {}
     for key, v in vals.items():
         if v:

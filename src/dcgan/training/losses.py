@@ -1,29 +1,61 @@
-"""Adversarial losses (on logits), gradient penalties, reconstruction losses."""
+"""Adversarial losses (on logits), gradient penalties, reconstruction losses.
+
+:data:`ADVERSARIAL` and :data:`RECONSTRUCTION` are the only lists of the loss names; params.yaml's
+``train.loss`` and ``train.recon_loss`` choices and the docs are tested against them."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 
+@dataclass(frozen=True)
+class Adversarial:
+    """One adversarial loss on D's logits."""
+
+    d: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    """D's loss from its logits on real and fake images (both (N,))."""
+    g: Callable[[torch.Tensor], torch.Tensor]
+    """G's loss from D's logits on fakes."""
+    probabilities: bool
+    """Whether sigmoid(logit) is D's probability that an image is real: then the log shows
+    d_real/d_fake as probabilities, else as the raw logits' means."""
+
+
+ADVERSARIAL: dict[str, Adversarial] = {
+    # non-saturating BCE (DCGAN): D's -log sigmoid(r) - log(1 - sigmoid(f)), G's -log sigmoid(D(G(z)))
+    "bce": Adversarial(lambda real, fake: F.softplus(-real).mean() + F.softplus(fake).mean(),
+                       lambda fake: F.softplus(-fake).mean(), probabilities=True),
+    "hinge": Adversarial(lambda real, fake: F.relu(1 - real).mean() + F.relu(1 + fake).mean(),
+                         lambda fake: -fake.mean(), probabilities=False),
+    "wgan": Adversarial(lambda real, fake: fake.mean() - real.mean(), lambda fake: -fake.mean(),
+                        probabilities=False),
+}
+"""``train.loss``: name -> the loss."""
+
+RECONSTRUCTION: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] = {
+    "l1": F.l1_loss, "l2": F.mse_loss, "smooth_l1": F.smooth_l1_loss,
+}
+"""``train.recon_loss``: name -> the loss between two tensors (mean over elements)."""
+
+
+def adversarial(kind: str) -> Adversarial:
+    if kind not in ADVERSARIAL:
+        raise ValueError(f"unknown loss {kind!r} (known: {', '.join(ADVERSARIAL)})")
+    return ADVERSARIAL[kind]
+
+
 def d_loss(kind: str, real: torch.Tensor, fake: torch.Tensor) -> torch.Tensor:
     """D's loss from logits on real and fake images (both (N,))."""
-    if kind == "bce":  # -log sigmoid(r) - log(1 - sigmoid(f))
-        return F.softplus(-real).mean() + F.softplus(fake).mean()
-    if kind == "hinge":
-        return F.relu(1 - real).mean() + F.relu(1 + fake).mean()
-    if kind == "wgan":
-        return fake.mean() - real.mean()
-    raise ValueError(f"unknown loss {kind!r}")
+    return adversarial(kind).d(real, fake)
 
 
 def g_loss(kind: str, fake: torch.Tensor) -> torch.Tensor:
     """G's loss from D's logits on fakes; bce is the non-saturating -log sigmoid(D(G(z)))."""
-    if kind == "bce":
-        return F.softplus(-fake).mean()
-    if kind in ("hinge", "wgan"):
-        return -fake.mean()
-    raise ValueError(f"unknown loss {kind!r}")
+    return adversarial(kind).g(fake)
 
 
 def _grad_norm2(d: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -49,10 +81,6 @@ def gradient_penalty(d: torch.nn.Module, real: torch.Tensor, fake: torch.Tensor,
 
 
 def reconstruction_loss(kind: str, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    if kind == "l1":
-        return F.l1_loss(a, b)
-    if kind == "l2":
-        return F.mse_loss(a, b)
-    if kind == "smooth_l1":
-        return F.smooth_l1_loss(a, b)
-    raise ValueError(f"unknown reconstruction loss {kind!r}")
+    if kind not in RECONSTRUCTION:
+        raise ValueError(f"unknown reconstruction loss {kind!r} (known: {', '.join(RECONSTRUCTION)})")
+    return RECONSTRUCTION[kind](a, b)

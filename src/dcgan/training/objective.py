@@ -30,7 +30,7 @@ class ObjectiveSpec:
     """What the objective is made of (params.yaml's train section holds each key)."""
 
     loss: str
-    """bce (non-saturating), hinge or wgan."""
+    """A name in :data:`dcgan.training.losses.ADVERSARIAL` (bce, hinge, wgan)."""
     r1_gamma: float
     gp_lambda: float
     reg_every: int
@@ -206,9 +206,9 @@ class GANObjective:
     @torch.no_grad()
     def logged(self, d: DTerms, g: GTerms) -> torch.Tensor:
         """The step's logged numbers, on the device: loss_d, loss_g, d_real, d_fake[, loss_recon]."""
-        if self.spec.loss == "bce":
+        if losses.adversarial(self.spec.loss).probabilities:
             dr, df = torch.sigmoid(d.out_real).mean(), torch.sigmoid(d.out_fake).mean()
-        else:  # hinge/WGAN logits are not probabilities: log the raw means
+        else:  # logits that are not probabilities (hinge, WGAN): log the raw means
             dr, df = d.out_real.mean(), d.out_fake.mean()
         row = [d.loss_d.detach(), g.loss_g.detach(), dr, df]
         if g.loss_recon is not None:
