@@ -55,8 +55,8 @@ import ganrun  # noqa: E402
 from seedstats import paired, spread  # noqa: E402
 
 from dcgan.app.params.whole import load_params  # noqa: E402
-from dcgan.base.devices import pick_device  # noqa: E402
-from dcgan.base.seeding import derive_seed  # noqa: E402
+from dcgan.core.devices import pick_device  # noqa: E402
+from dcgan.core.seeding import derive_seed  # noqa: E402
 from dcgan.data.arrays import load_images  # noqa: E402
 
 # plain DCGAN: every technique off (the rows add theirs on top), at the width every row of

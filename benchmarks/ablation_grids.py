@@ -22,8 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ablation  # noqa: E402
 import ganrun  # noqa: E402
 
-from dcgan.base.devices import pick_device  # noqa: E402
-from dcgan.base.images import grid_image  # noqa: E402
+from dcgan.core.devices import pick_device  # noqa: E402
+from dcgan.core.images import grid_image  # noqa: E402
 
 
 def main() -> int:

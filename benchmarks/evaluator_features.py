@@ -35,7 +35,7 @@ from ablation import machine  # noqa: E402
 from seedstats import paired  # noqa: E402
 
 from dcgan.app.recipe import gan_config, resolve_recipe  # noqa: E402
-from dcgan.base.seeding import derive_seed  # noqa: E402
+from dcgan.core.seeding import derive_seed  # noqa: E402
 from dcgan.networks.gan import Generator  # noqa: E402
 from dcgan.networks.sampling import generate  # noqa: E402
 

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from dcgan.app.recipe import gan_config, plan_run, resolve_recipe
-from dcgan.base.seeding import derive_seed
+from dcgan.core.seeding import derive_seed
 from dcgan.metrics.fid import feature_stats, frechet_distance
 from dcgan.metrics.inception_score import inception_score
 from dcgan.metrics.reference import load_reference, make_extractor

@@ -53,8 +53,8 @@ from ablation import OFF, R1, machine  # noqa: E402
 
 from dcgan.app.params.whole import load_params  # noqa: E402
 from dcgan.app.retrain.gate import ALPHA, PairedGain, decide  # noqa: E402
-from dcgan.base.devices import pick_device  # noqa: E402
-from dcgan.base.seeding import derive_seed  # noqa: E402
+from dcgan.core.devices import pick_device  # noqa: E402
+from dcgan.core.seeding import derive_seed  # noqa: E402
 from dcgan.data.arrays import load_images  # noqa: E402
 from dcgan.metrics.fid import feature_stats, frechet_distance  # noqa: E402
 from dcgan.metrics.reference import load_reference, make_extractor  # noqa: E402

@@ -33,7 +33,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcgan.base.files import load_state, save_module, write_json
+from dcgan.core.files import load_state, save_module, write_json
 from dcgan.metrics.fid import feature_stats, frechet_distance
 from dcgan.metrics.inception_score import inception_score
 

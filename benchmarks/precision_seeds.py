@@ -33,8 +33,8 @@ import ganrun  # noqa: E402
 from seedstats import spread, verdict, welch_p  # noqa: E402
 
 from dcgan.app.params.whole import load_params  # noqa: E402
-from dcgan.base.devices import pick_device  # noqa: E402
-from dcgan.base.seeding import derive_seed  # noqa: E402
+from dcgan.core.devices import pick_device  # noqa: E402
+from dcgan.core.seeding import derive_seed  # noqa: E402
 from dcgan.data.arrays import load_images  # noqa: E402
 from dcgan.metrics.reference import load_reference, make_extractor  # noqa: E402
 from dcgan.metrics.sets import FeatureSet  # noqa: E402

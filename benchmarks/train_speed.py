@@ -52,7 +52,7 @@ from torch import nn  # noqa: E402
 
 from dcgan.app.params.whole import load_params  # noqa: E402
 from dcgan.app.recipe import gan_config, resolve_recipe, train_settings  # noqa: E402
-from dcgan.base.devices import resolve_precision  # noqa: E402
+from dcgan.core.devices import resolve_precision  # noqa: E402
 from dcgan.training.graphed import resolve_compile  # noqa: E402
 from dcgan.training.loop import Callbacks, train  # noqa: E402
 

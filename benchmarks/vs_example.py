@@ -59,7 +59,7 @@ from train_speed import Reference  # noqa: E402
 
 from dcgan.app.params.whole import load_params  # noqa: E402
 from dcgan.app.recipe import data_kind, resolve_recipe  # noqa: E402
-from dcgan.base.seeding import derive_seed  # noqa: E402
+from dcgan.core.seeding import derive_seed  # noqa: E402
 from dcgan.data.arrays import load_images  # noqa: E402
 from dcgan.data.augment import Augmentation, augment  # noqa: E402
 from dcgan.metrics.fid import feature_stats, frechet_distance  # noqa: E402
@@ -228,7 +228,7 @@ def draw_example(ref: Reference, n: int, seed: int) -> np.ndarray:
 @torch.no_grad()
 def draw_train_mode(g, n: int, seed: int) -> np.ndarray:
     """n images from a copy of our G in train mode, 64 at a time, as the example draws its grid."""
-    from dcgan.base.pixels import to_uint8
+    from dcgan.core.pixels import to_uint8
     from dcgan.networks.gan import pixels_of, prior_of, sample_prior
 
     g = copy.deepcopy(g).train()
@@ -322,7 +322,7 @@ def run(args) -> int:
                 r = ours(st, arm, seed, steps, args.samples)
             grid = r.pop("grid")
             if seed == 0 and args.figures:
-                from dcgan.base.images import save_grid
+                from dcgan.core.images import save_grid
 
                 Path(args.figures).mkdir(parents=True, exist_ok=True)
                 save_grid(grid, Path(args.figures) / f"vs_{name}_{length}_{arm}.png", upscale=2)

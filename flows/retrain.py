@@ -48,7 +48,7 @@ from prefect.tasks import exponential_backoff
 from pydantic import Field
 
 from dcgan.app import retrain as rt
-from dcgan.base import files
+from dcgan.core import files
 from dcgan.metrics.registry import gate_keys
 
 ARTIFACT_DIFF, ARTIFACT_TABLE, ARTIFACT_SAMPLES = "dcgan-metrics-diff", "dcgan-metrics", "dcgan-samples"
@@ -94,7 +94,7 @@ def gate_candidate(root: Path, name: str, rev: str, metric: str, min_improvement
         comparison = rt.decide(diff, metric, min_improvement, None, alpha, champion=False)
     else:
         try:
-            scored = rt.score_champion(root, rev, champion, root / "reports/retrain" / name / "champion", _log,
+            scored = rt.score_champion(root, rev, champion, root / rt.RETRAIN_REPORTS / name / "champion", _log,
                                        min_improvement, resamples, timeout)
             diff = scored.diff
             comparison = rt.decide(diff, metric, min_improvement, scored.paired if metric == "fid" else None, alpha)
@@ -110,8 +110,8 @@ def gate_candidate(root: Path, name: str, rev: str, metric: str, min_improvement
 def report_candidate(root: Path, name: str, rev: str, overrides: dict[str, str], diff: dict,
             comparison: rt.Comparison) -> Path:
     """The run's report: files under reports/retrain/NAME/ and the three artifacts."""
-    folder = rt.own_folder(root / "reports" / "retrain") / name
-    rt.export_files(root, rev, [rt.SAMPLES_FILE], folder)
+    folder = rt.own_folder(root / rt.RETRAIN_REPORTS) / name
+    rt.export_files(root, rev, [rt.SAMPLE_GRID], folder)
     markdown = rt.diff_markdown(name, overrides, diff, comparison)
     files.write_text(folder / "metrics_diff.md", markdown)
     new = {k: row["new"] for k, row in diff.items()}
@@ -182,7 +182,7 @@ def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters ar
         if rt.remote_configured(root):
             pull_inputs(root)
         rev = train_candidate(root, name, overrides, experiment_timeout)
-        rt.own_folder(root / "reports" / "retrain")
+        rt.own_folder(root / rt.RETRAIN_REPORTS)
         diff, comparison = gate_candidate(root, name, rev, metric, min_improvement, alpha, gate_resamples, stage,
                                           experiment_timeout)
         folder = report_candidate(root, name, rev, overrides, diff, comparison)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from dcgan.base.code import modules_digest, source_digest
+from dcgan.core.code import modules_digest, source_digest
 
 FID = '''"""Frechet distance."""
 import numpy as np

@@ -1,7 +1,7 @@
 import pytest
 
 from dcgan.app.params.whole import MOVED, load_params, parse_params
-from dcgan.base.errors import ConfigError
+from dcgan.core.errors import ConfigError
 from tests.conftest import REPO, merge, shipped_params, tiny_params, write_params
 
 

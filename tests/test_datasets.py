@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from dcgan.base.errors import UserError
+from dcgan.core.errors import UserError
 from dcgan.data.loaders import dataset_names
 from dcgan.data.shaping import load_dataset
 from tests.conftest import REPO

@@ -171,7 +171,7 @@ def test_why_a_step_is_not_captured_is_said(data, tmp_path):
 def test_inductor_with_channels_last_on_cuda_is_refused_in_one_line(data):
     """The inductor failure of issue 24 (channels_last ConvTranspose2d backward): refused before
     any work, naming the way out. (Setup checks the device; no CUDA device is needed to check.)"""
-    from dcgan.base.errors import UserError
+    from dcgan.core.errors import UserError
     from dcgan.training.distributed import SINGLE
     from dcgan.training.settings import Setup
 

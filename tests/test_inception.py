@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcgan.base.errors import UserError
+from dcgan.core.errors import UserError
 from dcgan.metrics.inception import InceptionExtractor, check_weights
 
 CPU = torch.device("cpu")

@@ -50,7 +50,7 @@ def test_the_tree_keeps_its_contracts(tree):
     # the library reading params: the loop importing the application's params module
     ("dcgan.training.loop", "from dcgan.app.params.train import TrainParams  # noqa", "application > library"),
     # the ground floor importing the library (images.py once took to_uint8 from data/)
-    ("dcgan.base.images", "from dcgan.data.arrays import load_images  # noqa", "application > library"),
+    ("dcgan.core.images", "from dcgan.data.arrays import load_images  # noqa", "application > library"),
     # two libraries on one floor are independent: metrics may not use the training loop
     ("dcgan.metrics.fid", "from dcgan.training import loop  # noqa", "application > library"),
     # the library parsing params.yaml itself

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcgan.base.errors import UserError
+from dcgan.core.errors import UserError
 from dcgan.metrics.classifier import ClassifierConfig, extract, train_classifier
 from dcgan.metrics.fid import feature_stats, fid_from_features, frechet_distance
 from dcgan.metrics.inception_score import inception_score

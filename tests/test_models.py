@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dcgan.base.errors import UserError
+from dcgan.core.errors import UserError
 from dcgan.networks.gan import GANConfig, build
 from dcgan.networks.model_dir import (
     ModelCard,

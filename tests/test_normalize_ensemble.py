@@ -8,8 +8,8 @@ import torch
 
 from dcgan.app.params.whole import parse_params
 from dcgan.app.recipe import gan_config
-from dcgan.base.errors import ConfigError, UserError
-from dcgan.base.pixels import to_uint8, to_unit
+from dcgan.core.errors import ConfigError, UserError
+from dcgan.core.pixels import to_uint8, to_unit
 from dcgan.data.arrays import channel_stats
 from dcgan.networks.gan import Discriminator, MeanLogit, build, pixels_of, to_network, to_pixels
 from dcgan.networks.model_dir import (
@@ -99,7 +99,7 @@ def test_meanstd_needs_valid_stats():
 
 def test_train_stage_reads_the_stats_from_meta_json(tmp_path):
     from dcgan.app.stages.train import dataset_stats
-    from dcgan.base import files
+    from dcgan.core import files
 
     assert dataset_stats(tmp_path, "range") is None  # not read at all
     with pytest.raises(UserError, match=r"meta.json \(written by the prepare stage\)"):

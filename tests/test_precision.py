@@ -10,8 +10,8 @@ import torch
 
 from dcgan.app.params.whole import parse_params
 from dcgan.app.recipe import gan_config, resolve_recipe, train_settings
-from dcgan.base.devices import cpu_flags, resolve_precision
-from dcgan.base.progress import progress
+from dcgan.core.devices import cpu_flags, resolve_precision
+from dcgan.core.progress import progress
 from tests.conftest import CPU, fit, tiny_params
 
 CUDA = torch.device("cuda")

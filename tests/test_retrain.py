@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from dcgan.app import retrain as rt
-from dcgan.base.errors import UserError
+from dcgan.core.errors import UserError
 from dcgan.metrics.registry import direction, gate_keys, ranked_keys
 from tests.conftest import REPO, check_deployment, load_deployments
 

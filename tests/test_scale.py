@@ -18,8 +18,8 @@ from dcgan.app.params.whole import parse_params
 from dcgan.app.stages import augment as augment_stage
 from dcgan.app.stages import prepare as prepare_stage
 from dcgan.app.stages._common import run
-from dcgan.base import files
-from dcgan.base.errors import UserError
+from dcgan.core import files
+from dcgan.core.errors import UserError
 from dcgan.data import arrays, encoded, loaders, shaping
 from dcgan.data.loaders import LsunOptions, Source
 from dcgan.data.store import NpyReader
@@ -284,7 +284,7 @@ def test_streaming_feature_stats_match_the_one_pass_ones():
 
 def test_precision_recall_runs_on_a_bounded_seeded_subset():
     from dcgan.app.params.typed import pick
-    from dcgan.base.seeding import derive_seed
+    from dcgan.core.seeding import derive_seed
     from dcgan.metrics.prdc import precision_recall
     from dcgan.metrics.sets import FeatureSet, Reference
     from dcgan.metrics.suite import ScoreOptions, get, pr_count
@@ -340,7 +340,7 @@ def test_in_training_fid_refuses_a_reference_made_by_another_extractor(tmp_path)
     weights, is refused with one line naming both ids, not a shape error mid-training."""
     import torch
 
-    from dcgan.base.errors import UserError
+    from dcgan.core.errors import UserError
     from dcgan.metrics.classifier import Classifier, ClassifierConfig, save_classifier
     from dcgan.metrics.reference import write_reference
     from dcgan.metrics.training_fid import make_fid_fn

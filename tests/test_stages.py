@@ -138,7 +138,7 @@ def test_train_keeps_the_best_generator_by_fid(pipeline):
 def test_resolved_precision_is_recorded_in_model_metrics_and_report(pipeline):
     import torch
 
-    from dcgan.base.devices import resolve_precision
+    from dcgan.core.devices import resolve_precision
 
     want = resolve_precision("auto", torch.device("cpu"))[0]  # fp32 on AVX2, bf16 with AVX-512 BF16
     assert json.loads((pipeline / "models/gan/model.json").read_text())["precision"] == want
@@ -336,7 +336,7 @@ def test_grey_stored_as_rgb_gets_the_grey_recipe(workdir, capsys):
 def test_kid_error_bar_resamples_the_estimate_itself(pipeline):
     """KID's bootstrap averages as many subsets per resample as the reported estimate does
     (evaluate.kid_subsets), not fewer: its standard error is the estimate's, not a noisier one's."""
-    from dcgan.base.seeding import derive_seed
+    from dcgan.core.seeding import derive_seed
     from dcgan.metrics.reference import load_reference
     from dcgan.metrics.uncertainty import bootstrap
 

@@ -6,8 +6,8 @@ import os
 import numpy as np
 import pytest
 
-from dcgan.base import files
-from dcgan.base.errors import UserError
+from dcgan.core import files
+from dcgan.core.errors import UserError
 from dcgan.data.store import NpyReader, NpyWriter, npy_header
 
 

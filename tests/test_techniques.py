@@ -126,7 +126,7 @@ def test_diffaugment_is_seeded_differentiable_and_does_what_it_says():
 def test_diffaugment_sees_reals_and_fakes_in_the_d_step_and_fakes_in_the_g_step(monkeypatch, data):
     """DiffAugment's own rule (its README): the same policy on every image D sees, reals and
     fakes, in both updates; R1 then takes its gradient at the augmented reals."""
-    from dcgan.training import objective as objective_module
+    from dcgan.training import batches as batches_module
     from dcgan.training.loop import train_step
     from tests.conftest import first_batch, frame
 
@@ -141,7 +141,7 @@ def test_diffaugment_sees_reals_and_fakes_in_the_d_step_and_fakes_in_the_g_step(
         seen.append((phase[0], kind, policy))
         return diff_augment(x, policy, gen)
 
-    monkeypatch.setattr(objective_module, "diff_augment", recording)
+    monkeypatch.setattr(batches_module, "diff_augment", recording)
     d_loss = obj.d_loss
 
     def d_then_g(*args):
@@ -475,7 +475,7 @@ def test_bf16_autocast_changes_the_arithmetic_but_keeps_fp32_state(tmp_path, dat
 
 
 def test_fp16_needs_cuda(tmp_path, data):
-    from dcgan.base.errors import UserError
+    from dcgan.core.errors import UserError
 
     p = tparams(precision="fp16")
     cfg = gan_config(p, 16, 1)

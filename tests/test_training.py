@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcgan.base import files
+from dcgan.core import files
 from dcgan.training import checkpoint as ckpt
 from tests.conftest import CPU, ScriptedFid, digest, fit, setup
 
@@ -155,7 +155,7 @@ def test_divergence_stops_naming_the_step_and_loss_and_keeps_the_checkpoints(tmp
 
 
 def test_checkpoint_from_another_world_size_is_refused_and_kept(tmp_path, data):
-    from dcgan.base.errors import UserError
+    from dcgan.core.errors import UserError
 
     p, cfg = setup(checkpoint_every=2)
     fit(p, cfg, data, tmp_path, "run", stop_after=2)
@@ -171,7 +171,7 @@ def test_checkpoint_from_another_world_size_is_refused_and_kept(tmp_path, data):
 
 
 def test_a_torchrun_world_that_is_not_train_nproc_is_refused(monkeypatch):
-    from dcgan.base.errors import UserError
+    from dcgan.core.errors import UserError
     from dcgan.training.distributed import init_from_env
 
     monkeypatch.setenv("WORLD_SIZE", "2")

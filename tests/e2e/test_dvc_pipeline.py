@@ -6,7 +6,7 @@ import shutil
 import pytest
 import yaml
 
-from dcgan.base import files
+from dcgan.core import files
 
 STAGES = ["validate", "prepare", "augment", "evaluator", "train", "sample", "evaluate", "report"]
 
@@ -56,7 +56,7 @@ def test_repro_experiments_and_metrics_diff(project):
     # (seeding.py: the seed of every random draw), and only in the stages that run it
     # (issue 32's fan-out: the train section's schema, the metric catalogue and a dataset loader
     # rerun only the stages that read them; docs/fan_out.md prints the whole table)
-    for module, expected in (("base/seeding.py", {"augment", "evaluator", "train", "sample", "evaluate"}),
+    for module, expected in (("core/seeding.py", {"augment", "evaluator", "train", "sample", "evaluate"}),
                              ("app/report_md.py", {"report"}),
                              ("app/params/train.py", {"validate", "train", "report"}),
                              ("metrics/registry.py", {"validate", "evaluate", "report"}),

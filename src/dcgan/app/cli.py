@@ -20,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan.base import files
-from dcgan.base.errors import UserError
+from dcgan.app import paths
+from dcgan.core import files
+from dcgan.core.errors import UserError
 
 OUTPUT_KINDS = (".png", ".npy")
 
@@ -59,7 +60,7 @@ def _output(path: str) -> Path:
 
 def _write(images: np.ndarray, out: Path, nrow: int | None = None) -> None:
     """A PNG grid (small images enlarged for viewing) or the raw uint8 array, atomically."""
-    from dcgan.base.images import save_grid
+    from dcgan.core.images import save_grid
 
     if out.suffix.lower() == ".npy":
         files.write_npy(out, images)
@@ -68,14 +69,8 @@ def _write(images: np.ndarray, out: Path, nrow: int | None = None) -> None:
 
 
 def cmd_sample(args: argparse.Namespace) -> str:
-    from dcgan.base.devices import pick_device
-    from dcgan.networks.model_dir import (
-        load_discriminator,
-        load_generator,
-        pick_generator,
-        read_card,
-    )
-    from dcgan.networks.sampling import discriminator_rejection_sampling, generate
+    from dcgan.core.devices import pick_device
+    from dcgan.networks.sampling import sample_model
 
     n, batch = _positive("-n", args.n), _positive("--batch-size", args.batch_size)
     out, folder = _output(args.output), _model_folder(args.model)
@@ -83,27 +78,19 @@ def cmd_sample(args: argparse.Namespace) -> str:
         raise UserError(f"--seed must be >= 0, got {args.seed}")
     if not 0.0 <= args.drs_percentile <= 100.0:
         raise UserError(f"--drs-percentile must be in [0, 100], got {args.drs_percentile}")
-    device = pick_device(args.device)
-    which = pick_generator(args.generator, read_card(folder).ema_decay)
-    g = load_generator(folder, device, which)
-    how = f"the {which} generator"
-    if args.drs:
-        if not (folder / "discriminator.safetensors").is_file():
-            raise UserError(f"--drs needs the discriminator, and {folder} has no "
-                            "discriminator.safetensors")
-        d = load_discriminator(folder, device)
-        res = discriminator_rejection_sampling(g, d, n, g.cfg.latent_dim, args.seed, device, batch,
-                                               percentile=args.drs_percentile)
-        images = res.images
-        how += f" with DRS (kept {res.acceptance_rate:.1%} of {res.proposed} proposals)"
-    else:
-        images = generate(g, n, g.cfg.latent_dim, args.seed, device, batch)
-    _write(images, out)
+    if args.drs and not (folder / "discriminator.safetensors").is_file():
+        raise UserError(f"--drs needs the discriminator, and {folder} has no discriminator.safetensors")
+    drawn = sample_model(folder, args.generator, n, args.seed, pick_device(args.device), batch, args.drs,
+                         percentile=args.drs_percentile)
+    how = f"the {drawn.generator} generator"
+    if drawn.drs is not None:
+        how += f" with DRS (kept {drawn.drs.acceptance_rate:.1%} of {drawn.drs.proposed} proposals)"
+    _write(drawn.images, out)
     return f"{n} images from {how} of {folder} -> {out}"
 
 
 def cmd_interpolate(args: argparse.Namespace) -> str:
-    from dcgan.base.devices import pick_device
+    from dcgan.core.devices import pick_device
     from dcgan.networks.model_dir import load_generator
     from dcgan.networks.sampling import interpolation_grid
 
@@ -152,7 +139,7 @@ def cmd_info(args: argparse.Namespace) -> str:
 
 
 def _model_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", "-m", default="models/gan", metavar="MODEL",
+    p.add_argument("--model", "-m", default=paths.MODELS, metavar="MODEL",
                    help="the model folder (models/gan, or what dvc artifacts get fetched)")
     p.add_argument("--generator", choices=("auto", "best", "last"), default="auto",
                    help="best: the generator with the best in-training FID; last: the final one; "

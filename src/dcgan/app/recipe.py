@@ -3,7 +3,7 @@ the small dataclasses it declares (:func:`~dcgan.app.params.typed.pick` fills on
 (:func:`gan_config`) and the training loop's settings with the objective's (:func:`train_settings`).
 
 Every ``auto`` of the train section is decided in one place, :func:`plan_run`, once per run, in
-this order: the number format (:func:`~dcgan.base.devices.resolve_precision`), the step mode
+this order: the number format (:func:`~dcgan.core.devices.resolve_precision`), the step mode
 (:func:`~dcgan.training.graphed.resolve_compile`), the recipe for the kind of data
 (:func:`resolve_recipe`: grey and colour images want different settings, reports/ablation.md),
 the batch size (:mod:`dcgan.training.autobatch`) and the length (:func:`resolve_length`). Each
@@ -21,8 +21,8 @@ import torch
 
 from dcgan.app.params.train import TrainParams
 from dcgan.app.params.typed import pick
-from dcgan.base.devices import resolve_precision
-from dcgan.base.errors import UserError
+from dcgan.core.devices import resolve_precision
+from dcgan.core.errors import UserError
 from dcgan.networks.gan import GANConfig
 from dcgan.training import autobatch, distributed
 from dcgan.training.graphed import resolve_compile

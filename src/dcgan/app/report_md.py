@@ -8,7 +8,7 @@ from typing import Any
 
 import pandas as pd
 
-from dcgan.base import files
+from dcgan.core import files
 from dcgan.metrics.late_fall import LATE_FALL
 from dcgan.metrics.registry import ALL_KEYS, UNOFFICIAL_WEIGHTS
 

@@ -1,2 +1,2 @@
 """Library: dataset loaders, chunked uint8 array files and offline augmentation. Imports only the
-ground floor (dcgan.base)."""
+ground floor (dcgan.core)."""

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan.base import files
-from dcgan.base.errors import UserError
+from dcgan.core import files
+from dcgan.core.errors import UserError
 from dcgan.data.store import NpyReader
 
 

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dcgan.base.seeding import generator_for
+from dcgan.core.seeding import generator_for
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan.base.errors import UserError
+from dcgan.core.errors import UserError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 

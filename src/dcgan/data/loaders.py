@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from dcgan.base.errors import ConfigError, UserError
+from dcgan.core.errors import ConfigError, UserError
 from dcgan.data.encoded import IMAGE_EXTENSIONS, FileList, LmdbRecords, RawDataset, open_lmdb
 
 

@@ -26,9 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan.base import files
-from dcgan.base.errors import UserError
-from dcgan.base.progress import progress
+from dcgan.core import files
+from dcgan.core.errors import UserError
+from dcgan.core.progress import progress
 from dcgan.data import arrays
 from dcgan.data.encoded import RawDataset
 from dcgan.data.shaping import fitted_chunks

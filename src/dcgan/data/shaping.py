@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dcgan.base.errors import UserError
+from dcgan.core.errors import UserError
 from dcgan.data.encoded import UNREADABLE, RawDataset, decode_image
 from dcgan.data.loaders import Source, open_dataset, options_type
 

@@ -27,8 +27,8 @@ from pathlib import Path
 import numpy as np
 from numpy.lib import format as npformat
 
-from dcgan.base.errors import UserError
-from dcgan.base.files import DISK_FULL, disk_full, replace_durably, usual_mode
+from dcgan.core.errors import UserError
+from dcgan.core.files import DISK_FULL, disk_full, replace_durably, usual_mode
 
 CHUNK_BYTES = 16 << 20
 """Bytes of image data per chunk in the streaming passes (prepare, augment, statistics)."""
@@ -54,7 +54,7 @@ class NpyWriter:
 
     Use as a context manager: leaving the block normally renames the finished file into
     place; an exception removes the temporary file. :attr:`digest` is the sha256 of the whole
-    file (as :func:`dcgan.base.files.file_digest` would compute it) once committed.
+    file (as :func:`dcgan.core.files.file_digest` would compute it) once committed.
     """
 
     def __init__(self, path: str | Path, shape: tuple[int, ...], dtype: np.dtype | type = np.uint8):

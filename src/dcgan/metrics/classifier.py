@@ -22,11 +22,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcgan.base.errors import UserError
-from dcgan.base.files import file_digest, load_state, save_module, write_json
-from dcgan.base.pixels import to_unit
-from dcgan.base.progress import progress
-from dcgan.base.seeding import generator_for
+from dcgan.core.errors import UserError
+from dcgan.core.files import file_digest, load_state, save_module, write_json
+from dcgan.core.pixels import to_unit
+from dcgan.core.progress import progress
+from dcgan.core.seeding import generator_for
 
 
 @dataclass(frozen=True)

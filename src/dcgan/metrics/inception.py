@@ -15,9 +15,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dcgan.base.errors import UserError
-from dcgan.base.files import file_digest
-from dcgan.base.progress import progress
+from dcgan.core.errors import UserError
+from dcgan.core.files import file_digest
+from dcgan.core.progress import progress
 from dcgan.metrics.resize import clean_resize
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"

@@ -10,9 +10,9 @@ import numpy as np
 import torch
 from skimage.metrics import mean_squared_error, peak_signal_noise_ratio, structural_similarity
 
-from dcgan.base.pixels import to_01, to_uint8, to_unit
-from dcgan.base.progress import progress
-from dcgan.base.seeding import generator_for
+from dcgan.core.pixels import to_01, to_uint8, to_unit
+from dcgan.core.progress import progress
+from dcgan.core.seeding import generator_for
 from dcgan.networks.gan import pixels_of, prior_of, sample_prior, to_network
 
 

@@ -21,9 +21,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from dcgan.base import files
-from dcgan.base.errors import UserError
-from dcgan.base.seeding import derive_seed
+from dcgan.core import files
+from dcgan.core.errors import UserError
+from dcgan.core.seeding import derive_seed
 from dcgan.data.arrays import open_images
 from dcgan.metrics.fid import stats_in_chunks
 from dcgan.metrics.sets import FeatureSet, Reference

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dcgan.base.errors import UserError
-from dcgan.base.seeding import derive_seed
+from dcgan.core.errors import UserError
+from dcgan.core.seeding import derive_seed
 from dcgan.metrics import registry
 from dcgan.metrics.copies import CopyTest
 from dcgan.metrics.fid import feature_stats, frechet_distance

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import torch
 
-from dcgan.base.seeding import derive_seed
+from dcgan.core.seeding import derive_seed
 from dcgan.metrics.fid import feature_stats, frechet_distance
 from dcgan.metrics.reference import check_extractor, load_reference, make_extractor
 from dcgan.networks.gan import Generator

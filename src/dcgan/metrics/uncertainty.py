@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dcgan.base.progress import progress
+from dcgan.core.progress import progress
 from dcgan.metrics import registry
 from dcgan.metrics.fid import feature_stats, frechet_distance
 from dcgan.metrics.inception_score import inception_score

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from dcgan.base import pixels
+from dcgan.core import pixels
 
 
 @dataclass(frozen=True)
@@ -54,7 +54,7 @@ def to_network(x: torch.Tensor, cfg: GANConfig) -> torch.Tensor:
 
 def to_pixels(y: torch.Tensor, cfg: GANConfig | None) -> torch.Tensor:
     """The inverse of :func:`to_network`: network-space images -> [-1, 1] (then
-    :func:`dcgan.base.pixels.to_uint8`). ``cfg`` None (a module without one): the identity."""
+    :func:`dcgan.core.pixels.to_uint8`). ``cfg`` None (a module without one): the identity."""
     return y if cfg is None or cfg.normalize == "range" else pixels.unstandardise(y, cfg.mean, cfg.std)
 
 

@@ -18,8 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from dcgan.base import files
-from dcgan.base.errors import UserError
+from dcgan.core import files
+from dcgan.core.errors import UserError
 from dcgan.networks.gan import Discriminator, Encoder, GANConfig, Generator, MeanLogit
 
 GENERATOR_FILES = {"last": "generator.safetensors", "best": "generator_best.safetensors"}

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
-from dcgan.base.pixels import to_uint8
-from dcgan.base.progress import progress
-from dcgan.base.seeding import generator_for
+from dcgan.core.pixels import to_uint8
+from dcgan.core.progress import progress
+from dcgan.core.seeding import generator_for
 from dcgan.networks.gan import pixels_of, prior_of, sample_prior
+from dcgan.networks.model_dir import load_discriminator, load_generator, pick_generator, read_card
 
 
 @torch.inference_mode()
@@ -119,3 +121,41 @@ def discriminator_rejection_sampling(
     bar.close()
     images = torch.cat(kept).numpy()
     return DRSResult(images, accepted / proposed, max_logit, proposed)
+
+
+@dataclass(frozen=True)
+class Drawn:
+    """Images drawn from a model folder (:func:`sample_model`) and what samples.json records."""
+
+    images: np.ndarray
+    record: dict
+    """generator (best or last), drs, and the DRS statistics or, without DRS, the latents."""
+    drs: DRSResult | None
+    g: torch.nn.Module
+    """The generator that drew them (eval mode)."""
+
+    @property
+    def generator(self) -> str:
+        return self.record["generator"]
+
+
+def sample_model(folder: str | Path, requested: str, n: int, seed: int, device: torch.device,
+                 batch_size: int = 256, drs: bool = False, burnin: int = 1000,
+                 percentile: float | None = 80.0) -> Drawn:
+    """n images from a trained model folder: the generator that ``requested`` (auto, best or
+    last: :func:`~dcgan.networks.model_dir.pick_generator`) names, plainly or by DRS with the
+    folder's discriminator(s). The sample stage and ``dcgan sample`` both draw through here."""
+    which = pick_generator(requested, read_card(folder).ema_decay)
+    g = load_generator(folder, device, which)
+    record: dict = {"generator": which, "drs": drs}
+    if drs:
+        res = discriminator_rejection_sampling(g, load_discriminator(folder, device), n, g.cfg.latent_dim, seed,
+                                               device, batch_size, burnin, percentile)
+        record.update(drs_acceptance_rate=res.acceptance_rate, drs_proposed=res.proposed,
+                      drs_max_logit=res.max_logit, drs_percentile=percentile)
+        return Drawn(res.images, record, res, g)
+    # the latents, as generate draws them: two generators sampled with the same record saw the
+    # same z row for row (the promotion gate then resamples both sets jointly)
+    record["latents"] = {"seed": seed, "n": n, "batch_size": batch_size, "latent_dim": g.cfg.latent_dim,
+                         "prior": g.cfg.prior}
+    return Drawn(generate(g, n, g.cfg.latent_dim, seed, device, batch_size), record, None, g)

@@ -29,7 +29,6 @@ from collections.abc import Callable
 import torch
 
 from dcgan.training.batches import TensorSource, dataset_fits
-from dcgan.training.draws import draw_noise
 from dcgan.training.graphed import StaticStep, regularises
 from dcgan.training.loop import make_batch, make_objective, train_step
 from dcgan.training.nets import build_nets
@@ -74,7 +73,7 @@ def run_trial(s: Setup) -> None:
         if static is None:
             train_step(nets, objective, make_batch(s, data, order, 0, step, bs))
         else:
-            static(data.data, draw_noise(s, step, bs), step, bs)
+            static(data.data, s.noise(step, bs), step, bs)
 
 
 def cuda_peak(setup_at: Callable[[int], Setup]) -> Peak:

@@ -10,7 +10,10 @@
   an asynchronous copy; a buffer is refilled only after the copy out of it has finished.
 
 Every source returns, for the same indices, the same bytes as ``images[idx]``: a run's batches
-do not depend on where its data lives.
+do not depend on where its data lives. :data:`BatchSource` is any of the three.
+
+:class:`Batch` is what one step is handed: those reals (in the network space), the noise and the
+step's random draws.
 """
 
 from __future__ import annotations
@@ -18,11 +21,14 @@ from __future__ import annotations
 import queue
 import threading
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from dcgan.data.store import NpyReader
+from dcgan.training.diffaug import diff_augment
+from dcgan.training.draws import DrawBank
 
 Log = Callable[[str], None]
 
@@ -171,7 +177,7 @@ class PrefetchSource:
 
 
 def place_data(images: np.ndarray | NpyReader, device: torch.device, log: Log = print
-               ) -> TensorSource | FileSource | PrefetchSource:
+               ) -> BatchSource:
     """The training images as a batch source: on the accelerator when they fit (CUDA: a quarter
     of the free memory), else read per batch (from the file; on CUDA into pinned buffers, ahead
     of time). An array already in memory stays a tensor off CUDA."""
@@ -190,3 +196,26 @@ def place_data(images: np.ndarray | NpyReader, device: torch.device, log: Log = 
     if isinstance(images, NpyReader):
         return FileSource(images)
     return TensorSource(torch.from_numpy(images).to(device))
+
+
+BatchSource = TensorSource | FileSource | PrefetchSource
+"""Where a run's real batches come from (:func:`place_data` picks one)."""
+
+
+@dataclass
+class Batch:
+    """One step's inputs: this rank's real images in the network space ([-1, 1], or
+    standardised) and noise, and the step's random draws (DiffAugment and WGAN-GP, one source
+    per discriminator, each drawn from in a fixed order)."""
+
+    step: int
+    size: int
+    """The global batch size (this rank holds size / world_size of it)."""
+    real: torch.Tensor
+    z: torch.Tensor
+    draws: DrawBank
+    policies: tuple[str, ...]
+
+    def augment(self, x: torch.Tensor, k: int = 0) -> torch.Tensor:
+        """DiffAugment with discriminator k's draws, or the identity when train.diffaug is empty."""
+        return diff_augment(x, self.policies, self.draws("diffaug", k)) if self.policies else x

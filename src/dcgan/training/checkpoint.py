@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from dcgan.base import faults, files
+from dcgan.core import files, kill_points
 
 _NAME = re.compile(r"^ckpt-(\d{9})\.pt$")
 KEEP = 2
@@ -37,7 +37,7 @@ def code_digest() -> str:
 def fingerprint(train_params: dict[str, Any], seed: int, data_digest: str,
                 **extra: object) -> dict[str, object]:
     """What shapes a training run, key by key (``train.lr``, ``seed``, ``data`` (the training
-    file's sha256, e.g. from :func:`dcgan.base.files.recorded_digest`), ``code``, and ``extra``
+    file's sha256, e.g. from :func:`dcgan.core.files.recorded_digest`), ``code``, and ``extra``
     such as the FID extractor): resuming is only valid when all of it matches. Checkpoints
     keep it, so a refused resume can say which keys changed."""
     flat = {f"train.{k}": list(v) if isinstance(v, tuple) else v for k, v in train_params.items()}
@@ -77,13 +77,13 @@ def save_checkpoint(folder: str | Path, step: int, state: dict[str, Any]) -> Pat
     """Write ckpt-<step>.pt atomically, then drop all but the newest KEEP checkpoints."""
     folder = Path(folder)
     path = folder / f"ckpt-{step:09d}.pt"
-    if faults.armed("kill_in_checkpoint", step):  # test seam: die with half a file written
+    if kill_points.armed("kill_in_checkpoint", step):  # test seam: die with half a file written
         def write(fh):
             buf = io.BytesIO()
             torch.save(state, buf)
             fh.write(buf.getvalue()[: len(buf.getvalue()) // 2])
             fh.flush()
-            faults.kill()
+            kill_points.kill()
         files.atomic_write(path, write)
     else:
         files.atomic_write(path, lambda fh: torch.save(state, fh))

@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from dcgan.base.errors import UserError
+from dcgan.core.errors import UserError
 
 
 @dataclass(frozen=True)

@@ -20,15 +20,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 
-from dcgan.base.seeding import generator_for
+from dcgan.core.seeding import generator_for
 from dcgan.networks.gan import sample_prior
-
-if TYPE_CHECKING:  # annotations only: settings imports the objective, which imports this module
-    from dcgan.training.settings import Setup
+from dcgan.training.distributed import DistEnv
 
 Key = tuple[str, int]
 """(purpose, discriminator index): e.g. ("diffaug", 0), ("gp", 1)."""
@@ -179,11 +176,11 @@ class DrawBank:
         return self.sources[key]
 
 
-def draw_noise(s: Setup, step: int, bs: int) -> torch.Tensor:
-    """This rank's noise for ``step``, on the CPU."""
-    return s.dist.shard(sample_prior(bs, s.cfg.latent_dim, s.cfg.prior, generator_for(s.seed, "z", step)))
+def draw_noise(seed: int, step: int, bs: int, latent_dim: int, prior: str, dist: DistEnv) -> torch.Tensor:
+    """This rank's noise for ``step`` (a global batch of ``bs``), on the CPU."""
+    return dist.shard(sample_prior(bs, latent_dim, prior, generator_for(seed, "z", step)))
 
 
-def draw_generators(s: Setup, step: int) -> Callable[[Key], torch.Generator]:
+def draw_generators(seed: int, step: int, dist: DistEnv) -> Callable[[Key], torch.Generator]:
     """The step's seeded generator per (purpose, discriminator); DiffAugment's per rank."""
-    return step_generators(s.seed, step, () if not s.dist.enabled else ("rank", s.dist.rank))
+    return step_generators(seed, step, () if not dist.enabled else ("rank", dist.rank))

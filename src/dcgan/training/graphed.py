@@ -36,7 +36,6 @@ from dcgan.training.draws import (
     Recorder,
     Schema,
     TapeDraws,
-    draw_generators,
     rehearse,
 )
 from dcgan.training.inputs import batch_of
@@ -105,7 +104,7 @@ class StaticStep:
         kind = self.kinds.get(key)
         if kind is None:  # the first of its kind: eager, recording what it draws
             calls: list[Call] = []
-            live = DrawBank.live(draw_generators(self.s, step), self.s.device)
+            live = DrawBank.live(self.s.generators(step), self.s.device)
             bank = DrawBank(lambda k: Recorder(live(*k), k, calls))
             row = self.step_fn(self.nets, self.objective, batch_of(self.s, raw, z.to(self.s.device), bank, step, bs))
             self.kinds[key] = self._allocate(Schema(tuple(calls)), raw, z)
@@ -141,7 +140,7 @@ class StaticStep:
         host_z = z.pin_memory() if pin else z
         host_f = torch.empty(kind.floats.shape, pin_memory=pin)
         host_i = torch.empty(kind.ints.shape, dtype=torch.long, pin_memory=pin)
-        rehearse(kind.schema, draw_generators(self.s, step), host_f, host_i)
+        rehearse(kind.schema, self.s.generators(step), host_f, host_i)
         kind.raw.copy_(raw, non_blocking=True)
         kind.z.copy_(host_z, non_blocking=True)
         kind.floats.copy_(host_f, non_blocking=True)

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import torch
 
-from dcgan.base.pixels import to_unit
+from dcgan.core.pixels import to_unit
 from dcgan.networks.gan import to_network
+from dcgan.training.batches import Batch
 from dcgan.training.draws import DrawBank
-from dcgan.training.objective import Batch
 from dcgan.training.settings import Setup
 
 

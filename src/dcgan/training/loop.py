@@ -25,9 +25,9 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from dcgan.base import faults
-from dcgan.base.progress import progress
-from dcgan.base.seeding import generator_for
+from dcgan.core import kill_points
+from dcgan.core.progress import progress
+from dcgan.core.seeding import generator_for
 from dcgan.data.store import NpyReader
 from dcgan.networks.gan import (
     Discriminator,
@@ -38,14 +38,14 @@ from dcgan.networks.gan import (
     sample_prior,
 )
 from dcgan.training import checkpoint as ckpt
-from dcgan.training.batches import FileSource, PrefetchSource, TensorSource, place_data
+from dcgan.training.batches import Batch, BatchSource, place_data
 from dcgan.training.distributed import SINGLE, DistEnv
-from dcgan.training.draws import DrawBank, draw_generators, draw_noise
+from dcgan.training.draws import DrawBank
 from dcgan.training.graphed import StaticStep
 from dcgan.training.guard import DivergenceGuard, RunningMeans, TrainingDiverged
 from dcgan.training.inputs import batch_of
 from dcgan.training.nets import Nets, Wrapped, build_nets, sampling_generator
-from dcgan.training.objective import Batch, GANObjective
+from dcgan.training.objective import GANObjective
 from dcgan.training.position import BestGenerator, Position
 from dcgan.training.resume import Fingerprint, restore, resume_point, snapshot
 from dcgan.training.schedule import batch_size_at, count_steps, images_before, lr_for
@@ -54,7 +54,6 @@ from dcgan.training.settings import Setup, TrainSettings
 __all__ = ["Callbacks", "TrainResult", "TrainingDiverged", "train", "train_step"]  # TrainingDiverged: raised here
 
 Log = Callable[[str], None]
-Source = TensorSource | FileSource | PrefetchSource
 LATEST: Any = "latest"
 """``train(start=LATEST)``: resume from the newest checkpoint of this run in ``ckpt_dir``, if any."""
 
@@ -115,15 +114,15 @@ def epoch_order(seed: int, epoch: int, n: int) -> torch.Tensor:
     return torch.randperm(n, generator=generator_for(seed, "order", epoch))
 
 
-def make_batch(s: Setup, data: Source, order: torch.Tensor, offset: int, step: int, bs: int) -> Batch:
+def make_batch(s: Setup, data: BatchSource, order: torch.Tensor, offset: int, step: int, bs: int) -> Batch:
     """This rank's slice of the step's real images (``data``: a :mod:`dcgan.training.batches`
     source) and noise."""
     if isinstance(data, torch.Tensor):  # Tensor.take would index the flattened tensor: refuse it
         raise TypeError("make_batch takes a batch source from dcgan.training.batches, not a tensor")
     idx = s.dist.shard(order[offset:offset + bs])  # this rank's slice of the global batch
     raw = data.take(idx).to(s.device, non_blocking=True)
-    draws = DrawBank.live(draw_generators(s, step), s.device)
-    return batch_of(s, raw, draw_noise(s, step, bs).to(s.device), draws, step, bs)
+    draws = DrawBank.live(s.generators(step), s.device)
+    return batch_of(s, raw, s.noise(step, bs).to(s.device), draws, step, bs)
 
 
 @contextmanager
@@ -199,13 +198,13 @@ class Loop:
     objective: GANObjective
     pos: Position
     best: BestGenerator
-    data: Source
+    data: BatchSource
     ckpt_dir: str | Path
     fingerprint: Fingerprint
     logger: MetricLogger
     means: RunningMeans
     guard: DivergenceGuard
-    bar: tqdm  # from dcgan.base.progress.progress
+    bar: tqdm  # from dcgan.core.progress.progress
     z_fixed: torch.Tensor
     fid_fn: Callable[[Generator], float] | None
     callbacks: Callbacks
@@ -253,14 +252,14 @@ class Loop:
         if self.static is None:
             return train_step(self.nets, self.objective, make_batch(s, self.data, order, pos.offset, pos.step, bs))
         raw = self.data.take(s.dist.shard(order[pos.offset:pos.offset + bs])).to(s.device, non_blocking=True)
-        return self.static(raw, draw_noise(s, pos.step, bs), pos.step, bs)
+        return self.static(raw, s.noise(pos.step, bs), pos.step, bs)
 
     def after_step(self, bs: int) -> None:
         """Per-step callbacks, then the periodic work: losses to the logger, a checkpoint."""
         t, step = self.s.settings, self.pos.step
         self.callbacks.after_step(step, self.nets.named())
-        if faults.armed("kill_after_step", step):
-            faults.kill()
+        if kill_points.armed("kill_after_step", step):
+            kill_points.kill()
         if step % t.log_every == 0:
             self.guard.check("log", self.nets, step)
             values = self.means.pop(self.s.dist)
@@ -307,7 +306,7 @@ class Loop:
                            nets.g.eval() if nets.ema is not None else None)
 
 
-def total_steps(t: TrainSettings, n: int, dist: DistEnv) -> int:
+def run_steps(t: TrainSettings, n: int, dist: DistEnv) -> int:
     """The run's total steps; refuses batch sizes that do not fit the data or the processes."""
     sizes = [t.batch_size, *[b for _, b in t.batch_schedule]]
     if n < max(sizes):
@@ -349,7 +348,7 @@ def train(
     slice of every batch and noise draw, G/D/E run under DDP, and only rank 0 logs, evaluates
     and writes checkpoints.
     """
-    n_steps = total_steps(settings, len(images), dist)
+    n_steps = run_steps(settings, len(images), dist)
     logger, log = (logger or NullLogger(), log) if dist.is_main else (NullLogger(), lambda m: None)
     s = Setup(settings, cfg, seed, device, dist)
     if device.type == "cuda":

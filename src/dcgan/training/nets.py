@@ -9,8 +9,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from dcgan.base.errors import UserError
-from dcgan.base.seeding import derive_seed, generator_for
+from dcgan.core.errors import UserError
+from dcgan.core.seeding import derive_seed, generator_for
 from dcgan.networks.gan import (
     Discriminator,
     Encoder,

@@ -20,9 +20,8 @@ import torch
 from torch import nn
 
 from dcgan.training import losses
-from dcgan.training.diffaug import diff_augment
+from dcgan.training.batches import Batch
 from dcgan.training.distributed import DistEnv
-from dcgan.training.draws import DrawBank
 
 
 @dataclass(frozen=True)
@@ -40,25 +39,6 @@ class ObjectiveSpec:
     latent_cycle_weight: float
     d_aggregate: str
     d_temperature: float
-
-
-@dataclass
-class Batch:
-    """One step's inputs: this rank's real images in the network space ([-1, 1], or
-    standardised) and noise, and the step's random draws (DiffAugment and WGAN-GP, one source
-    per discriminator, each drawn from in a fixed order)."""
-
-    step: int
-    size: int
-    """The global batch size (this rank holds size / world_size of it)."""
-    real: torch.Tensor
-    z: torch.Tensor
-    draws: DrawBank
-    policies: tuple[str, ...]
-
-    def augment(self, x: torch.Tensor, k: int = 0) -> torch.Tensor:
-        """DiffAugment with discriminator k's draws, or the identity when train.diffaug is empty."""
-        return diff_augment(x, self.policies, self.draws("diffaug", k)) if self.policies else x
 
 
 @dataclass

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from dcgan.base.errors import UserError
+from dcgan.core.errors import UserError
 from dcgan.training import checkpoint as ckpt
 from dcgan.training.distributed import DistEnv
 from dcgan.training.nets import Nets

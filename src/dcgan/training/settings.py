@@ -4,14 +4,16 @@ train section, with ``batch_size`` and ``precision`` already resolved) and its f
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 import torch
 
-from dcgan.base.errors import UserError
+from dcgan.core.errors import UserError
 from dcgan.networks.gan import GANConfig
 from dcgan.training.distributed import DistEnv
+from dcgan.training.draws import Key, draw_generators, draw_noise
 from dcgan.training.objective import ObjectiveSpec
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
@@ -53,7 +55,7 @@ class TrainSettings:
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {', '.join(PRECISIONS)} (resolve 'auto' first, "
-                             f"with dcgan.base.devices.resolve_precision), got {self.precision!r}")
+                             f"with dcgan.core.devices.resolve_precision), got {self.precision!r}")
         if self.compile == "auto":
             raise ValueError("compile must be resolved before training (resolve 'auto' first, with "
                              "dcgan.training.graphed.resolve_compile)")
@@ -88,6 +90,16 @@ class Setup:
     @property
     def memory_format(self) -> torch.memory_format:
         return torch.channels_last if self.settings.channels_last else torch.contiguous_format
+
+    def noise(self, step: int, bs: int) -> torch.Tensor:
+        """This rank's noise for ``step`` (a global batch of ``bs``), on the CPU
+        (:func:`dcgan.training.draws.draw_noise`)."""
+        return draw_noise(self.seed, step, bs, self.cfg.latent_dim, self.cfg.prior, self.dist)
+
+    def generators(self, step: int) -> Callable[[Key], torch.Generator]:
+        """The step's seeded generator per (purpose, discriminator)
+        (:func:`dcgan.training.draws.draw_generators`)."""
+        return draw_generators(self.seed, step, self.dist)
 
     def autocast(self) -> AbstractContextManager:
         """Forward passes in reduced precision; losses and penalties are computed outside, in fp32."""

@@ -122,7 +122,7 @@ class TrainParams(Section):
     precision: Literal["auto", "fp32", "bf16", "fp16"]
     """Forward/backward under autocast: fp32 (off), bf16, or fp16 (CUDA, with loss scaling);
     auto: bf16 where the hardware runs it fast (CUDA compute capability >= 8.0, CPUs with
-    AVX-512 BF16/AMX), else fp32 (:func:`dcgan.base.devices.resolve_precision`). Losses, penalties,
+    AVX-512 BF16/AMX), else fp32 (:func:`dcgan.core.devices.resolve_precision`). Losses, penalties,
     BatchNorm statistics and optimizer state stay fp32."""
     channels_last: Bool
     """NHWC memory format for the networks and batches (faster convolutions on most GPUs)."""

@@ -26,7 +26,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictB
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
-from dcgan.base.errors import ConfigError
+from dcgan.core.errors import ConfigError
 
 T = TypeVar("T")
 

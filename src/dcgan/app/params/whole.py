@@ -16,7 +16,7 @@ from dcgan.app.params.prepare import PrepareParams
 from dcgan.app.params.sample import SampleParams
 from dcgan.app.params.train import TrainParams
 from dcgan.app.params.typed import parse_sections, read_yaml
-from dcgan.base.errors import ConfigError
+from dcgan.core.errors import ConfigError
 
 SECTIONS: dict[str, type] = {cls.SECTION: cls for cls in (
     BaseParams, PrepareParams, AugmentParams, EvaluatorParams, TrainParams, SampleParams, EvaluateParams)}

@@ -21,10 +21,11 @@ The names below are the flow's API.
 from dcgan.app.retrain.constants import (
     ARTIFACT,
     DEFAULT_STAGE,
-    FEATURES_FILE,
+    FEATURES,
     LOCK_FILE,
-    METRICS_FILE,
-    SAMPLES_FILE,
+    METRICS,
+    RETRAIN_REPORTS,
+    SAMPLE_GRID,
 )
 from dcgan.app.retrain.experiment import (
     check_inputs,
@@ -66,6 +67,6 @@ from dcgan.app.retrain.shell import (
     tool_env,
     use_branch,
 )
-from dcgan.base.errors import UserError
+from dcgan.core.errors import UserError
 
-__all__ = ["ALPHA", "ARTIFACT", "ChampionScore", "Comparison", "Unscorable", "not_compared", "score_champion", "FEATURES_FILE", "PairedGain", "paired_fid_gain", "protocol_mismatch", "DEFAULT_STAGE", "ExperimentTimeout", "LOCK_FILE", "METRICS_FILE", "Promotion", "SAMPLES_FILE", "StageFailed", "UserError", "WorkspaceBusy", "check", "check_inputs", "decide", "default_name", "diff_markdown", "experiment_rev", "export_files", "failure_message", "features_match", "git_out", "git_remote", "guardrails", "metrics_diff", "own_folder", "promote", "push", "remote_configured", "run_experiment", "run_logged", "stage_tag", "tool_env", "use_branch", "workspace_lock"]
+__all__ = ["ALPHA", "ARTIFACT", "ChampionScore", "Comparison", "Unscorable", "not_compared", "score_champion", "FEATURES", "PairedGain", "paired_fid_gain", "protocol_mismatch", "DEFAULT_STAGE", "ExperimentTimeout", "LOCK_FILE", "METRICS", "Promotion", "RETRAIN_REPORTS", "SAMPLE_GRID", "StageFailed", "UserError", "WorkspaceBusy", "check", "check_inputs", "decide", "default_name", "diff_markdown", "experiment_rev", "export_files", "failure_message", "features_match", "git_out", "git_remote", "guardrails", "metrics_diff", "own_folder", "promote", "push", "remote_configured", "run_experiment", "run_logged", "stage_tag", "tool_env", "use_branch", "workspace_lock"]

@@ -1,12 +1,19 @@
-"""Where the retraining flow reads and what it versions."""
+"""What the retraining flow versions, and its lock (the pipeline's paths: :mod:`dcgan.app.paths`)."""
 
-METRICS_FILE = "reports/metrics.json"
-SAMPLES_FILE = "reports/samples.png"
+from dcgan.app.paths import (
+           EVALUATOR,
+           FEATURES,
+           METRICS,
+           MODELS,
+           PREPARED,
+           RETRAIN_REPORTS,
+           SAMPLE_GRID,
+           SAMPLES_INFO,
+)
+
+__all__ = ["ARTIFACT", "DEFAULT_STAGE", "LOCK_FILE", "EVALUATOR", "FEATURES", "METRICS", "MODELS", "PREPARED",
+           "RETRAIN_REPORTS", "SAMPLE_GRID", "SAMPLES_INFO"]
+
 ARTIFACT = "generator"  # dvc.yaml `artifacts:` (models/gan), the GTO artifact a promotion versions
 DEFAULT_STAGE = "prod"
 LOCK_FILE = ".dvc/tmp/retrain.lock"
-FEATURES_FILE = "data/evaluated/features.npy"  # the evaluate stage's generated features (the paired test)
-SAMPLES_INFO = "data/samples/samples.json"  # which generator, DRS, the latents (the sample stage)
-EVALUATOR = "models/evaluator"  # the extractor and reference statistics (the evaluator stage)
-PREPARED = "data/prepared"  # the prepared images (the prepare stage)
-MODELS = "models/gan"  # the generator's folder (the train stage; the artifact's path)

@@ -8,7 +8,7 @@ import re
 from datetime import UTC, datetime
 from pathlib import Path
 
-from dcgan.app.retrain.constants import DEFAULT_STAGE, METRICS_FILE
+from dcgan.app.retrain.constants import DEFAULT_STAGE, METRICS
 from dcgan.app.retrain.gate import ALPHA, is_number
 from dcgan.app.retrain.shell import (
     Log,
@@ -18,7 +18,7 @@ from dcgan.app.retrain.shell import (
     failure_message,
     git_out,
 )
-from dcgan.base.errors import UserError
+from dcgan.core.errors import UserError
 from dcgan.metrics import registry
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,80}$")
@@ -93,7 +93,7 @@ def metrics_diff(cwd: Path, rev: str) -> dict[str, dict[str, object]]:
     """
     raw = dvc_json(["metrics", "diff", "--all", rev], cwd) or {}
     out = {}
-    for key, row in (raw.get(METRICS_FILE) or {}).items():
+    for key, row in (raw.get(METRICS) or {}).items():
         old, new = row.get("new"), row.get("old")
         diff = new - old if is_number(old) and is_number(new) else None
         out[key] = {"old": old, "new": new, "diff": diff}

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from dcgan.app.retrain.constants import LOCK_FILE
 from dcgan.app.retrain.shell import Log
-from dcgan.base.errors import UserError
+from dcgan.core.errors import UserError
 
 
 class WorkspaceBusy(UserError):

@@ -10,8 +10,8 @@ from pathlib import Path
 from dcgan.app.retrain.constants import ARTIFACT, DEFAULT_STAGE
 from dcgan.app.retrain.gate import Comparison
 from dcgan.app.retrain.shell import Log, check, git_out, git_remote, remote_configured
-from dcgan.base import files
-from dcgan.base.errors import UserError
+from dcgan.core import files
+from dcgan.core.errors import UserError
 
 
 def export_files(cwd: Path, rev: str, paths: list[str], dest: Path) -> None:

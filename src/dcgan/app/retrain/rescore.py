@@ -26,8 +26,8 @@ import yaml
 
 from dcgan.app.retrain.constants import (
     EVALUATOR,
-    FEATURES_FILE,
-    METRICS_FILE,
+    FEATURES,
+    METRICS,
     MODELS,
     PREPARED,
     SAMPLES_INFO,
@@ -36,8 +36,8 @@ from dcgan.app.retrain.gate import PairedGain, is_number
 from dcgan.app.retrain.paired import features_match, fid_of, paired_fid_gain
 from dcgan.app.retrain.promotion import export_files
 from dcgan.app.retrain.shell import Log, failure_message, git_out, run_logged
-from dcgan.base import files
-from dcgan.base.errors import UserError
+from dcgan.core import files
+from dcgan.core.errors import UserError
 
 MODEL_SAMPLE_KEYS = ("generator", "drs", "drs_burnin", "drs_percentile")
 """``sample`` keys that describe how a model is sampled: the champion keeps its own."""
@@ -131,7 +131,7 @@ def score_champion(root: Path, rev: str, tag: str, out: Path, log: Log, margin: 
         except Exception as exc:  # noqa: BLE001 (a DVC or git error: say which model, and why)
             raise Unscorable(f"the champion {tag} ({commit[:12]}): its {MODELS} cannot be fetched ({exc})") from None
         try:
-            export_files(root, rev, [EVALUATOR, PREPARED, SAMPLES_INFO, FEATURES_FILE, METRICS_FILE], work / "candidate")
+            export_files(root, rev, [EVALUATOR, PREPARED, SAMPLES_INFO, FEATURES, METRICS], work / "candidate")
         except Exception as exc:  # noqa: BLE001
             raise Unscorable(f"the candidate ({rev[:12]}) lacks what scoring needs ({exc})") from None
         cand = work / "candidate"
@@ -160,7 +160,7 @@ def score_champion(root: Path, rev: str, tag: str, out: Path, log: Log, margin: 
         if not (is_number(new.get("fid")) and is_number(old.get("fid")) and math.isfinite(old["fid"])):
             pass  # no FID on one side: the gate says so (a FID gate), or gates another metric
         elif not features_match(cand_features, new["fid"], reference, new.get("protocol.n_samples")):
-            log(f"paired test skipped: the candidate's {FEATURES_FILE} gives FID "
+            log(f"paired test skipped: the candidate's {FEATURES} gives FID "
                 f"{fid_of(cand_features[:new.get('protocol.n_samples') or None], reference):.6g}, not its "
                 f"metrics.json's {new['fid']!r}: they are not from the same evaluate run")
         else:

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from dcgan.base.errors import UserError
+from dcgan.core.errors import UserError
 
 Log = Callable[[str], None]
 

@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable
 
 from dcgan.app.params.typed import Sections, load_sections
-from dcgan.base.errors import UserError
+from dcgan.core.errors import UserError
 
 
 def parser(description: str) -> argparse.ArgumentParser:

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan.app import paths
 from dcgan.app.params.augment import AugmentParams
 from dcgan.app.params.typed import pick
 from dcgan.app.stages._common import log, params_from, parser, run
-from dcgan.base import files
-from dcgan.base.images import save_grid
-from dcgan.base.progress import progress
+from dcgan.core import files
+from dcgan.core.images import save_grid
+from dcgan.core.progress import progress
 from dcgan.data import arrays
 from dcgan.data.augment import Augmentation, augmented_chunks
 from dcgan.data.store import NpyWriter
@@ -21,8 +22,8 @@ from dcgan.data.store import NpyWriter
 
 def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
-    ap.add_argument("--data", default="data/prepared", help="prepare's output folder")
-    ap.add_argument("--out", default="data/augmented", help="output folder")
+    ap.add_argument("--data", default=paths.PREPARED, help="prepare's output folder")
+    ap.add_argument("--out", default=paths.AUGMENTED, help="output folder")
     args = ap.parse_args(argv)
     params = params_from(args, AugmentParams)
     src, out = Path(args.data), Path(args.out)

@@ -12,16 +12,17 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan.app import paths
 from dcgan.app.params.base import BaseParams
 from dcgan.app.params.evaluate import EvaluateParams
 from dcgan.app.params.evaluator import EvaluatorParams
 from dcgan.app.params.typed import pick
 from dcgan.app.stages._common import log, params_from, parser, run
-from dcgan.base import files
-from dcgan.base.code import modules_digest
-from dcgan.base.devices import pick_device
-from dcgan.base.images import save_grid
-from dcgan.base.seeding import derive_seed
+from dcgan.core import files
+from dcgan.core.code import modules_digest
+from dcgan.core.devices import pick_device
+from dcgan.core.images import save_grid
+from dcgan.core.seeding import derive_seed
 from dcgan.data import arrays
 from dcgan.metrics.copies import closest_pairs
 from dcgan.metrics.reconstruction import (
@@ -116,15 +117,15 @@ def copies_grid(path: str, gen: np.ndarray, samples, data: Path, ref_meta: dict,
 
 def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
-    ap.add_argument("--samples", default="data/samples/samples.npy", help="sample's output")
-    ap.add_argument("--data", default="data/prepared", help="prepare's output folder (train + holdout)")
-    ap.add_argument("--evaluator", default="models/evaluator", help="evaluator's output folder")
-    ap.add_argument("--models", default="models/gan", help="train's output folder (for reconstruction)")
-    ap.add_argument("--out", default="reports/metrics.json", help="metrics file")
-    ap.add_argument("--recon-grid", default="reports/reconstructions.png", help="reals vs reconstructions")
-    ap.add_argument("--copies-grid", default="reports/copies.png",
+    ap.add_argument("--samples", default=paths.SAMPLES, help="sample's output")
+    ap.add_argument("--data", default=paths.PREPARED, help="prepare's output folder (train + holdout)")
+    ap.add_argument("--evaluator", default=paths.EVALUATOR, help="evaluator's output folder")
+    ap.add_argument("--models", default=paths.MODELS, help="train's output folder (for reconstruction)")
+    ap.add_argument("--out", default=paths.METRICS, help="metrics file")
+    ap.add_argument("--recon-grid", default=paths.RECON_GRID, help="reals vs reconstructions")
+    ap.add_argument("--copies-grid", default=paths.COPIES_GRID,
                     help="the generated images closest to a training image, above those images")
-    ap.add_argument("--features", default="data/evaluated/features.npy",
+    ap.add_argument("--features", default=paths.FEATURES,
                     help="the scored images' features (the promotion gate's paired test)")
     args = ap.parse_args(argv)
     params = params_from(args, BaseParams, EvaluatorParams, EvaluateParams)

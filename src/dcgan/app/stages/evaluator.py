@@ -13,11 +13,12 @@ from pathlib import Path
 
 import numpy as np
 
+from dcgan.app import paths
 from dcgan.app.params.evaluator import EvaluatorParams
 from dcgan.app.stages._common import log, params_from, parser, run
-from dcgan.base import files
-from dcgan.base.devices import pick_device
-from dcgan.base.errors import UserError
+from dcgan.core import files
+from dcgan.core.devices import pick_device
+from dcgan.core.errors import UserError
 from dcgan.data import arrays
 from dcgan.metrics.classifier import ClassifierConfig, accuracy, save_classifier, train_classifier
 from dcgan.metrics.reference import make_extractor, write_reference
@@ -25,8 +26,8 @@ from dcgan.metrics.reference import make_extractor, write_reference
 
 def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
-    ap.add_argument("--data", default="data/prepared", help="prepare's output folder")
-    ap.add_argument("--out", default="models/evaluator", help="output folder")
+    ap.add_argument("--data", default=paths.PREPARED, help="prepare's output folder")
+    ap.add_argument("--out", default=paths.EVALUATOR, help="output folder")
     args = ap.parse_args(argv)
     params = params_from(args, EvaluatorParams)
     p = params.evaluator

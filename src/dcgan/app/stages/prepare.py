@@ -6,11 +6,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from dcgan.app import paths
 from dcgan.app.params.prepare import PrepareParams
 from dcgan.app.params.typed import pick
 from dcgan.app.stages._common import log, params_from, parser, run
-from dcgan.base import files
-from dcgan.base.images import save_grid
+from dcgan.core import files
+from dcgan.core.images import save_grid
 from dcgan.data.arrays import open_images
 from dcgan.data.loaders import Source, open_dataset, options_type
 from dcgan.data.prepare import prepare_dataset, resolve_workers
@@ -18,7 +19,7 @@ from dcgan.data.prepare import prepare_dataset, resolve_workers
 
 def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
-    ap.add_argument("--out", default="data/prepared", help="output folder")
+    ap.add_argument("--out", default=paths.PREPARED, help="output folder")
     args = ap.parse_args(argv)
     params = params_from(args, PrepareParams)
     p = params.prepare

@@ -5,19 +5,20 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from dcgan.app import paths
 from dcgan.app.params.whole import load_params
 from dcgan.app.report_md import plot_curves, read_curves, render
 from dcgan.app.stages._common import log, parser, run
-from dcgan.base import files
+from dcgan.core import files
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
-    ap.add_argument("--metrics", default="reports/metrics.json", help="evaluate's output")
-    ap.add_argument("--data", default="data/prepared", help="prepare's output (meta.json)")
-    ap.add_argument("--models", default="models/gan", help="train's output (model.json)")
-    ap.add_argument("--live", default="dvclive", help="train's dvclive folder")
-    ap.add_argument("--out", default="reports/report.md", help="report file; figures go beside it")
+    ap.add_argument("--metrics", default=paths.METRICS, help="evaluate's output")
+    ap.add_argument("--data", default=paths.PREPARED, help="prepare's output (meta.json)")
+    ap.add_argument("--models", default=paths.MODELS, help="train's output (model.json)")
+    ap.add_argument("--live", default=paths.LIVE, help="train's dvclive folder")
+    ap.add_argument("--out", default=paths.REPORT, help="report file; figures go beside it")
     args = ap.parse_args(argv)
     params = load_params(args.params)
     out = Path(args.out)

@@ -10,16 +10,17 @@ from pathlib import Path
 import torch
 from dvclive import Live
 
+from dcgan.app import paths
 from dcgan.app.params.base import BaseParams
 from dcgan.app.params.evaluator import EvaluatorParams
 from dcgan.app.params.prepare import PrepareParams
 from dcgan.app.params.train import TrainParams
 from dcgan.app.recipe import plan_run
 from dcgan.app.stages._common import log, params_from, parser, run
-from dcgan.base import files
-from dcgan.base.devices import pick_device
-from dcgan.base.errors import UserError
-from dcgan.base.images import grid_image
+from dcgan.core import files
+from dcgan.core.devices import pick_device
+from dcgan.core.errors import UserError
+from dcgan.core.images import grid_image
 from dcgan.data import arrays
 from dcgan.metrics.late_fall import LATE_FALL
 from dcgan.metrics.reference import load_reference
@@ -78,13 +79,13 @@ def dataset_stats(prepared: str | Path, normalize: str) -> tuple[list[float], li
 
 def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
-    ap.add_argument("--data", default="data/augmented/train.npy", help="training images (uint8 NCHW .npy)")
-    ap.add_argument("--out", default="models/gan", help="folder for generator/discriminator/model.json")
-    ap.add_argument("--checkpoints", default="checkpoints/train", help="resumable checkpoints (persist)")
-    ap.add_argument("--live", default="dvclive", help="dvclive folder (metrics, plots, images)")
-    ap.add_argument("--evaluator", default="models/evaluator",
+    ap.add_argument("--data", default=paths.TRAIN_IMAGES, help="training images (uint8 NCHW .npy)")
+    ap.add_argument("--out", default=paths.MODELS, help="folder for generator/discriminator/model.json")
+    ap.add_argument("--checkpoints", default=paths.CHECKPOINTS, help="resumable checkpoints (persist)")
+    ap.add_argument("--live", default=paths.LIVE, help="dvclive folder (metrics, plots, images)")
+    ap.add_argument("--evaluator", default=paths.EVALUATOR,
                     help="evaluator's output (feature extractor + reference features) for in-training FID")
-    ap.add_argument("--prepared", default="data/prepared", help="prepare's output (to check the reference)")
+    ap.add_argument("--prepared", default=paths.PREPARED, help="prepare's output (to check the reference)")
     args = ap.parse_args(argv)
     params = params_from(args, BaseParams, PrepareParams, EvaluatorParams, TrainParams)
     p = params.train

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import sys
 
+from dcgan.app import paths
 from dcgan.app.params.whole import load_params
 from dcgan.app.stages._common import log, parser, run
-from dcgan.base import files
+from dcgan.core import files
 from dcgan.data.loaders import check_name
 
 STAMP = "params.yaml validated\n"  # constant: must not change when a valid value changes
@@ -21,7 +22,7 @@ STAMP = "params.yaml validated\n"  # constant: must not change when a valid valu
 
 def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
-    ap.add_argument("--out", default="data/params.ok", help="stamp written when params are valid")
+    ap.add_argument("--out", default=paths.PARAMS_OK, help="stamp written when params are valid")
     args = ap.parse_args(argv)
     params = load_params(args.params)  # raises ConfigError naming the key, the expected and the given value
     check_name(params.prepare.dataset)  # the loader registry holds the dataset names

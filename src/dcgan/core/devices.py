@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from dcgan.base.errors import UserError
+from dcgan.core.errors import UserError
 
 
 def pick_device(name: str) -> torch.device:

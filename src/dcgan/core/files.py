@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from dcgan.base.errors import UserError
+from dcgan.core.errors import UserError
 
 # torch and safetensors load only where weights are saved or loaded, so that the stages that
 # never touch weights (validate, report) do not pay for importing them

@@ -11,8 +11,8 @@ import torch
 from PIL import Image
 from torchvision.utils import make_grid
 
-from dcgan.base import files
-from dcgan.base.pixels import to_uint8
+from dcgan.core import files
+from dcgan.core.pixels import to_uint8
 
 
 def grid_image(images: np.ndarray | torch.Tensor, nrow: int | None = None, pad: int = 2) -> Image.Image:
