@@ -36,3 +36,12 @@ def test_the_link_check_can_fail(tmp_path):
     page.write_text("[ok](x.md) [gone](nope.md) [web](https://example.com) `[code](no.md)`\n"
                     "```\n[block](no.md)\n```\n")
     assert relative_links(page) == ["x.md", "nope.md"]
+
+
+def test_docs_metrics_explains_every_key_the_registry_writes():
+    """docs/extending.md's metric recipe: a new key without a row in docs/metrics.md fails here."""
+    from dcgan.metrics.registry import ALL_KEYS
+
+    doc = (REPO / "docs" / "metrics.md").read_text()
+    missing = [k.key for k in ALL_KEYS if f"`{k.key}`" not in doc]
+    assert not missing, f"docs/metrics.md has no row for {missing}"
