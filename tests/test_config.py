@@ -31,7 +31,7 @@ def test_params_are_frozen():
         ("base", "device", "tpu", "base.device must be one of auto, cpu, cuda, mps, got 'tpu'"),
         ("augment", "hflip", "yes", "augment.hflip must be true or false, got 'yes'"),
         ("evaluator", "extractor", "vgg", "evaluator.extractor must be one of classifier, inception, got 'vgg'"),
-        ("evaluate", "metrics", ["fid", "lpips"], "evaluate.metrics[1] must be one of fid, is, kid, pr, copies, got 'lpips'"),
+        ("evaluate", "metrics", ["fid", "lpips"], "evaluate.metrics[1] must be one of fid, is, kid, pr, copies"),
         ("evaluate", "metrics", [], "evaluate.metrics must be a non-empty list, got []"),
         ("evaluate", "metrics", ["fid", "fid"], "evaluate.metrics must not repeat a metric"),
         ("sample", "generator", "first", "sample.generator must be one of auto, best, last, got 'first'"),

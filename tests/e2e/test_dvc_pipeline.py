@@ -7,8 +7,9 @@ import pytest
 import yaml
 
 from dcgan.core import files
+from tests.conftest import REPO
 
-STAGES = ["validate", "prepare", "augment", "evaluator", "train", "sample", "evaluate", "report"]
+STAGES = list(yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"])  # every stage dvc.yaml declares
 
 pytestmark = pytest.mark.slow
 
