@@ -355,3 +355,11 @@ def test_in_training_fid_refuses_a_reference_made_by_another_extractor(tmp_path)
                                         r"classifier-ms:\w+; rerun the evaluator stage"):
         make_fid_fn(str(tmp_path / "ev"), str(tmp_path), extractor="classifier", inception_weights="",
                     batch_size=8, samples=8, seed=0, device=torch.device("cpu"))
+
+
+def test_auto_workers_decode_a_small_set_in_this_process():
+    from dcgan.data.prepare import SMALL_SET, resolve_workers
+
+    assert resolve_workers("auto", SMALL_SET - 1) == 1  # spawning a worker costs more than the set
+    assert resolve_workers("auto", SMALL_SET) == resolve_workers("auto") >= 1
+    assert resolve_workers(3, 10) == 3  # a count the user gave is kept

@@ -35,9 +35,17 @@ from dcgan.data.shaping import fitted_chunks
 from dcgan.data.store import DISK_FULL, NpyReader, NpyWriter, disk_full, rows_per_chunk
 
 
-def resolve_workers(workers: int | str) -> int:
-    """``prepare.workers``: ``auto`` = the CPUs this process may run on."""
+SMALL_SET = 2000
+"""Below this many images, ``auto`` decodes in this process: starting a worker (a fresh Python
+that imports torch) costs about 2 s, more than a small set takes to decode."""
+
+
+def resolve_workers(workers: int | str, n_images: int | None = None) -> int:
+    """``prepare.workers``: ``auto`` = the CPUs this process may run on, or one (this process)
+    for fewer than :data:`SMALL_SET` images. The output is the same for any count."""
     if workers == "auto":
+        if n_images is not None and n_images < SMALL_SET:
+            return 1
         return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
     return max(1, int(workers))
 

@@ -42,7 +42,8 @@ class PrepareParams(Section):
                                        "must be a name like bedroom_train (lowercase, digits, _)")]
     """With dataset lsun: the LMDB export read, root/<lsun_category>_lmdb (e.g. bedroom_train)."""
     workers: Annotated[Int, at_least(1, " or auto")] | Literal["auto"]
-    """Processes decoding image files or records (auto = the CPU count); the output is the same
+    """Processes decoding image files or records (auto = the CPU count, or this process alone
+    below 2,000 images, where starting workers costs more than it saves); the output is the same
     for any count."""
 
     def check(self, s: str) -> None:

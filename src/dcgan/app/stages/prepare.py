@@ -25,7 +25,7 @@ def main(argv: list[str] | None = None) -> None:
     p = params.prepare
     # the loader's own prepare.* keys, by the names its options dataclass declares
     raw = open_dataset(p.dataset, Source(Path(p.root), p.download, p.max_images), pick(options_type(p.dataset), p))
-    workers = resolve_workers(p.workers)
+    workers = resolve_workers(p.workers, len(raw.images))
     out = Path(args.out)
     with files.staged_dir(out) as tmp:
         res = prepare_dataset(raw, p.channels, p.image_size, p.holdout_fraction, p.split_seed, tmp,
