@@ -34,7 +34,6 @@ from dcgan.data.encoded import RawDataset
 from dcgan.data.shaping import fitted_chunks
 from dcgan.data.store import DISK_FULL, NpyReader, NpyWriter, disk_full, rows_per_chunk
 
-
 SMALL_SET = 2000
 """Below this many images, ``auto`` decodes in this process: starting a worker (a fresh Python
 that imports torch) costs about 2 s, more than a small set takes to decode."""
