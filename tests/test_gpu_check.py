@@ -166,3 +166,81 @@ def test_the_wheels_named_for_the_gpu_machine_are_the_locked_versions():
     assert {"dvc", "dvclive", "prefect", "gto"} <= set(wheels)
     assert all(lock[k] == v for k, v in wheels.items()), {k: (v, lock.get(k)) for k, v in wheels.items() if lock.get(k) != v}
     assert not set(wheels) & image
+
+
+CARRIED = ("pydantic", "pydantic_core", "annotated_types", "typing_inspection", "typing_extensions")
+"""What gpu_check.sh installs into a folder of its own (``pip install --target``) on the GPU machine."""
+
+
+def gpu_image_python(tmp_path):
+    """A Python that sees what the GPU machine's python3 sees: a venv without pip whose
+    sitecustomize hides every installed package the GPU image lacks
+    (benchmarks/gpu_image_packages.txt), beside this venv's site-packages (a .pth file), and the
+    carried packages copied into a folder of their own, as gpu_check.sh's ``pip install --target``
+    leaves them: a carried package is found only where PYTHONPATH says. Returns (python, that folder)."""
+    import importlib.metadata as md
+    import shutil
+    from pathlib import Path
+
+    import pydantic
+
+    norm = lambda n: n.lower().replace("_", "-")  # noqa: E731
+    image = {norm(line.strip()) for line in (REPO / "benchmarks/gpu_image_packages.txt").read_text().splitlines()
+             if line.strip() and not line.startswith("#")}
+    hidden = {name for name in CARRIED if norm(name) not in image}  # typing_extensions is on the image
+    for d in md.distributions():
+        if norm(d.metadata["Name"]) in image | {"dcgan"}:
+            continue
+        for f in d.files or []:
+            top = f.parts[0]
+            if top.endswith(".py"):
+                hidden.add(top[:-3])
+            elif len(f.parts) > 1 and not top.endswith((".dist-info", ".data")) and top != "..":
+                hidden.add(top)
+    hidden -= {"tests", "benchmarks", "__pycache__", "bin", "share", "include", "lib"}
+    venv, carried = tmp_path / "gpu-image", tmp_path / "dcgan-site"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    site = next((venv / "lib").glob("python*/site-packages"))
+    ours = Path(pydantic.__file__).parents[1]
+    # a .pth file's import line runs at every start of this Python (a sitecustomize may be shadowed
+    # by the system's own): this venv's packages are visible, then filtered by _gpu_image
+    (site / "image.pth").write_text(f"{ours}\nimport _gpu_image\n")
+    carried.mkdir()
+    for name in CARRIED:
+        src = ours / name if (ours / name).is_dir() else ours / f"{name}.py"
+        (shutil.copytree if src.is_dir() else shutil.copy)(src, carried / src.name)
+    (site / "_gpu_image.py").write_text(textwrap.dedent(f"""
+        import importlib.abc, importlib.machinery, sys
+        HIDDEN, OURS = {sorted(hidden)!r}, {str(ours)!r}
+        class Image(importlib.abc.MetaPathFinder):
+            def find_spec(self, name, path, target=None):
+                if "." in name or name not in HIDDEN:
+                    return None
+                # found anywhere on the path but in this venv (e.g. the carried folder, when
+                # PYTHONPATH names it), or nowhere
+                spec = importlib.machinery.PathFinder.find_spec(name, [p for p in sys.path if p != OURS])
+                if spec is None:
+                    raise ModuleNotFoundError(f"{{name}} is not on the GPU image", name=name)
+                return spec
+        sys.meta_path.insert(0, Image())
+    """))
+    return venv / "bin" / "python", carried
+
+
+def test_the_cuda_tests_child_processes_import_the_app_as_on_the_gpu_machine(tmp_path):
+    """Issue 40: tests/test_graphed_cuda.py's child processes replaced PYTHONPATH, dropping the
+    folder gpu_check.sh installs pydantic into. Here, on a Python that sees only the GPU image and
+    that folder, the dry run of the child-process path passes, and a child started the old way
+    cannot import the application."""
+    python, carried = gpu_image_python(tmp_path)
+    path = os.pathsep.join([str(REPO / "src"), str(REPO), str(carried)])  # as gpu_check.sh exports it
+    env = {**os.environ, "PYTHONPATH": path, "DCGAN_CUDA_TESTS_DEVICE": "cpu",
+           "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}  # this venv's plugins are not the image's
+    old_way = {**env, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
+    lost = subprocess.run([str(python), "-c", "import dcgan.app.recipe"], cwd=REPO, env=old_way,
+                          capture_output=True, text=True, timeout=120)
+    assert lost.returncode != 0 and "pydantic is not on the GPU image" in lost.stderr, lost.stderr[-1000:]
+    done = subprocess.run([str(python), "-m", "pytest", "-q", "-m", "cuda", "-k", "child_process", "-p",
+                           "no:cacheprovider", "tests/test_graphed_cuda.py"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]

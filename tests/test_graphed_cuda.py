@@ -46,6 +46,38 @@ OVER = {"diffaug": ("color", "translation", "cutout"), "gp_lambda": 1.0, "r1_gam
 SCHEDULE = {**OVER, "batch_schedule": ((0, 16), (6, 32)), "lr_scaling": "sqrt"}
 
 
+def child_env() -> dict[str, str]:
+    """The environment of a child Python these tests start: this process's, with src/ and the repo
+    put in front of PYTHONPATH, never in place of it (on the GPU machine PYTHONPATH also holds the
+    folder where gpu_check.sh installed pydantic)."""
+    from tests.conftest import REPO
+
+    keep = os.environ.get("PYTHONPATH", "")
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO), *([keep] if keep else [])])}
+
+
+def run_in_child(code: str, timeout: float = 300):
+    """``python -c code`` in a child process started as these tests start one (:func:`child_env`)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    return subprocess.run([sys.executable, "-c", code], cwd=REPO, env=child_env(), capture_output=True, text=True,
+                          timeout=timeout)
+
+
+def test_a_child_process_imports_what_this_one_does():
+    """The child processes of the capture test import the application (pydantic, on the GPU
+    machine from gpu_check.sh's folder) as this process does; runs in the dry run too, where
+    tests/test_gpu_check.py hides every package the GPU image lacks."""
+    done = run_in_child("import dcgan.app.recipe, pydantic; print('ok', pydantic.__file__)", timeout=120)
+    assert done.returncode == 0 and done.stdout.startswith("ok"), done.stderr[-2000:]
+    import pydantic
+
+    assert done.stdout.split()[1] == pydantic.__file__  # the same pydantic, from the same place
+
+
 def record(check: str, **numbers) -> None:
     path = os.environ.get("DCGAN_GPU_RECORD")
     if path:
@@ -251,18 +283,12 @@ def test_a_capture_ignores_another_threads_event_waits():
     """The capture mode the step uses lets another thread pin memory and wait on events meanwhile.
     Each mode runs in a process of its own (a failed capture may leave the allocator routing to
     its pool). Whether the default mode (``global``) fails is recorded, not asserted."""
-    import subprocess
-    import sys
-
     from dcgan.training import graphed
-    from tests.conftest import REPO
 
     def in_a_process(mode: str) -> str | None:
         code = ("import json; from tests.test_graphed_cuda import capture_beside_a_busy_thread as c; "
                 f"print(json.dumps(c({mode!r})))")
-        env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO)])}
-        done = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True,
-                              timeout=300)
+        done = run_in_child(code)
         if done.returncode:
             return f"exit {done.returncode}: {(done.stderr.strip().splitlines() or [''])[-1]}"
         return json.loads(done.stdout.strip().splitlines()[-1])
@@ -276,7 +302,6 @@ def test_a_capture_ignores_another_threads_event_waits():
 @cuda_api
 def test_replays_never_sync_with_the_host_and_capture_on_the_warm_up_stream(colour, monkeypatch):
     from dcgan.training import graphed
-    from dcgan.training.draws import draw_noise
     from dcgan.training.graphed import StaticStep
     from dcgan.training.loop import epoch_order, make_objective, train_step
     from dcgan.training.nets import build_nets
@@ -299,7 +324,7 @@ def test_replays_never_sync_with_the_host_and_capture_on_the_warm_up_stream(colo
     bs = p.batch_size
 
     def step(k):
-        return static(images[order[k * bs % 128:k * bs % 128 + bs]], draw_noise(s, k, bs), k, bs)
+        return static(images[order[k * bs % 128:k * bs % 128 + bs]], s.noise(k, bs), k, bs)
 
     for k in range(8):  # two kinds of step (reg_every 2): each eager once, warmed up, captured
         step(k)
