@@ -244,3 +244,38 @@ def test_the_cuda_tests_child_processes_import_the_app_as_on_the_gpu_machine(tmp
                            "no:cacheprovider", "tests/test_graphed_cuda.py"], cwd=REPO, env=env,
                           capture_output=True, text=True, timeout=300)
     assert done.returncode == 0 and "1 passed" in done.stdout, done.stdout[-3000:] + done.stderr[-2000:]
+
+
+def test_a_killed_run_keeps_the_steps_that_finished(gc, tmp_path, monkeypatch):
+    """Issue 40: gpu_check.json is written after every step, so a run the shell's timeout kills
+    during the last speed row still leaves the tests' results and the first row."""
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(gc, "environment", lambda: {"gpu": "none (test)"})
+    monkeypatch.setattr(gc, "cuda_tests", lambda out, timeout_s: passing_report(gc) | {"tests_timeout_s": timeout_s})
+    rows = iter(passing_report(gc)["speed"])
+
+    def speed_row(batch, rounds, steps, warmup):
+        if batch == 256:
+            raise KeyboardInterrupt  # stands in for the kill: nothing after this point runs
+        return next(rows)
+
+    monkeypatch.setattr(gc, "speed_row", speed_row)
+    with pytest.raises(KeyboardInterrupt):
+        gc.main(["--out", str(tmp_path)])
+    report = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert report["finished"] is False and report["steps_left"] == ["speed_batch_256"] and report["ok"] is False
+    assert report["tests"]["tests"] == 11 and report["tests_timeout_s"] == int(8 * 60 * gc.TESTS_SHARE)
+    assert [r["batch"] for r in report["speed"]] == [64] and not list(tmp_path.glob("*.part"))
+
+
+def test_the_timeouts_nest_so_the_innermost_fires_first(gc):
+    """A child process of the CUDA tests < the pytest run < the whole budget < the shell's net."""
+    import re
+
+    from tests.test_graphed_cuda import CHILD_TIMEOUT_S
+
+    tests_s = 8 * 60 * gc.TESTS_SHARE
+    shell_s = int(re.search(r"timeout (\d+) ", (REPO / "benchmarks/gpu_check.sh").read_text()).group(1))
+    assert 2 * CHILD_TIMEOUT_S < tests_s < 8 * 60 < shell_s  # the capture test starts two children

@@ -56,7 +56,13 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO), *([keep] if keep else [])])}
 
 
-def run_in_child(code: str, timeout: float = 300):
+CHILD_TIMEOUT_S = 60
+"""A child process's limit: two of them fit well inside the pytest run's own limit
+(benchmarks/gpu_check.TESTS_SHARE of its budget, 264 s), so the innermost timeout fires first and
+pytest still writes its junit XML."""
+
+
+def run_in_child(code: str, timeout: float = CHILD_TIMEOUT_S):
     """``python -c code`` in a child process started as these tests start one (:func:`child_env`)."""
     import subprocess
     import sys
@@ -71,7 +77,7 @@ def test_a_child_process_imports_what_this_one_does():
     """The child processes of the capture test import the application (pydantic, on the GPU
     machine from gpu_check.sh's folder) as this process does; runs in the dry run too, where
     tests/test_gpu_check.py hides every package the GPU image lacks."""
-    done = run_in_child("import dcgan.app.recipe, pydantic; print('ok', pydantic.__file__)", timeout=120)
+    done = run_in_child("import dcgan.app.recipe, pydantic; print('ok', pydantic.__file__)")
     assert done.returncode == 0 and done.stdout.startswith("ok"), done.stderr[-2000:]
     import pydantic
 
