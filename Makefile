@@ -8,7 +8,7 @@ export PATH := $(BIN):$(PATH)
 
 LOCK   := requirements.lock
 
-.PHONY: install repro test test-fast lint deps lock gpu-wheels help
+.PHONY: install repro test test-fast lint deps lock gpu-wheels gpu-wheels-min help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,6 +46,12 @@ lock: $(STAMP)  ## re-resolve requirements.lock from pyproject.toml (after editi
 	@echo "requirements.lock refreshed: review 'git diff $(LOCK)', then 'make install test'"
 
 WHEEL_PLATFORMS := $(foreach p,manylinux_2_28_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux_2_5_x86_64 manylinux1_x86_64,--platform $(p))
+
+gpu-wheels-min: $(STAMP)  ## only the wheels benchmarks/gpu_check.sh needs (pydantic, its helpers, typing-extensions) into .whl/
+	rm -rf .whl && mkdir -p .whl
+	$(BIN)/python -m pip download --quiet --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  $(WHEEL_PLATFORMS) -d .whl -r benchmarks/gpu_check_wheels.txt
+	@du -sh .whl
 
 gpu-wheels: $(STAMP)  ## wheels of dvc, dvclive, prefect and gto for the GPU machine (benchmarks/gpu_pipeline.sh) into .whl/
 	rm -rf .whl && mkdir -p .whl

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # What the captured step owes to a GPU, on the GPU machine as it is (its own python3 and torch,
-# no network), in at most 8 minutes. Its image lacks only pydantic (and its three helpers) of what
-# this needs: run `make gpu-wheels` here and carry .whl; they are installed offline into
-# /tmp/dcgan-site (benchmarks/gpu_check_wheels.txt). From the repo root there:
+# no network), in at most 8 minutes. Its image lacks only pydantic (and its helpers) of what this
+# needs: run `make gpu-wheels-min` here (5 wheels, a few MB) and carry .whl; they are installed
+# offline into /tmp/dcgan-site (benchmarks/gpu_check_wheels.txt). From the repo root there:
 #   bash benchmarks/gpu_check.sh [OUT_DIR]          # default: $OUT, else ./gpu_check_out
 # Steps (expected minutes on one H200): 1. the machine (0.1); 2. the CUDA tests with their numbers
 # recorded (3); 3. speed and memory of the official loop, eager and captured at batch 64 and 256
@@ -18,18 +18,25 @@ if ! "$PY" -c "import torch" >/dev/null 2>&1; then
   echo "gpu_check: no CUDA device here ($PY has no torch): nothing was checked"
   exit 2
 fi
-# what the project needs beyond the image (benchmarks/gpu_check_wheels.txt): carried wheels, offline
-if ! "$PY" -c "import pydantic" >/dev/null 2>&1; then
-  wheels=()
-  for name in $(grep -v '^#' benchmarks/gpu_check_wheels.txt); do
-    found=$(ls .whl/"$name"-*.whl 2>/dev/null | head -1)
-    [ -n "$found" ] || { echo "gpu_check: $PY lacks $name and .whl/ holds no wheel of it (run \`make gpu-wheels\` and carry .whl): nothing was checked"; exit 2; }
-    wheels+=("$found")
-  done
-  "$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/dcgan-site "${wheels[@]}" >/dev/null 2>&1 \
-    || { echo "gpu_check: the carried wheels did not install: nothing was checked"; exit 2; }
-  export PYTHONPATH="/tmp/dcgan-site${PYTHONPATH:+:$PYTHONPATH}"
+if ! seen=$("$PY" -c "import torch; print(torch.__version__); assert torch.cuda.is_available()" 2>/dev/null); then
+  echo "gpu_check: no CUDA device here (torch ${seen:-?} sees none): nothing was checked"
+  exit 2
 fi
+# what the project needs beyond the image (benchmarks/gpu_check_wheels.txt, pinned): the carried
+# wheels, installed offline into a folder of their own, first on PYTHONPATH, whatever the image holds
+# (its typing-extensions may be older than pydantic needs)
+wheels=()
+for pin in $(grep -v '^#' benchmarks/gpu_check_wheels.txt); do
+  found=$(ls .whl/"${pin%%==*}"-"${pin##*==}"-*.whl 2>/dev/null | head -1)
+  [ -n "$found" ] || { echo "gpu_check: .whl/ holds no wheel of $pin (run \`make gpu-wheels-min\` and carry .whl): nothing was checked"; exit 2; }
+  wheels+=("$found")
+done
+rm -rf /tmp/dcgan-site
+if ! log=$("$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/dcgan-site "${wheels[@]}" 2>&1); then
+  echo "gpu_check: the carried wheels did not install: $(printf '%s' "$log" | grep -m1 -i error || printf '%s' "$log" | tail -1)"
+  exit 2
+fi
+export PYTHONPATH="/tmp/dcgan-site${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}" TQDM_DISABLE=1 PYTHONUNBUFFERED=1 \
   DVC_NO_ANALYTICS=1 CUBLAS_WORKSPACE_CONFIG=:4096:8
 # the Python side keeps its own 8-minute budget; this is the net under it

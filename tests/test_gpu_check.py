@@ -113,7 +113,7 @@ def test_what_the_gpu_check_imports_is_on_the_gpu_machine(tmp_path):
         import importlib, importlib.abc, importlib.metadata as md, sys
         norm = lambda n: n.lower().replace("_", "-")
         image = {norm(l.strip()) for l in open("benchmarks/gpu_image_packages.txt") if l.strip() and not l.startswith("#")}
-        image |= {norm(l.strip()) for l in open("benchmarks/gpu_check_wheels.txt") if l.strip() and not l.startswith("#")}
+        image |= {norm(l.strip().split("==")[0]) for l in open("benchmarks/gpu_check_wheels.txt") if l.strip() and not l.startswith("#")}
         hidden = set()
         for d in md.distributions():
             if norm(d.metadata["Name"]) in image | {"dcgan"}:
@@ -152,7 +152,8 @@ def test_the_pipeline_script_without_cuda_exits_non_zero_in_one_line(tmp_path):
 
 def test_the_wheels_named_for_the_gpu_machine_are_the_locked_versions():
     """benchmarks/gpu_wheels*.txt pin what requirements.lock pins, and name dvc, dvclive, prefect
-    and gto; none of them is already on the GPU image."""
+    and gto; none of them is already on the GPU image. gpu_check_wheels.txt (make gpu-wheels-min)
+    pins pydantic, its helpers and typing-extensions as the lock does."""
     def pins(path):
         return dict(line.split("==") for line in (REPO / path).read_text().splitlines()
                     if line and not line.startswith("#"))
@@ -161,6 +162,9 @@ def test_the_wheels_named_for_the_gpu_machine_are_the_locked_versions():
     lock = {norm(k): v.split()[0] for k, v in
             (line.split("==") for line in (REPO / "requirements.lock").read_text().splitlines() if "==" in line)}
     wheels = {norm(k): v for k, v in {**pins("benchmarks/gpu_wheels.txt"), **pins("benchmarks/gpu_wheels_sdist.txt")}.items()}
+    carried = {norm(k): v for k, v in pins("benchmarks/gpu_check_wheels.txt").items()}
+    assert set(carried) == {"pydantic", "pydantic-core", "annotated-types", "typing-inspection", "typing-extensions"}
+    assert all(lock[k] == v for k, v in carried.items()), {k: (v, lock.get(k)) for k, v in carried.items()}
     image = {norm(line.strip()) for line in (REPO / "benchmarks/gpu_image_packages.txt").read_text().splitlines()
              if line.strip() and not line.startswith("#")}
     assert {"dvc", "dvclive", "prefect", "gto"} <= set(wheels)
@@ -168,7 +172,8 @@ def test_the_wheels_named_for_the_gpu_machine_are_the_locked_versions():
     assert not set(wheels) & image
 
 
-CARRIED = ("pydantic", "pydantic_core", "annotated_types", "typing_inspection", "typing_extensions")
+CARRIED = tuple(line.split("==")[0] for line in (REPO / "benchmarks/gpu_check_wheels.txt").read_text().splitlines()
+                if line.strip() and not line.startswith("#"))
 """What gpu_check.sh installs into a folder of its own (``pip install --target``) on the GPU machine."""
 
 
