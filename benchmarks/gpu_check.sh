@@ -24,19 +24,25 @@ if ! seen=$("$PY" -c "import torch; print(torch.__version__); assert torch.cuda.
 fi
 # what the project needs beyond the image (benchmarks/gpu_check_wheels.txt, pinned): the carried
 # wheels, installed offline into a folder of their own, first on PYTHONPATH, whatever the image holds
-# (its typing-extensions may be older than pydantic needs)
-wheels=()
-for pin in $(grep -v '^#' benchmarks/gpu_check_wheels.txt); do
-  found=$(ls .whl/"${pin%%==*}"-"${pin##*==}"-*.whl 2>/dev/null | head -1)
-  [ -n "$found" ] || { echo "gpu_check: .whl/ holds no wheel of $pin (run \`make gpu-wheels-min\` and carry .whl): nothing was checked"; exit 2; }
-  wheels+=("$found")
-done
-rm -rf /tmp/dcgan-site
-if ! log=$("$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/dcgan-site "${wheels[@]}" 2>&1); then
-  echo "gpu_check: the carried wheels did not install: $(printf '%s' "$log" | grep -m1 -i error || printf '%s' "$log" | tail -1)"
+# (its typing-extensions may be older than pydantic needs). Without .whl/, a Python that already
+# reads params.yaml (a project venv on a CUDA box) goes on as it is.
+if [ -d .whl ]; then
+  wheels=()
+  for pin in $(grep -v '^#' benchmarks/gpu_check_wheels.txt); do
+    found=$(ls .whl/"${pin%%==*}"-"${pin##*==}"-*.whl 2>/dev/null | head -1)
+    [ -n "$found" ] || { echo "gpu_check: .whl/ holds no wheel of $pin (run \`make gpu-wheels-min\` and carry .whl): nothing was checked"; exit 2; }
+    wheels+=("$found")
+  done
+  rm -rf /tmp/dcgan-site
+  if ! log=$("$PY" -m pip install -q --no-index --no-deps --no-compile --target /tmp/dcgan-site "${wheels[@]}" 2>&1); then
+    echo "gpu_check: the carried wheels did not install: $(printf '%s' "$log" | grep -m1 -i error || printf '%s' "$log" | tail -1)"
+    exit 2
+  fi
+  export PYTHONPATH="/tmp/dcgan-site${PYTHONPATH:+:$PYTHONPATH}"
+elif ! PYTHONPATH="$PWD/src${PYTHONPATH:+:$PYTHONPATH}" "$PY" -c "import dcgan.app.params.typed" >/dev/null 2>&1; then
+  echo "gpu_check: $PY cannot read params.yaml (no pydantic) and there is no .whl/ (run \`make gpu-wheels-min\` and carry .whl): nothing was checked"
   exit 2
 fi
-export PYTHONPATH="/tmp/dcgan-site${PYTHONPATH:+:$PYTHONPATH}"
 export PYTHONPATH="$PWD/src:$PWD${PYTHONPATH:+:$PYTHONPATH}" TQDM_DISABLE=1 PYTHONUNBUFFERED=1 \
   DVC_NO_ANALYTICS=1 CUBLAS_WORKSPACE_CONFIG=:4096:8
 # the Python side keeps its own 8-minute budget; this is the net under it
