@@ -64,6 +64,42 @@ def test_digits_offline_upscaled():
     assert raw.images.max() >= 250  # 16 grey levels mapped to the full 0..255 range
 
 
+def test_digits_are_sklearn_s_load_digits():
+    """The digits loader reads sklearn's bundled file itself (no sklearn import at stage start):
+    the same pixels and labels as ``sklearn.datasets.load_digits``."""
+    from sklearn.datasets import load_digits
+
+    from dcgan.data.loaders import _sklearn_digits
+
+    pixels, target = _sklearn_digits()
+    bunch = load_digits()
+    np.testing.assert_array_equal(pixels, bunch.data)
+    np.testing.assert_array_equal(target, bunch.target)
+    assert pixels.dtype == bunch.data.dtype
+
+
+@pytest.mark.parametrize("shape", [(3, 1, 8, 8), (2, 3, 218, 178), (2, 3, 45, 64), (1, 3, 33, 32), (1, 1, 5, 9),
+                                   (2, 3, 12, 12)])
+@pytest.mark.parametrize("size", [16, 64])
+def test_fit_square_is_torchvision_s_center_crop_and_resize(shape, size):
+    """fit_square (torch alone) gives what torchvision's v2 center_crop + antialiased resize give,
+    bit for bit: down and up, grey and colour, odd margins, portrait and landscape."""
+    import torch
+    from torchvision.transforms.v2 import functional as TF
+
+    from dcgan.data.shaping import fit_square
+
+    x = torch.from_numpy(np.random.default_rng(sum(shape) + size).integers(0, 256, shape, dtype=np.uint8))
+    side = min(shape[-2:])
+    want = TF.center_crop(x, [side, side])
+    if side != size:
+        want = TF.resize(want.float(), [size, size], antialias=True).round().clamp(0, 255).to(torch.uint8)
+    got = fit_square(x, size)
+    assert got.dtype == torch.uint8 and got.shape == (*shape[:2], size, size)
+    assert torch.equal(got, want)
+
+
+
 @pytest.mark.parametrize(("name", "folder"), [("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")])
 def test_mnist_family_reads_idx_files(tmp_path, name, folder):
     images, labels = make_mnist(tmp_path, folder)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from dcgan.metrics.fid import feature_stats, frechet_distance
+from dcgan.metrics.fid import feature_stats, fid_of_features, frechet_distance
 from dcgan.metrics.kid import kernel_inception_distance, polynomial_mmd2
 from dcgan.metrics.prdc import precision_recall
 
@@ -25,6 +25,22 @@ def test_fid_equals_pytorch_fid(feats):
     ours = frechet_distance(m1, s1, m2, s2)
     ref = calculate_frechet_distance(m1, s1, m2, s2)
     assert ours == pytest.approx(ref, rel=1e-6)
+
+
+@pytest.mark.parametrize("n", [12, 32, 33, 200])
+def test_fid_of_a_generated_set_equals_pytorch_fid_at_any_size(feats, n):
+    """The stages' FID (fid_of_features) is pytorch-fid's: bit for bit with more samples than
+    feature dimensions (n > D = 32), and to float rounding with fewer (a singular generated
+    covariance: the n×n eigen form instead of sqrtm)."""
+    from pytorch_fid.fid_score import calculate_frechet_distance
+
+    a, b = feats
+    gen = a[:n] * 0.8 + 0.2
+    m2, s2 = feature_stats(b)
+    ref = calculate_frechet_distance(*feature_stats(gen), m2, s2)
+    if n > gen.shape[1]:
+        assert fid_of_features(gen, m2, s2) == frechet_distance(*feature_stats(gen), m2, s2)
+    assert fid_of_features(gen, m2, s2) == pytest.approx(ref, rel=1e-6)
 
 
 def test_fid_equals_torch_fidelity(feats):

@@ -22,7 +22,7 @@ from dcgan.core.errors import UserError
 from dcgan.core.seeding import derive_seed
 from dcgan.metrics import registry
 from dcgan.metrics.copies import CopyTest
-from dcgan.metrics.fid import feature_stats, frechet_distance
+from dcgan.metrics.fid import fid_of_features
 from dcgan.metrics.inception_score import inception_score
 from dcgan.metrics.kid import kernel_inception_distance
 from dcgan.metrics.prdc import precision_recall
@@ -49,7 +49,7 @@ MetricFn = Callable[[FeatureSet, Reference, ScoreOptions, int], dict[str, float]
 
 
 def _fid(gen: FeatureSet, ref: Reference, opts: ScoreOptions, seed: int) -> dict[str, float]:
-    return {"fid": frechet_distance(*feature_stats(gen.features), ref.mu, ref.sigma)}
+    return {"fid": fid_of_features(gen.features, ref.mu, ref.sigma)}
 
 
 def _is(gen: FeatureSet, ref: Reference, opts: ScoreOptions, seed: int) -> dict[str, float]:

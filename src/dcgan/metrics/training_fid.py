@@ -8,7 +8,7 @@ from collections.abc import Callable
 import torch
 
 from dcgan.core.seeding import derive_seed
-from dcgan.metrics.fid import feature_stats, frechet_distance
+from dcgan.metrics.fid import fid_of_features
 from dcgan.metrics.reference import check_extractor, load_reference, make_extractor
 from dcgan.networks.gan import Generator
 from dcgan.networks.sampling import generate
@@ -29,6 +29,6 @@ def make_fid_fn(evaluator_dir: str, prepared_dir: str, *, extractor: str, incept
     def fid_fn(g: Generator) -> float:
         images = generate(g, samples, g.cfg.latent_dim, noise_seed, device, batch_size)
         features, _ = extract(images, "train FID")
-        return frechet_distance(*feature_stats(features), ref.mu, ref.sigma)
+        return fid_of_features(features, ref.mu, ref.sigma)
 
     return fid_fn, meta["extractor_id"]

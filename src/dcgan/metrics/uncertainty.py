@@ -23,7 +23,7 @@ import numpy as np
 
 from dcgan.core.progress import progress
 from dcgan.metrics import registry
-from dcgan.metrics.fid import feature_stats, frechet_distance
+from dcgan.metrics.fid import feature_stats, fid_of_features, weighted_frechet
 from dcgan.metrics.inception_score import inception_score
 from dcgan.metrics.kid import polynomial_mmd2
 
@@ -81,30 +81,8 @@ def _counts(rng: np.random.Generator, n: int) -> np.ndarray:
 
 
 def _fid(gen: np.ndarray, gen_counts: np.ndarray, ref_stats: tuple[np.ndarray, np.ndarray]) -> float:
-    """FID of the resampled generated rows against (mu, sigma), from symmetric eigenvalues.
-
-    Tr((S_g S_r)^(1/2)) is the sum of the square roots of the eigenvalues of A^T S_r A, where
-    S_g = A A^T (A: the n centred, weighted rows over sqrt(n - 1)): an n×n symmetric problem,
-    exact, and far cheaper than a D×D sqrtm when n < D (2,048-d Inception features); with
-    n >= D the D×D symmetric form sqrt(S_g) S_r sqrt(S_g) is used. Equal to
-    :func:`frechet_distance` up to float64 rounding (tested)."""
-    x = np.asarray(gen, np.float64)
-    w = gen_counts.astype(np.float64)
-    n = w.sum()
-    mu_g = w @ x / n
-    a = (x - mu_g) * np.sqrt(w / (n - 1))[:, None]  # (rows, D): S_g = a^T a
-    mu_r, s_r = ref_stats
-    keep = w > 0
-    a = a[keep]
-    if len(a) < x.shape[1]:
-        m = a @ s_r @ a.T
-    else:
-        vals, vecs = np.linalg.eigh(a.T @ a)
-        root = (vecs * np.sqrt(np.clip(vals, 0, None))) @ vecs.T
-        m = root @ s_r @ root
-    tr_sqrt = np.sqrt(np.clip(np.linalg.eigvalsh((m + m.T) / 2), 0, None)).sum()
-    diff = mu_g - mu_r
-    return float(diff @ diff + np.einsum("ij,ij->", a, a) + np.trace(s_r) - 2 * tr_sqrt)
+    """FID of the resampled generated rows against (mu, sigma): :func:`~dcgan.metrics.fid.weighted_frechet`."""
+    return weighted_frechet(gen, gen_counts, *ref_stats)
 
 
 @dataclass(frozen=True)
@@ -215,8 +193,7 @@ def paired_fid(candidate: np.ndarray, champion: np.ndarray, ref_features: np.nda
         raise ValueError(f"the paired test needs at least 1 resample, got {resamples}")
     ref_stats = feature_stats(ref_features) if len(ref_features) <= CHUNK else weighted_stats(
         ref_features, np.ones(len(ref_features), np.int64))
-    gain = (frechet_distance(*feature_stats(champion), *ref_stats)
-            - frechet_distance(*feature_stats(candidate), *ref_stats))
+    gain = fid_of_features(champion, *ref_stats) - fid_of_features(candidate, *ref_stats)
     if shared_latents and len(candidate) != len(champion):
         raise ValueError(f"shared latents need as many rows on both sides, got {len(candidate)} and {len(champion)}")
     rng = np.random.default_rng(seed)

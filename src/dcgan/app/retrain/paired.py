@@ -11,7 +11,7 @@ import numpy as np
 
 from dcgan.app.retrain.gate import PairedGain
 from dcgan.app.retrain.shell import Log
-from dcgan.metrics.fid import feature_stats, frechet_distance
+from dcgan.metrics.fid import fid_of_features
 from dcgan.metrics.uncertainty import paired_fid
 
 
@@ -27,7 +27,7 @@ def fid_of(features: np.ndarray, reference: Path) -> float:
     """The FID of ``features`` against ``reference`` (an evaluator's reference.npz), as the
     evaluate stage computes it (the reference's stored mean and covariance)."""
     with np.load(reference, allow_pickle=False) as z:
-        return frechet_distance(*feature_stats(features), z["train_mu"], z["train_sigma"])
+        return fid_of_features(features, z["train_mu"], z["train_sigma"])
 
 
 def features_match(features: np.ndarray, fid: object, reference: Path, n: object = None) -> bool:
