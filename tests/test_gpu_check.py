@@ -269,3 +269,81 @@ def test_the_timeouts_nest_so_the_innermost_fires_first(gc):
     tests_s = 8 * 60 * gc.TESTS_SHARE
     shell_s = int(re.search(r"timeout (\d+) ", (REPO / "benchmarks/gpu_check.sh").read_text()).group(1))
     assert 2 * child_s < tests_s < 8 * 60 < shell_s  # the capture test starts two children
+
+
+def test_the_memory_rule_reads_the_peaks_once_warm(gc):
+    """Issue 40: the first round's peak (cuDNN's autotuning workspaces, paid by whichever loop
+    runs first) is left out of the memory rule; a single round is all there is."""
+    assert gc.steady_peak([5_000, 1_000, 1_100]) == 1_100
+    assert gc.steady_peak([1_000]) == 1_000
+
+
+def test_a_record_with_a_control_of_its_own_is_judged_by_it(gc):
+    report = passing_report(gc)
+    report["records"][2].update(gap=3e-5, bound=1e-5, compared="moved from cpu vs whole on cuda",
+                                control="4x CPU vs CUDA whole runs")
+    got = gc.verdicts(report)
+    assert len(got) == 1 and "moved from cpu vs whole on cuda 3e-05 outside 4x CPU vs CUDA whole runs 1e-05" in got[0]
+
+
+PINS = [tuple(line.split("==")) for line in (REPO / "benchmarks/gpu_check_wheels.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")]
+
+
+def fake_wheel(folder, name: str, version: str):
+    """A pure-Python wheel ``name==version`` (a package that says its version), as pip installs one."""
+    import zipfile
+
+    dist = f"{name}-{version}"
+    files = {f"{name}/__init__.py": f"__version__ = {version!r}\n",
+             f"{dist}.dist-info/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+             f"{dist}.dist-info/WHEEL": "Wheel-Version: 1.0\nGenerator: tests\nRoot-Is-Purelib: true\nTag: py3-none-any\n"}
+    files[f"{dist}.dist-info/RECORD"] = "".join(f"{k},,\n" for k in [*files, f"{dist}.dist-info/RECORD"])
+    path = folder / f"{dist}-py3-none-any.whl"
+    with zipfile.ZipFile(path, "w") as z:
+        for k, v in files.items():
+            z.writestr(k, v)
+    return path
+
+
+def test_the_install_step_puts_the_carried_wheels_first_or_says_why_not_in_one_line(tmp_path):
+    """Issue 40: gpu_check.sh's install step (``--install-only``: the step alone, no GPU), on
+    wheels the test builds with the pinned names and versions. A decoy folder on PYTHONPATH holds
+    the same distributions, as the GPU image's own packages would: the installed folder must come
+    before it. A Python that puts the decoy first anyway, a missing wheel and a broken one each
+    stop the script with exit 2 and one line."""
+    wheels, site, decoy = tmp_path / "whl", tmp_path / "site", tmp_path / "decoy"
+    wheels.mkdir()
+    for name, version in PINS:
+        fake_wheel(wheels, name, version)
+        info = decoy / f"{name}-{version}.dist-info"
+        info.mkdir(parents=True)
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n")
+    env = {**os.environ, "PYTHON": sys.executable, "DCGAN_WHEELS": str(wheels), "DCGAN_SITE": str(site),
+           "PYTHONPATH": str(decoy)}
+
+    def install(**over):
+        done = subprocess.run(["bash", "benchmarks/gpu_check.sh", "--install-only"], cwd=REPO, env={**env, **over},
+                              capture_output=True, text=True, timeout=120)
+        return done.returncode, (done.stdout + done.stderr).strip().splitlines()
+
+    rc, lines = install()
+    assert rc == 0 and lines == [f"gpu_check: {len(PINS)} carried wheels installed into {site}: "
+                                 + " ".join(f"{n}=={v}" for n, v in PINS)], lines
+    assert all((site / name / "__init__.py").is_file() for name, _ in PINS)
+
+    first = tmp_path / "python-decoy-first"  # an image whose python puts its own packages first
+    first.write_text(f'#!/bin/sh\nPYTHONPATH="{decoy}:$PYTHONPATH" exec {sys.executable} "$@"\n')
+    first.chmod(0o755)
+    rc, lines = install(PYTHON=str(first))
+    assert rc == 2 and len(lines) == 1 and "does not see the carried wheels first" in lines[0], lines
+    assert f"in {decoy}" in lines[0]
+
+    name, version = PINS[-1]
+    wheel = wheels / f"{name}-{version}-py3-none-any.whl"
+    wheel.write_bytes(b"not a zip file")
+    rc, lines = install()
+    assert rc == 2 and len(lines) == 1 and lines[0].startswith("gpu_check: the carried wheels did not install:"), lines
+    wheel.unlink()
+    rc, lines = install()
+    assert rc == 2 and len(lines) == 1 and f"holds no wheel of {name}=={version}" in lines[0], lines
