@@ -8,8 +8,10 @@ shipped default), lazy R1 (two kinds of step), EMA, an encoder, two discriminato
 in-training FID between replays, and
 
 - fp32 (deterministic algorithms) and bf16, with and without a growing batch;
-- a resume of a captured run, and checkpoints moved from the CPU to CUDA and back;
-- the prefetch source, with a thread that pins memory and waits on events during every capture;
+- a resume of a captured run, and checkpoints moved from the CPU to CUDA and back (held to a
+  whole run on the second device, within 4x the gap between whole runs on the two devices);
+- the prefetch source, with a thread that pins memory and waits on events, timed to show it
+  did so during a capture;
 - no host sync in a replay (``set_sync_debug_mode("error")``), warm-up and capture on one stream;
 - ``batch_size: auto``: a whole run at the chosen size within the memory it was given.
 
