@@ -133,7 +133,8 @@ def _sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
     import importlib.util
 
     spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
-    path = Path(next(iter(spec.submodule_search_locations or []), "")) / "datasets/data/digits.csv.gz" if spec else None
+    roots = list(spec.submodule_search_locations or []) if spec else []
+    path = Path(roots[0]) / "datasets/data/digits.csv.gz" if roots else None
     if path is None or not path.is_file():
         from sklearn.datasets import load_digits as sk_load
 
