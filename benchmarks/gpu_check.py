@@ -14,7 +14,8 @@ Steps (expected minutes on one H200; docs/performance.md lists them too):
    the memory it was given), each check's numbers recorded (3);
 3. speed and memory at the example's config (64x64x3, ngf = ndf = 64, bf16, channels_last) at
    batch 64 and 256: the official loop, our eager step and our captured step, img/s (medians of
-   the rounds), peak reserved memory once warm (after the first round), and the fraction of the bf16 peak reached (2).
+   the rounds), peak reserved memory once warm (after the first round), and the fraction of the
+   bf16 peak reached (2).
 
 Writes DIR/gpu_check.json after every step (``finished`` false and ``steps_left`` until the last:
 a kill keeps what finished), the tests' junit XML and records beside it, and exits 1 when
