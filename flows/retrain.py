@@ -83,15 +83,25 @@ def train_candidate(root: Path, name: str, overrides: dict[str, str], timeout: f
     return rt.run_experiment(root, name, overrides, _log, timeout=timeout)
 
 
+@task(**NETWORK_RETRIES)
+def fetch_champions(root: Path) -> str | None:
+    """The git remote's tags, so the champion is the remote's version in the stage, not only what
+    this clone happens to hold (a fresh clone, a process worker that never fetched)."""
+    return rt.fetch_tags(root, _log)
+
+
 @task
 def gate_candidate(root: Path, name: str, rev: str, metric: str, min_improvement: float, alpha: float,
-                   resamples: int, stage: str, timeout: float) -> tuple[dict, rt.Comparison]:
+                   resamples: int, stage: str, timeout: float, allow_first: bool) -> tuple[dict, rt.Comparison]:
     """The champion (the model in ``stage``) re-scored by the candidate's instrument, then the
-    gate; with no champion yet, the candidate against the workspace's metrics (the first model)."""
+    gate. With no champion, the first model, checked against its own floors only. A champion
+    that cannot be re-scored refuses the run (one line with the ways out), unless
+    ``allow_first``."""
     champion = rt.stage_tag(root, stage)
     if champion is None:
-        diff = rt.metrics_diff(root, rev)
+        diff = rt.candidate_diff(root, rev)
         comparison = rt.decide(diff, metric, min_improvement, None, alpha, champion=False)
+        comparison.reason = f"no version of {rt.ARTIFACT} is in stage {stage}: {comparison.reason}"
     else:
         try:
             scored = rt.score_champion(root, rev, champion, root / rt.RETRAIN_REPORTS / name / "champion", _log,
@@ -100,8 +110,13 @@ def gate_candidate(root: Path, name: str, rev: str, metric: str, min_improvement
             comparison = rt.decide(diff, metric, min_improvement, scored.paired if metric == "fid" else None, alpha)
             comparison.reason = f"champion {champion} re-scored by the candidate's instrument: {comparison.reason}"
         except rt.Unscorable as exc:
-            diff = rt.metrics_diff(root, rev)
-            comparison = rt.not_compared(metric, f"the champion {champion} cannot be re-scored: {exc}")
+            diff = rt.candidate_diff(root, rev)
+            if allow_first:
+                comparison = rt.decide(diff, metric, min_improvement, None, alpha, champion=False)
+                comparison.reason = (f"allow_first: the champion {champion} cannot be re-scored ({exc}), so this "
+                                     f"run is judged as a first model: {comparison.reason}")
+            else:
+                comparison = rt.not_compared(metric, rt.unscorable_way_out(root, champion, stage, exc))
     get_run_logger().info(comparison.reason)
     return diff, comparison
 
@@ -137,8 +152,8 @@ def register_model(root: Path, name: str, rev: str, comparison: rt.Comparison,
 
 
 @task(**NETWORK_RETRIES)
-def publish_results(root: Path, name: str, promotion: rt.Promotion | None) -> list[str]:
-    return rt.push(root, name, promotion, _log)
+def publish_results(root: Path, name: str) -> list[str]:
+    return rt.push(root, name, _log)
 
 
 @flow(name="dcgan-retrain", log_prints=True)
@@ -149,7 +164,8 @@ def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters ar
             gate_resamples: Annotated[int, Field(ge=20)] = 500, stage: str = rt.DEFAULT_STAGE,
             branch: str | None = None, workspace: str | None = None,
             lock_timeout: Annotated[float, Field(ge=0)] = 3600.0,
-            experiment_timeout: Annotated[float, Field(gt=0)] = 6 * 3600.0) -> dict[str, Any]:
+            experiment_timeout: Annotated[float, Field(gt=0)] = 6 * 3600.0,
+            allow_first: bool = False) -> dict[str, Any]:
     """Retrain as a DVC experiment and promote the model if ``metric`` improves.
 
     Args:
@@ -167,6 +183,8 @@ def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters ar
         workspace: the DVC project (default $DCGAN_WORKSPACE, else the working directory).
         lock_timeout: seconds to queue behind another retrain of the same workspace.
         experiment_timeout: seconds before ``dvc exp run`` and its stages are stopped.
+        allow_first: promote without a comparison when the champion cannot be re-scored (another
+            image size, its model gone from every remote): the way out of "never re-scorable".
     """
     logger = get_run_logger()
     overrides = {str(k): str(v) for k, v in dict(overrides).items()}
@@ -177,21 +195,28 @@ def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters ar
     rt.check_inputs(overrides, name, metric, stage, min_improvement, alpha, gate_resamples)
     root = _workspace(workspace)
 
-    with rt.workspace_lock(root, lock_timeout, logger.info):
+    with rt.workspace_lock(root, lock_timeout, logger.info), rt.children_stopped(logger.info):
+        rt.recover(root, logger.info)  # a promotion a crash interrupted: finished or undone first
+        rt.require_clean(root)
         on = rt.use_branch(root, branch, logger.info)
+        rt.say_left_out(root, logger.info)
+        if rt.git_remote(root):
+            fetch_champions(root)
         if rt.remote_configured(root):
             pull_inputs(root)
         rev = train_candidate(root, name, overrides, experiment_timeout)
         rt.own_folder(root / rt.RETRAIN_REPORTS)
         diff, comparison = gate_candidate(root, name, rev, metric, min_improvement, alpha, gate_resamples, stage,
-                                          experiment_timeout)
+                                          experiment_timeout, allow_first)
         folder = report_candidate(root, name, rev, overrides, diff, comparison)
         promotion = None
         if promote and comparison.promote:
             promotion = register_model(root, name, rev, comparison, stage)
         elif not promote:
             logger.info("promote=False: nothing is applied, committed or tagged")
-        pushed = publish_results(root, name, promotion)
+        pushed = publish_results(root, name)
+        if promotion:
+            pushed = [f"git push --atomic {promotion.branch} {promotion.version_tag} {promotion.stage_tag}", *pushed]
     return {"name": name, "experiment_rev": rev, "promoted": promotion is not None,
             "reason": comparison.reason, "gain": comparison.improvement, "gain_ci": [comparison.low, comparison.high],
             "p_value": comparison.p_value, "test": comparison.test, "branch": on, "report": str(folder), "metric": metric,
@@ -234,6 +259,8 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds to queue behind another retrain of this workspace")
     ap.add_argument("--experiment-timeout", type=float, default=d["experiment_timeout"],
                     help="seconds before dvc exp run and its stages are stopped")
+    ap.add_argument("--allow-first", action="store_true",
+                    help="promote without a comparison when the champion cannot be re-scored (see docs/deployment.md)")
     ap.add_argument("--serve", action="store_true", help="serve the flow on --cron instead of running once")
     ap.add_argument("--cron", default="0 3 * * 1", help="cron schedule for --serve (default: Mondays 03:00)")
     args = ap.parse_args(argv)
@@ -241,7 +268,7 @@ def main(argv: list[str] | None = None) -> int:
               "metric": args.metric, "min_improvement": args.min_improvement, "alpha": args.alpha,
               "gate_resamples": args.gate_resamples, "stage": args.stage,
               "branch": args.branch, "workspace": args.workspace, "lock_timeout": args.lock_timeout,
-              "experiment_timeout": args.experiment_timeout}
+              "experiment_timeout": args.experiment_timeout, "allow_first": args.allow_first}
     if args.serve:
         retrain.serve(name="dcgan-retrain-served", cron=args.cron,
                       parameters={k: v for k, v in params.items() if k != "name"})

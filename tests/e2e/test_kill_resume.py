@@ -121,3 +121,31 @@ def test_external_sigkill_resumes_bitwise(reference):
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "resuming from" in resumed.stderr + resumed.stdout
     assert outcome(p.root) == expected
+
+
+def test_a_retrain_s_checkpoints_outlive_its_temporary_copy(reference, tmp_path):
+    """The retrain flow runs `dvc exp run --temp`, whose copy (and the checkpoints in it) vanish
+    with a killed run; with DCGAN_CHECKPOINT_STORE set, the train stage keeps them outside it,
+    under the run's fingerprint: the next attempt, in a new copy, resumes there (steps do not
+    restart from 0) and ends with the uninterrupted run's weights."""
+    p, expected = reference
+    store = tmp_path / "store"
+
+    def train(copy: str, faults: str = "") -> subprocess.CompletedProcess:
+        out = tmp_path / copy  # a fresh folder per attempt, as each `dvc exp run --temp` copy is
+        cmd = ["python", "-m", "dcgan.app.stages.train", "--out", str(out / "gan"),
+               "--checkpoints", str(out / "ckpt"), "--live", str(out / "live")]
+        env = {**p.env, "DCGAN_CHECKPOINT_STORE": str(store), **({"DCGAN_FAULTS": faults} if faults else {})}
+        return subprocess.run(cmd, cwd=p.root, env=env, capture_output=True, text=True, timeout=600)
+
+    killed = train("first", "kill_after_step=6")
+    assert killed.returncode != 0 and not (tmp_path / "first/gan").exists(), killed.stderr
+    [folder] = list(store.iterdir())  # one run, one fingerprint
+    assert [c.name for c in folder.glob("ckpt-*.pt")] == ["ckpt-000000004.pt"]
+    resumed = train("second")
+    out = resumed.stdout + resumed.stderr
+    assert resumed.returncode == 0, out
+    assert f"resuming from {folder}/ckpt-000000004.pt" in out and "step 4" in out, out
+    for name in WEIGHTS:
+        assert digest(tmp_path / "second/gan" / name) == expected[name], name
+    assert not folder.exists() and list((tmp_path / "second/ckpt").glob("ckpt-*.pt"))  # handed over

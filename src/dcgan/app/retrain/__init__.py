@@ -22,6 +22,7 @@ from dcgan.app.retrain.constants import (
     ARTIFACT,
     DEFAULT_STAGE,
     FEATURES,
+    JOURNAL,
     LOCK_FILE,
     METRICS,
     RETRAIN_REPORTS,
@@ -31,8 +32,11 @@ from dcgan.app.retrain.experiment import (
     check_inputs,
     default_name,
     experiment_rev,
-    metrics_diff,
+    left_out_data,
+    modified_tracked,
+    require_clean,
     run_experiment,
+    say_left_out,
 )
 from dcgan.app.retrain.gate import (
     ALPHA,
@@ -47,26 +51,42 @@ from dcgan.app.retrain.lock import WorkspaceBusy, workspace_lock
 from dcgan.app.retrain.markdown import diff_markdown
 from dcgan.app.retrain.paired import features_match, paired_fid_gain
 from dcgan.app.retrain.promotion import (
+    STEPS,
     Promotion,
+    PromotionFailed,
     export_files,
     own_folder,
     promote,
     push,
+    recover,
     stage_tag,
+    undo,
 )
-from dcgan.app.retrain.rescore import ChampionScore, Unscorable, score_champion
+from dcgan.app.retrain.rescore import (
+    ChampionScore,
+    Unscorable,
+    candidate_diff,
+    score_champion,
+    unscorable_way_out,
+    version_of,
+)
 from dcgan.app.retrain.shell import (
     ExperimentTimeout,
     StageFailed,
     check,
+    children_stopped,
     failure_message,
+    fetch_tags,
     git_out,
     git_remote,
     remote_configured,
     run_logged,
+    stop_all,
     tool_env,
     use_branch,
 )
 from dcgan.core.errors import UserError
 
-__all__ = ["ALPHA", "ARTIFACT", "ChampionScore", "Comparison", "Unscorable", "not_compared", "score_champion", "FEATURES", "PairedGain", "paired_fid_gain", "protocol_mismatch", "DEFAULT_STAGE", "ExperimentTimeout", "LOCK_FILE", "METRICS", "Promotion", "RETRAIN_REPORTS", "SAMPLE_GRID", "StageFailed", "UserError", "WorkspaceBusy", "check", "check_inputs", "decide", "default_name", "diff_markdown", "experiment_rev", "export_files", "failure_message", "features_match", "git_out", "git_remote", "guardrails", "metrics_diff", "own_folder", "promote", "push", "remote_configured", "run_experiment", "run_logged", "stage_tag", "tool_env", "use_branch", "workspace_lock"]
+__all__ = ["JOURNAL", "STEPS", "PromotionFailed", "recover", "undo", "candidate_diff", "unscorable_way_out", "version_of",
+           "children_stopped", "fetch_tags", "stop_all", "left_out_data", "modified_tracked", "require_clean",
+           "say_left_out", "ALPHA", "ARTIFACT", "ChampionScore", "Comparison", "Unscorable", "not_compared", "score_champion", "FEATURES", "PairedGain", "paired_fid_gain", "protocol_mismatch", "DEFAULT_STAGE", "ExperimentTimeout", "LOCK_FILE", "METRICS", "Promotion", "RETRAIN_REPORTS", "SAMPLE_GRID", "StageFailed", "UserError", "WorkspaceBusy", "check", "check_inputs", "decide", "default_name", "diff_markdown", "experiment_rev", "export_files", "failure_message", "features_match", "git_out", "git_remote", "guardrails", "own_folder", "promote", "push", "remote_configured", "run_experiment", "run_logged", "stage_tag", "tool_env", "use_branch", "workspace_lock"]

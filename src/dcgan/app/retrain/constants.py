@@ -11,9 +11,12 @@ from dcgan.app.paths import (
            SAMPLES_INFO,
 )
 
-__all__ = ["ARTIFACT", "DEFAULT_STAGE", "LOCK_FILE", "EVALUATOR", "FEATURES", "METRICS", "MODELS", "PREPARED",
+DATA = "data"  # where a run's data live: files under it that are not committed are named in the log
+
+__all__ = ["ARTIFACT", "DATA", "DEFAULT_STAGE", "JOURNAL", "LOCK_FILE", "EVALUATOR", "FEATURES", "METRICS", "MODELS", "PREPARED",
            "RETRAIN_REPORTS", "SAMPLE_GRID", "SAMPLES_INFO"]
 
 ARTIFACT = "generator"  # dvc.yaml `artifacts:` (models/gan), the GTO artifact a promotion versions
 DEFAULT_STAGE = "prod"
 LOCK_FILE = ".dvc/tmp/retrain.lock"
+JOURNAL = ".dvc/tmp/retrain-promotion.json"  # an unfinished promotion's steps (recover() reads it)

@@ -148,7 +148,8 @@ def decide(diff: dict[str, dict[str, object]], metric: str, min_improvement: flo
     if not is_number(new) or not math.isfinite(float(new)):
         return result(False, f"the new run has no finite {metric} ({new!r})")
     if not champion:
-        return _guarded(result(True, "no baseline: no model has been promoted yet, so the first one is"), diff, alpha)
+        return _guarded(result(True, "no baseline: no model has been promoted yet, so this first one is, "
+                                     "checked only against its own floors (copy rate)"), diff, alpha)
     mismatch = protocol_mismatch(diff)
     if mismatch:
         return result(False, f"not compared: the runs were measured differently ({'; '.join(mismatch)}); "

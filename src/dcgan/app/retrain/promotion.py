@@ -7,10 +7,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from dcgan.app.retrain.constants import ARTIFACT, DEFAULT_STAGE
+from dcgan.app.retrain.constants import ARTIFACT, DEFAULT_STAGE, JOURNAL
 from dcgan.app.retrain.gate import Comparison
 from dcgan.app.retrain.shell import Log, check, git_out, git_remote, remote_configured
-from dcgan.core import files
+from dcgan.core import files, kill_points
 from dcgan.core.errors import UserError
 
 
@@ -67,62 +67,160 @@ def stage_tag(cwd: Path, stage: str = DEFAULT_STAGE) -> str | None:
     return None if f"#{stage}!#" in last else last
 
 
-def promote(cwd: Path, name: str, rev: str, comparison: Comparison, log: Log,
-            stage: str = DEFAULT_STAGE) -> Promotion:
-    """Apply the experiment, commit what it changed, register a GTO version of the generator
-    artifact on that commit and assign it ``stage``.
+STEPS = ("apply", "commit", "register", "assign", "push data", "push git", "done")
+"""A promotion's steps, in order; ``DCGAN_FAULTS="promote_fault=N"`` raises before step N (1-based)
+and ``"promote_kill=N"`` SIGKILLs the process there (the tests' seam, as training's kill points)."""
 
-    Only the files the experiment changed (``dvc.lock``, params, metrics, plots) are committed,
-    so other local edits stay out of the commit. The tags come last: a failure before them
-    leaves no version, and the error says what was done.
-    """
-    changed = (git_out(["diff", "--name-only", "HEAD", rev], cwd) or "").split()
-    branch = git_out(["symbolic-ref", "--short", "-q", "HEAD"], cwd) or "HEAD"
-    check("dvc", ["exp", "apply", name], cwd, log)
-    what = (f"{comparison.metric} {_fmt(comparison.baseline)} -> {_fmt(comparison.new)}"
+
+class PromotionFailed(UserError):
+    """A promotion step failed; the repository was put back as it was."""
+
+
+def _step(journal: dict, path: Path, index: int) -> None:
+    journal["step"] = STEPS[index]
+    files.write_json(path, journal)
+    if kill_points.armed("promote_kill", index + 1):
+        kill_points.kill()
+    if kill_points.armed("promote_fault", index + 1):
+        raise RuntimeError(f"injected fault before {STEPS[index]!r}")
+
+
+def _what(name: str, comparison: Comparison) -> str:
+    """The commit message's numbers: the gated metric on the same samples as the gain."""
+    base, new = comparison.baseline, comparison.new
+    return (f"{comparison.metric} {_fmt(base)} -> {_fmt(new)}"
             + (f", gain {comparison.improvement:+.4g} (95% CI {comparison.low:+.3g} to {comparison.high:+.3g}, "
                f"p = {comparison.p_value:.3g}, {comparison.test})"
                if comparison.improvement is not None and comparison.low is not None else "")
             + f" (experiment {name})")
-    if changed:
-        check("git", ["add", "--", *changed], cwd, log)
-        check("git", ["commit", "-q", "-m", f"Promote {name}: {what}", "--", *changed], cwd, log)
-    commit = git_out(["rev-parse", "HEAD"], cwd) or ""
-    log(f"committed {name} on {branch} as {commit[:12]}")
+
+
+def promote(cwd: Path, name: str, rev: str, comparison: Comparison, log: Log,
+            stage: str = DEFAULT_STAGE) -> Promotion:
+    """Apply the experiment commit ``rev`` (the id the gate scored, never a name), commit what it
+    changed, register a GTO version of the generator on that commit, assign it ``stage``, push
+    the DVC data and then the commit and both tags in one ``git push --atomic``.
+
+    All or nothing: a failure at any step (an exception, Ctrl-C, SIGTERM) puts the repository
+    back as it was (branch, workspace files, models, tags) and raises :class:`PromotionFailed`;
+    a crash that leaves no chance to undo is finished or undone by :func:`recover` on the next
+    run (the steps are journaled in ``.dvc/tmp``)."""
+    old = git_out(["rev-parse", "HEAD"], cwd) or ""
+    branch = git_out(["symbolic-ref", "--short", "-q", "HEAD"], cwd)
+    if not old or not branch:
+        raise PromotionFailed(f"{cwd} has no branch checked out: nothing was promoted")
+    base = git_out(["rev-parse", "--verify", "-q", f"{rev}^"], cwd)
+    if base != old:
+        raise PromotionFailed(f"{branch} moved while {name} ran (it is at {old[:12]}, the experiment was run on "
+                              f"{(base or '?')[:12]}): nothing was promoted; run the retrain again on the new head")
+    changed = (git_out(["diff", "--name-only", "-z", old, rev], cwd) or "").split("\0")
+    changed = [c for c in changed if c]
+    what = _what(name, comparison)
+    path = cwd / JOURNAL
+    journal = {"name": name, "rev": rev, "old": old, "branch": branch, "stage": stage, "changed": changed,
+               "commit": None, "tags": [], "remote": git_remote(cwd), "step": None}
     try:
+        _step(journal, path, 0)
+        check("dvc", ["exp", "apply", rev], cwd, log)
+        _step(journal, path, 1)
+        if changed:
+            check("git", ["add", "--", *changed], cwd, log)
+            check("git", ["commit", "-q", "--no-verify", "-m", f"Promote {name}: {what}", "--", *changed], cwd, log)
+        commit = git_out(["rev-parse", "HEAD"], cwd) or ""
+        if changed and git_out(["diff", "--name-only", rev, commit, "--", *changed], cwd) != "":
+            raise RuntimeError(f"the commit {commit[:12]} does not hold the experiment {rev[:12]}'s files")
+        journal["commit"] = commit
+        log(f"committed {name} on {branch} as {commit[:12]}")
+        _step(journal, path, 2)
         check("gto", ["register", ARTIFACT, commit, "-m", f"{ARTIFACT}: {what}"], cwd, log)
         version_tag = _tags_at(cwd, commit, f"{ARTIFACT}@v*")[-1]
+        journal["tags"].append(version_tag)
         version = version_tag.split("@", 1)[1]
+        _step(journal, path, 3)
         check("gto", ["assign", ARTIFACT, "--version", version, "--stage", stage,
                       "-m", f"{ARTIFACT} {version} -> {stage}: {what}"], cwd, log)
-        stage_tag = _tags_at(cwd, commit, f"{ARTIFACT}#{stage}*")[-1]
-    except (UserError, IndexError) as exc:
-        raise UserError(f"{name} is committed on {branch} ({commit[:12]}) but registering it with "
-                        f"GTO failed: {exc}. Finish by hand: gto register {ARTIFACT} {commit[:12]} "
-                        f"&& gto assign {ARTIFACT} --stage {stage}") from None
+        stage_tag = _tags_at(cwd, commit, f"{ARTIFACT}#{stage}#*")[-1]
+        journal["tags"].append(stage_tag)
+        _step(journal, path, 4)
+        if remote_configured(cwd):
+            check("dvc", ["push"], cwd, log)  # the data before any tag that announces them
+        _step(journal, path, 5)
+        if journal["remote"]:
+            check("git", ["push", "-q", "--atomic", journal["remote"], f"{commit}:refs/heads/{branch}",
+                          *(f"refs/tags/{t}" for t in journal["tags"])], cwd, log)
+        _step(journal, path, 6)
+    except BaseException as exc:
+        step = journal["step"]
+        undo(cwd, journal, log)
+        if not isinstance(exc, Exception):
+            raise  # Ctrl-C, SIGTERM: undone, and still a stop
+        detail = str(exc) if isinstance(exc, UserError) else f"{type(exc).__name__}: {exc}"
+        raise PromotionFailed(f"promoting {name} failed at step {step!r} ({detail}); undone: {branch} is at "
+                              f"{old[:12]} again, with no new tag and the workspace as it was") from None
+    path.unlink(missing_ok=True)
     return Promotion(branch, commit, version, version_tag, stage, stage_tag)
+
+
+def undo(cwd: Path, journal: dict, log: Log) -> None:
+    """Put the repository back as it was before the journaled promotion: its local tags deleted,
+    the branch back at the old commit (``git reset --keep``: other local edits stay), the files
+    the experiment changed and the DVC outputs restored. The remote was never touched before the
+    last step, and that step is one atomic push."""
+    old, branch = journal["old"], journal["branch"]
+    for tag in journal.get("tags") or []:
+        if journal.get("commit") and git_out(["rev-list", "-n", "1", tag], cwd) == journal["commit"]:
+            git_out(["tag", "-d", tag], cwd)
+    head = git_out(["rev-parse", "HEAD"], cwd)
+    if journal.get("commit") and head == journal["commit"]:
+        check("git", ["reset", "-q", "--keep", old], cwd, log)
+    elif git_out(["rev-parse", f"refs/heads/{branch}"], cwd) == journal.get("commit"):
+        check("git", ["update-ref", f"refs/heads/{branch}", old, journal["commit"]], cwd, log)
+    if journal.get("changed"):
+        check("git", ["checkout", "-q", old, "--", *journal["changed"]], cwd, log)
+    check("dvc", ["checkout", "--force", "-q"], cwd, log)
+    (cwd / JOURNAL).unlink(missing_ok=True)
+    log(f"promotion of {journal['name']} undone: {branch} at {old[:12]}, workspace as it was")
+
+
+def recover(cwd: Path, log: Log) -> str | None:
+    """Finish or undo a promotion that a crash interrupted (its journal is left): finished when
+    the atomic push landed (the remote has its version tag), or when every step before the push
+    was done and there is no git remote; undone otherwise. Returns what was done, or None."""
+    path = cwd / JOURNAL
+    if not path.is_file():
+        return None
+    try:
+        journal = files.read_json(path)
+        step = STEPS.index(journal["step"])
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{path}: an interrupted promotion's journal is unreadable ({exc}); "
+                        f"check git log, git tag and gto show, then delete it") from None
+    remote, tags = journal.get("remote"), journal.get("tags") or []
+    landed = False
+    if remote and tags:
+        found = git_out(["ls-remote", "--tags", remote, f"refs/tags/{tags[0]}"], cwd)
+        if found is None:
+            raise UserError(f"a promotion of {journal['name']} was interrupted and the git remote {remote} cannot "
+                            f"be read to learn whether its push landed: nothing was started; retry when it answers")
+        landed = bool(found)
+    if landed or (not remote and step >= STEPS.index("push git")):
+        path.unlink()
+        log(f"the interrupted promotion of {journal['name']} had finished ({', '.join(tags)}): kept")
+        return "finished"
+    log(f"the promotion of {journal['name']} was interrupted at step {journal['step']!r}: undoing it")
+    undo(cwd, journal, log)
+    return "undone"
 
 
 def _fmt(x: float | None) -> str:
     return "none" if x is None else f"{x:.4g}"
 
 
-def push(cwd: Path, name: str, promotion: Promotion | None, log: Log) -> list[str]:
-    """Publish what this run made, where remotes exist: the DVC data first (``dvc push``), then
-    the promotion commit and its tags and the experiment (``git push``, ``dvc exp push``), so
-    no tag is announced before its data can be fetched. Returns what was pushed."""
-    done = []
-    has_dvc_remote = remote_configured(cwd)
-    if has_dvc_remote:
-        check("dvc", ["push"], cwd, log)
-        done.append("dvc push")
+def push(cwd: Path, name: str, log: Log) -> list[str]:
+    """Publish the experiment itself (``dvc exp push``, with its data where a DVC remote is
+    configured): a promotion has already pushed its data, commit and tags. Returns what was pushed."""
     remote = git_remote(cwd)
-    if remote and promotion:
-        check("git", ["push", "-q", remote, promotion.branch, promotion.version_tag,
-                      promotion.stage_tag], cwd, log)
-        done.append(f"git push {remote} {promotion.branch} {promotion.version_tag} {promotion.stage_tag}")
-    if remote:
-        check("dvc", ["exp", "push", *([] if has_dvc_remote else ["--no-cache"]), remote, name],
-              cwd, log)
-        done.append(f"dvc exp push {remote} {name}")
-    return done
+    if not remote:
+        return []
+    check("dvc", ["exp", "push", *([] if remote_configured(cwd) else ["--no-cache"]), remote, name], cwd, log)
+    return [f"dvc exp push {remote} {name}"]

@@ -115,6 +115,30 @@ def diff_of(old: dict, new: dict) -> dict[str, dict[str, object]]:
     return out
 
 
+def candidate_diff(root: Path, rev: str) -> dict[str, dict[str, object]]:
+    """The candidate's metrics (at ``rev``) as a diff with nothing on the old side: what a first
+    model is judged on (its own floors), never the workspace's metrics."""
+    return diff_of({}, _show(root, rev, METRICS))
+
+
+def version_of(root: Path, tag: str) -> str | None:
+    """The GTO version (v0.0.3) on the commit a stage tag points at."""
+    commit = git_out(["rev-list", "-n", "1", tag], root)
+    found = (git_out(["tag", "--points-at", commit, "--list", f"{tag.split('#', 1)[0]}@v*"], root) or "").split() \
+        if commit else []
+    return sorted(found)[-1].split("@", 1)[1] if found else None
+
+
+def unscorable_way_out(root: Path, tag: str, stage: str, why: object) -> str:
+    """One line: why the champion cannot be re-scored, and the two ways on."""
+    artifact = tag.split("#", 1)[0]
+    version = version_of(root, tag) or "VERSION"
+    return (f"the champion {tag} cannot be re-scored by the candidate's instrument ({why}); nothing is promoted "
+            f"while it stays in {stage}. Ways on: take it out of {stage} (gto deprecate {artifact} {version} "
+            f"{stage}, then git push origin --tags) so the next run is a first model, or rerun with "
+            f"allow_first=True (--allow-first) to promote this one without a comparison")
+
+
 def score_champion(root: Path, rev: str, tag: str, out: Path, log: Log, margin: float = 0.0,
                    resamples: int = 500, timeout: float | None = None) -> ChampionScore:
     """Sample and score the champion (``tag``) with the candidate's (``rev``) stages, params,

@@ -10,7 +10,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from dcgan.core.errors import UserError
@@ -45,29 +45,70 @@ def capture(cmd: str, args: list[str], cwd: Path) -> subprocess.CompletedProcess
     return subprocess.run([tool(cmd), *args], cwd=cwd, capture_output=True, text=True, env=tool_env())
 
 
+_LIVE: dict[int, subprocess.Popen] = {}
+"""The process groups :func:`run_logged` has started and not yet seen end, by group id."""
+_LIVE_LOCK = threading.Lock()
+
+
+def stop_group(proc: subprocess.Popen, grace: float = 10.0) -> None:
+    """SIGTERM to ``proc``'s whole process group, SIGKILL ``grace`` seconds later if its leader is
+    still there, and SIGKILL again for stragglers that outlived it (a stage that closed its
+    output). Never raises for a group that is already gone."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, sig)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(wait)
+            break
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, signal.SIGKILL)
+
+
+def stop_all(log: Log | None = None) -> int:
+    """Stop every process group this process started through :func:`run_logged` that is still
+    running (the flow calls it before it releases the workspace lock); returns how many."""
+    with _LIVE_LOCK:
+        live = list(_LIVE.values())
+        _LIVE.clear()
+    for proc in live:
+        if log:
+            log(f"stopping {Path(str(proc.args[0])).name} (process group {proc.pid}) and everything it started")
+        stop_group(proc, grace=5.0)
+    return len(live)
+
+
+@contextlib.contextmanager
+def children_stopped(log: Log | None = None) -> Iterator[None]:
+    """Whatever leaves this block (a return, an error, Ctrl-C, Prefect's TerminationSignal on
+    SIGTERM or cancellation), no process group started inside it is left running."""
+    try:
+        yield
+    finally:
+        stop_all(log)
+
+
 def run_logged(cmd: list[str], cwd: Path, log: Log, env: dict[str, str] | None = None,
                timeout: float | None = None) -> tuple[int, list[str]]:
     """Run ``cmd`` in ``cwd``, sending each output line to ``log``; return (code, lines).
 
-    The command runs in its own process group. Past ``timeout`` seconds the whole group (the
-    command and everything it started, e.g. the stages of ``dvc exp run``) gets SIGTERM, then
-    SIGKILL 10 s later, and :class:`ExperimentTimeout` is raised.
+    The command runs in its own process group, so a Ctrl-C at the terminal reaches this process
+    alone, which then stops the group: whatever ends the wait (``timeout``, an exception,
+    KeyboardInterrupt, Prefect's TerminationSignal) stops the command and everything it started
+    (the stages of ``dvc exp run``) with SIGTERM, then SIGKILL 10 s later. Past ``timeout``
+    seconds :class:`ExperimentTimeout` is raised. Stragglers of a command that ended are killed.
     """
     full_env = {**tool_env(), "TQDM_DISABLE": "1", **(env or {})}
     proc = subprocess.Popen(cmd, cwd=cwd, env=full_env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True, bufsize=1, start_new_session=True)
+    with _LIVE_LOCK:
+        _LIVE[proc.pid] = proc
     expired = threading.Event()
 
-    def stop() -> None:
+    def expire() -> None:
         expired.set()
-        for sig, grace in ((signal.SIGTERM, 10.0), (signal.SIGKILL, 0.0)):
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, sig)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(grace)
-                return
+        stop_group(proc)
 
-    timer = threading.Timer(timeout, stop) if timeout else None
+    timer = threading.Timer(timeout, expire) if timeout else None
     if timer:
         timer.daemon = True
         timer.start()
@@ -80,12 +121,19 @@ def run_logged(cmd: list[str], cwd: Path, log: Log, env: dict[str, str] | None =
                 lines.append(line)
                 log(line)
         code = proc.wait()
+    except BaseException:
+        stop_group(proc)
+        raise
     finally:
         if timer:
             timer.cancel()
-    if expired.is_set():
-        with contextlib.suppress(ProcessLookupError):  # stragglers that closed their output
+        with contextlib.suppress(ProcessLookupError, PermissionError):  # stragglers that closed their output
             os.killpg(proc.pid, signal.SIGKILL)
+        with _LIVE_LOCK:
+            _LIVE.pop(proc.pid, None)
+        if proc.stdout:
+            proc.stdout.close()
+    if expired.is_set():
         raise ExperimentTimeout(f"{' '.join([Path(cmd[0]).name, *cmd[1:3]])} ran past its "
                                 f"{timeout:g} s limit; it was stopped with everything it started")
     return code, lines
@@ -151,3 +199,18 @@ def use_branch(cwd: Path, branch: str | None, log: Log) -> str:
     exists = git_out(["rev-parse", "--verify", "-q", f"refs/heads/{branch}"], cwd) is not None
     check("git", ["checkout", *([] if exists else ["-b"]), branch], cwd, log)
     return branch
+
+
+def fetch_tags(cwd: Path, log: Log) -> str | None:
+    """Fetch every tag of the git remote (GTO's versions and stages among them), so that the
+    champion is chosen from what the remote holds; returns the remote, or None where there is
+    none. A remote that cannot be read stops the run before it trains, in one line."""
+    remote = git_remote(cwd)
+    if remote is None:
+        return None
+    code, lines = run_logged([tool("git"), "fetch", "-q", "--force", remote, "+refs/tags/*:refs/tags/*"], cwd, log,
+                             timeout=600)
+    if code != 0:
+        raise UserError(f"the tags of git remote {remote} cannot be fetched ({failure_message(lines)}), so the "
+                        f"champion is unknown: nothing was trained; retry when the remote answers")
+    return remote

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import sys
 from pathlib import Path
 
@@ -29,7 +30,7 @@ from dcgan.networks.model_dir import ModelCard, save_models
 from dcgan.training import checkpoint as ckpt
 from dcgan.training import distributed
 from dcgan.training.loop import train
-from dcgan.training.resume import resume_point
+from dcgan.training.resume import Fingerprint, resume_point
 
 
 class LiveLogger:
@@ -61,6 +62,33 @@ def truncate_logs(live_dir: Path, step: int) -> None:
         col = head.split("\t").index("step")
         kept = [r for r in rows if int(r.split("\t")[col]) <= step]
         tsv.write_text("\n".join([head, *kept]) + "\n")
+
+
+CHECKPOINT_STORE = "DCGAN_CHECKPOINT_STORE"
+"""Set by the retraining flow: a folder outside ``dvc exp run --temp``'s copy, which vanishes with
+the run, where checkpoints live under the run's fingerprint, so a retrain killed mid-way resumes
+on its next attempt."""
+
+
+def checkpoint_folder(declared: str | Path, fp: Fingerprint) -> Path:
+    """Where this run writes and looks for checkpoints: the stage's ``--checkpoints`` folder, or
+    ``$DCGAN_CHECKPOINT_STORE/<fingerprint id>``: keyed by what the run trains (train params,
+    seed, data digest, code), so only the very same run ever resumes from it."""
+    store = os.environ.get(CHECKPOINT_STORE)
+    return Path(store) / ckpt.fingerprint_id(fp) if store else Path(declared)
+
+
+def hand_over(folder: Path, declared: str | Path) -> None:
+    """A finished run's checkpoints from the store into the declared ``--checkpoints`` folder
+    (the DVC output), then the store's folder removed: the run needs it no more."""
+    declared = Path(declared)
+    if folder == declared:
+        return
+    declared.mkdir(parents=True, exist_ok=True)
+    ckpt.clear(declared)
+    for path in reversed(ckpt.list_checkpoints(folder)):
+        files.atomic_write(declared / path.name, lambda fh, src=path: fh.write(src.read_bytes()))
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def dataset_stats(prepared: str | Path, normalize: str) -> tuple[list[float], list[float]] | None:
@@ -149,9 +177,10 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
     fid_fn, extractor_id = in_training_fid(params, args, env, device)
     fp = ckpt.fingerprint(dataclasses.asdict(p), seed, files.recorded_digest(args.data, log),
                           fid_extractor=extractor_id)
-    start = resume_point(args.checkpoints, fp, env, device, log)
+    folder = checkpoint_folder(args.checkpoints, fp)
+    start = resume_point(folder, fp, env, device, log)
     run_args = dict(settings=plan.settings, cfg=cfg, seed=seed, images=images, device=device,
-                    ckpt_dir=args.checkpoints, fingerprint=fp, log=log, dist=env, start=start)
+                    ckpt_dir=folder, fingerprint=fp, log=log, dist=env, start=start)
     if not env.is_main:
         # the other ranks train in lockstep; rank 0 alone logs, checkpoints and saves the models
         train(**run_args)
@@ -172,6 +201,7 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
     card = ModelCard(cfg, len(result.ds), result.step, result.epoch, p.precision, result.best_fid, result.best_step,
                      p.compile, p.ema_decay or None)
     save_models(args.out, card, result.g, result.ds, g_best=result.g_best, e=result.e)
+    hand_over(folder, args.checkpoints)
     log(f"train: {result.step} steps in {result.wall_s:.1f}s -> {args.out}")
     env.barrier()
 
