@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_link_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.tasks import exponential_backoff
 from pydantic import Field
 
@@ -76,11 +76,30 @@ def pull_inputs(root: Path) -> None:
     rt.check("dvc", ["pull", "--allow-missing"], root, _log)
 
 
-@task
+def _not_a_timeout(task, task_run, state) -> bool:
+    """Retry a failed experiment (a killed stage, a lost device), not one that ran out of time."""
+    try:
+        state.result()
+    except rt.ExperimentTimeout:
+        return False
+    except BaseException:  # noqa: BLE001 (any other failure is worth one more attempt)
+        return True
+    return False
+
+
+@task(retries=1, retry_delay_seconds=30, retry_condition_fn=_not_a_timeout)
 def train_candidate(root: Path, name: str, overrides: dict[str, str], timeout: float) -> str:
     # the limit is enforced on the dvc process group itself: a Prefect task timeout alone
-    # would leave `dvc exp run` and its stages running
-    return rt.run_experiment(root, name, overrides, _log, timeout=timeout)
+    # would leave `dvc exp run` and its stages running. The checkpoints live outside the
+    # experiment's temporary copy, so a retry (or the next run) resumes where this one stopped
+    return rt.run_experiment(root, name, overrides, _log, timeout=timeout,
+                             env={rt.CHECKPOINT_STORE_ENV: str(root / rt.CHECKPOINT_STORE)})
+
+
+@task
+def refresh_inputs(root: Path) -> list[str]:
+    """The data brought up to date from their sources (dvc update / dvc add), committed."""
+    return rt.refresh_data(root, _log)
 
 
 @task(**NETWORK_RETRIES)
@@ -136,9 +155,10 @@ def report_candidate(root: Path, name: str, rev: str, overrides: dict[str, str],
     rows = [{"metric": k, "value": v, "floor": new.get(f"{k}_floor")}
             for k, v in sorted(new.items()) if not k.startswith("protocol.") and not k.endswith("_floor")]
     create_table_artifact(key=ARTIFACT_TABLE, table=rows, description=f"{name}: new metrics")
-    grid = folder / "samples.png"
-    create_link_artifact(key=ARTIFACT_SAMPLES, link=grid.as_uri(), link_text=f"{name} samples",
-                         description=f"{name}: sample grid")
+    pictures = [("champion (re-scored here)", folder / "champion" / "samples.png"), (f"candidate {name}",
+                                                                                   folder / "samples.png")]
+    create_markdown_artifact(key=ARTIFACT_SAMPLES, markdown=rt.image_markdown(
+        [pic for pic in pictures if pic[1].is_file()], f"{name}: samples"), description=f"{name}: sample grids")
     return folder
 
 
@@ -156,7 +176,17 @@ def publish_results(root: Path, name: str) -> list[str]:
     return rt.push(root, name, _log)
 
 
-@flow(name="dcgan-retrain", log_prints=True)
+def _notify_state(flow, flow_run, state) -> None:
+    """State hook: a failed, crashed or cancelled run is sent to $DCGAN_NOTIFY, with its one-line
+    reason and where to look."""
+    ui = os.environ.get("PREFECT_UI_URL")
+    where = f"\n{ui.rstrip('/')}/runs/flow-run/{flow_run.id}" if ui else ""
+    run = (flow_run.parameters or {}).get("name") or flow_run.name
+    rt.send(f"dcgan retrain {run}: {state.name}", f"{state.message or state.name}{where}", "failure", print)
+
+
+@flow(name="dcgan-retrain", log_prints=True, on_failure=[_notify_state], on_crashed=[_notify_state],
+      on_cancellation=[_notify_state])
 def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters are copied per run)
             name: str | None = None, promote: bool = True, metric: GateMetric = "fid",
             min_improvement: Annotated[float, Field(ge=0)] = 0.0,
@@ -199,11 +229,16 @@ def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters ar
         rt.recover(root, logger.info)  # a promotion a crash interrupted: finished or undone first
         rt.require_clean(root)
         on = rt.use_branch(root, branch, logger.info)
-        rt.say_left_out(root, logger.info)
         if rt.git_remote(root):
             fetch_champions(root)
+        refresh_inputs(root)  # before dvc pull, which would check the tracked folders out as committed
         if rt.remote_configured(root):
             pull_inputs(root)
+        rt.say_left_out(root, logger.info)
+        same = rt.nothing_new_since(root, stage, overrides)
+        if same:
+            logger.info(same)
+            return {"name": name, "promoted": False, "reason": same, "nothing_new": True, "branch": on}
         rev = train_candidate(root, name, overrides, experiment_timeout)
         rt.own_folder(root / rt.RETRAIN_REPORTS)
         diff, comparison = gate_candidate(root, name, rev, metric, min_improvement, alpha, gate_resamples, stage,
@@ -212,8 +247,11 @@ def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters ar
         promotion = None
         if promote and comparison.promote:
             promotion = register_model(root, name, rev, comparison, stage)
+            rt.send(f"dcgan retrain {name}: promoted {promotion.version_tag} to {stage}", comparison.reason, "success")
         elif not promote:
             logger.info("promote=False: nothing is applied, committed or tagged")
+        elif comparison.improvement is None:  # refused without a comparison: a person has to act
+            rt.send(f"dcgan retrain {name}: not compared", comparison.reason, "failure", logger.info)
         pushed = publish_results(root, name)
         if promotion:
             pushed = [f"git push --atomic {promotion.branch} {promotion.version_tag} {promotion.stage_tag}", *pushed]

@@ -228,3 +228,29 @@ def first_batch(s, data, bs):
     from dcgan.training.loop import epoch_order, make_batch
 
     return make_batch(s, TensorSource(torch.from_numpy(data)), epoch_order(s.seed, 0, len(data)), 0, 0, bs)
+
+
+class Receiver:
+    """A local HTTP endpoint (127.0.0.1) that keeps what is posted to it."""
+
+    def __init__(self):
+        import http.server
+        import threading
+
+        got = self.got = []
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                got.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+                self.send_response(200)
+                self.end_headers()
+
+            def log_message(self, *args):
+                pass
+
+        self.server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"json://127.0.0.1:{self.server.server_port}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self):
+        self.server.shutdown()

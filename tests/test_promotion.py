@@ -5,7 +5,6 @@ step is finished or undone by the next run (recover)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 import sys
@@ -222,3 +221,42 @@ def test_an_override_is_a_value_never_an_interpolation(world, monkeypatch):
         assert SECRET not in str(exc.value) and "oc.env" not in str(exc.value) and "\n" not in str(exc.value)
     for value in ("1e-3", "0.0002", "-1", "cpu", "cuda:0", "data/raw", "true", "my images", "a+b@c"):
         rt.check_inputs({"train.lr": value}, "x", "fid")
+
+
+def test_an_experiment_s_outputs_are_linked_from_the_cache_not_copied(world, tmp_path):
+    root = world / "repo"
+    _, rev = experiment(root)
+    rt.export_files(root, rev, ["models/gan", "params.yaml"], tmp_path / "linked", link=True)
+    rt.export_files(root, rev, ["models/gan"], tmp_path / "copied")
+    linked, copied = tmp_path / "linked/gan/w.txt", tmp_path / "copied/gan/w.txt"
+    assert linked.read_text() == copied.read_text() == "9"
+    assert linked.stat().st_nlink > 1 and copied.stat().st_nlink == 1  # the cache file itself, read-only
+    assert "lr: 9" in (tmp_path / "linked/params.yaml").read_text()  # a git file: fetched
+
+
+def test_new_data_is_brought_in_and_committed_and_nothing_new_is_seen(world):
+    """A watched folder (dvc add) gets the files dropped into it; nothing else changes."""
+    root = world / "repo"
+    name, rev = experiment(root)
+    (root / "data/raw").mkdir(parents=True)
+    (root / "data/raw/a.png").write_bytes(b"x")
+    sh(root, "dvc", "add", "-q", "data/raw")
+    sh(root, "git", "add", "-A"), sh(root, "git", "commit", "-q", "-m", "data")
+    assert rt.data_sources(root) == [("data/raw.dvc", "add")]
+    assert rt.refresh_data(root, print) == []  # nothing arrived: no commit
+    head = sh(root, "git", "rev-parse", "HEAD")
+    (root / "data/raw/b.png").write_bytes(b"y")
+    assert rt.refresh_data(root, print) == ["data/raw.dvc"]
+    assert sh(root, "git", "rev-parse", "HEAD~1") == head and sh(root, "git", "status", "--porcelain") == ""
+    assert "data/raw.dvc" in sh(root, "git", "show", "--name-only", "--format=%s", "HEAD")
+    assert rt.nothing_new_since(root, "prod", {}) is None  # no champion yet
+
+    # a champion on HEAD: the same inputs again are nothing new; an override or new data are
+    sh(root, "git", "tag", "generator@v0.0.1"), sh(root, "git", "tag", "generator#prod#1")
+    said = rt.nothing_new_since(root, "prod", {})
+    assert said.startswith("nothing new since v0.0.1 (generator#prod#1, commit ") and "nothing was trained" in said
+    assert rt.nothing_new_since(root, "prod", {"train.lr": "1"}) is not None  # the value it holds
+    assert rt.nothing_new_since(root, "prod", {"train.lr": "2"}) is None
+    (root / "data/raw/c.png").write_bytes(b"z")
+    rt.refresh_data(root, print)
+    assert rt.nothing_new_since(root, "prod", {}) is None

@@ -413,3 +413,79 @@ def test_the_paired_gate_reports_the_gain_on_all_samples_and_the_joint_draw():
     assert c.promote and c.improvement == 0.4  # the paired test's gain, on all 2000 samples
     assert c.test == "paired bootstrap, 500 resamples, 2000 samples a side, the same latents"
     assert "on all 2000 samples: gain +0.4" in c.reason
+
+
+def test_the_flow_tells_the_train_stage_where_checkpoints_outlive_the_experiment():
+    from dcgan.app.stages import train
+
+    assert rt.CHECKPOINT_STORE_ENV == train.CHECKPOINT_STORE
+
+
+INTERRUPTED = """\
+import sys
+from pathlib import Path
+from dcgan.app import retrain as rt
+with rt.children_stopped(print):
+    rt.run_logged(["bash", "-c", sys.argv[1]], Path.cwd(), print)
+"""
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_stopped_run_stops_everything_it_started(tmp_path: Path, sig):
+    """Ctrl-C reaches the flow's process alone (each command runs in a process group of its own);
+    SIGTERM is what Prefect's cancellation and a worker's shutdown send, and Prefect's engine turns
+    it into an exception, as this script's handler does. Either way the command and the process it
+    started in the background are gone when the run has ended."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import venv_env
+
+    pids = tmp_path / "pids"
+    script = f"sleep 300 & echo $! > {pids}; echo started; sleep 300"
+    prelude = "import signal\nsignal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(SystemExit(143)))\n"
+    proc = subprocess.Popen([sys.executable, "-c", prelude + INTERRUPTED, script], cwd=tmp_path, env=venv_env(),
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout.readline().strip() == "started"
+    child = int(pids.read_text())
+    os.kill(proc.pid, getattr(signal, sig))
+    assert proc.wait(30) != 0
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{child}/stat").read_text().split()[2] == "Z":
+                break
+        except FileNotFoundError:
+            break
+        time.sleep(0.1)
+    else:
+        os.kill(child, 9)
+        pytest.fail(f"process {child}, started by the run, outlived its {sig}")
+
+
+def test_notifications_reach_a_webhook_and_never_show_its_url(tmp_path: Path):
+    from tests.conftest import Receiver
+
+    hook = Receiver()
+    try:
+        lines: list[str] = []
+        env = {rt.notify.ENV: f"{hook.url}?token=hush, json://127.0.0.1:9/nothing-listens?token=hush"}
+        assert rt.send("dcgan retrain r1: Failed", "error: train.lr must be > 0", "failure", lines.append, env) == 1
+        assert hook.got[0]["title"] == "dcgan retrain r1: Failed" and "train.lr" in hook.got[0]["message"]
+        assert hook.got[0]["type"] == "failure"
+        assert lines and all("hush" not in line and "127.0.0.1" not in line for line in lines), lines
+        assert rt.send("x", "y", env={}) == 0  # none configured: nothing sent, nothing said
+    finally:
+        hook.close()
+
+
+def test_sample_grids_are_inline_pictures_a_browser_opens(tmp_path: Path):
+    import base64
+
+    png = REPO / "reports/samples.png"
+    md = rt.image_markdown([("champion", png), ("candidate", tmp_path / "missing.png")], "r1: samples")
+    data = md.split("](data:image/png;base64,", 1)[1].split(")", 1)[0]
+    assert base64.b64decode(data) == png.read_bytes()
+    assert "file://" not in md and "(candidate: no picture)" in md

@@ -4,13 +4,17 @@ git remote and a DVC remote: promotion to a GTO version, fetching it by stage, r
 from __future__ import annotations
 
 import json
+import signal
 import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
 
 from dcgan.app import retrain as rt
-from tests.conftest import REPO, tiny_params
+from tests.conftest import REPO, Receiver, tiny_params
 from tests.e2e.conftest import make_project
 
 pytestmark = pytest.mark.slow
@@ -75,19 +79,57 @@ def digit_files(folder, start: int, stop: int) -> None:
 
 @pytest.fixture
 def folder_project(tmp_path):
-    """The tiny pipeline on an image folder (data/raw, in git) of 300 digits."""
+    """The tiny pipeline on an image folder of 300 digits, data/raw, tracked by DVC (dvc add): the
+    folder the retrain flow watches for new images."""
     root = tmp_path / "project"
     root.mkdir()
     digit_files(root / "data/raw", 0, 300)
-    return make_project(root, tiny_params(prepare={"dataset": "folder", "root": "data/raw", "max_images": 0}))
+    project = make_project(root, tiny_params(prepare={"dataset": "folder", "root": "data/raw", "max_images": 0}))
+    project.sh("git", "rm", "-r", "-q", "--cached", "data/raw")
+    project.dvc("add", "-q", "data/raw")
+    project.git_commit("data/raw tracked by DVC")
+    return project
 
 
-def test_retrain_promotes_refuses_fails_and_queues(folder_project, harness, tmp_path):
+SECRET = "s3cr3t-7c0ffee-42"
+
+
+def found_anywhere(root, text: str) -> list[str]:
+    """Files under ``root`` (.git's objects unpacked: every commit's diff) that hold ``text``."""
+    hits = [str(f) for f in root.rglob("*") if f.is_file() and text.encode() in f.read_bytes()]
+    history = subprocess.run(["git", "log", "-p", "--all"], cwd=root, capture_output=True, text=True).stdout
+    return hits + (["git log -p --all"] if text in history else [])
+
+
+def run_processes(root) -> list[str]:
+    """Processes (other than this one) that run in ``root`` or name it on their command line."""
+    import os
+
+    out = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit() or int(proc.name) == os.getpid():
+            continue
+        try:
+            cmd = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+            cwd = os.readlink(proc / "cwd")
+            if (proc / "stat").read_text().split()[2] == "Z":
+                continue
+        except OSError:
+            continue
+        if str(root) in cmd or cwd.startswith(str(root)):
+            out.append(f"{proc.name}: {cmd[:200]}")
+    return out
+
+
+def test_retrain_promotes_refuses_fails_and_queues(folder_project, harness, tmp_path, monkeypatch):
     retrain = load_flow()
     project = folder_project
     root = project.root
     origin, store = with_remotes(project, tmp_path)
     head0 = project.sh("git", "rev-parse", "HEAD").stdout.strip()
+    hook = Receiver()
+    monkeypatch.setenv("DCGAN_NOTIFY", hook.url)
+    monkeypatch.setenv("DCGAN_TEST_SECRET", SECRET)
 
     # 1. another run holds the workspace: fail before anything starts
     with rt.workspace_lock(root, 0, lambda m: None):
@@ -95,14 +137,34 @@ def test_retrain_promotes_refuses_fails_and_queues(folder_project, harness, tmp_
             retrain(overrides={"train.lr": "0.001"}, name="blocked", workspace=str(root), lock_timeout=0.5)
     assert experiments(root) == [] and not (root / "reports/retrain").exists()
 
-    # 2. no model yet: the first run is promoted, committed, versioned and pushed
+    # 2. an override that would read the worker's environment is refused, and the secret is nowhere
+    state = retrain(overrides={"train.lr": "${oc.env:DCGAN_TEST_SECRET}"}, name="leak", workspace=str(root),
+                    return_state=True)
+    assert state.is_failed() and "interpolation or resolver" in state.message and SECRET not in state.message
+    assert experiments(root) == [] and found_anywhere(root, SECRET) == []
+    assert "Failed" in hook.got[-1]["title"] and SECRET not in json.dumps(hook.got)  # someone heard
+
+    # 3. an uncommitted edit to a tracked source file: refused, named, and left as it was
+    edited = root / "src/dcgan/app/stages/sample.py"
+    edited.write_text(edited.read_text() + "# a local edit\n")
+    with pytest.raises(rt.UserError, match=r"uncommitted changes to tracked files \(src/dcgan/app/stages/sample.py\)"):
+        retrain(overrides={"train.lr": "0.001"}, name="dirty", workspace=str(root))
+    assert edited.read_text().endswith("# a local edit\n") and experiments(root) == []
+    project.sh("git", "checkout", "--", "src")
+
+    # 4. no model yet: the first run is promoted, committed, versioned and pushed, though a tag
+    #    and a branch are named like it (the gated commit is applied, not the name)
+    project.sh("git", "tag", "first", head0)
+    project.sh("git", "branch", "first", head0)
     result = retrain(overrides={"train.lr": "0.000001"}, name="first", workspace=str(root))
     assert result["promoted"] and "no baseline" in result["reason"], result
+    assert "checked only against its own floors" in result["reason"], result
     assert (result["version_tag"], result["stage_tag"]) == ("generator@v0.0.1", "generator#prod#1")
     commit = project.sh("git", "rev-parse", "HEAD").stdout.strip()
     assert result["commit"] == commit and project.sh("git", "rev-parse", "HEAD~1").stdout.strip() == head0
     committed = set(project.sh("git", "show", "--name-only", "--format=", "HEAD").stdout.split())
-    assert {"dvc.lock", "params.yaml", "reports/metrics.json"} <= committed
+    assert {"dvc.lock", "params.yaml", "reports/metrics.json"} <= committed and not any(
+        c.startswith("src/") for c in committed)
     assert "Promote first" in project.sh("git", "log", "-1", "--format=%s").stdout
     assert project.sh("git", "status", "--porcelain", "--untracked-files=no").stdout.strip() == ""
     assert float(yaml.safe_load((root / "params.yaml").read_text())["train"]["lr"]) == 1e-06  # dvc writes 1e-06
@@ -110,17 +172,18 @@ def test_retrain_promotes_refuses_fails_and_queues(folder_project, harness, tmp_
     shown = json.loads(project.sh("gto", "show", "--json").stdout)
     assert shown["generator"]["version"] == "v0.0.1" and shown["generator"]["stage"]["prod"] == "v0.0.1"
     remote_refs = project.sh("git", "ls-remote", str(origin)).stdout
-    assert commit in remote_refs and "refs/tags/generator@v0.0.1" in remote_refs
+    assert f"{commit}\trefs/heads/main" in remote_refs and "refs/tags/generator@v0.0.1" in remote_refs
     assert "refs/tags/generator#prod#1" in remote_refs and "refs/exps/" in remote_refs
     diff_md = artifact("dcgan-metrics-diff").data
     assert "Retrain `first`: promoted" in diff_md and "| **fid** |" in diff_md and "`train.lr=0.000001`" in diff_md
     table = artifact("dcgan-metrics").data
     assert "fid" in table and "floor" in table
-    link = artifact("dcgan-samples").data
-    assert "](file://" in link and link.endswith("reports/retrain/first/samples.png)")
+    pictures = artifact("dcgan-samples").data
+    assert "](data:image/png;base64," in pictures and "file://" not in pictures
     assert (root / "reports/retrain/first/samples.png").stat().st_size > 0
+    assert hook.got[-1]["title"] == "dcgan retrain first: promoted generator@v0.0.1 to prod"
 
-    # 3. a consumer fetches the prod model by name from the git remote alone, and samples it
+    # 5. a consumer fetches the prod model by name from the git remote alone, and samples it
     consumer = tmp_path / "consumer"
     consumer.mkdir()
     project.sh("dvc", "artifacts", "get", str(origin), "generator", "--stage", "prod",
@@ -131,9 +194,11 @@ def test_retrain_promotes_refuses_fails_and_queues(folder_project, harness, tmp_
                      "-o", str(consumer / "grid.png"))
     assert (consumer / "grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", out.stdout
 
-    # 4. another training seed and device (issue 38: the instrument holds still, so the runs are
+    # 6. another training seed and device (issue 38: the instrument holds still, so the runs are
     #    compared, not refused as measured differently), and a margin no run can meet: compared
-    #    and reported, but nothing applied, committed or tagged
+    #    and reported, but nothing applied, committed or tagged. The champion is found on the
+    #    remote even when this clone has lost its tags.
+    project.sh("git", "tag", "-d", "generator@v0.0.1", "generator#prod#1")
     refused = retrain(overrides={"train.lr": "0.0005", "base.seed": "1", "base.device": "cpu"}, name="worse",
                       min_improvement=1e9, workspace=str(root))
     assert not refused["promoted"] and "not shown to be more than 1e+09" in refused["reason"], refused
@@ -144,37 +209,62 @@ def test_retrain_promotes_refuses_fails_and_queues(folder_project, harness, tmp_
     assert refused["test"] == "paired bootstrap, 500 resamples, 100 samples a side, the same latents", refused
     rescored = json.loads((root / "reports/retrain/worse/champion/metrics.json").read_text())
     assert refused["baseline"] == rescored["fid"] != json.loads(promoted_metrics)["fid"]  # seed 1's latents
-    assert tags(root) == ["generator#prod#1", "generator@v0.0.1"]
+    assert tags(root) == ["first", "generator#prod#1", "generator@v0.0.1"]
     assert project.sh("git", "rev-parse", "HEAD").stdout.strip() == commit
     assert (root / "reports/metrics.json").read_bytes() == promoted_metrics
-    assert float(yaml.safe_load((root / "params.yaml").read_text())["train"]["lr"]) == 1e-06  # dvc writes 1e-06
     assert "Retrain `worse`: not promoted" in artifact("dcgan-metrics-diff").data
+    assert artifact("dcgan-samples").data.count("](data:image/png;base64,") == 2  # champion and candidate
 
-    # 5. a failing stage fails the flow run with the stage's own message; nothing is touched
+    # 7. a failing stage fails the flow run with the stage's own message; nothing is touched
     state = retrain(overrides={"train.lr": "-1"}, name="broken", workspace=str(root), return_state=True)
     assert state.is_failed()
     with pytest.raises(rt.StageFailed, match=r"error: train.lr must be > 0"):
         state.result()
-    assert tags(root) == ["generator#prod#1", "generator@v0.0.1"]
+    assert tags(root) == ["first", "generator#prod#1", "generator@v0.0.1"]
     assert (root / "reports/metrics.json").read_bytes() == promoted_metrics
     assert "first" in experiments(root) and "worse" in experiments(root)
+    assert hook.got[-1]["title"] == "dcgan retrain broken: Failed" and "train.lr must be > 0" in hook.got[-1]["message"]
 
-    # 6. a data refresh: 60 new images land in the folder. The candidate's evaluator and reference
-    #    are built on the new data; the champion is re-scored against them (not refused), and a
-    #    better model is promoted
+    # 8. 60 new images are dropped into the watched folder, nothing else. A retrain brings them in
+    #    (dvc add, committed) and trains; Ctrl-C during training stops it with everything it started
     digit_files(root / "data/raw", 300, 360)
-    project.sh("git", "add", "data/raw")
-    project.sh("git", "commit", "-q", "-m", "data refresh: 60 new digits")
-    better = retrain(overrides={"train.lr": "0.002", "train.epochs": "3"}, name="refreshed", workspace=str(root))
+    from prefect.settings import PREFECT_API_URL
+
+    over = ["-S", "train.lr=0.002", "-S", "train.epochs=12"]
+    env = {**project.env, "PREFECT_API_URL": PREFECT_API_URL.value(), "PYTHONUNBUFFERED": "1"}
+    flow = subprocess.Popen([sys.executable, str(REPO / "flows/retrain.py"), "--workspace", str(root), *over,
+                             "--name", "refreshed"], cwd=root, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
+    kept = root / rt.CHECKPOINT_STORE
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and flow.poll() is None and not list(kept.glob("*/ckpt-*.pt")):
+        time.sleep(0.02)
+    assert flow.poll() is None, "the run ended before the test could interrupt its training"
+    flow.send_signal(signal.SIGINT)  # what Ctrl-C at the terminal sends
+    assert flow.wait(120) != 0
+    assert run_processes(root) == []
+    with rt.workspace_lock(root, 0, lambda m: None):
+        pass  # the next run starts cleanly
+    [ckpt_dir] = list(kept.iterdir())
+    assert "data/raw.dvc" in project.sh("git", "show", "--name-only", "--format=", "HEAD").stdout  # brought in
+
+    #    ... the next attempt resumes from the kept checkpoints (not from step 0), re-scores the
+    #    champion on the new data's reference, and promotes the better model
+    better = retrain(overrides={"train.lr": "0.002", "train.epochs": "12"}, name="refreshed", workspace=str(root))
     assert better["promoted"] and better["version_tag"] == "generator@v0.0.2", better
     assert "re-scored by the candidate's instrument" in better["reason"] and better["p_value"] < 0.05, better
+    assert not ckpt_dir.exists()  # handed over to the experiment's checkpoints/train
+    live = json.loads(project.sh("git", "show", f"{better['experiment_rev']}:dvclive/metrics.json").stdout)
+    assert "images_per_s" not in live["train"], live  # logged by runs that did not resume only
     champion_then = json.loads((root / "reports/retrain/refreshed/champion/metrics.json").read_text())
     assert champion_then["protocol.reference_id"] != json.loads(promoted_metrics)["protocol.reference_id"]
     assert champion_then["protocol.reference_id"] == project.metrics()["protocol.reference_id"]  # one reference
     assert champion_then["protocol.n_reference"] > json.loads(promoted_metrics)["protocol.n_reference"]
 
-    # 7. ... and an equal one is not: the same recipe on the same data trains the same model again
-    equal = retrain(overrides={"train.lr": "0.002", "train.epochs": "3"}, name="again", workspace=str(root))
-    assert not equal["promoted"] and "re-scored by the candidate's instrument" in equal["reason"], equal
-    assert equal["gain"] == 0.0 and equal["p_value"] == 1.0, equal
+    # 9. the schedule fires again with nothing new: it says so in seconds and trains nothing
+    t0 = time.monotonic()
+    again = retrain(overrides={"train.lr": "0.002", "train.epochs": "12"}, name="again", workspace=str(root))
+    assert not again["promoted"] and again["reason"].startswith("nothing new since v0.0.2"), again
+    assert time.monotonic() - t0 < 30 and "again" not in experiments(root)
     assert tags(root)[-2:] == ["generator@v0.0.1", "generator@v0.0.2"]
+    hook.close()

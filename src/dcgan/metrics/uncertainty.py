@@ -16,6 +16,7 @@ in their difference.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -176,6 +177,9 @@ class PairedTest:
     high: float
     p_value: float
     resamples: int
+    champion_fid: float = math.nan
+    """The champion's FID on all its rows, against the whole reference (gain = this - candidate's)."""
+    candidate_fid: float = math.nan
 
 
 def paired_fid(candidate: np.ndarray, champion: np.ndarray, ref_features: np.ndarray, resamples: int,
@@ -193,7 +197,8 @@ def paired_fid(candidate: np.ndarray, champion: np.ndarray, ref_features: np.nda
         raise ValueError(f"the paired test needs at least 1 resample, got {resamples}")
     ref_stats = feature_stats(ref_features) if len(ref_features) <= CHUNK else weighted_stats(
         ref_features, np.ones(len(ref_features), np.int64))
-    gain = fid_of_features(champion, *ref_stats) - fid_of_features(candidate, *ref_stats)
+    fid_champion, fid_candidate = fid_of_features(champion, *ref_stats), fid_of_features(candidate, *ref_stats)
+    gain = fid_champion - fid_candidate
     if shared_latents and len(candidate) != len(champion):
         raise ValueError(f"shared latents need as many rows on both sides, got {len(candidate)} and {len(champion)}")
     rng = np.random.default_rng(seed)
@@ -206,4 +211,4 @@ def paired_fid(candidate: np.ndarray, champion: np.ndarray, ref_features: np.nda
     s = Spread.of(gains, gain)
     centred = gains - gains.mean() + gain  # the resampling bias removed, as in Spread
     p = (1 + int(np.sum(centred <= margin))) / (resamples + 1)
-    return PairedTest(float(gain), s.se, s.low, s.high, float(p), resamples)
+    return PairedTest(float(gain), s.se, s.low, s.high, float(p), resamples, float(fid_champion), float(fid_candidate))

@@ -20,6 +20,8 @@ The names below are the flow's API.
 
 from dcgan.app.retrain.constants import (
     ARTIFACT,
+    CHECKPOINT_STORE,
+    CHECKPOINT_STORE_ENV,
     DEFAULT_STAGE,
     FEATURES,
     JOURNAL,
@@ -38,6 +40,7 @@ from dcgan.app.retrain.experiment import (
     run_experiment,
     say_left_out,
 )
+from dcgan.app.retrain.fresh import data_sources, nothing_new, nothing_new_since, refresh_data
 from dcgan.app.retrain.gate import (
     ALPHA,
     Comparison,
@@ -49,6 +52,7 @@ from dcgan.app.retrain.gate import (
 )
 from dcgan.app.retrain.lock import WorkspaceBusy, workspace_lock
 from dcgan.app.retrain.markdown import diff_markdown
+from dcgan.app.retrain.notify import image_markdown, send
 from dcgan.app.retrain.paired import features_match, paired_fid_gain
 from dcgan.app.retrain.promotion import (
     STEPS,
@@ -87,6 +91,6 @@ from dcgan.app.retrain.shell import (
 )
 from dcgan.core.errors import UserError
 
-__all__ = ["JOURNAL", "STEPS", "PromotionFailed", "recover", "undo", "candidate_diff", "unscorable_way_out", "version_of",
+__all__ = ["CHECKPOINT_STORE", "CHECKPOINT_STORE_ENV", "data_sources", "nothing_new", "nothing_new_since", "refresh_data", "image_markdown", "send", "JOURNAL", "STEPS", "PromotionFailed", "recover", "undo", "candidate_diff", "unscorable_way_out", "version_of",
            "children_stopped", "fetch_tags", "stop_all", "left_out_data", "modified_tracked", "require_clean",
            "say_left_out", "ALPHA", "ARTIFACT", "ChampionScore", "Comparison", "Unscorable", "not_compared", "score_champion", "FEATURES", "PairedGain", "paired_fid_gain", "protocol_mismatch", "DEFAULT_STAGE", "ExperimentTimeout", "LOCK_FILE", "METRICS", "Promotion", "RETRAIN_REPORTS", "SAMPLE_GRID", "StageFailed", "UserError", "WorkspaceBusy", "check", "check_inputs", "decide", "default_name", "diff_markdown", "experiment_rev", "export_files", "failure_message", "features_match", "git_out", "git_remote", "guardrails", "own_folder", "promote", "push", "remote_configured", "run_experiment", "run_logged", "stage_tag", "tool_env", "use_branch", "workspace_lock"]

@@ -57,6 +57,9 @@ class Comparison:
     p_value: float | None = None
     mismatch: list[str] = field(default_factory=list)
     """protocol keys that differ (then nothing was compared)."""
+    on_gain_samples: tuple[float, float] | None = None
+    """(baseline, new) on the samples the gain was measured on (the paired test's, all of them),
+    where those differ from reports/metrics.json's (its first ``protocol.n_samples``)."""
 
 
 def is_number(x: object) -> bool:
@@ -88,6 +91,9 @@ class PairedGain:
     """Generated images a side (0: not recorded)."""
     shared_latents: bool = False
     """Both sides drawn from the same latents, resampled jointly."""
+    old: float | None = None
+    new: float | None = None
+    """The champion's and the candidate's FID on those samples (gain = old - new)."""
 
 
 def _share_above(a: float, b: float, n: float, alpha: float) -> tuple[bool, float]:
@@ -163,10 +169,13 @@ def decide(diff: dict[str, dict[str, object]], metric: str, min_improvement: flo
     if paired is not None:
         on = (f", {paired.n} samples a side" if paired.n else "") + (", the same latents" if paired.shared_latents else "")
         kw = {"test": f"paired bootstrap, {paired.resamples} resamples{on}", "low": paired.low, "high": paired.high,
-              "p_value": paired.p_value}
+              "p_value": paired.p_value,
+              "on_gain_samples": (paired.old, paired.new) if paired.old is not None and paired.new is not None
+              else None}
         improvement = paired.gain
         head = f"{metric} {old:.4g} -> {new:.4g} ({direction} is better)"
-        text = (f"{head}; on all {paired.n or 'the'} samples: gain {paired.gain:+.4g} (95% CI {paired.low:+.3g} to "
+        both = f"{metric} {paired.old:.4g} -> {paired.new:.4g}, " if paired.old is not None and paired.new is not None else ""
+        text = (f"{head}; on all {paired.n or 'the'} samples: {both}gain {paired.gain:+.4g} (95% CI {paired.low:+.3g} to "
                 f"{paired.high:+.3g}, paired bootstrap p = {paired.p_value:.3g}{on})")
         if paired.p_value < alpha:
             return _guarded(result(True, f"{text}: more than {min_improvement:g} beyond the noise (p < {alpha:g})",

@@ -56,4 +56,5 @@ def paired_fid_gain(candidate: np.ndarray, champion: np.ndarray, reference: Path
     n = f"{len(candidate)} samples a side" + (", the same latents" if shared_latents else "")
     log(f"paired FID test ({n}): gain {t.gain:+.4g}, 95% CI {t.low:+.3g} to {t.high:+.3g}, p = {t.p_value:.3g} "
         f"({resamples} resamples)")
-    return PairedGain(t.gain, t.low, t.high, t.p_value, t.resamples, len(candidate), shared_latents)
+    return PairedGain(t.gain, t.low, t.high, t.p_value, t.resamples, len(candidate), shared_latents,
+                      t.champion_fid, t.candidate_fid)

@@ -3,9 +3,10 @@ version and a stage tag); export an experiment's files; push data, commit, tags 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from dcgan.app.retrain.constants import ARTIFACT, DEFAULT_STAGE, JOURNAL
 from dcgan.app.retrain.gate import Comparison
@@ -14,18 +15,46 @@ from dcgan.core import files, kill_points
 from dcgan.core.errors import UserError
 
 
-def export_files(cwd: Path, rev: str, paths: list[str], dest: Path) -> None:
-    """Copy ``paths`` (files or DVC-tracked folders) as they are at ``rev`` into ``dest``."""
+def export_files(cwd: Path, rev: str, paths: list[str], dest: Path, link: bool = False) -> None:
+    """Copy ``paths`` (files or DVC-tracked folders) as they are at ``rev`` into ``dest``.
+
+    ``link``: files in this project's DVC cache are hard-linked, not copied (read-only, as the
+    cache is): re-scoring reads a CelebA-sized ``data/prepared`` without writing gigabytes.
+    Files that are not in the cache (git files, a pruned cache) are fetched as before."""
     from dvc.api import DVCFileSystem
 
     fs = DVCFileSystem(str(cwd), rev=rev)
+    cache = _local_cache(cwd) if link else None
     for path in paths:
         target = dest / Path(path).name
-        if fs.isdir(path):
-            fs.get(path, str(target), recursive=True)
-        else:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            fs.get_file(path, str(target))
+        entries = fs.find(path, detail=True) if fs.isdir(path) else {path: fs.info(path)}
+        for name, info in entries.items():
+            rel = PurePosixPath(name.lstrip("/")).relative_to(path.strip("/"))
+            out = target / rel if str(rel) != "." else target
+            out.parent.mkdir(parents=True, exist_ok=True)
+            if not (cache and _link_cached(cache, info, out)):
+                fs.get_file(name, str(out))
+
+
+def _local_cache(cwd: Path):
+    from dvc.repo import Repo
+
+    with Repo(str(cwd)) as repo:
+        return repo.cache.local
+
+
+def _link_cached(cache, info: dict, out: Path) -> bool:
+    """Hard-link the cache file of a DVC entry to ``out``; False when it is not in the cache or the
+    cache is on another filesystem (the caller then fetches a copy)."""
+    md5 = (info.get("dvc_info") or {}).get("md5")
+    src = cache.oid_to_path(md5) if md5 and not str(md5).endswith(".dir") else None
+    if not src or not os.path.isfile(src):
+        return False
+    try:
+        os.link(src, out)
+    except OSError:
+        return False
+    return True
 
 
 def own_folder(path: Path) -> Path:
@@ -87,7 +116,7 @@ def _step(journal: dict, path: Path, index: int) -> None:
 
 def _what(name: str, comparison: Comparison) -> str:
     """The commit message's numbers: the gated metric on the same samples as the gain."""
-    base, new = comparison.baseline, comparison.new
+    base, new = comparison.on_gain_samples or (comparison.baseline, comparison.new)
     return (f"{comparison.metric} {_fmt(base)} -> {_fmt(new)}"
             + (f", gain {comparison.improvement:+.4g} (95% CI {comparison.low:+.3g} to {comparison.high:+.3g}, "
                f"p = {comparison.p_value:.3g}, {comparison.test})"

@@ -35,7 +35,7 @@ from dcgan.app.retrain.constants import (
 from dcgan.app.retrain.gate import PairedGain, is_number
 from dcgan.app.retrain.paired import features_match, fid_of, paired_fid_gain
 from dcgan.app.retrain.promotion import export_files
-from dcgan.app.retrain.shell import Log, failure_message, git_out, run_logged
+from dcgan.app.retrain.shell import ExperimentTimeout, Log, failure_message, git_out, run_logged
 from dcgan.core import files
 from dcgan.core.errors import UserError
 
@@ -101,9 +101,22 @@ def _show(root: Path, rev: str, path: str) -> dict:
 
 
 def _stage(root: Path, module: str, args: list[str], log: Log, timeout: float | None) -> None:
-    code, lines = run_logged([sys.executable, "-m", f"dcgan.app.stages.{module}", *args], root, log, timeout=timeout)
+    try:
+        code, lines = run_logged([sys.executable, "-m", f"dcgan.app.stages.{module}", *args], root, log,
+                                 timeout=timeout)
+    except ExperimentTimeout:
+        raise UserError(f"re-scoring the champion: its {module} stage ran past the {timeout:g} s limit "
+                        f"(experiment_timeout) and was stopped; nothing was promoted") from None
     if code != 0:
         raise Unscorable(f"re-scoring the champion failed in {module}: {failure_message(lines)}")
+
+
+def _card(path: Path, tag: str, commit: str) -> dict:
+    try:
+        return files.read_json(path)
+    except (OSError, ValueError) as exc:
+        raise Unscorable(f"the champion {tag} ({commit[:12]}) has no readable {MODELS}/model.json "
+                         f"({type(exc).__name__}: {exc})") from None
 
 
 def diff_of(old: dict, new: dict) -> dict[str, dict[str, object]]:
@@ -154,12 +167,14 @@ def score_champion(root: Path, rev: str, tag: str, out: Path, log: Log, margin: 
             export_files(root, commit, [MODELS], work / "champion")
         except Exception as exc:  # noqa: BLE001 (a DVC or git error: say which model, and why)
             raise Unscorable(f"the champion {tag} ({commit[:12]}): its {MODELS} cannot be fetched ({exc})") from None
+        card = _card(work / "champion/gan/model.json", tag, commit)
         try:
-            export_files(root, rev, [EVALUATOR, PREPARED, SAMPLES_INFO, FEATURES, METRICS], work / "candidate")
+            export_files(root, rev, [EVALUATOR, PREPARED, SAMPLES_INFO, FEATURES, METRICS], work / "candidate",
+                         link=True)
         except Exception as exc:  # noqa: BLE001
             raise Unscorable(f"the candidate ({rev[:12]}) lacks what scoring needs ({exc})") from None
         cand = work / "candidate"
-        why = compatible(files.read_json(work / "champion/gan/model.json"), files.read_json(cand / "prepared/meta.json"))
+        why = compatible(card, files.read_json(cand / "prepared/meta.json"))
         if why:
             raise Unscorable(why)
         params = champion_params(_show(root, rev, "params.yaml"), _show(root, commit, "params.yaml"))
