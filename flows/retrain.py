@@ -6,31 +6,33 @@
 
 The flow drives DVC and never re-implements a stage, so dvc.lock stays the record of what ran:
 
-1. ``dvc pull`` when a DVC remote is configured (retried with backoff);
-2. the pipeline as a named experiment, ``dvc exp run --temp -n NAME -S key=value ...``, in a
-   temporary copy, so the workspace is untouched until a promotion (stopped, with its stages,
-   after ``experiment_timeout`` seconds);
-3. the champion (the version in the GTO ``stage``; none yet: the first run is promoted)
-   sampled and scored by the candidate's own sample and evaluate stages, params, evaluator and
-   data (dcgan.app.retrain.rescore): one instrument for both, the same latents, so a new seed,
-   device or refreshed data is compared, not refused; only a champion of another image size or
-   channel count is refused, in one line;
-4. the gate (dcgan.app.retrain.gate): a one-sided test at level ``alpha`` that the gain is more
+1. a promotion a crash interrupted is finished or undone; modified tracked files refuse the run
+   in one line (a run starts from what is committed); the git remote's tags are fetched, so the
+   champion is the remote's version in ``stage``;
+2. the data brought up to date (``dvc update`` of imports, ``dvc add`` of added folders, the
+   changed .dvc files committed), then ``dvc pull`` when a DVC remote is configured; with the
+   champion's own tree and no override that changes a value, "nothing new since vX" and no
+   training;
+3. the pipeline as a named experiment, ``dvc exp run --temp -n NAME -S key=value ...``, in a
+   temporary copy, so the workspace is untouched until a promotion; its checkpoints kept outside
+   the copy (a retry or the next run resumes); stopped with its stages after
+   ``experiment_timeout`` seconds, or when the run is stopped (Ctrl-C, SIGTERM, cancellation);
+4. the champion sampled and scored by the candidate's own sample and evaluate stages, params,
+   evaluator and data (dcgan.app.retrain.rescore); none yet: the first model, judged on its own
+   floors; one that cannot be re-scored refuses promotion, in one line with the ways on
+   (``allow_first``);
+5. the gate (dcgan.app.retrain.gate): a one-sided test at level ``alpha`` that the gain is more
    than ``min_improvement``: for FID a paired bootstrap of both models' features on all
-   generated samples (resampled jointly: the same latents) against the candidate's reference
-   (``gate_resamples`` rounds), for other metrics the runs' bootstrap standard errors; then the
-   guardrails (copy rate, precision, recall);
-5. promotion when that test passes: ``dvc exp apply``, a
-   commit of what the experiment changed (dvc.lock, params, metrics) on ``branch`` (default:
-   the current one), and a GTO version of the ``generator`` artifact (dvc.yaml) assigned to
-   ``stage`` (default prod): ``gto show`` lists it, ``dvc artifacts get <repo> generator
-   --stage prod`` fetches it; the commit message gives the gain, its 95% interval and p. A
-   failed, worse or not-clearly-better run commits and tags nothing;
-6. ``dvc push``, then ``git push`` of the commit and its tags and ``dvc exp push``, where
-   remotes are configured (retried with backoff).
+   generated samples, otherwise the runs' bootstrap standard errors; then the guardrails;
+6. promotion, all or nothing (dcgan.app.retrain.promotion): ``dvc exp apply`` of the
+   experiment's commit id, a commit of what it changed on ``branch``, a GTO version of the
+   ``generator`` artifact assigned to ``stage``, ``dvc push``, one ``git push --atomic`` of the
+   commit and both tags; any failure puts the repository back as it was;
+7. ``dvc exp push`` of the experiment. Failures, crashes, cancellations and promotions are sent
+   to ``$DCGAN_NOTIFY`` (Apprise URLs).
 
 Artifacts with stable keys (history across runs in the UI): ``dcgan-metrics-diff`` (markdown),
-``dcgan-metrics`` (table), ``dcgan-samples`` (link to the run's sample grid).
+``dcgan-metrics`` (table), ``dcgan-samples`` (champion and candidate grids, inline pictures).
 """
 
 from __future__ import annotations

@@ -65,6 +65,8 @@ def test_decide_uses_the_paired_test_when_given():
     c = rt.decide(diff, "fid", 0.0, shown)
     assert c.promote and c.p_value == 0.01 and c.test.startswith("paired bootstrap") and "p = 0.01" in c.reason
     assert not rt.decide(diff, "fid", 0.0, rt.PairedGain(0.1, -0.02, 0.2, 0.09, 500)).promote
+    on_all = rt.decide(diff, "fid", 0.0, rt.PairedGain(0.1, 0.04, 0.16, 0.01, 500, 2000, True, 3.2, 3.1))
+    assert on_all.on_gain_samples == (3.2, 3.1) and "on all 2000 samples: fid 3.2 -> 3.1, gain +0.1" in on_all.reason
 
 
 @pytest.mark.parametrize("key", ["extractor_id", "n_samples", "bootstrap", "reference_id", "resize", "metric_code"])

@@ -1,5 +1,6 @@
-"""Retraining around the DVC pipeline: run a named experiment, diff its metrics against the
-workspace, decide promotion, and register a promoted generator as a GTO version.
+"""Retraining around the DVC pipeline: bring the data up to date, run a named experiment, score
+the champion with its instrument, decide promotion, and register a promoted generator as a GTO
+version, all or nothing.
 
 Nothing here re-implements a stage: experiments run through ``dvc exp run``, metrics are
 compared through ``dvc metrics diff``, and a promotion applies the experiment with
@@ -10,11 +11,12 @@ holds the record of what ran and what was promoted, and anyone can fetch the mod
 sequences these functions; they are plain Python so that they can be tested and reused
 without Prefect.
 
-Modules, one job each: :mod:`.shell` (running dvc/gto/git), :mod:`.experiment` (inputs, ``dvc
-exp run``, the metrics diff), :mod:`.gate` (the promotion decision: one protocol, a gain beyond the noise), :mod:`.paired` (the
+Modules, one job each: :mod:`.shell` (running dvc/gto/git, stopping what was started, fetching
+tags), :mod:`.experiment` (inputs, a clean start, ``dvc exp run``), :mod:`.fresh` (new data,
+"nothing new"), :mod:`.notify` (messages, pictures), :mod:`.gate` (the promotion decision: one protocol, a gain beyond the noise), :mod:`.paired` (the
 paired FID test on both runs' features), :mod:`.rescore` (the champion scored by the candidate's
 instrument), :mod:`.markdown` (the diff
-as a table), :mod:`.promotion` (commit, GTO tags, push), :mod:`.lock` (one run per workspace).
+as a table), :mod:`.promotion` (commit, GTO tags, atomic push, undo, recovery), :mod:`.lock` (one run per workspace).
 The names below are the flow's API.
 """
 
