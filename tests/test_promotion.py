@@ -262,3 +262,16 @@ def test_new_data_is_brought_in_and_committed_and_nothing_new_is_seen(world):
     (root / "data/raw/c.png").write_bytes(b"z")
     rt.refresh_data(root, print)
     assert rt.nothing_new_since(root, "prod", {}) is None
+
+
+def test_a_champion_that_cannot_be_rescored_or_runs_out_of_time_is_one_line(world, tmp_path):
+    from dcgan.app.retrain.rescore import run_stage
+
+    root = world / "repo"
+    name, rev = experiment(root)
+    rt.promote(root, name, rev, COMPARISON, print)  # its models/gan holds no model.json
+    with pytest.raises(rt.Unscorable, match=r"^the champion generator#prod#1 \(\w{12}\) has no readable "
+                                            r"models/gan/model.json \(FileNotFoundError"):
+        rt.score_champion(root, rev, "generator#prod#1", tmp_path / "out", print)
+    with pytest.raises(rt.UserError, match=r"^re-scoring the champion: its sample stage ran past the 0.01 s limit"):
+        run_stage(root, "sample", ["--help"], print, timeout=0.01)

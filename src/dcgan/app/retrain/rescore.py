@@ -100,7 +100,9 @@ def _show(root: Path, rev: str, path: str) -> dict:
     return yaml.safe_load(res.stdout) or {}
 
 
-def _stage(root: Path, module: str, args: list[str], log: Log, timeout: float | None) -> None:
+def run_stage(root: Path, module: str, args: list[str], log: Log, timeout: float | None) -> None:
+    """One stage of the re-scoring (``python -m dcgan.app.stages.MODULE ARGS``); its failure or a
+    timeout is one line."""
     try:
         code, lines = run_logged([sys.executable, "-m", f"dcgan.app.stages.{module}", *args], root, log,
                                  timeout=timeout)
@@ -181,10 +183,10 @@ def score_champion(root: Path, rev: str, tag: str, out: Path, log: Log, margin: 
         files.write_text(work / "params.yaml", yaml.safe_dump(params, sort_keys=False))
         c = work / "champion"
         log(f"re-scoring the champion {tag} ({commit[:12]}) with the candidate's instrument")
-        _stage(root, "sample", ["--params", str(work / "params.yaml"), "--models", str(c / "gan"),
+        run_stage(root, "sample", ["--params", str(work / "params.yaml"), "--models", str(c / "gan"),
                                 "--out", str(c / "samples.npy"), "--grid", str(c / "samples.png"),
                                 "--interpolation", str(c / "interpolation.png")], log, timeout)
-        _stage(root, "evaluate", ["--params", str(work / "params.yaml"), "--samples", str(c / "samples.npy"),
+        run_stage(root, "evaluate", ["--params", str(work / "params.yaml"), "--samples", str(c / "samples.npy"),
                                   "--data", str(cand / "prepared"), "--evaluator", str(cand / "evaluator"),
                                   "--models", str(c / "gan"), "--out", str(c / "metrics.json"),
                                   "--recon-grid", str(c / "reconstructions.png"),
