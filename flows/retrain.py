@@ -78,18 +78,19 @@ def pull_inputs(root: Path) -> None:
     rt.check("dvc", ["pull", "--allow-missing"], root, _log)
 
 
-def _not_a_timeout(task, task_run, state) -> bool:
-    """Retry a failed experiment (a killed stage, a lost device), not one that ran out of time."""
+def _worth_retrying(task, task_run, state) -> bool:
+    """Retry an experiment whose stage was killed or crashed (out of memory, a lost device), not
+    one that ran out of time or stopped on a user error (bad params or data: the same again)."""
     try:
         state.result()
-    except rt.ExperimentTimeout:
+    except rt.StageFailed as exc:
+        return exc.retryable
+    except BaseException:  # noqa: BLE001 (a timeout or a user error: the same again)
         return False
-    except BaseException:  # noqa: BLE001 (any other failure is worth one more attempt)
-        return True
     return False
 
 
-@task(retries=1, retry_delay_seconds=30, retry_condition_fn=_not_a_timeout)
+@task(retries=1, retry_delay_seconds=30, retry_condition_fn=_worth_retrying)
 def train_candidate(root: Path, name: str, overrides: dict[str, str], timeout: float) -> str:
     # the limit is enforced on the dvc process group itself: a Prefect task timeout alone
     # would leave `dvc exp run` and its stages running. The checkpoints live outside the

@@ -17,8 +17,10 @@ from dcgan.app import retrain as rt
 from tests.conftest import venv_env
 
 STAGE = """\
-import json, os, yaml
+import json, os, sys, yaml
 p = yaml.safe_load(open("params.yaml"))
+if isinstance(p["train"]["lr"], (int, float)) and p["train"]["lr"] < 0:
+    sys.exit(print("error: train.lr must be > 0") or 2)  # a user error, as the stages report one
 os.makedirs("models/gan", exist_ok=True)
 open("models/gan/w.txt", "w").write(str(p["train"]["lr"]))
 os.makedirs("reports", exist_ok=True)
@@ -275,3 +277,15 @@ def test_a_champion_that_cannot_be_rescored_or_runs_out_of_time_is_one_line(worl
         rt.score_champion(root, rev, "generator#prod#1", tmp_path / "out", print)
     with pytest.raises(rt.UserError, match=r"^re-scoring the champion: its sample stage ran past the 0.01 s limit"):
         run_stage(root, "sample", ["--help"], print, timeout=0.01)
+
+
+def test_a_failed_experiment_is_retried_only_when_it_was_not_a_user_error(world):
+    """A stage's user error (exit 2, an ``error:`` line) fails the same way again; a crash (a
+    traceback, a kill) is worth the train task's retry."""
+    root = world / "repo"
+    with pytest.raises(rt.StageFailed, match="error: train.lr must be > 0") as user:
+        rt.run_experiment(root, "negative", {"train.lr": "-1"}, print)
+    assert not user.value.retryable
+    with pytest.raises(rt.StageFailed, match="exited with 1") as crash:
+        rt.run_experiment(root, "crash", {"train.lr": "abc"}, print)
+    assert crash.value.retryable

@@ -135,7 +135,8 @@ def run_experiment(cwd: Path, name: str, overrides: dict[str, str], log: Log,
     log("dvc " + " ".join(args))
     code, lines = dvc(args, cwd, log, env, timeout)
     if code != 0:
-        raise StageFailed(f"experiment {name} failed: {failure_message(lines)}")
+        user_error = any(ln.startswith("error: ") or ln.rstrip().endswith("exited with 2") for ln in lines)
+        raise StageFailed(f"experiment {name} failed: {failure_message(lines)}", retryable=not user_error)
     return experiment_rev(cwd, name)
 
 

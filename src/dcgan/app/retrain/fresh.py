@@ -19,8 +19,8 @@ from dcgan.core.errors import UserError
 
 
 def data_sources(cwd: Path) -> list[tuple[str, str]]:
-    """``(dvc file, "update" | "add")`` for every committed ``.dvc`` file: imports are updated,
-    added folders and files are added again."""
+    """``(dvc file, "update" | "add")`` for every committed ``.dvc`` file: imports are updated
+    (frozen ones are left as they are), added folders and files are added again."""
     listed = (git_out(["ls-files", "-z", "--", "*.dvc"], cwd) or "").split("\0")
     out = []
     for name in filter(None, listed):
@@ -29,9 +29,10 @@ def data_sources(cwd: Path) -> list[tuple[str, str]]:
         except (OSError, yaml.YAMLError) as exc:
             raise UserError(f"{name} cannot be read as a .dvc file ({exc}): nothing was started") from None
         deps = spec.get("deps") or []
-        imported = bool(spec.get("frozen") is not True and deps and isinstance(deps[0], dict)
-                        and ("repo" in deps[0] or "://" in str(deps[0].get("path", ""))))
-        out.append((name, "update" if imported else "add"))
+        if not deps:
+            out.append((name, "add"))  # a folder or file added with dvc add: watched
+        elif not spec.get("frozen"):
+            out.append((name, "update"))  # dvc import / import-url: brought up to date
     return out
 
 

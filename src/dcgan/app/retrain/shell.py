@@ -19,7 +19,13 @@ Log = Callable[[str], None]
 
 
 class StageFailed(UserError):
-    """``dvc exp run`` failed; the message is the failing stage's own error line."""
+    """``dvc exp run`` failed; the message is the failing stage's own error line.
+    ``retryable``: not a user error (a stage's exit code 2: bad params, data): a stage killed
+    (out of memory, a lost device, a pre-empted node) or crashed, worth another attempt."""
+
+    def __init__(self, message: str, retryable: bool = False):
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class ExperimentTimeout(UserError):
