@@ -112,15 +112,24 @@ def test_the_gated_commit_is_promoted_not_a_tag_branch_or_short_hash_of_its_name
     assert not (root / rt.JOURNAL).exists() and sh(root, "git", "status", "--porcelain") == ""
 
 
-@pytest.mark.parametrize("step", range(1, len(rt.STEPS)))
+@pytest.mark.parametrize("step", range(1, len(rt.STEPS) + 1))
 def test_a_fault_at_any_step_leaves_the_repository_as_it_was(world, step, monkeypatch):
+    """An error before each step undoes what was done; one after the atomic push (the last)
+    keeps the promotion, which the remote already holds."""
     root = world / "repo"
     name, rev = experiment(root)
     before = state(root)
     monkeypatch.setenv("DCGAN_FAULTS", f"promote_fault={step}")
-    with pytest.raises(rt.PromotionFailed, match=f"failed at step '{rt.STEPS[step - 1]}'.*undone"):
-        rt.promote(root, name, rev, COMPARISON, print)
-    assert state(root) == before
+    if step < len(rt.STEPS):
+        with pytest.raises(rt.PromotionFailed, match=f"failed at step '{rt.STEPS[step - 1]}'.*undone"):
+            rt.promote(root, name, rev, COMPARISON, print)
+        assert state(root) == before
+    else:
+        with pytest.raises(RuntimeError, match="injected fault before 'done'"):
+            rt.promote(root, name, rev, COMPARISON, print)
+        after = state(root)
+        assert "refs/tags/generator#prod#1" in after["remote"] and "generator#prod#1" in after["tags"]
+        assert after["model"] == "9" and not after["journal"] and after["status"] == ""
 
 
 KILLED = """\
@@ -191,8 +200,8 @@ def test_data_left_out_of_a_run_is_named(world):
 def test_the_champion_comes_from_the_remote_s_tags(world, tmp_path):
     """A clone without tags (a process worker that never fetched) still sees the prod version."""
     root = world / "repo"
-    name, rev = experiment(root)
-    rt.promote(root, name, rev, COMPARISON, print)
+    sh(root, "git", "tag", "generator@v0.0.1"), sh(root, "git", "tag", "generator#prod#1")
+    sh(root, "git", "push", "-q", "origin", "--tags")
     clone = tmp_path / "clone"
     sh(world, "git", "clone", "-q", "--no-tags", "origin.git", str(clone))
     sh(clone, "git", "tag", "-d", *sh(clone, "git", "tag").split(), check=False)
@@ -270,8 +279,8 @@ def test_a_champion_that_cannot_be_rescored_or_runs_out_of_time_is_one_line(worl
     from dcgan.app.retrain.rescore import run_stage
 
     root = world / "repo"
-    name, rev = experiment(root)
-    rt.promote(root, name, rev, COMPARISON, print)  # its models/gan holds no model.json
+    _, rev = experiment(root)
+    sh(root, "git", "tag", "generator#prod#1")  # a champion whose models/gan holds no model.json
     with pytest.raises(rt.Unscorable, match=r"^the champion generator#prod#1 \(\w{12}\) has no readable "
                                             r"models/gan/model.json \(FileNotFoundError"):
         rt.score_champion(root, rev, "generator#prod#1", tmp_path / "out", print)

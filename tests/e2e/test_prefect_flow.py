@@ -218,8 +218,9 @@ def test_retrain_promotes_refuses_fails_and_queues(folder_project, harness, tmp_
     # 7. a failing stage fails the flow run with the stage's own message; nothing is touched
     state = retrain(overrides={"train.lr": "-1"}, name="broken", workspace=str(root), return_state=True)
     assert state.is_failed()
-    with pytest.raises(rt.StageFailed, match=r"error: train.lr must be > 0"):
+    with pytest.raises(rt.StageFailed, match=r"error: train.lr must be > 0") as failed:
         state.result()
+    assert not failed.value.retryable  # a user error: the train task does not try it again
     assert tags(root) == ["first", "generator#prod#1", "generator@v0.0.1"]
     assert (root / "reports/metrics.json").read_bytes() == promoted_metrics
     assert "first" in experiments(root) and "worse" in experiments(root)
@@ -230,7 +231,7 @@ def test_retrain_promotes_refuses_fails_and_queues(folder_project, harness, tmp_
     digit_files(root / "data/raw", 300, 360)
     from prefect.settings import PREFECT_API_URL
 
-    over = ["-S", "train.lr=0.002", "-S", "train.epochs=12"]
+    over = ["-S", "train.lr=0.002", "-S", "train.epochs=4"]
     env = {**project.env, "PREFECT_API_URL": PREFECT_API_URL.value(), "PYTHONUNBUFFERED": "1"}
     flow = subprocess.Popen([sys.executable, str(REPO / "flows/retrain.py"), "--workspace", str(root), *over,
                              "--name", "refreshed"], cwd=root, env=env, stdout=subprocess.DEVNULL,
@@ -250,7 +251,7 @@ def test_retrain_promotes_refuses_fails_and_queues(folder_project, harness, tmp_
 
     #    ... the next attempt resumes from the kept checkpoints (not from step 0), re-scores the
     #    champion on the new data's reference, and promotes the better model
-    better = retrain(overrides={"train.lr": "0.002", "train.epochs": "12"}, name="refreshed", workspace=str(root))
+    better = retrain(overrides={"train.lr": "0.002", "train.epochs": "4"}, name="refreshed", workspace=str(root))
     assert better["promoted"] and better["version_tag"] == "generator@v0.0.2", better
     assert "re-scored by the candidate's instrument" in better["reason"] and better["p_value"] < 0.05, better
     assert not ckpt_dir.exists()  # handed over to the experiment's checkpoints/train
@@ -262,7 +263,7 @@ def test_retrain_promotes_refuses_fails_and_queues(folder_project, harness, tmp_
     assert champion_then["protocol.n_reference"] > json.loads(promoted_metrics)["protocol.n_reference"]
 
     # 9. the schedule fires again with nothing new: it says so in seconds and trains nothing
-    again = retrain(overrides={"train.lr": "0.002", "train.epochs": "12"}, name="again", workspace=str(root))
+    again = retrain(overrides={"train.lr": "0.002", "train.epochs": "4"}, name="again", workspace=str(root))
     assert not again["promoted"] and again["reason"].startswith("nothing new since v0.0.2"), again
     assert "again" not in experiments(root)
     assert tags(root)[-2:] == ["generator@v0.0.1", "generator@v0.0.2"]

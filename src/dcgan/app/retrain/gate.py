@@ -29,8 +29,6 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
-from scipy.stats import norm
-
 from dcgan.metrics import registry
 
 ALPHA = 0.05
@@ -102,6 +100,9 @@ def _share_above(a: float, b: float, n: float, alpha: float) -> tuple[bool, floa
     pooled = (a + b) / 2
     se = math.sqrt(max(pooled * (1 - pooled), 1e-12) * 2 / n)
     z = (a - b) / se
+    # imported where used: scipy.stats costs 0.6 s in every process that imports the flow's API
+    from scipy.stats import norm
+
     return z > norm.ppf(1 - alpha), z
 
 
@@ -187,6 +188,8 @@ def decide(diff: dict[str, dict[str, object]], metric: str, min_improvement: flo
         return result(False, f"{head}: no uncertainty ({metric}_se) for both runs, so the gain cannot be told "
                              "from noise; rerun evaluate with evaluate.bootstrap > 0", improvement)
     se = math.hypot(float(se_old), float(se_new))
+    from scipy.stats import norm
+
     z = norm.ppf(1 - alpha)
     p = float(norm.sf((improvement - min_improvement) / se)) if se > 0 else float(improvement <= min_improvement)
     kw = {"test": "independent standard errors", "low": improvement - 1.96 * se, "high": improvement + 1.96 * se,

@@ -180,6 +180,9 @@ def promote(cwd: Path, name: str, rev: str, comparison: Comparison, log: Log,
         _step(journal, path, 6)
     except BaseException as exc:
         step = journal["step"]
+        if step in ("push git", "done") and _landed(cwd, journal):
+            path.unlink(missing_ok=True)  # the atomic push went through: the promotion is complete
+            raise
         undo(cwd, journal, log)
         if not isinstance(exc, Exception):
             raise  # Ctrl-C, SIGTERM: undone, and still a stop
@@ -211,6 +214,21 @@ def undo(cwd: Path, journal: dict, log: Log) -> None:
     log(f"promotion of {journal['name']} undone: {branch} at {old[:12]}, workspace as it was")
 
 
+def _landed(cwd: Path, journal: dict) -> bool:
+    """Whether the journaled promotion's atomic push reached the git remote (its version tag is
+    there). A remote that cannot be read stops the caller in one line: undoing a promotion that
+    landed would leave the remote ahead of the branch."""
+    remote, tags = journal.get("remote"), journal.get("tags") or []
+    if not (remote and tags):
+        return False
+    found = git_out(["ls-remote", "--tags", remote, f"refs/tags/{tags[0]}"], cwd)
+    if found is None:
+        raise UserError(f"a promotion of {journal['name']} was interrupted and the git remote {remote} cannot be "
+                        f"read to learn whether its push landed: its journal ({JOURNAL}) is kept; retry when it "
+                        f"answers")
+    return bool(found)
+
+
 def recover(cwd: Path, log: Log) -> str | None:
     """Finish or undo a promotion that a crash interrupted (its journal is left): finished when
     the atomic push landed (the remote has its version tag), or when every step before the push
@@ -225,14 +243,7 @@ def recover(cwd: Path, log: Log) -> str | None:
         raise UserError(f"{path}: an interrupted promotion's journal is unreadable ({exc}); "
                         f"check git log, git tag and gto show, then delete it") from None
     remote, tags = journal.get("remote"), journal.get("tags") or []
-    landed = False
-    if remote and tags:
-        found = git_out(["ls-remote", "--tags", remote, f"refs/tags/{tags[0]}"], cwd)
-        if found is None:
-            raise UserError(f"a promotion of {journal['name']} was interrupted and the git remote {remote} cannot "
-                            f"be read to learn whether its push landed: nothing was started; retry when it answers")
-        landed = bool(found)
-    if landed or (not remote and step >= STEPS.index("push git")):
+    if _landed(cwd, journal) or (not remote and step >= STEPS.index("push git")):
         path.unlink()
         log(f"the interrupted promotion of {journal['name']} had finished ({', '.join(tags)}): kept")
         return "finished"
