@@ -270,6 +270,7 @@ def test_new_data_is_brought_in_and_committed_and_nothing_new_is_seen(world):
     assert said.startswith("nothing new since v0.0.1 (generator#prod#1, commit ") and "nothing was trained" in said
     assert rt.nothing_new_since(root, "prod", {"train.lr": "1"}) is not None  # the value it holds
     assert rt.nothing_new_since(root, "prod", {"train.lr": "2"}) is None
+    assert rt.nothing_new_since(root, "prod", {"train.lr": "1.0"}) is not None  # the same number
     (root / "data/raw/c.png").write_bytes(b"z")
     rt.refresh_data(root, print)
     assert rt.nothing_new_since(root, "prod", {}) is None
@@ -298,3 +299,15 @@ def test_a_failed_experiment_is_retried_only_when_it_was_not_a_user_error(world)
     with pytest.raises(rt.StageFailed, match="exited with 1") as crash:
         rt.run_experiment(root, "crash", {"train.lr": "abc"}, print)
     assert crash.value.retryable
+
+
+def test_an_override_of_the_value_the_champion_holds_is_nothing_new(world):
+    """DVC writes -S train.lr=0.000001 into params.yaml as 1e-06, which YAML 1.1 reads as a string:
+    the same number all the same."""
+    root = world / "repo"
+    (root / "params.yaml").write_text("train:\n  lr: 1e-06\n")
+    sh(root, "git", "commit", "-q", "-am", "lr as DVC writes it")
+    head = sh(root, "git", "rev-parse", "HEAD")
+    assert rt.nothing_new(root, head, {"train.lr": "0.000001"}) and rt.nothing_new(root, head, {})
+    assert not rt.nothing_new(root, head, {"train.lr": "0.00001"})
+    assert not rt.nothing_new(root, head, {"train.seed": "1"})  # a key the champion's params lack

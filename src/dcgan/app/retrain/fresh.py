@@ -63,9 +63,16 @@ def refresh_data(cwd: Path, log: Log) -> list[str]:
 
 
 def _same_value(text: str, value: object) -> bool:
+    """Whether an override's text sets the value params.yaml holds: as YAML reads it, or as a
+    number (DVC writes 0.000001 as 1e-06, which YAML 1.1 reads as a string)."""
     try:
-        return yaml.safe_load(text) == value
+        if yaml.safe_load(text) == value:
+            return True
     except yaml.YAMLError:
+        return False
+    try:
+        return not isinstance(value, bool) and float(text) == float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
         return False
 
 
