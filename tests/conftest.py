@@ -254,3 +254,20 @@ class Receiver:
 
     def close(self):
         self.server.shutdown()
+
+
+def wait_gone(pid: int, seconds: float, why: str) -> None:
+    """Wait until process ``pid`` has ended (or is a zombie awaiting its parent); else kill it
+    and fail the test with ``why``."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if Path(f"/proc/{pid}/stat").read_text().split()[2] == "Z":
+                return
+        except FileNotFoundError:
+            return
+        time.sleep(0.1)
+    os.kill(pid, 9)
+    pytest.fail(f"process {pid} {why}")

@@ -13,7 +13,7 @@ import yaml
 from dcgan.app import retrain as rt
 from dcgan.core.errors import UserError
 from dcgan.metrics.registry import direction, gate_keys, ranked_keys
-from tests.conftest import REPO, check_deployment, load_deployments
+from tests.conftest import REPO, check_deployment, load_deployments, wait_gone
 
 
 def diff_of(metric: str, old, new, se=(0.05, 0.05), **protocol) -> dict:
@@ -246,7 +246,6 @@ def test_experiments_are_pushed_to_origin_or_the_only_remote(tmp_path: Path):
 def test_a_timeout_stops_the_command_and_everything_it_started(tmp_path: Path):
     """The experiment's time limit ends dvc *and* its stages (a process group), not just the
     thread that waits for it."""
-    import os
 
     pids = tmp_path / "pids"
     script = f"sleep 300 & echo $! > {pids}; echo started; sleep 300"
@@ -255,19 +254,7 @@ def test_a_timeout_stops_the_command_and_everything_it_started(tmp_path: Path):
     with pytest.raises(rt.ExperimentTimeout, match="ran past its 1 s limit"):
         rt.run_logged(["bash", "-c", script], tmp_path, lines.append, timeout=1)
     assert time.monotonic() - t0 < 30 and lines == ["started"]
-    child = int(pids.read_text())
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline:  # the grandchild is gone (or a zombie awaiting init)
-        try:
-            state = Path(f"/proc/{child}/stat").read_text().split()[2]
-        except FileNotFoundError:
-            break
-        if state == "Z":
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(child, 9)
-        pytest.fail(f"process {child} started by the command outlived the timeout")
+    wait_gone(int(pids.read_text()), 5, "started by the command outlived the timeout")
 
 
 def test_use_branch_switches_creates_and_refuses(tmp_path: Path):
@@ -454,17 +441,7 @@ def test_a_stopped_run_stops_everything_it_started(tmp_path: Path, sig):
     child = int(pids.read_text())
     os.kill(proc.pid, getattr(signal, sig))
     assert proc.wait(30) != 0
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        try:
-            if Path(f"/proc/{child}/stat").read_text().split()[2] == "Z":
-                break
-        except FileNotFoundError:
-            break
-        time.sleep(0.1)
-    else:
-        os.kill(child, 9)
-        pytest.fail(f"process {child}, started by the run, outlived its {sig}")
+    wait_gone(child, 15, f"started by the run outlived its {sig}")
 
 
 def test_notifications_reach_a_webhook_and_never_show_its_url(tmp_path: Path):
