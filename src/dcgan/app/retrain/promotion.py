@@ -80,7 +80,8 @@ class Promotion:
     stage_tag: str    # generator#prod#3
 
 
-def _tags_at(cwd: Path, commit: str, pattern: str) -> list[str]:
+def tags_at(cwd: Path, commit: str, pattern: str) -> list[str]:
+    """Tags matching ``pattern`` on ``commit``, in numeric order (v0.0.9 before v0.0.10)."""
     found = (git_out(["tag", "--points-at", commit, "--list", pattern], cwd) or "").split()
     return sorted(found, key=lambda t: [int(x) for x in re.findall(r"\d+", t)])
 
@@ -162,13 +163,13 @@ def promote(cwd: Path, name: str, rev: str, comparison: Comparison, log: Log,
         log(f"committed {name} on {branch} as {commit[:12]}")
         _step(journal, path, 2)
         check("gto", ["register", ARTIFACT, commit, "-m", f"{ARTIFACT}: {what}"], cwd, log)
-        version_tag = _tags_at(cwd, commit, f"{ARTIFACT}@v*")[-1]
+        version_tag = tags_at(cwd, commit, f"{ARTIFACT}@v*")[-1]
         journal["tags"].append(version_tag)
         version = version_tag.split("@", 1)[1]
         _step(journal, path, 3)
         check("gto", ["assign", ARTIFACT, "--version", version, "--stage", stage,
                       "-m", f"{ARTIFACT} {version} -> {stage}: {what}"], cwd, log)
-        stage_tag = _tags_at(cwd, commit, f"{ARTIFACT}#{stage}#*")[-1]
+        stage_tag = tags_at(cwd, commit, f"{ARTIFACT}#{stage}#*")[-1]
         journal["tags"].append(stage_tag)
         _step(journal, path, 4)
         if remote_configured(cwd):

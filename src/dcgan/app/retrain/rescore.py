@@ -34,7 +34,7 @@ from dcgan.app.retrain.constants import (
 )
 from dcgan.app.retrain.gate import PairedGain, is_number
 from dcgan.app.retrain.paired import features_match, fid_of, paired_fid_gain
-from dcgan.app.retrain.promotion import export_files
+from dcgan.app.retrain.promotion import export_files, tags_at
 from dcgan.app.retrain.shell import ExperimentTimeout, Log, failure_message, git_out, run_logged
 from dcgan.core import files
 from dcgan.core.errors import UserError
@@ -139,9 +139,8 @@ def candidate_diff(root: Path, rev: str) -> dict[str, dict[str, object]]:
 def version_of(root: Path, tag: str) -> str | None:
     """The GTO version (v0.0.3) on the commit a stage tag points at."""
     commit = git_out(["rev-list", "-n", "1", tag], root)
-    found = (git_out(["tag", "--points-at", commit, "--list", f"{tag.split('#', 1)[0]}@v*"], root) or "").split() \
-        if commit else []
-    return sorted(found)[-1].split("@", 1)[1] if found else None
+    found = tags_at(root, commit, f"{tag.split('#', 1)[0]}@v*") if commit else []
+    return found[-1].split("@", 1)[1] if found else None
 
 
 def unscorable_way_out(root: Path, tag: str, stage: str, why: object) -> str:
