@@ -208,13 +208,13 @@ def test_the_champion_comes_from_the_remote_s_tags(world, tmp_path):
     assert rt.stage_tag(clone, "prod") is None
     assert rt.fetch_tags(clone, print) == "origin"
     assert rt.stage_tag(clone, "prod") == "generator#prod#1" and rt.version_of(clone, "generator#prod#1") == "v0.0.1"
-    sh(clone, "git", "tag", "generator@v0.0.10"), sh(clone, "git", "tag", "generator@v0.0.9")
-    assert rt.version_of(clone, "generator#prod#1") == "v0.0.10"  # numeric order, not text order
     sh(clone, "git", "remote", "set-url", "origin", str(tmp_path / "gone.git"))
     with pytest.raises(rt.UserError, match="tags of git remote origin cannot be fetched.*nothing was trained"):
         rt.fetch_tags(clone, print)
     way_out = rt.unscorable_way_out(clone, "generator#prod#1", "prod", "it makes 3x32x32 images")
     assert "gto deprecate generator v0.0.1 prod" in way_out and "--allow-first" in way_out
+    sh(clone, "git", "tag", "generator@v0.0.10"), sh(clone, "git", "tag", "generator@v0.0.9")
+    assert rt.version_of(clone, "generator#prod#1") == "v0.0.10"  # numeric order, not text order
 
 
 
