@@ -7,6 +7,9 @@ STAMP  := $(VENV)/.installed
 export PATH := $(BIN):$(PATH)
 
 LOCK   := requirements.lock
+# pytest-xdist workers for `make test`: auto = one per CPU core (the slow end-to-end tests run
+# beside the rest instead of after them); TEST_WORKERS=0 runs everything in this process
+TEST_WORKERS ?= auto
 
 .PHONY: install repro test test-fast lint deps lock gpu-wheels gpu-wheels-min help
 
@@ -27,11 +30,11 @@ repro: $(STAMP)  ## run the whole DVC pipeline (prepare -> ... -> evaluate)
 
 test: $(STAMP)  ## the layer contracts (lint-imports), then the whole test suite, slow end-to-end tests included
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 test-fast: $(STAMP)  ## the layer contracts, then the tests without the slow end-to-end ones
 	$(BIN)/lint-imports --no-cache
-	$(BIN)/python -m pytest -m "not slow"
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow"
 
 deps: $(STAMP)  ## rewrite dvc.yaml's src deps (each stage's imports), validate/report's params lists and docs/fan_out.md
 	$(BIN)/python -m dcgan.app.stage_deps --write

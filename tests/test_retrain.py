@@ -430,13 +430,13 @@ def test_a_stopped_run_stops_everything_it_started(tmp_path: Path, sig):
     import subprocess
     import sys
 
-    from tests.conftest import venv_env
+    from tests.conftest import ctrl_c_default, venv_env
 
     pids = tmp_path / "pids"
     script = f"sleep 300 & echo $! > {pids}; echo started; sleep 300"
     prelude = "import signal\nsignal.signal(signal.SIGTERM, lambda *a: (_ for _ in ()).throw(SystemExit(143)))\n"
     proc = subprocess.Popen([sys.executable, "-c", prelude + INTERRUPTED, script], cwd=tmp_path, env=venv_env(),
-                            stdout=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, text=True, preexec_fn=ctrl_c_default)
     assert proc.stdout.readline().strip() == "started"
     child = int(pids.read_text())
     os.kill(proc.pid, getattr(signal, sig))

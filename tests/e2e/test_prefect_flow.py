@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 from dcgan.app import retrain as rt
-from tests.conftest import REPO, Receiver, tiny_params
+from tests.conftest import REPO, Receiver, ctrl_c_default, tiny_params
 from tests.e2e.conftest import make_project
 
 pytestmark = pytest.mark.slow
@@ -222,7 +222,8 @@ def test_retrain_promotes_refuses_fails_and_queues(folder_project, harness, tmp_
     env = {**project.env, "PREFECT_API_URL": PREFECT_API_URL.value(), "PYTHONUNBUFFERED": "1"}
     flow = subprocess.Popen([sys.executable, str(REPO / "flows/retrain.py"), "--workspace", str(root),
                              *(a for k, v in over.items() for a in ("-S", f"{k}={v}")), "--name", "refreshed"],
-                            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                            cwd=root, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            preexec_fn=ctrl_c_default)
     kept = root / rt.CHECKPOINT_STORE
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and flow.poll() is None and not list(kept.glob("*/ckpt-*.pt")):
