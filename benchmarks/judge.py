@@ -8,8 +8,11 @@ penultimate layer. The judge differs in every one of those:
 - **architecture**: a pre-activation ResNet (3 stages of 2 residual blocks, 32/64/128 channels,
   GroupNorm and SiLU), no BatchNorm;
 - **training recipe**: SGD with Nesterov momentum, cosine schedule, weight decay, label
-  smoothing; its own augmentation (random crops from a 4-pixel reflection pad, horizontal flips
-  on colour data), inputs standardised by its own data's per-channel mean and std;
+  smoothing, inputs standardised by its own data's per-channel mean and std. Its only
+  augmentation is a horizontal flip, on colour data alone (photos come in both orientations;
+  digits do not). No crops, shifts or rotations: a judge trained to ignore them could not see a
+  recipe whose samples come out cropped, shifted or rotated (issue 49: with 4-pixel crops it
+  put the augment stage's copies at 1.1x the distance of unseen photos);
 - **data**: the prepared **holdout** split only: images no GAN ever trains on;
 - **features**: multi-scale, 352-d: per-channel mean and standard deviation of stage 1 and 2's
   activations (texture and sharpness: a blurred image has less spread in its early channels)
@@ -25,6 +28,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -50,6 +54,9 @@ class JudgeConfig:
     batch_size: int = 64
     lr: float = 0.05
     seed: int = 7
+    augment: str = "mirror"
+    """What it trained with: "mirror" (colour) or "none" (grey). Judges cached before issue 49
+    have no such key: they trained with crops, and :func:`build` refuses them."""
 
 
 class Block(nn.Module):
@@ -91,22 +98,21 @@ class JudgeNet(nn.Module):
         return feats, self.head(h3)
 
 
-def _augment(x: torch.Tensor, flip: bool, gen: torch.Generator) -> torch.Tensor:
-    """The judge's own augmentation: a random crop from a 4-pixel reflection pad (+ flips)."""
-    n, _, s, _ = x.shape
-    padded = F.pad(x, (4, 4, 4, 4), mode="reflect")
-    ox, oy = torch.randint(0, 9, (2, n), generator=gen)
-    rows = (oy[:, None] + torch.arange(s))[:, None, :, None]
-    cols = (ox[:, None] + torch.arange(s))[:, None, None, :]
-    out = padded[torch.arange(n)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
-    if flip:
-        mask = torch.rand(n, generator=gen) < 0.5
-        out[mask] = out[mask].flip(3)
+def _mirror(x: torch.Tensor, flip: bool, gen: torch.Generator) -> torch.Tensor:
+    """The judge's only augmentation: each image mirrored with probability 1/2 (when ``flip``)."""
+    if not flip:
+        return x
+    out = x.clone()
+    mask = torch.rand(len(x), generator=gen) < 0.5
+    out[mask] = out[mask].flip(3)
     return out
 
 
-def train_judge(images: np.ndarray, labels: np.ndarray, cfg: JudgeConfig, flip: bool) -> JudgeNet:
-    """Train on uint8 (N, C, S, S) ``images`` with integer ``labels`` (the holdout split)."""
+def train_judge(images: np.ndarray, labels: np.ndarray, cfg: JudgeConfig, flip: bool,
+                redraw: Callable[[int], tuple[np.ndarray, np.ndarray]] | None = None) -> JudgeNet:
+    """Train on uint8 (N, C, S, S) ``images`` with integer ``labels`` (the holdout split),
+    mirrored at random when ``flip``, otherwise as they are. ``redraw(epoch)``, if given, gives
+    each epoch after the first its own (images, labels) of the same size (fresh random copies)."""
     torch.manual_seed(cfg.seed)
     gen = torch.Generator().manual_seed(cfg.seed)
     net = JudgeNet(cfg)
@@ -116,11 +122,14 @@ def train_judge(images: np.ndarray, labels: np.ndarray, cfg: JudgeConfig, flip: 
     opt = torch.optim.SGD(net.parameters(), lr=cfg.lr, momentum=0.9, nesterov=True, weight_decay=5e-4)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, cfg.epochs * steps)
     net.train()
-    for _ in range(cfg.epochs):
+    for epoch in range(cfg.epochs):
+        if redraw is not None and epoch:
+            x_new, y_new = redraw(epoch)
+            x_all, y_all = torch.from_numpy(x_new).float() / 255.0, torch.from_numpy(y_new.astype(np.int64))
         order = torch.randperm(len(x_all), generator=gen)
         for b in range(steps):
             idx = order[b * cfg.batch_size:(b + 1) * cfg.batch_size]
-            _, logits = net(_augment(x_all[idx], flip, gen))
+            _, logits = net(_mirror(x_all[idx], flip, gen))
             loss = F.cross_entropy(logits, y_all[idx], label_smoothing=0.1)
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -161,6 +170,9 @@ def build(folder: Path, holdout: np.ndarray, labels: np.ndarray, reals: np.ndarr
     cfg_path = folder / "judge.json"
     if cfg_path.is_file():
         raw = json.loads(cfg_path.read_text())
+        if "augment" not in raw["config"]:
+            raise SystemExit(f"error: {folder} holds a judge trained with random crops (before issue 49), "
+                             "which cannot see a crop leak; delete the folder to train one without them")
         cfg = JudgeConfig(**{k: (tuple(v) if isinstance(v, list) else v) for k, v in raw["config"].items()})
         net = JudgeNet(cfg)
         load_state(net, folder / "judge.safetensors")
@@ -168,8 +180,9 @@ def build(folder: Path, holdout: np.ndarray, labels: np.ndarray, reals: np.ndarr
     unit = holdout.astype(np.float64) / 255.0
     cfg = JudgeConfig(channels=holdout.shape[1], num_classes=int(labels.max()) + 1,
                       mean=tuple(float(m) for m in unit.mean((0, 2, 3))),
-                      std=tuple(float(s) for s in unit.std((0, 2, 3))), epochs=epochs)
-    net = train_judge(holdout, labels, cfg, flip=holdout.shape[1] == 3)
+                      std=tuple(float(s) for s in unit.std((0, 2, 3))), epochs=epochs,
+                      augment="mirror" if holdout.shape[1] == 3 else "none")
+    net = train_judge(holdout, labels, cfg, flip=cfg.augment == "mirror")
     acc = math.nan
     if test is not None:
         acc = float((features(net, test[0])[1].argmax(1) == test[1]).mean())

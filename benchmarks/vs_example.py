@@ -26,8 +26,13 @@ for 4× it) on the same seed's data order and initial weights where they share a
   measured in the same process under the same load); it samples as the example draws its grid
   (G in train mode, 64 at a time).
 
+``example32_copies`` is the example at width 32 on what ours trains on in the arms with copies
+(the data plus the augment stage's copies), for equal steps on the same images (issue 49).
+
 Every arm draws ``--samples`` images (2,000), scored at that count by the judge and by the
-evaluate stage's extractor, both against the setting's images. Each run's line goes to
+evaluate stage's extractor, both against the setting's images; the judge also against real
+images nobody trained on (``judge_fid_unseen``), and the leak detector (benchmarks/leak.py)
+gives the share it calls augmented (``leak_rate``). Each run's line goes to
 ``--log`` (reports/vs_example.json) as it finishes, so a study cut short keeps what it has.
 """
 
@@ -53,6 +58,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import ablation_data  # noqa: E402
 import ganrun  # noqa: E402
 import judge as judge_mod  # noqa: E402
+import leak as leak_mod  # noqa: E402
 from ablation import machine  # noqa: E402
 from seedstats import paired, spread  # noqa: E402
 from train_speed import Reference  # noqa: E402
@@ -92,7 +98,10 @@ ARMS: dict[str, tuple[dict, str]] = {
     "r1_lazy16": ({"reg_every": 16}, "shipped"),
     "r1_lazy16_ema": ({"reg_every": 16, **EMA}, "shipped"),
 }
-EXAMPLES = {"example32": 32, "example64": 64}
+# the example's loop: (width, the images it trains on: "none" = the data, "shipped" = the data plus
+# the augment stage's copies, what ours trains on in the arms with copies; issue 49)
+EXAMPLES: dict[str, tuple[int, str]] = {"example32": (32, "none"), "example64": (64, "none"),
+                                        "example32_copies": (32, "shipped")}
 
 
 @dataclasses.dataclass
@@ -109,6 +118,12 @@ class Setting:
     ref_sigma: np.ndarray
     ref_embed: tuple[np.ndarray, np.ndarray]
     """The data's statistics in the evaluator's embedding alone (its features before issue 37)."""
+    unseen: np.ndarray
+    """Real images nobody trained on (:func:`unseen_reals`): a second reference for the judge."""
+    unseen_stats: tuple[np.ndarray, np.ndarray]
+    """Their statistics in the judge's space."""
+    leak: leak_mod.Detector
+    """Tells the augment stage's copies from originals (benchmarks/leak.py)."""
 
 
 def load_setting(name: str, root: Path) -> Setting:
@@ -122,23 +137,31 @@ def load_setting(name: str, root: Path) -> Setting:
     labels = np.load(f.prepared / "holdout_labels.npy")
     train_labels = np.load(f.prepared / "train_labels.npy")
     prepared_train = load_images(f.prepared / "train.npy", channels=ch, size=size)
-    judge = judge_mod.build(root / name / "independent_judge", holdout, labels, data,
+    judge = judge_mod.build(root / name / "judge_no_crops", holdout, labels, data,
                             test=(prepared_train, train_labels))
     extractor = make_extractor("classifier", str(f.evaluator), "", 500, CPU)
     feats = extractor(data, "features")[0]
     mu, sigma = feature_stats(feats)
     embed = feature_stats(feats[:, -extractor.model.cfg.feature_dim:])
-    return Setting(name, params, data, str(f.prepared), str(f.evaluator), judge, extractor, mu, sigma, embed)
+    unseen = unseen_reals(name, root)[0]
+    detector = leak_mod.build(root / name / "leak_detector", prepared_train, shipped_spec(name), unseen)
+    return Setting(name, params, data, str(f.prepared), str(f.evaluator), judge, extractor, mu, sigma, embed,
+                   unseen, feature_stats(judge_mod.features(judge.net, unseen)[0]), detector)
 
 
 def score(st: Setting, images: np.ndarray) -> dict[str, float]:
     """FID and IS of uint8 ``images`` in the judge's and in the evaluator's space: ``fid`` in the
     evaluator's embedding alone (its features before issue 37, so every run in the log compares),
-    ``fid_ms`` in its multi-scale features (what the evaluate stage reports now)."""
+    ``fid_ms`` in its multi-scale features (what the evaluate stage reports now);
+    ``judge_fid_unseen`` against real images nobody trained on; ``leak_rate``: the share the leak
+    detector calls augmented (benchmarks/leak.py)."""
     j = st.judge.score(images)
     feats, logits = st.extractor(images, "features")
     embed = feats[:, -st.extractor.model.cfg.feature_dim:]  # the embedding closes the multi-scale features
     return {"judge_fid": j["fid"], "judge_is": j["is_mean"],
+            "judge_fid_unseen": frechet_distance(*feature_stats(judge_mod.features(st.judge.net, images)[0]),
+                                                 *st.unseen_stats),
+            "leak_rate": st.leak.rate(images),
             "fid": frechet_distance(*feature_stats(embed), *st.ref_embed),
             "fid_ms": frechet_distance(*feature_stats(feats), st.ref_mu, st.ref_sigma),
             "is": inception_score(logits, 10)[0]}
@@ -152,9 +175,13 @@ def training_set(st: Setting, kind: str, seed: int = 0) -> np.ndarray:
         return st.data
     if kind == "mirror":
         return np.concatenate([st.data, st.data[..., ::-1]])
+    return augment(st.data, shipped_spec(st.name), derive_seed(seed, "augment"))
+
+
+def shipped_spec(name: str) -> Augmentation:
+    """params.yaml's augment section, with the README's ``hflip`` on colour."""
     a = load_params(ablation_data.PIPELINE.params).augment  # params.yaml's (the grey setting's own built digits10k)
-    spec = Augmentation(a.copies, st.name == "colour" or a.hflip, a.crop_scale_min, a.rotate_degrees, a.translate)
-    return augment(st.data, spec, derive_seed(seed, "augment"))
+    return Augmentation(a.copies, name == "colour" or a.hflip, a.crop_scale_min, a.rotate_degrees, a.translate)
 
 
 def ours(st: Setting, arm: str, seed: int, steps: int, samples: int) -> dict:
@@ -168,7 +195,7 @@ def ours(st: Setting, arm: str, seed: int, steps: int, samples: int) -> dict:
     t = ganrun.train_run(params, images, CPU, st.evaluator, st.prepared, f"{st.name}-{arm}-{seed}")
     wall = time.perf_counter() - t0
     out = {"steps": t.steps, "wall_s": round(wall, 1), "train_s": t.train_s, "precision": t.precision,
-           "images": len(images), "evals": len(t.trajectory),
+           "images": len(images), "evals": len(t.trajectory), "leak_held_out": st.leak.held_out,
            "ships": pick_generator("auto", resolve_recipe(params.train, data_kind(images)[0]).ema_decay)}
     cache = Path(".ablation-cache") / "vs_example" / f"{st.name}-{steps}-{arm}-{seed}.pt"
     cache.parent.mkdir(parents=True, exist_ok=True)
@@ -184,11 +211,12 @@ def ours(st: Setting, arm: str, seed: int, steps: int, samples: int) -> dict:
 
 
 def example(st: Setting, width: int, seed: int, steps: int, seconds: float | None, samples: int,
-            keep_every: int = 512) -> dict:
+            keep_every: int = 512, images: np.ndarray | None = None) -> dict:
     """The example's loop for ``steps`` steps, its G kept there, at ``seconds`` of wall time and
-    every ``keep_every`` steps (``at_<n>``: for equal seconds at a step rate measured elsewhere)."""
+    every ``keep_every`` steps (``at_<n>``: for equal seconds at a step rate measured elsewhere),
+    trained on ``images`` (default: the setting's data)."""
     torch.manual_seed(seed)
-    ref = Reference(st.data, nz=100, ngf=width, ndf=width, batch=64)
+    ref = Reference(st.data if images is None else images, nz=100, ngf=width, ndf=width, batch=64)
     kept: dict[str, dict] = {}
     t0, n = time.perf_counter(), 0
     while n < steps or (seconds is not None and "equal_seconds" not in kept):
@@ -268,9 +296,10 @@ def unseen_reals(name: str, root: Path) -> tuple[np.ndarray, str]:
 
 
 def instruments(args) -> int:
-    """What each feature space sees of the offline augmentation: FID against the data of the
-    augment stage's copies, of mirror images, of resampled originals and of real images nobody
-    trained on (the floor), all at the same count (FID's bias depends on it)."""
+    """What each feature space and the leak detector see of the offline augmentation: FID against
+    the data of the augment stage's copies, of mirror images, of resampled originals and of real
+    images nobody trained on (the floor), all at the same count (FID's bias depends on it), and
+    the share of each the leak detector calls augmented."""
     rows = {}
     for name in args.settings:
         st = load_setting(name, Path(args.data_root))
@@ -281,6 +310,7 @@ def instruments(args) -> int:
         rows[name] = {
             "images_each": n,
             "judge_accuracy_on_the_gan_training_split": st.judge.accuracy,
+            "leak_detector_on_held_out_images": st.leak.held_out,
             label: score(st, unseen[:n]),
             "originals (a resample of the data)": score(st, st.data[pick]),
             "augmented copies (the augment stage's)": score(st, copies[pick]),
@@ -317,7 +347,10 @@ def run(args) -> int:
                     log = record(log_path, [name, length, src, str(seed)], {**r, "machine": machine()})
                     have = log[name][length]
                     shipped = have[src][str(seed)]
-                r = example(st, EXAMPLES[arm], seed, steps, shipped["wall_s"], args.samples)
+                width, trains_on = EXAMPLES[arm]
+                images = training_set(st, trains_on)
+                r = {**example(st, width, seed, steps, shipped["wall_s"], args.samples, images=images),
+                     "images": len(images)}
             else:
                 r = ours(st, arm, seed, steps, args.samples)
             grid = r.pop("grid")
@@ -363,10 +396,16 @@ def example_at(ex: dict, cmp: str, seconds: float, arms: dict, seed: str) -> dic
     return None
 
 
+def _cell(scores: list[dict], key: str) -> str:
+    """The spread of ``key`` over runs that logged it (runs before issue 49 did not)."""
+    have = [r[key] for r in scores if key in r]
+    return str(spread(have)) if have else "—"
+
+
 def report(args) -> int:
     log = json.loads(Path(args.log).read_text())
     lines = ["# The shipped recipe against the official example's loop", "",
-             "`python benchmarks/vs_example.py report` writes this from reports/vs_example.json. "
+             f"`python benchmarks/vs_example.py report` writes this from {args.log}. "
              "Judge: benchmarks/judge.py (an independent ResNet trained on held-out photos/digits only). "
              "Every FID against the setting's data, 2,000 samples a side. Ours is scored on the generator the "
              "pipeline ships (`sample.generator: auto`: the last one with an EMA of G, else the best by in-training "
@@ -406,24 +445,29 @@ def report(args) -> int:
                                      f"{spread([x / y for x, y in zip(a, b, strict=True)])} | {np.mean(ai):.3g} / "
                                      f"{np.mean(bi):.3g} (higher in {sum(x > y for x, y in zip(ai, bi, strict=True))}"
                                      f" of {len(ai)}) | {ev.mean:+.3g}, {ev.verdict()} | {now} |")
-            base = next((a for a in ("dcgan_aug", "r1_every4", "shipped") if a in arms), None)
+            base = next((a for a in ("dcgan_aug", "r1_every4", "ema_aug", "shipped") if a in arms), None)
             what = {"dcgan_aug": "what shipped for colour before issue 37",
                     "r1_every4": "what shipped for grey before issue 37's end",
+                    "ema_aug": "the colour recipe as issue 49 found it: the EMA and the augment stage's copies",
                     "shipped": "the recipe params.yaml resolves for this data"}.get(base, "")
             if base is not None:
                 lines += ["", f"Each arm against `{base}` ({what}) at equal steps "
                           "(paired; what each change does), in both spaces:", "",
-                          "| arm | seeds | Δ judge FID | Δ evaluator FID |", "|---|---|---|---|"]
+                          "| arm | seeds | Δ judge FID | Δ evaluator FID | Δ leak rate |", "|---|---|---|---|---|"]
             for arm in (a for a in arms if base is not None and a not in EXAMPLES and a != base):
                 seeds = sorted(set(arms[arm]) & set(arms[base]))
                 if len(seeds) < 2:
                     continue
                 cells = []
-                for key in ("judge_fid", "fid"):
-                    pr = paired([ships(name, arm, arms[arm][s])[key] for s in seeds],
-                                [ships(name, base, arms[base][s])[key] for s in seeds])
+                for key in ("judge_fid", "fid", "leak_rate"):
+                    a = [ships(name, arm, arms[arm][s]).get(key) for s in seeds]
+                    b = [ships(name, base, arms[base][s]).get(key) for s in seeds]
+                    if None in a or None in b:
+                        cells.append("—")
+                        continue
+                    pr = paired(a, b)
                     cells.append(f"{pr.mean:+.3g} ± {pr.half_width:.2g}, {pr.verdict()}")
-                lines.append(f"| {arm} | {len(seeds)} | {cells[0]} | {cells[1]} |")
+                lines.append(f"| {arm} | {len(seeds)} | {cells[0]} | {cells[1]} | {cells[2]} |")
             lines += ["", "The last generator against the best one (the same runs; last − best), and the last one "
                       "against the example's at equal steps:", "",
                       "| arm | seeds | Δ judge FID, last − best | Δ evaluator FID, last − best | "
@@ -452,8 +496,9 @@ def report(args) -> int:
                       "in-training FID), *last* the one at the end; *train-mode BN*: the same generator drawn as the "
                       "example draws (batch statistics, 64 at a time).", "",
                       "| arm | seeds | steps | wall s | steps/s | judge FID best | judge FID last | "
-                      "judge FID best, train-mode BN | evaluator FID best | evaluator FID last |",
-                      "|---|---|---|---|---|---|---|---|---|---|"]
+                      "judge FID best, train-mode BN | evaluator FID best | evaluator FID last | "
+                      "judge FID vs unseen photos, shipped G | leak rate, shipped G |",
+                      "|---|---|---|---|---|---|---|---|---|---|---|---|"]
             for arm, runs in arms.items():
                 if arm in EXAMPLES:
                     rs = [r["equal_steps"] for r in runs.values() if "equal_steps" in r]
@@ -461,7 +506,8 @@ def report(args) -> int:
                                  f"{spread([r['wall_s'] for r in rs]) if rs else '—'} | "
                                  f"{spread([r['steps'] / r['wall_s'] for r in rs]) if rs else '—'} | "
                                  f"{spread([r['judge_fid'] for r in rs]) if rs else '—'} | — | — | "
-                                 f"{spread([r['fid'] for r in rs]) if rs else '—'} | — |")
+                                 f"{spread([r['fid'] for r in rs]) if rs else '—'} | — | "
+                                 f"{_cell(rs, 'judge_fid_unseen')} | {_cell(rs, 'leak_rate')} |")
                     continue
                 rs = list(runs.values())
                 tbn = [r["best_trainbn"]["judge_fid"] for r in rs if "best_trainbn" in r]
@@ -469,7 +515,15 @@ def report(args) -> int:
                              f"{spread([r['steps'] / r['wall_s'] for r in rs])} | "
                              f"{spread([r['best']['judge_fid'] for r in rs])} | "
                              f"{spread([r['last']['judge_fid'] for r in rs])} | {spread(tbn) if tbn else '—'} | "
-                             f"{spread([r['best']['fid'] for r in rs])} | {spread([r['last']['fid'] for r in rs])} |")
+                             f"{spread([r['best']['fid'] for r in rs])} | {spread([r['last']['fid'] for r in rs])} | "
+                             f"{_cell([ships(name, arm, r) for r in rs], 'judge_fid_unseen')} | "
+                             f"{_cell([ships(name, arm, r) for r in rs], 'leak_rate')} |")
+            held = next((r["leak_held_out"] for runs in arms.values() for r in runs.values()
+                         if "leak_held_out" in r), None)
+            if held:
+                lines += ["", f"Leak rate: the share of 2,000 samples the leak detector (benchmarks/leak.py) calls "
+                          f"augmented. On {held['images']} held-out real images it calls {held['originals']:.1%} of the "
+                          f"originals and {held['copies']:.1%} of their copies augmented."]
             lines.append("")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))

@@ -261,6 +261,15 @@ def test_judge_trains_on_its_own_images_caches_and_sees_a_blur(judge_modules, tm
     assert again.accuracy == j.accuracy
     assert all(torch_equal(a, b) for a, b in zip(j.net.state_dict().values(), again.net.state_dict().values(),
                                                   strict=True))
+    import json
+
+    meta = tmp_path / "j" / "judge.json"
+    old = json.loads(meta.read_text())
+    del old["config"]["augment"]  # a judge cached before issue 49: trained with crops
+    (tmp_path / "old").mkdir()
+    (tmp_path / "old" / "judge.json").write_text(json.dumps(old))
+    with pytest.raises(SystemExit, match="trained with random crops"):
+        judge.build(tmp_path / "old", holdout, labels, reals)
     fresh, _ = _stripes(rng, 300, 3)
     blurred = ((fresh.astype(np.float32) + np.roll(fresh, 1, 2) + np.roll(fresh, 1, 3)) / 3).astype(np.uint8)
     near, far = j.score(fresh)["fid"], j.score(blurred)["fid"]
@@ -285,6 +294,11 @@ def test_the_example_keeps_its_generator_at_equal_steps_and_equal_seconds(judge_
     r = vs.example(st, 8, seed=0, steps=5, seconds=None, samples=64, keep_every=2)
     assert set(r) == {"width", "equal_steps", "grid", "at_2", "at_4"} and r["equal_steps"]["steps"] == 5
     assert r["at_2"]["steps"] == 2 and r["at_4"]["steps"] == 4
+    # on other images (ours' training set with the copies: issue 49), another generator
+    other = vs.example(st, 8, seed=0, steps=3, seconds=None, samples=64, images=255 - st.data)
+    assert other["equal_steps"]["judge_fid"] != vs.example(st, 8, seed=0, steps=3, seconds=None,
+                                                           samples=64)["equal_steps"]["judge_fid"]
+    assert vs.EXAMPLES["example32_copies"] == (32, "shipped") and vs.EXAMPLES["example32"] == (32, "none")
 
 
 def test_mirror_training_set_is_exact_and_shipped_is_the_augment_stage(judge_modules):
@@ -321,3 +335,44 @@ def test_the_report_scores_the_generator_the_pipeline_ships(judge_modules):
     assert vs.ships("colour", "dcgan_aug", r)["judge_fid"] == 2.0  # none: the best one
     assert vs.ships("grey", "shipped", r)["judge_fid"] == 2.0  # the grey recipe as logged before: no EMA
     assert vs.ships("grey", "shipped", {**r, "ships": "last"})["judge_fid"] == 1.0  # what the run recorded wins
+
+
+def test_the_judge_only_ever_mirrors_what_it_trains_on(judge_modules):
+    """No crops, shifts or rotations (issue 49): each training image is itself or its mirror."""
+    import torch
+
+    judge, _ = judge_modules
+    x = torch.rand(64, 3, 8, 8)
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(judge._mirror(x, False, gen), x)
+    m = judge._mirror(x, True, gen)
+    same = (m == x).flatten(1).all(1)
+    mirrored = (m == x.flip(3)).flatten(1).all(1)
+    assert bool((same | mirrored).all()) and 10 < int(mirrored.sum()) < 54
+
+
+@pytest.fixture(scope="module")
+def leak_module():
+    return bench_import("leak")[0]
+
+
+def test_the_leak_detector_tells_copies_from_originals_it_never_saw(leak_module, tmp_path):
+    """Trained on 240 digits and fresh copies of them, it calls most held-out copies augmented
+    and few held-out originals; a generator that drew the originals would score as they do."""
+    from dcgan.data.augment import Augmentation
+    from dcgan.data.shaping import load_dataset
+
+    leak = leak_module
+    digits = load_dataset("digits", ".", 16, 1, max_images=400).images
+    train, held = digits[:240], digits[240:]
+    spec = Augmentation(1, False, 0.7, 15.0, 0.08)
+    det = leak.build(tmp_path / "leak", train, spec, held, epochs=6)
+    assert det.held_out["images"] == 160
+    assert det.held_out["copies"] > det.held_out["originals"] + 0.4, det.held_out
+    assert det.rate(held) == det.held_out["originals"]
+    again = leak.build(tmp_path / "leak", train, spec, held)  # cached: not retrained
+    assert again.held_out == det.held_out and again.rate(held) == det.rate(held)
+    with pytest.raises(SystemExit, match="another augmentation"):
+        leak.build(tmp_path / "leak", train, Augmentation(1, False, 0.9, 5.0, 0.04), held)
+    lo, hi = leak.rate_interval(0.1, 1000)
+    assert 0.08 < lo < 0.1 < hi < 0.125
