@@ -12,7 +12,9 @@ penultimate layer. The judge differs in every one of those:
   augmentation is a horizontal flip, on colour data alone (photos come in both orientations;
   digits do not). No crops, shifts or rotations: a judge trained to ignore them could not see a
   recipe whose samples come out cropped, shifted or rotated (issue 49: with 4-pixel crops it
-  put the augment stage's copies at 1.1x the distance of unseen photos);
+  put the augment stage's copies at 1.1x the distance of unseen photos). Without them it still
+  puts them at 0.98x: class features see little of a 5-degree turn or a 90% crop, so a leak is
+  measured by benchmarks/leak.py, not by this FID;
 - **data**: the prepared **holdout** split only: images no GAN ever trains on;
 - **features**: multi-scale, 352-d: per-channel mean and standard deviation of stage 1 and 2's
   activations (texture and sharpness: a blurred image has less spread in its early channels)
