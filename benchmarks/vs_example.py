@@ -10,7 +10,10 @@ Settings (each a fixed set of real images, treated as a user's dataset):
 
 - ``colour``: the 2,049 prepared training photos of ``shared/data/colour-photos`` (the README's
   colour switch, benchmarks/ablation_data.py), 32×32×3;
-- ``grey``: the 10,066 images of the ablation's digits10k setting, 32×32×1.
+- ``grey``: the 10,066 images of the ablation's digits10k setting, 32×32×1 (1,438 digits and 6
+  augment-stage copies of each: copies are part of its data);
+- ``digits``: the 1,438 prepared digits alone, 32×32×1, so that the ``shipped`` arms add the
+  augment stage's copies on top as they do on colour (the grey leak check, issue 49).
 
 Arms, each trained for ``--steps`` steps (default: the colour length, 5,120; ``--length 4``
 for 4× it) on the same seed's data order and initial weights where they share a loop:
@@ -128,11 +131,12 @@ class Setting:
 
 def load_setting(name: str, root: Path) -> Setting:
     """The setting built by ablation_data.py, with the judge trained on its holdout split."""
-    src = {"colour": "colour", "grey": "digits10k"}[name]
+    src = {"colour": "colour", "grey": "digits10k", "digits": "digits"}[name]
     f = ablation_data.build(src, root)
     params = load_params(f.params)
     size, ch = params.prepare.image_size, params.prepare.channels
-    data = load_images(f.prepared / "train.npy" if name == "colour" else f.train, channels=ch, size=size)
+    originals = name in ("colour", "digits")  # grey's data is digits10k: 1,438 digits and 6 copies each
+    data = load_images(f.prepared / "train.npy" if originals else f.train, channels=ch, size=size)
     holdout = load_images(f.prepared / "holdout.npy", channels=ch, size=size)
     labels = np.load(f.prepared / "holdout_labels.npy")
     train_labels = np.load(f.prepared / "train_labels.npy")
@@ -533,7 +537,7 @@ def report(args) -> int:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["instruments", "run", "report"])
-    ap.add_argument("--settings", nargs="+", default=["colour", "grey"], choices=["colour", "grey"])
+    ap.add_argument("--settings", nargs="+", default=["colour", "grey"], choices=["colour", "grey", "digits"])
     ap.add_argument("--arms", nargs="+", default=["shipped", "example32", "example64"],
                     choices=[*ARMS, *EXAMPLES])
     ap.add_argument("--seeds", type=int, default=5)
