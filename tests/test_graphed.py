@@ -67,14 +67,17 @@ def test_the_tape_holds_exactly_what_live_draws_give():
     calls: list[Call] = []
     live = {k: Recorder(LiveDraws(gens(k), CPU), k, calls) for k in (("diffaug", 0), ("gp", 1))}
     expected = [live[("diffaug", 0)].rand(4, 1, 1, 1), live[("gp", 1)].rand(8, 1, 1, 1),
-                live[("diffaug", 0)].randint(-2, 3, (4,)), live[("diffaug", 0)].rand(4, 1, 1, 1)]
+                live[("diffaug", 0)].randint(-2, 3, (4,)), live[("diffaug", 0)].rand(4, 1, 1, 1),
+                live[("gp", 1)].randn(3, 2)]
     schema = Schema(tuple(calls))
     n_f, n_i = schema.sizes()
     floats, ints = torch.empty(n_f), torch.empty(n_i, dtype=torch.long)
     rehearse(schema, gens, floats, ints)
     tape = {k: TapeDraws(schema, k, floats, ints) for k in live}
     got = [tape[("diffaug", 0)].rand(4, 1, 1, 1), tape[("gp", 1)].rand(8, 1, 1, 1),
-           tape[("diffaug", 0)].randint(-2, 3, (4,)), tape[("diffaug", 0)].rand(4, 1, 1, 1)]
+           tape[("diffaug", 0)].randint(-2, 3, (4,)), tape[("diffaug", 0)].rand(4, 1, 1, 1),
+           tape[("gp", 1)].randn(3, 2)]
+    assert got[-1].min() < 0  # normal draws, not uniform ones
     for a, b in zip(expected, got, strict=True):
         assert torch.equal(a, b)
     with pytest.raises(RuntimeError, match="where its schema has"):

@@ -34,7 +34,7 @@ Key = tuple[str, int]
 @dataclass(frozen=True)
 class Call:
     key: Key
-    kind: str  # "rand" (float32 in [0, 1)) or "randint" (int64 in [low, high))
+    kind: str  # "rand" (float32 in [0, 1)), "randn" (float32, standard normal) or "randint" (int64 in [low, high))
     shape: tuple[int, ...]
     low: int = 0
     high: int = 0
@@ -53,6 +53,9 @@ class Draws:
     def rand(self, *shape: int) -> torch.Tensor:
         raise NotImplementedError
 
+    def randn(self, *shape: int) -> torch.Tensor:
+        raise NotImplementedError
+
     def randint(self, low: int, high: int, shape: tuple[int, ...]) -> torch.Tensor:
         raise NotImplementedError
 
@@ -65,6 +68,9 @@ class LiveDraws(Draws):
 
     def rand(self, *shape: int) -> torch.Tensor:
         return torch.rand(*shape, generator=self.gen).to(self.device)
+
+    def randn(self, *shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=self.gen).to(self.device)
 
     def randint(self, low: int, high: int, shape: tuple[int, ...]) -> torch.Tensor:
         return torch.randint(low, high, shape, generator=self.gen).to(self.device)
@@ -80,6 +86,10 @@ class Recorder(Draws):
         self.calls.append(Call(self.key, "rand", tuple(shape)))
         return self.inner.rand(*shape)
 
+    def randn(self, *shape: int) -> torch.Tensor:
+        self.calls.append(Call(self.key, "randn", tuple(shape)))
+        return self.inner.randn(*shape)
+
     def randint(self, low: int, high: int, shape: tuple[int, ...]) -> torch.Tensor:
         self.calls.append(Call(self.key, "randint", tuple(shape), low, high))
         return self.inner.randint(low, high, shape)
@@ -93,7 +103,7 @@ class Schema:
 
     def sizes(self) -> tuple[int, int]:
         """(float32 numbers, int64 numbers) the tape holds."""
-        return (sum(c.numel for c in self.calls if c.kind == "rand"),
+        return (sum(c.numel for c in self.calls if c.kind != "randint"),
                 sum(c.numel for c in self.calls if c.kind == "randint"))
 
 
@@ -105,8 +115,9 @@ def rehearse(schema: Schema, generator: Callable[[Key], torch.Generator],
     fo = io = 0
     for c in schema.calls:
         gen = gens.get(c.key) or gens.setdefault(c.key, generator(c.key))
-        if c.kind == "rand":
-            floats[fo:fo + c.numel] = torch.rand(*c.shape, generator=gen).flatten()
+        if c.kind != "randint":
+            draw = torch.rand if c.kind == "rand" else torch.randn
+            floats[fo:fo + c.numel] = draw(*c.shape, generator=gen).flatten()
             fo += c.numel
         else:
             ints[io:io + c.numel] = torch.randint(c.low, c.high, c.shape, generator=gen).flatten()
@@ -121,7 +132,7 @@ class TapeDraws(Draws):
         self.views: list[torch.Tensor] = []
         fo = io = 0
         for c in schema.calls:
-            if c.kind == "rand":
+            if c.kind != "randint":
                 view, fo = floats[fo:fo + c.numel].view(c.shape), fo + c.numel
             else:
                 view, io = ints[io:io + c.numel].view(c.shape), io + c.numel
@@ -139,6 +150,9 @@ class TapeDraws(Draws):
 
     def rand(self, *shape: int) -> torch.Tensor:
         return self._next("rand", tuple(shape))
+
+    def randn(self, *shape: int) -> torch.Tensor:
+        return self._next("randn", tuple(shape))
 
     def randint(self, low: int, high: int, shape: tuple[int, ...]) -> torch.Tensor:
         return self._next("randint", tuple(shape))
