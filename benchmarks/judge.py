@@ -158,10 +158,16 @@ class Judge:
         self.net, self.accuracy = net, accuracy
         self.mu, self.sigma = feature_stats(features(net, reals)[0])
 
-    def score(self, images: np.ndarray, is_splits: int = 10) -> dict[str, float]:
+    def score(self, images: np.ndarray, is_splits: int = 10,
+              also: dict[str, tuple[np.ndarray, np.ndarray]] | None = None) -> dict[str, float]:
+        """FID against the reference, IS, and ``fid_<name>`` against each of ``also``'s
+        (mu, sigma) in this judge's space, from one pass over ``images``."""
         f, logits = features(self.net, images)
-        return {"fid": frechet_distance(*feature_stats(f), self.mu, self.sigma),
-                "is_mean": inception_score(logits, is_splits)[0]}
+        stats = feature_stats(f)
+        out = {"fid": frechet_distance(*stats, self.mu, self.sigma), "is_mean": inception_score(logits, is_splits)[0]}
+        for name, (mu, sigma) in (also or {}).items():
+            out[f"fid_{name}"] = frechet_distance(*stats, mu, sigma)
+        return out
 
 
 def build(folder: Path, holdout: np.ndarray, labels: np.ndarray, reals: np.ndarray,

@@ -159,12 +159,11 @@ def score(st: Setting, images: np.ndarray) -> dict[str, float]:
     ``fid_ms`` in its multi-scale features (what the evaluate stage reports now);
     ``judge_fid_unseen`` against real images nobody trained on; ``leak_rate``: the share the leak
     detector calls augmented (benchmarks/leak.py)."""
-    j = st.judge.score(images)
+    j = st.judge.score(images, also={"unseen": st.unseen_stats})
     feats, logits = st.extractor(images, "features")
     embed = feats[:, -st.extractor.model.cfg.feature_dim:]  # the embedding closes the multi-scale features
     return {"judge_fid": j["fid"], "judge_is": j["is_mean"],
-            "judge_fid_unseen": frechet_distance(*feature_stats(judge_mod.features(st.judge.net, images)[0]),
-                                                 *st.unseen_stats),
+            "judge_fid_unseen": j["fid_unseen"],
             "leak_rate": st.leak.rate(images),
             "fid": frechet_distance(*feature_stats(embed), *st.ref_embed),
             "fid_ms": frechet_distance(*feature_stats(feats), st.ref_mu, st.ref_sigma),

@@ -72,17 +72,17 @@ def test_gradients_reach_the_images_and_the_tape_gives_the_live_images():
 
 def test_the_tuner_moves_p_by_the_sign_of_the_overfitting_heuristic():
     t = AdaTuner(target=0.6, interval=2, speed_images=1000)
-    confident = torch.tensor([3.0, 2.0, 1.0, -1.0, 5.0])  # r_t = 3/5 ... 0.6 is not above it
+    confident = torch.tensor([3.0, 2.0, 1.0, -1.0, 5.0])  # signs: r_t = 3/5, the target itself
     t.observe(torch.ones(10))
     assert t.update(10) == 0.0  # one step: not yet an interval
     t.observe(torch.ones(10))
     assert t.update(10) == pytest.approx(10 * 2 / 1000)  # r_t = 1 > 0.6: up
-    t.observe(-torch.ones(10))
-    t.observe(-torch.ones(10))
-    assert t.update(10) == 0.0  # r_t = -1: down, never below 0
     t.observe(confident)
     t.observe(confident)
-    assert t.update(5) == 0.0  # r_t = 0.6 exactly: no move
+    assert t.update(5) == pytest.approx(10 * 2 / 1000)  # r_t = 0.6 exactly: no move
+    t.observe(-torch.ones(10))
+    t.observe(-torch.ones(10))
+    assert t.update(100) == 0.0  # r_t = -1: down by 0.2, never below 0
     t.observe(torch.ones(4))
     state = t.state_dict()
     u = AdaTuner(target=0.6, interval=2, speed_images=1000)
