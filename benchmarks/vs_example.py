@@ -95,6 +95,13 @@ ARMS: dict[str, tuple[dict, str]] = {
     "ema_mirror": (EMA, "mirror"),
     "ema_noaug": (EMA, "none"),
     "ema_aug_fp32": ({**EMA, "precision": "fp32"}, "shipped"),
+    # augmentation of every image D sees, reals and fakes alike, on the originals alone (issue 49):
+    # ADA (bgc, the paper's default pipeline, p tuned to r_t = 0.6) and DiffAugment at its paper's
+    # strength (colour, translation by 1/8, cutout of 1/2), each with the EMA
+    "ema_ada": ({**EMA, "ada": "bgc"}, "none"),
+    "ema_ada_bg": ({**EMA, "ada": "bg"}, "none"),
+    "ema_diffaug": ({**EMA, "diffaug": ("color", "translation", "cutout")}, "none"),
+    "ema_noaug_fp32": ({**EMA, "precision": "fp32"}, "none"),
     # grey's R1 every 4 steps (the grey recipe before issue 37's end) or every 16, as stylegan2
     # regularises (a cheaper step); with the EMA as well
     "r1_every4": ({"reg_every": 4}, "shipped"),

@@ -83,9 +83,14 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     r = fit(p, cfg, images, args.out / "ckpt", "dist-test", device=device, stop_after=args.steps, dist=env,
             on_step=on_step)
+    ada = [None] * env.world_size  # each rank's ADA p and r_t (train.ada): all-reduced, so equal
+    if env.enabled:
+        dist.all_gather_object(ada, r.ada)
+    else:
+        ada = [r.ada]
     if env.is_main:
         nets = {"g": r.g_raw or r.g, **{f"d{k}" if k else "d": d for k, d in enumerate(r.ds)}, **({"e": r.e} if r.e is not None else {})}
-        torch.save({"agree": agree, "hashes": hashes, "world_size": env.world_size,
+        torch.save({"agree": agree, "hashes": hashes, "world_size": env.world_size, "ada": ada,
                     "state": {k: {n: t.cpu() for n, t in m.state_dict().items()} for k, m in nets.items()}},
                    args.out / "dist.pt")
     distributed.shutdown()

@@ -10,7 +10,7 @@ import dataclasses
 import pytest
 import torch
 
-from dcgan.training.ada import PIPELINES, AdaSpec, AdaTuner, ada_augment
+from dcgan.training.ada import PIPELINES, AdaPipe, AdaSpec, AdaTuner, ada_augment
 from dcgan.training.draws import Call, LiveDraws, Recorder, Schema, TapeDraws, rehearse
 
 CPU = torch.device("cpu")
@@ -72,21 +72,30 @@ def test_gradients_reach_the_images_and_the_tape_gives_the_live_images():
 
 def test_the_tuner_moves_p_by_the_sign_of_the_overfitting_heuristic():
     t = AdaTuner(target=0.6, interval=2, speed_images=1000)
-    confident = torch.tensor([3.0, 2.0, 1.0, -1.0, 5.0])  # signs: r_t = 3/5, the target itself
-    t.observe(torch.ones(10))
-    assert t.update(10) == 0.0  # one step: not yet an interval
-    t.observe(torch.ones(10))
-    assert t.update(10) == pytest.approx(10 * 2 / 1000)  # r_t = 1 > 0.6: up
-    t.observe(confident)
-    t.observe(confident)
-    assert t.update(5) == pytest.approx(10 * 2 / 1000)  # r_t = 0.6 exactly: no move
-    t.observe(-torch.ones(10))
-    t.observe(-torch.ones(10))
-    assert t.update(100) == 0.0  # r_t = -1: down by 0.2, never below 0
-    t.observe(torch.ones(4))
-    state = t.state_dict()
-    u = AdaTuner(target=0.6, interval=2, speed_images=1000)
-    u.load_state_dict(state)
-    u.observe(torch.ones(4))
-    t.observe(torch.ones(4))
-    assert u.update(4) == t.update(4) > 0
+    assert t.adjust(20.0, 20, 10) == pytest.approx(10 * 2 / 1000)  # r_t = 1 > 0.6: up
+    assert t.adjust(6.0, 10, 5) == pytest.approx(10 * 2 / 1000)  # r_t = 0.6 exactly: no move
+    assert t.adjust(-20.0, 20, 100) == 0.0  # r_t = -1: down by 0.2, never below 0
+    assert t.r_t == -1.0
+
+
+def test_the_pipe_sums_on_the_device_adjusts_every_interval_and_resumes_where_it_stood():
+    pipe = AdaPipe("bgc", CPU, target=0.6, interval=2, kimg=1)
+    pipe.observe(torch.tensor([3.0, 2.0, -1.0, 5.0]))  # signs sum 2 of 4
+    assert not pipe.after_step(1, 10) and pipe.sums.tolist() == [2.0, 4.0]
+    pipe.observe(torch.ones(4))
+    assert pipe.after_step(2, 10)  # r_t = 6 / 8 > 0.6: up by 10 * 2 / 1000
+    assert float(pipe.p) == pytest.approx(0.02) and pipe.sums.tolist() == [0.0, 0.0]
+    pipe.observe(torch.ones(4))
+    again = AdaPipe("bgc", CPU, target=0.6, interval=2, kimg=1)
+    again.load_state_dict(pipe.state_dict())
+    for q in (pipe, again):
+        q.observe(-torch.ones(4))
+        assert q.after_step(4, 10)  # r_t = 0 < 0.6: back down
+    assert float(again.p) == float(pipe.p) == 0.0
+    # under DDP the heuristic is the processes' mean, not this process's own sums
+    local = AdaPipe("bgc", CPU, target=0.6, interval=1, kimg=1)
+    local.observe(torch.ones(4))  # this rank alone: r_t = 1, up
+    assert local.after_step(1, 10, all_mean=lambda t: torch.tensor([-4.0, 4.0]))
+    assert local.tuner.r_t == -1.0 and float(local.p) == 0.0
+    with pytest.raises(ValueError, match="unknown ADA pipeline 'bgcx'"):
+        AdaPipe("bgcx", CPU)

@@ -93,6 +93,17 @@ def test_ranks_hold_identical_weights_after_every_step_and_match_one_process(tmp
     assert {"d", "d1"} <= set(two["state"]) and two["agree"][-1]["d1.parameters"]
 
 
+def test_ada_moves_p_alike_on_every_rank_from_the_whole_batch(tmp_path):
+    """ADA's r_t is the global batch's (the signs all-reduced every interval), so every rank
+    moves p alike; each rank's own half batch would give another r_t."""
+    ada = {"ada": "bgc", "ada_interval": 1, "ada_kimg": 0.1}
+    two = worker(tmp_path, 2, "--sync-bn", "--train", json.dumps(ada))
+    assert all(all(step.values()) for step in two["agree"]), two["agree"]
+    first, second = two["ada"]
+    assert first == second and first["r_t"] is not None
+    assert first["p"] > 0 or first["r_t"] < 0.6  # p moved by the last r_t
+
+
 def test_without_batchnorm_ddp_is_the_single_process_step(tmp_path, single):
     two = worker(tmp_path, 2, "--train", json.dumps({"g_norm": "none", "d_norm": "none"}))
     assert all(all(step.values()) for step in two["agree"])

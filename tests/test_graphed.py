@@ -35,6 +35,10 @@ SWITCHES = {
     "schedule": {"batch_schedule": ((0, 16), (6, 32)), "lr_scaling": "sqrt", "discriminators": 2,
                  "d_aggregate": "max", "d_spectral": True, "prior": "uniform", "loss": "hinge",
                  "lr": 1e-4, "d_lr": 4e-4, "ema_decay": 0.999, "ema_rampup": 0.05},
+    # ADA with colour (a grey image's share of it), p moving every 2 steps, on top of DiffAugment,
+    # with K = 2 and lazy R1 (uncaptured on CUDA: its padding is read on the host)
+    "ada": {"ada": "bgc", "ada_interval": 2, "ada_kimg": 0.05, "diffaug": ("translation",),
+            "discriminators": 2, "r1_gamma": 0.1, "reg_every": 2},
 }
 
 

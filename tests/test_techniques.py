@@ -156,6 +156,52 @@ def test_diffaugment_sees_reals_and_fakes_in_the_d_step_and_fakes_in_the_g_step(
                     ("g", "fake", policy)]
 
 
+def test_ada_sees_reals_and_fakes_in_the_d_step_and_fakes_in_the_g_step_and_tunes_on_the_reals(monkeypatch, data):
+    """ADA's rule (Karras et al. 2020, figure 2): every image D sees passes through the same
+    pipeline, reals and fakes, in both updates (R1 too); r_t counts D's signs on the reals."""
+    from dcgan.training import ada as ada_module
+    from dcgan.training.loop import train_step
+    from tests.conftest import first_batch, frame
+
+    p = tparams(ada="bg", r1_gamma=0.1, reg_every=1, discriminators=2)
+    s, nets, obj = frame(p, gan_config(p, 16, 1))
+    assert obj.ada is not None and float(obj.ada.p) == 0.0
+    b = first_batch(s, data, p.batch_size)
+    seen, phase = [], ["d"]
+    real = b.real
+    original = ada_module.ada_augment
+
+    def recording(x, p_, spec, draws):
+        seen.append((phase[0], "real" if x.data_ptr() == real.data_ptr() else "fake"))
+        return original(x, p_, spec, draws)
+
+    monkeypatch.setattr(ada_module, "ada_augment", recording)
+    d_loss = obj.d_loss
+
+    def d_then_g(*args):
+        out = d_loss(*args)
+        phase[0] = "g"
+        return out
+
+    monkeypatch.setattr(obj, "d_loss", d_then_g)
+    train_step(nets, obj, b)
+    per_d = [("d", "real"), ("d", "fake"), ("d", "real")]  # R1 on augmented reals
+    assert seen == per_d + per_d + [("g", "fake"), ("g", "fake")]
+    assert obj.ada.sums[1] == 2 * p.batch_size  # both discriminators' verdicts on the reals
+    assert abs(float(obj.ada.sums[0])) <= 2 * p.batch_size
+
+
+def test_ada_params_are_checked_and_name_the_key():
+    from dcgan.app.params.typed import ConfigError
+    from dcgan.app.params.whole import parse_params
+    from tests.conftest import tiny_params
+
+    with pytest.raises(ConfigError, match="train.ada.*bgcx"):
+        parse_params(tiny_params(train={"ada": "bgcx"}))
+    with pytest.raises(ConfigError, match="train.ada_target"):
+        parse_params(tiny_params(train={"ada_target": 1.5}))
+
+
 # 6. EMA -------------------------------------------------------------------------------------
 def test_ema_averages_parameters_and_copies_buffers():
     net = nn.Sequential(nn.Linear(2, 2), nn.BatchNorm1d(2))

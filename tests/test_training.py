@@ -44,6 +44,36 @@ def test_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, data):
     assert digest(resumed.ds[0]) == digest(full.ds[0])
 
 
+def test_an_ada_run_tunes_p_and_resumes_bitwise_with_it(tmp_path, data):
+    """ADA's p moves with D's verdicts (here: fast, 0.05k images from 0 to 1), is kept in the
+    checkpoints, and a resumed run goes on from the p and the half-summed interval it stopped at."""
+    p, _ = setup(epochs=2, checkpoint_every=10)
+    p = dataclasses.replace(p, ada="bgc", ada_interval=2, ada_kimg=0.05)
+    _, cfg = setup()
+    logged: list[tuple[str, float, int]] = []
+
+    class Rec:
+        def metric(self, name, value, step):
+            logged.append((name, value, step))
+
+        def image(self, name, grid, step):
+            pass
+
+    full = fit(p, cfg, data, tmp_path / "a", "fp", logger=Rec())
+    ps = [v for n, v, _ in logged if n == "train/ada_p"]
+    assert full.ada is not None and full.ada["p"] == ps[-1] and len(ps) >= 2 and len(set(ps)) > 1  # p moved
+    part = fit(p, cfg, data, tmp_path / "b", "fp", stop_after=7)  # the last checkpoint: epoch 1's end, step 5
+    state = torch.load(ckpt.list_checkpoints(tmp_path / "b")[0], weights_only=True)
+    assert state["step"] == 5 and set(state["ada"]) == {"p", "r_t", "sums"}
+    assert float(state["ada"]["sums"][1]) == p.batch_size  # step 5 of an interval of 2: half summed
+    assert part.step == 7
+    resumed = fit(p, cfg, data, tmp_path / "b", "fp")
+    assert resumed.resumed_from_step == 5 and resumed.ada == full.ada
+    assert digest(resumed.g) == digest(full.g) and digest(resumed.ds[0]) == digest(full.ds[0])
+    plain = fit(dataclasses.replace(p, ada="none"), cfg, data, tmp_path / "c", "fp")
+    assert plain.ada is None and digest(plain.g) != digest(full.g)
+
+
 def test_a_different_seed_gives_different_weights(tmp_path, data):
     p, cfg = setup()
     a = fit(p, cfg, data, tmp_path / "a", "fp")

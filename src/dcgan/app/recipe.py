@@ -176,7 +176,7 @@ def plan_run(given: TrainParams, images, image_size: int, channels: int,
     decisions: list[str] = []
     precision, why = resolve_precision(given.precision, device)
     decisions.append(f"train: precision {precision} ({why})")
-    compile_mode, why = resolve_compile(given.compile, device, precision, given.nproc)
+    compile_mode, why = resolve_compile(given.compile, device, precision, given.nproc, given.ada)
     decisions.append(f"train: compile {compile_mode} ({why})")
     auto_keys = unresolved(given)
     kind, why = data_kind(images)

@@ -24,6 +24,8 @@ licence is non-commercial, so no copy of it lives here).
 :class:`AdaTuner` moves p every ``interval`` steps by the overfitting heuristic r_t =
 E[sign(D(real))]: up by (images seen) / ``speed_images`` when r_t is above ``target`` (0.6),
 down by as much below it, never under 0 (the reference's rule; 500k images from 0 to 1).
+:class:`AdaPipe` is ADA in a run (``train.ada``): the pipeline, p on the device, and D's signs
+summed on the device between adjustments; its state goes into the checkpoints.
 """
 
 from __future__ import annotations
@@ -306,29 +308,63 @@ class AdaTuner:
     interval: int = 4
     speed_images: int = 500_000
     p: float = 0.0
-    signs: float = 0.0
-    count: int = 0
-    steps: int = 0
+    r_t: float | None = None
+    """The last interval's heuristic (None before the first adjustment)."""
 
-    def observe(self, d_real: torch.Tensor) -> None:
-        """Add one step's D outputs on the real batch (logits: their signs count)."""
-        self.signs += float(torch.sign(d_real.detach().float()).sum())
-        self.count += d_real.numel()
-        self.steps += 1
-
-    def update(self, batch_size: int) -> float:
-        """After a step of ``batch_size`` images: every ``interval`` steps, move p and start over."""
-        if self.steps < self.interval or self.count == 0:
+    def adjust(self, signs: float, count: float, batch_size: int) -> float:
+        """After an interval of steps of ``batch_size`` images whose D outputs on the reals had
+        signs summing to ``signs`` over ``count`` outputs: move p by (images in the interval) /
+        ``speed_images`` toward more augmentation when r_t is above the target, toward less
+        below it; never under 0."""
+        if count <= 0:
             return self.p
-        r_t = self.signs / self.count
-        step = math.copysign(1.0, r_t - self.target) if r_t != self.target else 0.0
+        self.r_t = signs / count
+        step = math.copysign(1.0, self.r_t - self.target) if self.r_t != self.target else 0.0
         self.p = max(0.0, self.p + step * batch_size * self.interval / self.speed_images)
-        self.signs, self.count, self.steps = 0.0, 0, 0
         return self.p
 
+
+class AdaPipe:
+    """ADA in a training run: the pipeline, its strength p where the step reads it (a device
+    tensor), and D's verdicts on the reals summed on the device (no host sync in the step). The
+    loop calls :meth:`after_step` after every step; every ``interval`` steps it reads the sums
+    (all-reduced over the processes), moves p and starts the sums over."""
+
+    def __init__(self, pipeline: str, device: torch.device, target: float = 0.6, interval: int = 4,
+                 kimg: float = 500.0):
+        if pipeline not in PIPELINES:
+            raise ValueError(f"unknown ADA pipeline {pipeline!r}: one of {', '.join(PIPELINES)}")
+        self.spec = PIPELINES[pipeline]
+        self.tuner = AdaTuner(target, interval, max(1, round(kimg * 1000)))
+        self.p = torch.zeros((), device=device)
+        """The tuner's p in float32: what the step reads."""
+        self.sums = torch.zeros(2, device=device)
+        """Since the last adjustment: the sum of sign(D(real)) and the number of outputs."""
+
+    def __call__(self, x: torch.Tensor, draws: Draws) -> torch.Tensor:
+        return ada_augment(x, self.p, self.spec, draws)
+
+    @torch.no_grad()
+    def observe(self, logits: torch.Tensor) -> None:
+        """Add one discriminator's logits on this step's (augmented) reals, on the device."""
+        self.sums[0].add_(torch.sign(logits.float()).sum())
+        self.sums[1].add_(logits.numel())
+
+    def after_step(self, step: int, batch_size: int, all_mean=lambda t: t) -> bool:
+        """After global step ``step`` (counted from 1) of ``batch_size`` images: True when p was
+        adjusted (every ``interval`` steps; one host read). ``all_mean``: the processes' mean
+        (:meth:`~dcgan.training.distributed.DistEnv.all_mean`), so that every rank moves p alike."""
+        if step % self.tuner.interval:
+            return False
+        signs, count = (float(v) for v in all_mean(self.sums).tolist())
+        self.sums.zero_()
+        self.p.fill_(self.tuner.adjust(signs, count, batch_size))
+        return True
+
     def state_dict(self) -> dict:
-        return {"p": self.p, "signs": self.signs, "count": self.count, "steps": self.steps}
+        return {"p": self.tuner.p, "r_t": self.tuner.r_t, "sums": self.sums.detach().cpu().clone()}
 
     def load_state_dict(self, state: dict) -> None:
-        self.p, self.signs = float(state["p"]), float(state["signs"])
-        self.count, self.steps = int(state["count"]), int(state["steps"])
+        self.tuner.p, self.tuner.r_t = float(state["p"]), state.get("r_t")
+        self.sums.copy_(state["sums"])
+        self.p.fill_(self.tuner.p)

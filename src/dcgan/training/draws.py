@@ -2,8 +2,8 @@
 (:func:`draw_noise`), each step's seeded generators (:func:`draw_generators`,
 :func:`step_generators`), and the draw sources a step asks (:class:`DrawBank`).
 
-Every draw of a step (DiffAugment's shifts, cutouts and colour factors, WGAN-GP's interpolation
-weights) comes from a seeded CPU generator per (purpose, discriminator, step), so a run and its
+Every draw of a step (DiffAugment's shifts, cutouts and colour factors, ADA's transforms,
+WGAN-GP's interpolation weights) comes from a seeded CPU generator per (purpose, discriminator, step), so a run and its
 resume draw the same numbers. Two sources hand them out:
 
 - :class:`LiveDraws`: draw when asked, on the CPU, and copy to the device (the eager step).
@@ -163,12 +163,17 @@ def per_d_generator(seed: int, purpose: str, k: int, *parts: object) -> torch.Ge
     return generator_for(seed, purpose, *parts) if k == 0 else generator_for(seed, purpose, *parts, "d", k)
 
 
+PER_IMAGE = ("diffaug", "ada")
+"""Purposes whose draws are per image of this rank's share (augmentations): drawn per rank."""
+
+
 def step_generators(seed: int, step: int, rank: tuple = ()) -> Callable[[Key], torch.Generator]:
-    """The seeded generator of each (purpose, discriminator) at ``step``: DiffAugment draws per
-    rank (``rank``: () alone, or ("rank", r) under DDP); WGAN-GP's weights for the global batch."""
+    """The seeded generator of each (purpose, discriminator) at ``step``: DiffAugment's and ADA's
+    draws per rank (``rank``: () alone, or ("rank", r) under DDP); WGAN-GP's weights for the
+    global batch."""
     def make(key: Key) -> torch.Generator:
         purpose, k = key
-        return per_d_generator(seed, purpose, k, step, *(rank if purpose == "diffaug" else ()))
+        return per_d_generator(seed, purpose, k, step, *(rank if purpose in PER_IMAGE else ()))
     return make
 
 
@@ -196,5 +201,5 @@ def draw_noise(seed: int, step: int, bs: int, latent_dim: int, prior: str, dist:
 
 
 def draw_generators(seed: int, step: int, dist: DistEnv) -> Callable[[Key], torch.Generator]:
-    """The step's seeded generator per (purpose, discriminator); DiffAugment's per rank."""
+    """The step's seeded generator per (purpose, discriminator); the augmentations' per rank."""
     return step_generators(seed, step, () if not dist.enabled else ("rank", dist.rank))

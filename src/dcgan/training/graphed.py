@@ -25,7 +25,8 @@ a replay needs, and how this module provides it:
 Where capture is not possible the same static step runs eagerly (:func:`capture_blocker` says
 why): on the CPU (bit-identical to the plain loop: the tests' check), with fp16 (the loss scaler
 reads its overflow flag on the host), under DDP (the all-reduces and BatchNorm buffer broadcasts
-are collectives), and with torch.compile (its own graphs).
+are collectives), with ADA (its geometric pass sizes its padding on the host, as the reference
+does) and with torch.compile (its own graphs).
 """
 
 from __future__ import annotations
@@ -60,6 +61,8 @@ def capture_blocker(s: Setup) -> str | None:
         return "fp16's loss scaler reads its overflow check on the host every step"
     if s.dist.enabled:
         return "DDP's gradient all-reduce and BatchNorm buffer broadcasts are collectives"
+    if s.settings.objective.ada != "none":
+        return "ADA's geometric pass sizes its padding on the host from each step's draws"
     return None
 
 
@@ -178,7 +181,8 @@ class StaticStep:
         kind.graph = graph
 
 
-def resolve_compile(requested: str, device: torch.device, precision: str, nproc: int) -> tuple[str, str]:
+def resolve_compile(requested: str, device: torch.device, precision: str, nproc: int,
+                    ada: str = "none") -> tuple[str, str]:
     """train.compile ``auto`` -> (mode, why): the captured step where it can run (CUDA, one
     process, no fp16 loss scaling), else eager (``none``). An explicit ``graph`` under DDP
     (``nproc`` > 1) resolves as ``auto`` does, and says so: it would build capturable Adam and
@@ -193,4 +197,6 @@ def resolve_compile(requested: str, device: torch.device, precision: str, nproc:
         return "none", "fp16's loss scaler reads its overflow check on the host"
     if nproc > 1:
         return "none", "DDP's collectives are not captured"
+    if ada != "none":
+        return "none", "ADA's geometric pass reads its padding on the host"
     return "graph", "the whole step captured as a CUDA graph"

@@ -38,6 +38,7 @@ from dcgan.networks.gan import (
     sample_prior,
 )
 from dcgan.training import checkpoint as ckpt
+from dcgan.training.ada import AdaPipe
 from dcgan.training.batches import Batch, BatchSource, place_data
 from dcgan.training.distributed import SINGLE, DistEnv
 from dcgan.training.draws import DrawBank
@@ -103,6 +104,8 @@ class TrainResult:
     e: Encoder | None = None
     g_raw: Generator | None = None
     """The trained (non-averaged) generator when EMA is on."""
+    ada: dict[str, float | None] | None = None
+    """ADA's strength p and last heuristic r_t at the end (None: train.ada off)."""
 
 
 def fixed_noise(seed: int, n: int, latent_dim: int, prior: str = "normal") -> torch.Tensor:
@@ -166,11 +169,18 @@ def train_step(nets: Nets, objective: GANObjective, b: Batch) -> torch.Tensor:
     return objective.logged(d, g)
 
 
-def make_objective(s: Setup, nets: Nets) -> GANObjective:
-    """The objective over the networks as the step calls them (under DDP and/or torch.compile)."""
+def make_ada(s: Setup) -> AdaPipe | None:
+    """The run's ADA (train.ada), p at 0; None when off."""
+    o = s.settings.objective
+    return None if o.ada == "none" else AdaPipe(o.ada, s.device, o.ada_target, o.ada_interval, o.ada_kimg)
+
+
+def make_objective(s: Setup, nets: Nets, ada: AdaPipe | None = None) -> GANObjective:
+    """The objective over the networks as the step calls them (under DDP and/or torch.compile);
+    ``ada``: the run's ADA, whose p the loop tunes (None: a new one at p = 0 when train.ada is on)."""
     w = Wrapped.around(nets, s)
     return GANObjective(s.settings.objective, g=w.g, ds=w.ds, plain_ds=nets.ds, ds_no_sync=w.ds_no_sync,
-                        e=w.e, autocast=s.autocast, dist=s.dist)
+                        e=w.e, autocast=s.autocast, dist=s.dist, ada=ada or make_ada(s))
 
 
 def epoch_plan(step: int, offset: int, n: int, schedule: tuple[tuple[int, int], ...], default_bs: int,
@@ -214,7 +224,8 @@ class Loop:
     def save(self, finished: bool) -> None:
         if self.s.dist.is_main:  # rank 0 alone writes checkpoints
             ckpt.save_checkpoint(self.ckpt_dir, self.pos.step, snapshot(
-                self.nets, self.pos, self.best, self.fingerprint, self.s.dist.world_size, finished))
+                self.nets, self.pos, self.best, self.fingerprint, self.s.dist.world_size, finished,
+                self.objective.ada))
 
     def run_epoch(self) -> str | None:
         """Steps until the epoch has no full batch left (returns None), or until the run's last
@@ -256,7 +267,9 @@ class Loop:
 
     def after_step(self, bs: int) -> None:
         """Per-step callbacks, then the periodic work: losses to the logger, a checkpoint."""
-        t, step = self.s.settings, self.pos.step
+        t, step, ada = self.s.settings, self.pos.step, self.objective.ada
+        if ada is not None:
+            ada.after_step(step, bs, self.s.dist.all_mean)  # every ada_interval steps: p moves
         self.callbacks.after_step(step, self.nets.named())
         if kill_points.armed("kill_after_step", step):
             kill_points.kill()
@@ -267,6 +280,10 @@ class Loop:
                 self.logger.metric(f"train/{name}", v, step)
             if t.batch_schedule:
                 self.logger.metric("train/batch_size", bs, step)
+            if ada is not None:
+                self.logger.metric("train/ada_p", ada.tuner.p, step)
+                if ada.tuner.r_t is not None:
+                    self.logger.metric("train/ada_rt", ada.tuner.r_t, step)
             self.bar.set_postfix(loss_d=f"{values[0]:.3f}", loss_g=f"{values[1]:.3f}", bs=bs)
         if step % t.checkpoint_every == 0:
             self.guard.check("checkpoint", self.nets, step)
@@ -303,7 +320,9 @@ class Loop:
         out_g = sampling_generator(self.s, nets).eval()
         return TrainResult(out_g, [d.eval() for d in nets.ds], self.s.cfg, pos.step, pos.epoch, pos.wall_s(),
                            pos.images_seen, pos.resumed_from, best.weights, best.fid, best.step, nets.e,
-                           nets.g.eval() if nets.ema is not None else None)
+                           nets.g.eval() if nets.ema is not None else None,
+                           None if self.objective.ada is None else
+                           {"p": self.objective.ada.tuner.p, "r_t": self.objective.ada.tuner.r_t})
 
 
 def run_steps(t: TrainSettings, n: int, dist: DistEnv) -> int:
@@ -354,14 +373,14 @@ def train(
     if device.type == "cuda":
         # fixed shapes per batch size: let cuDNN pick the fastest convolution algorithms
         torch.backends.cudnn.benchmark = True
-    nets, pos, best = build_nets(s), Position(), BestGenerator()
+    nets, pos, best, ada = build_nets(s), Position(), BestGenerator(), make_ada(s)
     if start is LATEST:
         start = resume_point(ckpt_dir, fingerprint, dist, device, log)
     if start is not None:
-        restore(start, nets, pos, best)
+        restore(start, nets, pos, best, ada)
         log(f"resuming from {start.get('path', 'a checkpoint')} at epoch {pos.epoch}, step {pos.step}")
     data = place_data(images, device, log)  # uint8; converted per batch
-    objective = make_objective(s, nets)  # after resume: DDP broadcasts rank 0's weights on creation
+    objective = make_objective(s, nets, ada)  # after resume: DDP broadcasts rank 0's weights on creation
     names = objective.logged_names()
     loop = Loop(s=s, nets=nets, objective=objective, pos=pos, best=best, data=data, ckpt_dir=ckpt_dir,
                 fingerprint=fingerprint, logger=logger, means=RunningMeans(names, device),

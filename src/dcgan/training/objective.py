@@ -6,6 +6,8 @@ optimizer steps (:func:`dcgan.training.loop.train_step`).
 Its parts: the adversarial loss (BCE, hinge, WGAN; :mod:`dcgan.training.losses`), the penalties
 on D (:class:`Penalties`: R1, WGAN-GP, lazily every ``reg_every`` steps), how G's loss combines
 K discriminators (:func:`aggregate`, GMAN) and the encoder's losses (:class:`EncoderLosses`).
+What each discriminator sees of an image is :meth:`GANObjective.view`: ADA (an
+:class:`~dcgan.training.ada.AdaPipe`, whose p the loop tunes), then DiffAugment.
 With K > 1 each discriminator plays its own game against G: its own loss, penalties and
 DiffAugment draws; discriminator 0 draws exactly what a single-D run draws.
 """
@@ -20,6 +22,7 @@ import torch
 from torch import nn
 
 from dcgan.training import losses
+from dcgan.training.ada import AdaPipe
 from dcgan.training.batches import Batch
 from dcgan.training.distributed import DistEnv
 
@@ -39,6 +42,11 @@ class ObjectiveSpec:
     latent_cycle_weight: float
     d_aggregate: str
     d_temperature: float
+    ada: str = "none"
+    """ADA's pipeline (:data:`dcgan.training.ada.PIPELINES`) or none."""
+    ada_target: float = 0.6
+    ada_interval: int = 4
+    ada_kimg: float = 500.0
 
 
 @dataclass
@@ -69,16 +77,18 @@ class Penalties:
     def __init__(self, spec: ObjectiveSpec, dist: DistEnv):
         self.spec, self.dist = spec, dist
 
-    def __call__(self, d: nn.Module, b: Batch, fake: torch.Tensor, k: int) -> Iterator[torch.Tensor]:
+    def __call__(self, d: nn.Module, b: Batch, fake: torch.Tensor, k: int,
+                 view: Callable[[Batch, torch.Tensor, int], torch.Tensor]) -> Iterator[torch.Tensor]:
+        """``view(b, x, k)``: x as discriminator k sees it (augmented)."""
         p = self.spec
         if b.step % p.reg_every:
             return
         if p.r1_gamma > 0:
-            yield p.r1_gamma / 2 * p.reg_every * losses.r1_penalty(d, b.augment(b.real, k))
+            yield p.r1_gamma / 2 * p.reg_every * losses.r1_penalty(d, view(b, b.real, k))
         if p.gp_lambda > 0:
             alpha = self.dist.shard(b.draws("gp", k).rand(b.size, 1, 1, 1))  # the global batch's, this rank's part
             yield p.gp_lambda * p.reg_every * losses.gradient_penalty(
-                d, b.augment(b.real, k), b.augment(fake.float(), k), alpha)
+                d, view(b, b.real, k), view(b, fake.float(), k), alpha)
 
 
 def aggregate(kind: str, per_d: list[torch.Tensor], temperature: float,
@@ -136,11 +146,18 @@ class GANObjective:
 
     def __init__(self, spec: ObjectiveSpec, *, g: nn.Module, ds: list[nn.Module], plain_ds: list[nn.Module],
                  ds_no_sync: list[nn.Module], e: nn.Module | None,
-                 autocast: Callable[[], AbstractContextManager], dist: DistEnv):
+                 autocast: Callable[[], AbstractContextManager], dist: DistEnv, ada: AdaPipe | None = None):
         self.spec, self.g, self.ds, self.plain_ds, self.ds_no_sync, self.e = spec, g, ds, plain_ds, ds_no_sync, e
-        self.autocast, self.dist = autocast, dist
+        self.autocast, self.dist, self.ada = autocast, dist, ada
         self.penalties = Penalties(spec, dist)
         self.encoder = EncoderLosses(spec) if e is not None else None
+
+    def view(self, b: Batch, x: torch.Tensor, k: int) -> torch.Tensor:
+        """``x`` as discriminator k sees it: through ADA (its draws ``("ada", k)``), then DiffAugment;
+        the identity when neither is on."""
+        if self.ada is not None:
+            x = self.ada(x, b.draws("ada", k))
+        return b.augment(x, k)
 
     def generate(self, b: Batch) -> torch.Tensor:
         """G(z): the fakes both updates of the step see (as in the official example)."""
@@ -152,10 +169,12 @@ class GANObjective:
         total, outs_real, outs_fake = None, [], []
         for k, (d, plain) in enumerate(zip(self.ds, self.plain_ds, strict=True)):
             with self.autocast():  # logits cast back to fp32: the losses never run in reduced precision
-                out_real = d(b.augment(b.real, k)).float()
-                out_fake = d(b.augment(fake.detach(), k)).float()
+                out_real = d(self.view(b, b.real, k)).float()
+                out_fake = d(self.view(b, fake.detach(), k)).float()
+            if self.ada is not None:
+                self.ada.observe(out_real)  # the overfitting heuristic's signs, summed on the device
             loss_k = losses.d_loss(self.spec.loss, out_real, out_fake)
-            for penalty in self.penalties(plain, b, fake, k):
+            for penalty in self.penalties(plain, b, fake, k, self.view):
                 loss_k = loss_k + penalty
             total = loss_k if total is None else total + loss_k
             outs_real.append(out_real)
@@ -168,7 +187,7 @@ class GANObjective:
         """G's images should score real through the (updated) discriminators, combined over the K;
         plus the encoder's terms. The discriminators' weights must be frozen by the caller."""
         with self.autocast():
-            outs = [d(b.augment(fake, k)).float() for k, d in enumerate(self.ds_no_sync)]
+            outs = [d(self.view(b, fake, k)).float() for k, d in enumerate(self.ds_no_sync)]
             if self.encoder is not None:
                 recon = self.g(self.e(b.real)).float()
                 z_cycle = self.e(fake.detach()).float() if self.encoder.cycle else None

@@ -11,6 +11,7 @@ import torch
 
 from dcgan.core.errors import UserError
 from dcgan.training import checkpoint as ckpt
+from dcgan.training.ada import AdaPipe
 from dcgan.training.distributed import DistEnv
 from dcgan.training.nets import Nets
 from dcgan.training.position import BestGenerator, Position
@@ -45,17 +46,23 @@ def resume_point(ckpt_dir: str | Path, fingerprint: Fingerprint, dist: DistEnv, 
 
 
 def snapshot(nets: Nets, pos: Position, best: BestGenerator, fingerprint: Fingerprint, world_size: int,
-             finished: bool) -> dict[str, Any]:
+             finished: bool, ada: AdaPipe | None = None) -> dict[str, Any]:
     return {
         "fingerprint": ckpt.fingerprint_id(fingerprint),
         **({"fingerprint_inputs": fingerprint} if isinstance(fingerprint, dict) else {}),
         "world_size": world_size, **pos.state_dict(), "finished": finished,
         **nets.state_dict(), **best.state_dict(),
+        **({"ada": ada.state_dict()} if ada is not None else {}),
     }
 
 
-def restore(state: dict[str, Any], nets: Nets, pos: Position, best: BestGenerator) -> None:
+def restore(state: dict[str, Any], nets: Nets, pos: Position, best: BestGenerator,
+            ada: AdaPipe | None = None) -> None:
     """The reverse of :func:`snapshot`."""
     nets.load_state_dict(state)
     pos.load_state_dict(state)
     best.load_state_dict(state)
+    if ada is not None:
+        if "ada" not in state:
+            raise UserError(f"checkpoint {state.get('path', '')} has no ADA state (p) though train.ada is on")
+        ada.load_state_dict(state["ada"])

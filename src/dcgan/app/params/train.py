@@ -104,6 +104,18 @@ class TrainParams(Section):
     diffaug: Annotated[tuple[Literal["color", "translation", "cutout"], ...],
                        rule(lambda v: len(set(v)) == len(v), "must not repeat a policy", list)]
     """DiffAugment policies applied to reals and fakes in the D and G steps ([] = off)."""
+    ada: Literal["none", "bg", "bgc"]
+    """Adaptive discriminator augmentation (Karras et al. 2020; dcgan.training.ada): every image D
+    sees, real or generated, in both updates, goes through random flips, 90-degree turns,
+    shifts, scalings and rotations (bg) and colour changes (bgc), each with probability p, tuned
+    so that D's confidence on the reals stays at ``ada_target``. Reals and fakes alike, so G is
+    not pushed to draw the augmentation (the augment stage's copies are reals only). none = off."""
+    ada_target: Annotated[Float, within(0, 1)]
+    """ADA's target for r_t = E[sign(D(real))]: p rises while D is more sure of the reals (0.6)."""
+    ada_interval: Count
+    """Steps between ADA's adjustments of p (4; one host read each)."""
+    ada_kimg: Positive
+    """Thousands of images over which p can go from 0 to 1 (500, the paper's speed)."""
     ema_decay: Annotated[Float, within(0, 1, note=" (0 = off) or auto")] | Literal["auto"]
     """Exponential moving average of G's weights (0 = off); sample/evaluate use it when on;
     auto: the recipe for the data's kind (dcgan.app.recipe.RECIPES)."""
