@@ -71,6 +71,8 @@ class Trained:
     trajectory: list[dict[str, float]] = field(default_factory=list)
     g_last: Generator | None = None
     """The generator at the end of the run (``g`` is it unless the best one was chosen)."""
+    ada: dict | None = None
+    """ADA's p and r_t at the end (train.ada), else None."""
 
 
 def train_run(params, images: np.ndarray, device: torch.device, evaluator: str, prepared: str,
@@ -99,7 +101,7 @@ def train_run(params, images: np.ndarray, device: torch.device, evaluator: str, 
         g = Generator(cfg).to(device)
         g.load_state_dict(r.g_best)
         g.eval()
-    return Trained(g, r.ds[0], r.step, round(wall, 2), p.precision, curves.trajectory(), r.g.eval())
+    return Trained(g, r.ds[0], r.step, round(wall, 2), p.precision, curves.trajectory(), r.g.eval(), r.ada)
 
 
 @dataclass

@@ -206,7 +206,8 @@ def ours(st: Setting, arm: str, seed: int, steps: int, samples: int) -> dict:
     wall = time.perf_counter() - t0
     out = {"steps": t.steps, "wall_s": round(wall, 1), "train_s": t.train_s, "precision": t.precision,
            "images": len(images), "evals": len(t.trajectory), "leak_held_out": st.leak.held_out,
-           "ships": pick_generator("auto", resolve_recipe(params.train, data_kind(images)[0]).ema_decay)}
+           "ships": pick_generator("auto", resolve_recipe(params.train, data_kind(images)[0]).ema_decay),
+           **({"ada": t.ada} if t.ada is not None else {})}
     cache = Path(".ablation-cache") / "vs_example" / f"{st.name}-{steps}-{arm}-{seed}.pt"
     cache.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"best": t.g.state_dict(), "last": t.g_last.state_dict()}, cache)  # to rescore without training
@@ -455,10 +456,12 @@ def report(args) -> int:
                                      f"{spread([x / y for x, y in zip(a, b, strict=True)])} | {np.mean(ai):.3g} / "
                                      f"{np.mean(bi):.3g} (higher in {sum(x > y for x, y in zip(ai, bi, strict=True))}"
                                      f" of {len(ai)}) | {ev.mean:+.3g}, {ev.verdict()} | {now} |")
-            base = next((a for a in ("dcgan_aug", "r1_every4", "ema_aug", "shipped") if a in arms), None)
+            base = (args.base if args.base in arms else
+                    next((a for a in ("dcgan_aug", "r1_every4", "ema_aug", "shipped") if a in arms), None))
             what = {"dcgan_aug": "what shipped for colour before issue 37",
                     "r1_every4": "what shipped for grey before issue 37's end",
                     "ema_aug": "the colour recipe as issue 49 found it: the EMA and the augment stage's copies",
+                    "ema_noaug": "the EMA on the originals alone: no copies, no augmentation",
                     "shipped": "the recipe params.yaml resolves for this data"}.get(base, "")
             if base is not None:
                 lines += ["", f"Each arm against `{base}` ({what}) at equal steps "
@@ -528,6 +531,10 @@ def report(args) -> int:
                              f"{spread([r['best']['fid'] for r in rs])} | {spread([r['last']['fid'] for r in rs])} | "
                              f"{_cell([ships(name, arm, r) for r in rs], 'judge_fid_unseen')} | "
                              f"{_cell([ships(name, arm, r) for r in rs], 'leak_rate')} |")
+            ada = {arm: [r["ada"]["p"] for r in runs.values() if "ada" in r] for arm, runs in arms.items()}
+            if any(ada.values()):
+                lines += ["", "ADA's strength p at the end of each run: " + "; ".join(
+                    f"{arm} {spread(ps)} (from {min(ps):.3g} to {max(ps):.3g})" for arm, ps in ada.items() if ps) + "."]
             held = next((r["leak_held_out"] for runs in arms.values() for r in runs.values()
                          if "leak_held_out" in r), None)
             if held:
@@ -559,6 +566,9 @@ def main() -> int:
     ap.add_argument("--shard", default="0/1", help="K/N: every Nth job from the Kth (N processes)")
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--rerun", action="store_true")
+    ap.add_argument("--base", choices=list(ARMS),
+                    help="report: the arm every other arm is compared with at equal steps "
+                         "(default: the first of dcgan_aug, r1_every4, ema_aug, shipped that ran)")
     ap.add_argument("--seconds-from", default="shipped", choices=list(ARMS),
                     help="the arm whose wall time the example also gets (trained first if missing)")
     args = ap.parse_args()
