@@ -123,6 +123,19 @@ def test_diffaugment_is_seeded_differentiable_and_does_what_it_says():
     assert len({int(m.flatten().argmax()) for m in moved}) > 1
 
 
+def phase_after_d_loss(monkeypatch, obj, phase: list[str]) -> None:
+    """Set ``phase[0]`` to "g" once the objective's D loss is computed: what a view recorder
+    sees after that comes from G's update."""
+    d_loss = obj.d_loss
+
+    def d_then_g(*args):
+        out = d_loss(*args)
+        phase[0] = "g"
+        return out
+
+    monkeypatch.setattr(obj, "d_loss", d_then_g)
+
+
 def test_diffaugment_sees_reals_and_fakes_in_the_d_step_and_fakes_in_the_g_step(monkeypatch, data):
     """DiffAugment's own rule (its README): the same policy on every image D sees, reals and
     fakes, in both updates; R1 then takes its gradient at the augmented reals."""
@@ -142,14 +155,7 @@ def test_diffaugment_sees_reals_and_fakes_in_the_d_step_and_fakes_in_the_g_step(
         return diff_augment(x, policy, gen)
 
     monkeypatch.setattr(batches_module, "diff_augment", recording)
-    d_loss = obj.d_loss
-
-    def d_then_g(*args):
-        out = d_loss(*args)
-        phase[0] = "g"
-        return out
-
-    monkeypatch.setattr(obj, "d_loss", d_then_g)
+    phase_after_d_loss(monkeypatch, obj, phase)
     train_step(nets, obj, b)
     policy = ("color", "translation", "cutout")
     assert seen == [("d", "real", policy), ("d", "fake", policy), ("d", "real", policy),  # R1 on augmented reals
@@ -176,14 +182,7 @@ def test_ada_sees_reals_and_fakes_in_the_d_step_and_fakes_in_the_g_step_and_tune
         return original(x, p_, spec, draws)
 
     monkeypatch.setattr(ada_module, "ada_augment", recording)
-    d_loss = obj.d_loss
-
-    def d_then_g(*args):
-        out = d_loss(*args)
-        phase[0] = "g"
-        return out
-
-    monkeypatch.setattr(obj, "d_loss", d_then_g)
+    phase_after_d_loss(monkeypatch, obj, phase)
     train_step(nets, obj, b)
     per_d = [("d", "real"), ("d", "fake"), ("d", "real")]  # R1 on augmented reals
     assert seen == per_d + per_d + [("g", "fake"), ("g", "fake")]
