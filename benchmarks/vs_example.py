@@ -107,6 +107,9 @@ ARMS: dict[str, tuple[dict, str]] = {
     "r1_every4": ({"reg_every": 4}, "shipped"),
     "r1_lazy16": ({"reg_every": 16}, "shipped"),
     "r1_lazy16_ema": ({"reg_every": 16, **EMA}, "shipped"),
+    # the recipe params.yaml resolves for the data, with the augment stage's copies (``shipped``)
+    # or on the originals alone (the grey leak check, issue 49)
+    "shipped_noaug": ({}, "none"),
 }
 # the example's loop: (width, the images it trains on: "none" = the data, "shipped" = the data plus
 # the augment stage's copies, what ours trains on in the arms with copies; issue 49)
