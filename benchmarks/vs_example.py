@@ -13,15 +13,15 @@ Settings (each a fixed set of real images, treated as a user's dataset):
 - ``grey``: the 10,066 images of the ablation's digits10k setting, 32×32×1 (1,438 digits and 6
   augment-stage copies of each: copies are part of its data);
 - ``digits``: the 1,438 prepared digits alone, 32×32×1, so that the ``shipped`` arms add the
-  augment stage's copies on top as they do on colour (the grey leak check, issue 49).
+  augment stage's copies on top as the pipeline does (the grey leak check, issue 49).
 
 Arms, each trained for ``--steps`` steps (default: the colour length, 5,120; ``--length 4``
 for 4× it) on the same seed's data order and initial weights where they share a loop:
 
 - ``shipped``: what the train stage trains with params.yaml as shipped (``auto`` keys resolved
-  for the data, in-training FID and best-by-FID selection included), on the data plus the
-  augment stage's copies (params.yaml's ``augment`` section, with the README's ``hflip`` for
-  colour); other ``ours`` arms change one thing (:data:`ARMS`);
+  for the data, in-training FID and best-by-FID selection included), on the data plus what
+  params.yaml's ``augment.copies`` resolves to for it (``auto``: no copies on colour, one on
+  grey; the README's ``hflip`` for colour); other ``ours`` arms change one thing (:data:`ARMS`);
 - ``example32`` / ``example64``: benchmarks/train_speed.py's copy of pytorch/examples'
   dcgan/main.py loop (BCE, Adam 2e-4/0.5, N(0, 0.02) init, nz 100, batch 64, fp32, no
   augmentation) at width 32 (the project's) and 64 (the example's own). Its generator is kept at
@@ -66,6 +66,7 @@ from ablation import machine  # noqa: E402
 from seedstats import paired, spread  # noqa: E402
 from train_speed import Reference  # noqa: E402
 
+from dcgan.app.params.augment import resolve_copies  # noqa: E402
 from dcgan.app.params.whole import load_params  # noqa: E402
 from dcgan.app.recipe import data_kind, resolve_recipe  # noqa: E402
 from dcgan.core.seeding import derive_seed  # noqa: E402
@@ -80,21 +81,23 @@ CPU = torch.device("cpu")
 COLOUR_LENGTH = 5120
 """Steps at batch 64: the colour recipe's length (train.min_images on colour photos, over 64)."""
 
-# ours arms: (train params changes, offline augmentation: "shipped" | "none" | "mirror"). The
+# ours arms: (train params changes, offline augmentation: "copies" (one augment-stage copy of each
+# image, as params.yaml shipped before issue 49) | "params" (what params.yaml's augment.copies
+# resolves to for the data: none on colour, one on grey) | "none" | "mirror"). The
 # ``dcgan_*`` arms are the colour recipe as it shipped before issue 37 (plain DCGAN's objective,
 # no EMA) with each kind of offline augmentation; the ``ema_*`` arms add the EMA that now ships
 NO_EMA = {"ema_decay": 0.0, "ema_rampup": 0.0}
 EMA = {"ema_decay": 0.999, "ema_rampup": 0.05}
 ARMS: dict[str, tuple[dict, str]] = {
-    "shipped": ({}, "shipped"),
-    "dcgan_aug": (NO_EMA, "shipped"),
+    "shipped": ({}, "params"),
+    "dcgan_aug": (NO_EMA, "copies"),
     "dcgan_noaug": (NO_EMA, "none"),
     "dcgan_mirror": (NO_EMA, "mirror"),
     "dcgan_noaug_fp32": ({**NO_EMA, "precision": "fp32"}, "none"),
-    "ema_aug": (EMA, "shipped"),
+    "ema_aug": (EMA, "copies"),
     "ema_mirror": (EMA, "mirror"),
     "ema_noaug": (EMA, "none"),
-    "ema_aug_fp32": ({**EMA, "precision": "fp32"}, "shipped"),
+    "ema_aug_fp32": ({**EMA, "precision": "fp32"}, "copies"),
     # augmentation of every image D sees, reals and fakes alike, on the originals alone (issue 49):
     # ADA (bgc, the paper's default pipeline, p tuned to r_t = 0.6) and DiffAugment at its paper's
     # strength (colour, translation by 1/8, cutout of 1/2), each with the EMA
@@ -104,17 +107,17 @@ ARMS: dict[str, tuple[dict, str]] = {
     "ema_noaug_fp32": ({**EMA, "precision": "fp32"}, "none"),
     # grey's R1 every 4 steps (the grey recipe before issue 37's end) or every 16, as stylegan2
     # regularises (a cheaper step); with the EMA as well
-    "r1_every4": ({"reg_every": 4}, "shipped"),
-    "r1_lazy16": ({"reg_every": 16}, "shipped"),
-    "r1_lazy16_ema": ({"reg_every": 16, **EMA}, "shipped"),
+    "r1_every4": ({"reg_every": 4}, "copies"),
+    "r1_lazy16": ({"reg_every": 16}, "copies"),
+    "r1_lazy16_ema": ({"reg_every": 16, **EMA}, "copies"),
     # the recipe params.yaml resolves for the data, with the augment stage's copies (``shipped``)
     # or on the originals alone (the grey leak check, issue 49)
     "shipped_noaug": ({}, "none"),
 }
-# the example's loop: (width, the images it trains on: "none" = the data, "shipped" = the data plus
+# the example's loop: (width, the images it trains on: "none" = the data, "copies" = the data plus
 # the augment stage's copies, what ours trains on in the arms with copies; issue 49)
 EXAMPLES: dict[str, tuple[int, str]] = {"example32": (32, "none"), "example64": (64, "none"),
-                                        "example32_copies": (32, "shipped")}
+                                        "example32_copies": (32, "copies")}
 
 
 @dataclasses.dataclass
@@ -158,7 +161,7 @@ def load_setting(name: str, root: Path) -> Setting:
     mu, sigma = feature_stats(feats)
     embed = feature_stats(feats[:, -extractor.model.cfg.feature_dim:])
     unseen = unseen_reals(name, root)[0]
-    detector = leak_mod.build(root / name / "leak_detector", prepared_train, shipped_spec(name), unseen)
+    detector = leak_mod.build(root / name / "leak_detector", prepared_train, copy_spec(name), unseen)
     return Setting(name, params, data, str(f.prepared), str(f.evaluator), judge, extractor, mu, sigma, embed,
                    unseen, feature_stats(judge_mod.features(judge.net, unseen)[0]), detector)
 
@@ -181,20 +184,26 @@ def score(st: Setting, images: np.ndarray) -> dict[str, float]:
 
 
 def training_set(st: Setting, kind: str, seed: int = 0) -> np.ndarray:
-    """The data with the offline augmentation of ``kind``: the augment stage's copies as
-    params.yaml ships them (+ hflip on colour, as the README switches it on), none, or one exact
+    """The data with the offline augmentation of ``kind``: one augment-stage copy of each image
+    (``copies``: params.yaml's transforms, + hflip on colour as the README switches it on), what
+    params.yaml's ``augment.copies`` resolves to for the data (``params``), none, or one exact
     mirror image of each."""
+    copies = 1
+    if kind == "params":
+        copies = resolve_copies(load_params(ablation_data.PIPELINE.params).augment.copies, data_kind(st.data)[0])
+        kind = "copies" if copies else "none"
     if kind == "none":
         return st.data
     if kind == "mirror":
         return np.concatenate([st.data, st.data[..., ::-1]])
-    return augment(st.data, shipped_spec(st.name), derive_seed(seed, "augment"))
+    return augment(st.data, dataclasses.replace(copy_spec(st.name), copies=copies), derive_seed(seed, "augment"))
 
 
-def shipped_spec(name: str) -> Augmentation:
-    """params.yaml's augment section, with the README's ``hflip`` on colour."""
+def copy_spec(name: str) -> Augmentation:
+    """One copy of each image with params.yaml's augment transforms (the README's ``hflip`` on
+    colour): what the augment stage appended before issue 49, and what the leak detector learns."""
     a = load_params(ablation_data.PIPELINE.params).augment  # params.yaml's (the grey setting's own built digits10k)
-    return Augmentation(a.copies, name == "colour" or a.hflip, a.crop_scale_min, a.rotate_degrees, a.translate)
+    return Augmentation(1, name == "colour" or a.hflip, a.crop_scale_min, a.rotate_degrees, a.translate)
 
 
 def ours(st: Setting, arm: str, seed: int, steps: int, samples: int) -> dict:
@@ -320,7 +329,7 @@ def instruments(args) -> int:
         unseen, label = unseen_reals(name, Path(args.data_root))
         n = min(len(unseen), len(st.data))
         pick = np.random.default_rng(0).choice(len(st.data), n, replace=False)
-        copies = training_set(st, "shipped")[len(st.data):]
+        copies = training_set(st, "copies")[len(st.data):]
         rows[name] = {
             "images_each": n,
             "judge_accuracy_on_the_gan_training_split": st.judge.accuracy,

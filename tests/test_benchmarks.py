@@ -298,18 +298,23 @@ def test_the_example_keeps_its_generator_at_equal_steps_and_equal_seconds(judge_
     other = vs.example(st, 8, seed=0, steps=3, seconds=None, samples=64, images=255 - st.data)
     assert other["equal_steps"]["judge_fid"] != vs.example(st, 8, seed=0, steps=3, seconds=None,
                                                            samples=64)["equal_steps"]["judge_fid"]
-    assert vs.EXAMPLES["example32_copies"] == (32, "shipped") and vs.EXAMPLES["example32"] == (32, "none")
+    assert vs.EXAMPLES["example32_copies"] == (32, "copies") and vs.EXAMPLES["example32"] == (32, "none")
 
 
 def test_mirror_training_set_is_exact_and_shipped_is_the_augment_stage(judge_modules):
     _, vs = judge_modules
     data = np.random.default_rng(0).integers(0, 256, (10, 3, 8, 8), dtype=np.uint8)
-    st = type("St", (), {"data": data, "name": "colour"})()  # shipped: params.yaml's augment section (1 copy)
+    st = type("St", (), {"data": data, "name": "colour"})()  # copies: params.yaml's transforms, 1 copy
     assert vs.training_set(st, "none") is data
     m = vs.training_set(st, "mirror")
     assert m.shape == (20, 3, 8, 8) and (m[10:] == data[..., ::-1]).all() and (m[:10] == data).all()
-    s = vs.training_set(st, "shipped")
+    s = vs.training_set(st, "copies")
     assert s.shape == (20, 3, 8, 8) and (s[:10] == data).all() and not (s[10:] == data).all()
+    # params.yaml's augment.copies (auto): none on colour photos, one copy on grey ones (issue 49)
+    assert vs.training_set(st, "params") is data
+    grey = type("St", (), {"data": data[:, :1], "name": "digits"})()
+    g = vs.training_set(grey, "params")
+    assert g.shape == (20, 1, 8, 8) and (g[:10] == data[:, :1]).all() and not (g[10:] == data[:, :1]).all()
 
 
 def test_equal_seconds_never_gives_the_example_fewer_seconds_than_ours(judge_modules):

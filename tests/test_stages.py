@@ -337,6 +337,41 @@ def test_grey_stored_as_rgb_gets_the_grey_recipe(workdir, capsys):
     assert "r1_gamma 0.1" in err
 
 
+def test_augment_copies_auto_gives_colour_photos_none_and_grey_data_one(workdir, capsys):
+    """augment.copies auto: colour photos get no copies (they leak into what G draws, issue 49),
+    grey data (grey stored as RGB included) one, bit for bit what a count given by hand makes;
+    a bad value names the key and writes nothing."""
+    from dcgan.app.params.augment import AUTO_COPIES
+    from dcgan.data import arrays
+
+    assert AUTO_COPIES == {"colour": 0, "grey": 1}
+    rng = np.random.default_rng(0)
+    grey = rng.integers(0, 256, (24, 1, 16, 16), dtype=np.uint8)
+    sets = {"colour": rng.integers(0, 256, (24, 3, 16, 16), dtype=np.uint8), "grey": grey,
+            "grey-rgb": np.repeat(grey, 3, axis=1)}
+    for name, x in sets.items():
+        kind = name.split("-")[0]
+        (workdir / name).mkdir()
+        arrays.save_images(workdir / name / "train.npy", x)
+        np.save(workdir / name / "train_labels.npy", np.zeros(len(x), np.int64))
+        out = {}
+        for copies in ("auto", AUTO_COPIES[kind]):
+            write_params(workdir / f"{name}-{copies}.yaml", tiny_params(augment={"copies": copies}))
+            assert run(augment.main, ["--params", f"{name}-{copies}.yaml", "--data", name,
+                                      "--out", f"{name}-out-{copies}"]) == 0
+            out[copies] = np.load(workdir / f"{name}-out-{copies}" / "train.npy")
+        err = capsys.readouterr().err
+        assert f"augment: copies auto -> {AUTO_COPIES[kind]} for {kind} data" in err
+        assert ("leak into what G draws" in err) == (kind == "colour")
+        assert len(out["auto"]) == len(x) * (AUTO_COPIES[kind] + 1)
+        assert np.array_equal(out["auto"], out[AUTO_COPIES[kind]]), name
+        np.testing.assert_array_equal(out["auto"][:len(x)], x)
+    write_params(workdir / "bad.yaml", tiny_params(augment={"copies": "two"}))
+    assert run(augment.main, ["--params", "bad.yaml", "--data", "grey", "--out", "bad-out"]) == 2
+    assert "augment.copies" in capsys.readouterr().err
+    assert not (workdir / "bad-out").exists()
+
+
 def test_kid_error_bar_resamples_the_estimate_itself(pipeline):
     """KID's bootstrap averages as many subsets per resample as the reported estimate does
     (evaluate.kid_subsets), not fewer: its standard error is the estimate's, not a noisier one's."""

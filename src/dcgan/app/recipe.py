@@ -23,6 +23,7 @@ from dcgan.app.params.train import TrainParams
 from dcgan.app.params.typed import pick
 from dcgan.core.devices import resolve_precision
 from dcgan.core.errors import UserError
+from dcgan.data.kind import data_kind
 from dcgan.networks.gan import GANConfig
 from dcgan.training import autobatch, distributed
 from dcgan.training.graphed import resolve_compile
@@ -48,25 +49,6 @@ RECIPES: dict[str, dict[str, object]] = {
     "colour": {"r1_gamma": 0.0, "min_images": 5120 * 64, "ema_decay": 0.999, "ema_rampup": 0.05},
 }
 """What each train key set to ``auto`` becomes, by the kind of data (:func:`data_kind`)."""
-
-KIND_SAMPLE = 1024
-"""Images (evenly spaced over the set) that :func:`data_kind` reads to tell grey from colour."""
-
-
-def data_kind(images) -> tuple[str, str]:
-    """(grey or colour, why) for uint8 images (N, C, H, W), an array or a memmap: one channel is
-    grey; three channels are grey too when every sampled image has R = G = B (grey images stored
-    as RGB), so the recipe follows what the pixels are, not how they are stored."""
-    n, c = images.shape[0], images.shape[1]
-    if c == 1:
-        return "grey", "1 channel"
-    picks = np.unique(np.linspace(0, n - 1, min(n, KIND_SAMPLE)).round().astype(np.int64)) if n else []
-    for i in picks:
-        x = np.asarray(images[int(i)])
-        if not ((x[0] == x[1]).all() and (x[1] == x[2]).all()):
-            return "colour", f"{c} channels"
-    return "grey", f"{c} channels, but R = G = B in every one of {len(picks)} images read: grey stored as RGB"
-
 
 def resolve_recipe(p: TrainParams, kind: str) -> TrainParams:
     """The train params with every ``auto`` key set from the recipe for this kind of data

@@ -1,5 +1,6 @@
 """augment: append augment.copies randomly flipped/cropped/rotated copies -> data/augmented/
-(streamed chunk by chunk into the output file; the folder is replaced only when complete)."""
+(streamed chunk by chunk into the output file; the folder is replaced only when complete).
+augment.copies auto: none on colour photos (copies leak into what G draws), one on grey data."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from dcgan.app import paths
-from dcgan.app.params.augment import AugmentParams
+from dcgan.app.params.augment import AugmentParams, resolve_copies
 from dcgan.app.params.typed import pick
 from dcgan.app.stages._common import log, params_from, parser, run
 from dcgan.core import files
@@ -17,6 +18,7 @@ from dcgan.core.images import save_grid
 from dcgan.core.progress import progress
 from dcgan.data import arrays
 from dcgan.data.augment import Augmentation, augmented_chunks
+from dcgan.data.kind import data_kind
 from dcgan.data.store import NpyWriter
 
 
@@ -29,13 +31,19 @@ def main(argv: list[str] | None = None) -> None:
     src, out = Path(args.data), Path(args.out)
     train = arrays.open_images(src / "train.npy")
     labels = np.load(src / "train_labels.npy", allow_pickle=False)
-    k, n = params.augment.copies, len(train)
+    n, given = len(train), params.augment.copies
+    kind, why = data_kind(train)
+    k = resolve_copies(given, kind)
+    if given == "auto":
+        log(f"augment: copies auto -> {k} for {kind} data ({why})"
+            + ("; copies of colour photos leak into what G draws (docs/techniques.md)" if kind == "colour" else ""))
+    spec = pick(Augmentation, params.augment, copies=k)
     total = n * (k + 1)
     with files.staged_dir(out) as tmp:
         with NpyWriter(tmp / "train.npy", (total, *train.shape[1:])) as w, \
                 progress(total=total, desc="augment", unit="img", dynamic_ncols=True,
                          disable=total < 20000) as bar:
-            for chunk in augmented_chunks(train, pick(Augmentation, params.augment), params.augment.seed):
+            for chunk in augmented_chunks(train, spec, params.augment.seed):
                 w.write(chunk)
                 bar.update(len(chunk))
         files.write_npy(tmp / "train_labels.npy", np.tile(labels, k + 1))
