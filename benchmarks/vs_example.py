@@ -68,10 +68,11 @@ from train_speed import Reference  # noqa: E402
 
 from dcgan.app.params.augment import resolve_copies  # noqa: E402
 from dcgan.app.params.whole import load_params  # noqa: E402
-from dcgan.app.recipe import data_kind, resolve_recipe  # noqa: E402
+from dcgan.app.recipe import resolve_recipe  # noqa: E402
 from dcgan.core.seeding import derive_seed  # noqa: E402
 from dcgan.data.arrays import load_images  # noqa: E402
 from dcgan.data.augment import Augmentation, augment  # noqa: E402
+from dcgan.data.kind import data_kind  # noqa: E402
 from dcgan.metrics.fid import feature_stats, frechet_distance  # noqa: E402
 from dcgan.metrics.inception_score import inception_score  # noqa: E402
 from dcgan.metrics.reference import make_extractor  # noqa: E402
@@ -113,6 +114,7 @@ ARMS: dict[str, tuple[dict, str]] = {
     # the recipe params.yaml resolves for the data, with the augment stage's copies (``shipped``)
     # or on the originals alone (the grey leak check, issue 49)
     "shipped_noaug": ({}, "none"),
+    "shipped_ada_bg": ({"ada": "bg"}, "none"),
 }
 # the example's loop: (width, the images it trains on: "none" = the data, "copies" = the data plus
 # the augment stage's copies, what ours trains on in the arms with copies; issue 49)
@@ -433,8 +435,8 @@ def report(args) -> int:
              "Every FID against the setting's data, 2,000 samples a side. Ours is scored on the generator the "
              "pipeline ships (`sample.generator: auto`: the last one with an EMA of G, else the best by in-training "
              "FID). Δ: paired over seeds (ours − example), mean ± 95% CI; ratio: mean of per-seed ours / example. "
-             "Arms: `shipped` is params.yaml's recipe for the data (colour: the EMA, = `ema_aug`; grey: R1 every 16 "
-             "steps and the EMA, = `r1_lazy16_ema`), `dcgan_aug` the colour recipe before issue 37, `r1_every4` the grey "
+             "Arms: `shipped` is params.yaml's recipe for the data (colour: the EMA and, since issue 49, no copies, "
+             "= `ema_noaug`; grey: R1 every 16 steps, the EMA and one copy, = `r1_lazy16_ema`), `dcgan_aug` the colour recipe before issue 37, `r1_every4` the grey "
              "one (R1 every 4 steps, no EMA, the best generator); `ema_*` add the EMA; `mirror`/`noaug` swap the "
              "offline augmentation for exact mirror images or none. Evaluator: FID in its embedding alone (its "
              "features before issue 37, logged for every run); *now*: its multi-scale features, what the evaluate "
@@ -444,7 +446,8 @@ def report(args) -> int:
                                  for runs in arms.values() for r in runs.values()})) + ".", ""]
     for name, lengths in log.items():
         for length, arms in lengths.items():
-            lines += [f"## {name}, {length} (colour length {COLOUR_LENGTH} steps × {length[1:]})", ""]
+            steps = sorted({r.get("steps") for runs in arms.values() for r in runs.values() if "steps" in r})
+            lines += [f"## {name}, {length} ({', '.join(map(str, steps)) or '?'} steps)", ""]
             lines += ["| arm | vs | seeds | judge FID ours | judge FID example | Δ judge FID | ratio | "
                       "judge IS ours / example | evaluator Δ FID | evaluator now Δ FID |",
                       "|---|---|---|---|---|---|---|---|---|---|"]

@@ -177,7 +177,7 @@ def test_min_images_raises_epochs_only_where_the_set_is_small_whatever_the_batch
 def test_the_recipe_follows_the_pixels_not_the_channel_count():
     import numpy as np
 
-    from dcgan.app.recipe import data_kind
+    from dcgan.data.kind import data_kind
 
     rng = np.random.default_rng(0)
     grey = rng.integers(0, 256, (50, 1, 8, 8), dtype=np.uint8)
