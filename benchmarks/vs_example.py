@@ -68,7 +68,7 @@ from train_speed import Reference  # noqa: E402
 
 from dcgan.app.params.augment import resolve_copies  # noqa: E402
 from dcgan.app.params.whole import load_params  # noqa: E402
-from dcgan.app.recipe import resolve_recipe  # noqa: E402
+from dcgan.app.recipe import resolve_length, resolve_recipe  # noqa: E402
 from dcgan.core.seeding import derive_seed  # noqa: E402
 from dcgan.data.arrays import load_images  # noqa: E402
 from dcgan.data.augment import Augmentation, augment  # noqa: E402
@@ -211,14 +211,19 @@ def copy_spec(name: str) -> Augmentation:
 def ours(st: Setting, arm: str, seed: int, steps: int, samples: int) -> dict:
     changes, aug = ARMS[arm]
     p = st.params
-    # the colour length as a step count: epochs high enough, max_steps stops the run exactly
-    params = ganrun.with_seed(p, seed, **{"min_images": 0, "max_steps": steps, "epochs": 10**6, **changes})
-    params = dataclasses.replace(params, sample=dataclasses.replace(params.sample, generator="best"))  # t.g: the best
     images = training_set(st, aug, 0)
+    # the colour length as a step count: epochs high enough, max_steps stops the run exactly; the
+    # in-training FIDs as often as the pipeline runs them on these images (train.min_images
+    # stretches train.eval_every with the epochs: logged runs before issue 49's end had every 2)
+    every = resolve_length(resolve_recipe(dataclasses.replace(p.train, **changes), data_kind(images)[0]),
+                           len(images), 64).eval_every
+    params = ganrun.with_seed(p, seed, **{"min_images": 0, "max_steps": steps, "epochs": 10**6, **changes,
+                                          "eval_every": every})
+    params = dataclasses.replace(params, sample=dataclasses.replace(params.sample, generator="best"))  # t.g: the best
     t0 = time.perf_counter()
     t = ganrun.train_run(params, images, CPU, st.evaluator, st.prepared, f"{st.name}-{arm}-{seed}")
     wall = time.perf_counter() - t0
-    out = {"steps": t.steps, "wall_s": round(wall, 1), "train_s": t.train_s, "precision": t.precision,
+    out = {"steps": t.steps, "wall_s": round(wall, 1), "train_s": t.train_s, "precision": t.precision, "eval_every": every,
            "images": len(images), "evals": len(t.trajectory), "leak_held_out": st.leak.held_out,
            "ships": pick_generator("auto", resolve_recipe(params.train, data_kind(images)[0]).ema_decay),
            **({"ada": t.ada} if t.ada is not None else {})}

@@ -164,6 +164,11 @@ def test_min_images_raises_epochs_only_where_the_set_is_small_whatever_the_batch
         assert e == epochs == -(-5120 * 64 // (n // bs * bs)), (n, bs)
         assert images_trained(n, e, p, bs) >= 5120 * 64 > images_trained(n, e - 1, p, bs)
     assert resolve_length(p, 202_599, 64).epochs == 20  # CelebA: 20 epochs are 4 million images already
+    # in-training FIDs stretch with the epochs: as many as 20 epochs at every 2 asked for (issue 49)
+    for n, epochs, every in ((4098, 80, 8), (2049, 160, 16), (3000, 112, 11), (202_599, 20, 2)):
+        r = dataclasses.replace(p, eval_every=2)
+        assert (resolve_length(r, n, 64).epochs, resolve_length(r, n, 64).eval_every) == (epochs, every), n
+    assert resolve_length(dataclasses.replace(p, eval_every=0), 2049, 64).eval_every == 0
     assert resolve_length(p, 202_599, 4096).epochs == 20
     assert resolve_length(dataclasses.replace(p, min_images=0), 100, 64).epochs == 20
     assert resolve_length(p, 1000, 64).epochs == 342  # 15 steps of 64 an epoch: ceil(5120 / 15)

@@ -157,6 +157,30 @@ def test_fid_every_n_epochs_and_after_the_last(tmp_path, data):
     assert len(fid.digests) == 2 and r.best_fid == 1.0 and r.best_step == r.step  # epochs 2 and 3
 
 
+def test_in_training_fids_never_change_a_trained_weight(tmp_path, data):
+    """Each in-training FID draws G's samples from its own noise, with G in eval mode, so how
+    often it runs (train.eval_every, stretched with the epochs by train.min_images) changes the
+    wall time and the kept best generator, never the weights the run ends with. The check can
+    fail: a draw with G in train mode (its batch-norm statistics move) changes the run."""
+    from dcgan.networks.sampling import generate
+
+    p, cfg = setup(epochs=3, eval_every=1, ema_decay=0.0)
+
+    def eval_mode(g):
+        return float(generate(g, 64, cfg.latent_dim, 7, CPU).mean())
+
+    def train_mode(g):  # a slip
+        g.train()
+        g(torch.randn(8, cfg.latent_dim, 1, 1, generator=torch.Generator().manual_seed(7)))
+        return eval_mode(g)
+
+    runs = {name: fit(p, cfg, data, tmp_path / name, "fp", fid_fn=fn)
+            for name, fn in (("none", None), ("eval", eval_mode), ("train", train_mode))}
+    ends = {name: (digest(r.g), digest(r.ds[0])) for name, r in runs.items()}
+    assert ends["eval"] == ends["none"]
+    assert ends["train"] != ends["none"]
+
+
 def test_resume_keeps_the_best_generator(tmp_path, data):
     p, cfg = setup(epochs=3, eval_every=1, checkpoint_every=2)
     full = fit(p, cfg, data, tmp_path / "a", "fp", fid_fn=ScriptedFid([3.0, 5.0, 4.0]))

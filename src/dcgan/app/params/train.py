@@ -81,7 +81,8 @@ class TrainParams(Section):
     sample_grid: Count
     """Images in the fixed-noise grid logged at each epoch end."""
     eval_every: Annotated[Int, at_least(0, " (0 = off)")]
-    """Compute FID every this many epochs and keep the best generator (0 = never; best = last)."""
+    """Compute FID every this many epochs and keep the best generator (0 = never; best = last).
+    Where ``min_images`` raises the epochs, this stretches with them (as many FIDs as asked for)."""
     eval_samples: Count
     """Generated images per in-training FID (more: steadier, slower)."""
     prior: Literal["normal", "uniform"]
