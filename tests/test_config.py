@@ -221,5 +221,7 @@ def test_plan_run_decides_every_auto_once_with_one_line_each():
                     colour, 16, 3, None, torch.device("cpu"))
     assert plan.decisions[0] == "train: precision fp32 (train.precision is fp32)"
     assert plan.decisions[3].startswith("train.batch_size auto: no accelerator memory to probe on the CPU")
-    assert plan.decisions[4] == "train: 3 epochs instead of 1: train.min_images 160 on 64 images at batch 64"
+    assert plan.decisions[4] == ("train: 3 epochs instead of 1: train.min_images 160 on 64 images at batch 64; "
+                                 "in-training FID every 6 epochs instead of 2, as many as asked for")
+    assert plan.settings.eval_every == 6 and plan.settings.epochs == 3
     assert plan.auto_batch == 64 and plan.params.batch_size == "auto" and plan.settings.batch_size == 64

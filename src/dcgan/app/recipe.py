@@ -44,8 +44,10 @@ RECIPES: dict[str, dict[str, object]] = {
     # fell by an order of magnitude and objects appeared, so small colour sets train on at least
     # 5,120 x 64 images, whatever the batch size. An EMA of G with ramp-up (issue 37,
     # reports/vs_example.md): at equal steps it lowered an independent judge's FID in 5 of 5
-    # paired seeds; sampled last (sample.generator: auto), it is 0.64x the official example's
-    # loop at equal steps (9 of 9 seeds lower) and 0.45x at equal seconds on an AVX-512 BF16 CPU
+    # paired seeds. Without the augment stage's copies (augment.copies auto, issue 49: they leak
+    # into what G draws) and sampled last (sample.generator: auto), a judge that can see a crop
+    # puts it at 0.60x the official example's FID at equal steps and 0.50x at equal seconds (9 of
+    # 9 paired seeds lower; reports/ship_study.md, an AVX-512 BF16 + AMX Xeon)
     "colour": {"r1_gamma": 0.0, "min_images": 5120 * 64, "ema_decay": 0.999, "ema_rampup": 0.05},
 }
 """What each train key set to ``auto`` becomes, by the kind of data (:func:`data_kind`)."""
