@@ -22,4 +22,3 @@ def data_kind(images) -> tuple[str, str]:
         if not ((x[0] == x[1]).all() and (x[1] == x[2]).all()):
             return "colour", f"{c} channels"
     return "grey", f"{c} channels, but R = G = B in every one of {len(picks)} images read: grey stored as RGB"
-
