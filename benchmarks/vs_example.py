@@ -4,6 +4,7 @@ equal seconds, on grey and colour data, scored by an independent judge (benchmar
     python benchmarks/vs_example.py instruments              # what each feature space sees
     python benchmarks/vs_example.py run --seeds 5            # every setting and arm, 5 paired seeds
     python benchmarks/vs_example.py run --settings colour --arms shipped example32 --seeds 5
+    python benchmarks/vs_example.py rescore --settings digits --arms shipped --steps 900  # new scores, cached Gs
     python benchmarks/vs_example.py report                   # rewrite reports/vs_example.md from the log
 
 Settings (each a fixed set of real images, treated as a user's dataset):
@@ -68,7 +69,7 @@ from train_speed import Reference  # noqa: E402
 
 from dcgan.app.params.augment import resolve_copies  # noqa: E402
 from dcgan.app.params.whole import load_params  # noqa: E402
-from dcgan.app.recipe import resolve_length, resolve_recipe  # noqa: E402
+from dcgan.app.recipe import gan_config, resolve_length, resolve_recipe  # noqa: E402
 from dcgan.core.seeding import derive_seed  # noqa: E402
 from dcgan.data.arrays import load_images  # noqa: E402
 from dcgan.data.augment import Augmentation, augment  # noqa: E402
@@ -76,7 +77,9 @@ from dcgan.data.kind import data_kind  # noqa: E402
 from dcgan.metrics.fid import feature_stats, frechet_distance  # noqa: E402
 from dcgan.metrics.inception_score import inception_score  # noqa: E402
 from dcgan.metrics.reference import make_extractor  # noqa: E402
+from dcgan.networks.gan import Generator  # noqa: E402
 from dcgan.networks.model_dir import pick_generator  # noqa: E402
+from dcgan.networks.sampling import generate  # noqa: E402
 
 CPU = torch.device("cpu")
 COLOUR_LENGTH = 5120
@@ -84,7 +87,7 @@ COLOUR_LENGTH = 5120
 
 # ours arms: (train params changes, offline augmentation: "copies" (one augment-stage copy of each
 # image, as params.yaml shipped before issue 49) | "params" (what params.yaml's augment.copies
-# resolves to for the data: none on colour, one on grey) | "none" | "mirror"). The
+# resolves to for the data: none on colour, one on grey) | "none" | "mirror" | "duplicate"). The
 # ``dcgan_*`` arms are the colour recipe as it shipped before issue 37 (plain DCGAN's objective,
 # no EMA) with each kind of offline augmentation; the ``ema_*`` arms add the EMA that now ships
 NO_EMA = {"ema_decay": 0.0, "ema_rampup": 0.0}
@@ -115,6 +118,13 @@ ARMS: dict[str, tuple[dict, str]] = {
     # or on the originals alone (the grey leak check, issue 49)
     "shipped_noaug": ({}, "none"),
     "shipped_ada_bg": ({"ada": "bg"}, "none"),
+    # the grey recipe on the originals twice over: a copy that changes no pixel, so that what one
+    # augment-stage copy adds beyond a dataset twice the size is measured apart (issue 49)
+    "shipped_dup": ({}, "duplicate"),
+    # the grey recipe with DiffAugment on the originals: every view D gets shifted (by up to 1/8,
+    # integer pixels, what the copies do by resampling), or the paper's full strength
+    "shipped_diffaug_t": ({"diffaug": ("translation",)}, "none"),
+    "shipped_diffaug": ({"diffaug": ("color", "translation", "cutout")}, "none"),
 }
 # the example's loop: (width, the images it trains on: "none" = the data, "copies" = the data plus
 # the augment stage's copies, what ours trains on in the arms with copies; issue 49)
@@ -142,6 +152,9 @@ class Setting:
     """Their statistics in the judge's space."""
     leak: leak_mod.Detector
     """Tells the augment stage's copies from originals (benchmarks/leak.py)."""
+    leak_native: leak_mod.Detector | None = None
+    """The same at the data's own resolution, where prepare upscaled it (the 8×8 digits): blind to
+    the upscale's lattice, which every resample leaves (benchmarks/leak.py)."""
 
 
 def load_setting(name: str, root: Path) -> Setting:
@@ -164,8 +177,16 @@ def load_setting(name: str, root: Path) -> Setting:
     embed = feature_stats(feats[:, -extractor.model.cfg.feature_dim:])
     unseen = unseen_reals(name, root)[0]
     detector = leak_mod.build(root / name / "leak_detector", prepared_train, copy_spec(name), unseen)
+    native = NATIVE.get(name)
+    at_native = None if native is None else leak_mod.build(root / name / f"leak_detector_native{native}",
+                                                            prepared_train, copy_spec(name), unseen, native=native)
     return Setting(name, params, data, str(f.prepared), str(f.evaluator), judge, extractor, mu, sigma, embed,
-                   unseen, feature_stats(judge_mod.features(judge.net, unseen)[0]), detector)
+                   unseen, feature_stats(judge_mod.features(judge.net, unseen)[0]), detector, at_native)
+
+
+NATIVE = {"digits": 8, "grey": 8}
+"""The resolution each setting's images came in at, where prepare upscaled them (scikit-learn's
+8×8 digits, to 32×32); the colour photos are 32×32 as they come."""
 
 
 def score(st: Setting, images: np.ndarray) -> dict[str, float]:
@@ -173,13 +194,17 @@ def score(st: Setting, images: np.ndarray) -> dict[str, float]:
     evaluator's embedding alone (its features before issue 37, so every run in the log compares),
     ``fid_ms`` in its multi-scale features (what the evaluate stage reports now);
     ``judge_fid_unseen`` against real images nobody trained on; ``leak_rate``: the share the leak
-    detector calls augmented (benchmarks/leak.py)."""
+    detector calls augmented (benchmarks/leak.py); ``leak_rate_native``: the same at the data's own
+    resolution, where it was upscaled, and ``off_lattice`` the share of the images' energy off that
+    upscale's lattice."""
     j = st.judge.score(images, also={"unseen": st.unseen_stats})
     feats, logits = st.extractor(images, "features")
     embed = feats[:, -st.extractor.model.cfg.feature_dim:]  # the embedding closes the multi-scale features
     return {"judge_fid": j["fid"], "judge_is": j["is_mean"],
             "judge_fid_unseen": j["fid_unseen"],
             "leak_rate": st.leak.rate(images),
+            **({"leak_rate_native": st.leak_native.rate(images),
+                "off_lattice": leak_mod.off_lattice(images, st.leak_native.native)} if st.leak_native is not None else {}),
             "fid": frechet_distance(*feature_stats(embed), *st.ref_embed),
             "fid_ms": frechet_distance(*feature_stats(feats), st.ref_mu, st.ref_sigma),
             "is": inception_score(logits, 10)[0]}
@@ -188,8 +213,8 @@ def score(st: Setting, images: np.ndarray) -> dict[str, float]:
 def training_set(st: Setting, kind: str, seed: int = 0) -> np.ndarray:
     """The data with the offline augmentation of ``kind``: one augment-stage copy of each image
     (``copies``: params.yaml's transforms, + hflip on colour as the README switches it on), what
-    params.yaml's ``augment.copies`` resolves to for the data (``params``), none, or one exact
-    mirror image of each."""
+    params.yaml's ``augment.copies`` resolves to for the data (``params``), none, one exact
+    mirror image of each, or each image twice (``duplicate``)."""
     copies = 1
     if kind == "params":
         copies = resolve_copies(load_params(ablation_data.PIPELINE.params).augment.copies, data_kind(st.data)[0])
@@ -198,6 +223,8 @@ def training_set(st: Setting, kind: str, seed: int = 0) -> np.ndarray:
         return st.data
     if kind == "mirror":
         return np.concatenate([st.data, st.data[..., ::-1]])
+    if kind == "duplicate":
+        return np.concatenate([st.data, st.data])
     return augment(st.data, dataclasses.replace(copy_spec(st.name), copies=copies), derive_seed(seed, "augment"))
 
 
@@ -225,6 +252,7 @@ def ours(st: Setting, arm: str, seed: int, steps: int, samples: int) -> dict:
     wall = time.perf_counter() - t0
     out = {"steps": t.steps, "wall_s": round(wall, 1), "train_s": t.train_s, "precision": t.precision, "eval_every": every,
            "images": len(images), "evals": len(t.trajectory), "leak_held_out": st.leak.held_out,
+           **({"leak_native_held_out": st.leak_native.held_out} if st.leak_native is not None else {}),
            "ships": pick_generator("auto", resolve_recipe(params.train, data_kind(images)[0]).ema_decay),
            **({"ada": t.ada} if t.ada is not None else {})}
     cache = Path(".ablation-cache") / "vs_example" / f"{st.name}-{steps}-{arm}-{seed}.pt"
@@ -395,6 +423,53 @@ def run(args) -> int:
     return 0
 
 
+def rescore(args) -> int:
+    """Score the cached generators of ours arms already in the log again (what ``ours`` saved in
+    .ablation-cache/vs_example), drawing the same images; each score they lacked is added to their
+    line, and one they had must come out the same (else the cache or the setting changed: refused)."""
+    torch.set_num_threads(args.threads or torch.get_num_threads())
+    log_path = Path(args.log)
+    steps = args.steps * args.length
+    length = f"x{args.length}"
+    for name in args.settings:
+        st = load_setting(name, Path(args.data_root))
+        have = json.loads(log_path.read_text()).get(name, {}).get(length, {})
+        for arm in args.arms:
+            for seed_s, line in sorted(have.get(arm, {}).items(), key=lambda kv: int(kv[0])):
+                seed = int(seed_s)
+                if args.seed_list and seed not in args.seed_list:
+                    continue
+                cache = Path(".ablation-cache") / "vs_example" / f"{name}-{steps}-{arm}-{seed}.pt"
+                if arm in EXAMPLES or not cache.is_file():
+                    print(f"{name} {length} {arm} seed {seed}: no cached generator, left as it is", flush=True)
+                    continue
+                state = torch.load(cache, weights_only=True)
+                changes, aug = ARMS[arm]
+                kind = data_kind(training_set(st, aug, 0))[0]
+                cfg = gan_config(resolve_recipe(dataclasses.replace(st.params.train, **changes), kind),
+                                 st.params.prepare.image_size, st.params.prepare.channels, ganrun.data_stats(st.prepared))
+                update = {}
+                for which in ("best", "last"):
+                    g = Generator(cfg)
+                    g.load_state_dict(state[which])
+                    drawn = generate(g.eval(), args.samples, cfg.latent_dim, derive_seed(seed, "vs_sample"), CPU,
+                                     st.params.sample.batch_size)
+                    new = {"leak_rate": st.leak.rate(drawn)}
+                    if st.leak_native is not None:
+                        new["leak_rate_native"] = st.leak_native.rate(drawn)
+                        new["off_lattice"] = leak_mod.off_lattice(drawn, st.leak_native.native)
+                    if new["leak_rate"] != line[which]["leak_rate"]:
+                        raise SystemExit(f"error: {cache} draws other images than the logged run "
+                                         f"(leak rate {new['leak_rate']} against {line[which]['leak_rate']})")
+                    update[which] = {**line[which], **new}
+                if st.leak_native is not None:
+                    update["leak_native_held_out"] = st.leak_native.held_out
+                record(log_path, [name, length, arm, seed_s], {**line, **update})
+                print(f"{name} {length} {arm} seed {seed}: {json.dumps({k: v for k, v in update['best'].items() if 'leak' in k or 'lattice' in k})}",
+                      flush=True)
+    return 0
+
+
 def ships(name: str, arm: str, r: dict) -> dict:
     """The scores of the generator the pipeline would ship from run ``r`` (sample.generator: auto:
     the last one with an EMA of G, else the best). Runs logged before the record said which: the
@@ -486,13 +561,14 @@ def report(args) -> int:
             if base is not None:
                 lines += ["", f"Each arm against `{base}` ({what}) at equal steps "
                           "(paired; what each change does), in both spaces:", "",
-                          "| arm | seeds | Δ judge FID | Δ evaluator FID | Δ leak rate |", "|---|---|---|---|---|"]
+                          "| arm | seeds | Δ judge FID | Δ evaluator FID | Δ leak rate | Δ leak rate, native resolution |",
+                          "|---|---|---|---|---|---|"]
             for arm in (a for a in arms if base is not None and a not in EXAMPLES and a != base):
                 seeds = sorted(set(arms[arm]) & set(arms[base]))
                 if len(seeds) < 2:
                     continue
                 cells = []
-                for key in ("judge_fid", "fid", "leak_rate"):
+                for key in ("judge_fid", "fid", "leak_rate", "leak_rate_native"):
                     a = [ships(name, arm, arms[arm][s]).get(key) for s in seeds]
                     b = [ships(name, base, arms[base][s]).get(key) for s in seeds]
                     if None in a or None in b:
@@ -500,7 +576,7 @@ def report(args) -> int:
                         continue
                     pr = paired(a, b)
                     cells.append(f"{pr.mean:+.3g} ± {pr.half_width:.2g}, {pr.verdict()}")
-                lines.append(f"| {arm} | {len(seeds)} | {cells[0]} | {cells[1]} | {cells[2]} |")
+                lines.append(f"| {arm} | {len(seeds)} | " + " | ".join(cells) + " |")
             lines += ["", "The last generator against the best one (the same runs; last − best), and the last one "
                       "against the example's at equal steps:", "",
                       "| arm | seeds | Δ judge FID, last − best | Δ evaluator FID, last − best | "
@@ -530,8 +606,8 @@ def report(args) -> int:
                       "example draws (batch statistics, 64 at a time).", "",
                       "| arm | seeds | steps | wall s | steps/s | judge FID best | judge FID last | "
                       "judge FID best, train-mode BN | evaluator FID best | evaluator FID last | "
-                      "judge FID vs unseen photos, shipped G | leak rate, shipped G |",
-                      "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+                      "judge FID vs unseen photos, shipped G | leak rate, shipped G | native resolution | off lattice |",
+                      "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
             for arm, runs in arms.items():
                 if arm in EXAMPLES:
                     rs = [r["equal_steps"] for r in runs.values() if "equal_steps" in r]
@@ -540,7 +616,8 @@ def report(args) -> int:
                                  f"{spread([r['steps'] / r['wall_s'] for r in rs]) if rs else '—'} | "
                                  f"{spread([r['judge_fid'] for r in rs]) if rs else '—'} | — | — | "
                                  f"{spread([r['fid'] for r in rs]) if rs else '—'} | — | "
-                                 f"{_cell(rs, 'judge_fid_unseen')} | {_cell(rs, 'leak_rate')} |")
+                                 f"{_cell(rs, 'judge_fid_unseen')} | {_cell(rs, 'leak_rate')} | "
+                                 f"{_cell(rs, 'leak_rate_native')} | {_cell(rs, 'off_lattice')} |")
                     continue
                 rs = list(runs.values())
                 tbn = [r["best_trainbn"]["judge_fid"] for r in rs if "best_trainbn" in r]
@@ -550,7 +627,9 @@ def report(args) -> int:
                              f"{spread([r['last']['judge_fid'] for r in rs])} | {spread(tbn) if tbn else '—'} | "
                              f"{spread([r['best']['fid'] for r in rs])} | {spread([r['last']['fid'] for r in rs])} | "
                              f"{_cell([ships(name, arm, r) for r in rs], 'judge_fid_unseen')} | "
-                             f"{_cell([ships(name, arm, r) for r in rs], 'leak_rate')} |")
+                             f"{_cell([ships(name, arm, r) for r in rs], 'leak_rate')} | "
+                             f"{_cell([ships(name, arm, r) for r in rs], 'leak_rate_native')} | "
+                             f"{_cell([ships(name, arm, r) for r in rs], 'off_lattice')} |")
             ada = {arm: [r["ada"]["p"] for r in runs.values() if "ada" in r] for arm, runs in arms.items()}
             if any(ada.values()):
                 lines += ["", "ADA's strength p at the end of each run: " + "; ".join(
@@ -561,6 +640,14 @@ def report(args) -> int:
                 lines += ["", f"Leak rate: the share of 2,000 samples the leak detector (benchmarks/leak.py) calls "
                           f"augmented. On {held['images']} held-out real images it calls {held['originals']:.1%} of the "
                           f"originals and {held['copies']:.1%} of their copies augmented."]
+            held = next((r["leak_native_held_out"] for runs in arms.values() for r in runs.values()
+                         if "leak_native_held_out" in r), None)
+            if held:
+                lines += ["", f"At the data's native resolution (every image projected onto prepare's upscales of "
+                          f"{NATIVE.get(name)}×{NATIVE.get(name)} images first, so that the upscale's lattice, which every "
+                          f"resample leaves, is no tell; *off lattice*: the share of the images' energy off it) the "
+                          f"detector calls {held['originals']:.1%} of the held-out originals and {held['copies']:.1%} "
+                          f"of their copies augmented."]
             lines.append("")
     Path(args.out).write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
@@ -569,7 +656,7 @@ def report(args) -> int:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["instruments", "run", "report"])
+    ap.add_argument("what", choices=["instruments", "run", "rescore", "report"])
     ap.add_argument("--settings", nargs="+", default=["colour", "grey"], choices=["colour", "grey", "digits"])
     ap.add_argument("--arms", nargs="+", default=["shipped", "example32", "example64"],
                     choices=[*ARMS, *EXAMPLES])
@@ -592,7 +679,7 @@ def main() -> int:
     ap.add_argument("--seconds-from", default="shipped", choices=list(ARMS),
                     help="the arm whose wall time the example also gets (trained first if missing)")
     args = ap.parse_args()
-    return {"instruments": instruments, "run": run, "report": report}[args.what](args)
+    return {"instruments": instruments, "run": run, "rescore": rescore, "report": report}[args.what](args)
 
 
 if __name__ == "__main__":

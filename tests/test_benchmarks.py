@@ -361,6 +361,26 @@ def leak_module():
     return bench_import("leak")[0]
 
 
+def test_the_native_lattice_holds_prepares_upscales_and_not_a_resample_of_them(leak_module):
+    """The 8x8 digits that prepare upscaled to 16x16 lie on the upscale's lattice (projecting them
+    changes no pixel by more than rounding); one augment-stage copy of them does not, and nor do
+    they shifted by one pixel. The projection is what a native-resolution detector sees."""
+    from dcgan.data.augment import Augmentation
+    from dcgan.data.shaping import load_dataset
+
+    leak = leak_module
+    digits = load_dataset("digits", ".", 16, 1, max_images=64).images
+    on = leak.on_lattice(digits, 8)
+    assert on.shape == digits.shape and on.dtype == np.uint8
+    assert np.abs(on.astype(int) - digits).max() <= 1
+    assert leak.off_lattice(digits, 8) < 1e-4
+    copies = leak.copies_of(digits, Augmentation(1, False, 0.9, 5.0, 0.04), 3)
+    shifted = np.roll(digits, 1, axis=3)
+    assert leak.off_lattice(copies, 8) > 50 * max(leak.off_lattice(digits, 8), 1e-6)
+    assert leak.off_lattice(shifted, 8) > 0.005
+    assert leak.on_lattice(digits, None) is digits
+
+
 def test_the_leak_detector_tells_copies_from_originals_it_never_saw(leak_module, tmp_path):
     """Trained on 240 digits and fresh copies of them, it calls most held-out copies augmented
     and few held-out originals; a generator that drew the originals would score as they do."""
@@ -377,7 +397,9 @@ def test_the_leak_detector_tells_copies_from_originals_it_never_saw(leak_module,
     assert det.rate(held) == det.held_out["originals"]
     again = leak.build(tmp_path / "leak", train, spec, held)  # cached: not retrained
     assert again.held_out == det.held_out and again.rate(held) == det.rate(held)
-    with pytest.raises(SystemExit, match="another augmentation"):
+    with pytest.raises(SystemExit, match="another augmentation or resolution"):
         leak.build(tmp_path / "leak", train, Augmentation(1, False, 0.9, 5.0, 0.04), held)
+    with pytest.raises(SystemExit, match="native None; asked .* native 8"):  # the same copies, judged at another resolution
+        leak.build(tmp_path / "leak", train, spec, held, native=8)
     lo, hi = leak.rate_interval(0.1, 1000)
     assert 0.08 < lo < 0.1 < hi < 0.125
