@@ -21,8 +21,8 @@ for 4× it) on the same seed's data order and initial weights where they share a
 
 - ``shipped``: what the train stage trains with params.yaml as shipped (``auto`` keys resolved
   for the data, in-training FID and best-by-FID selection included), on the data plus what
-  params.yaml's ``augment.copies`` resolves to for it (``auto``: no copies on colour, one on
-  grey; the README's ``hflip`` for colour); other ``ours`` arms change one thing (:data:`ARMS`);
+  params.yaml's ``augment.copies`` resolves to for it (``auto``: no copies, on colour and grey
+  alike since issue 49); other ``ours`` arms change one thing (:data:`ARMS`);
 - ``example32`` / ``example64``: benchmarks/train_speed.py's copy of pytorch/examples'
   dcgan/main.py loop (BCE, Adam 2e-4/0.5, N(0, 0.02) init, nz 100, batch 64, fp32, no
   augmentation) at width 32 (the project's) and 64 (the example's own). Its generator is kept at
@@ -87,7 +87,7 @@ COLOUR_LENGTH = 5120
 
 # ours arms: (train params changes, offline augmentation: "copies" (one augment-stage copy of each
 # image, as params.yaml shipped before issue 49) | "params" (what params.yaml's augment.copies
-# resolves to for the data: none on colour, one on grey) | "none" | "mirror" | "duplicate"). The
+# resolves to for the data: none, on colour and grey alike) | "none" | "mirror" | "duplicate"). The
 # ``dcgan_*`` arms are the colour recipe as it shipped before issue 37 (plain DCGAN's objective,
 # no EMA) with each kind of offline augmentation; the ``ema_*`` arms add the EMA that now ships
 NO_EMA = {"ema_decay": 0.0, "ema_rampup": 0.0}
@@ -114,9 +114,10 @@ ARMS: dict[str, tuple[dict, str]] = {
     "r1_every4": ({"reg_every": 4}, "copies"),
     "r1_lazy16": ({"reg_every": 16}, "copies"),
     "r1_lazy16_ema": ({"reg_every": 16, **EMA}, "copies"),
-    # the recipe params.yaml resolves for the data, with the augment stage's copies (``shipped``)
-    # or on the originals alone (the grey leak check, issue 49)
+    # the recipe params.yaml resolves for the data on the originals alone (``shipped`` since grey's
+    # copy went, issue 49) or with one augment-stage copy of each image (grey's default before)
     "shipped_noaug": ({}, "none"),
+    "shipped_copy": ({}, "copies"),
     "shipped_ada_bg": ({"ada": "bg"}, "none"),
     # the grey recipe on the originals twice over: a copy that changes no pixel, so that what one
     # augment-stage copy adds beyond a dataset twice the size is measured apart (issue 49)
@@ -516,7 +517,8 @@ def report(args) -> int:
              "pipeline ships (`sample.generator: auto`: the last one with an EMA of G, else the best by in-training "
              "FID). Δ: paired over seeds (ours − example), mean ± 95% CI; ratio: mean of per-seed ours / example. "
              "Arms: `shipped` is params.yaml's recipe for the data (colour: the EMA and, since issue 49, no copies, "
-             "= `ema_noaug`; grey: R1 every 16 steps, the EMA and one copy, = `r1_lazy16_ema`), `dcgan_aug` the colour recipe before issue 37, `r1_every4` the grey "
+             "= `ema_noaug`; grey: R1 every 16 steps and the EMA, with one copy (= `r1_lazy16_ema`) until issue 49's "
+             "grey check and without since (`shipped_copy`: with it)), `dcgan_aug` the colour recipe before issue 37, `r1_every4` the grey "
              "one (R1 every 4 steps, no EMA, the best generator); `ema_*` add the EMA; `mirror`/`noaug` swap the "
              "offline augmentation for exact mirror images or none. Evaluator: FID in its embedding alone (its "
              "features before issue 37, logged for every run); *now*: its multi-scale features, what the evaluate "

@@ -310,11 +310,14 @@ def test_mirror_training_set_is_exact_and_shipped_is_the_augment_stage(judge_mod
     assert m.shape == (20, 3, 8, 8) and (m[10:] == data[..., ::-1]).all() and (m[:10] == data).all()
     s = vs.training_set(st, "copies")
     assert s.shape == (20, 3, 8, 8) and (s[:10] == data).all() and not (s[10:] == data).all()
-    # params.yaml's augment.copies (auto): none on colour photos, one copy on grey ones (issue 49)
+    # params.yaml's augment.copies (auto): none, on colour photos and grey ones alike (issue 49)
     assert vs.training_set(st, "params") is data
     grey = type("St", (), {"data": data[:, :1], "name": "digits"})()
-    g = vs.training_set(grey, "params")
+    assert vs.training_set(grey, "params") is grey.data
+    g = vs.training_set(grey, "copies")
     assert g.shape == (20, 1, 8, 8) and (g[:10] == data[:, :1]).all() and not (g[10:] == data[:, :1]).all()
+    d = vs.training_set(grey, "duplicate")
+    assert d.shape == (20, 1, 8, 8) and (d[:10] == d[10:]).all() and (d[:10] == data[:, :1]).all()
 
 
 def test_equal_seconds_never_gives_the_example_fewer_seconds_than_ours(judge_modules):

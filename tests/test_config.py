@@ -138,8 +138,9 @@ def test_auto_keys_take_the_recipe_for_the_data_kind_and_given_values_stay():
     assert {k: getattr(grey, k) for k in RECIPES["grey"]} == RECIPES["grey"]
     assert {k: getattr(colour, k) for k in RECIPES["colour"]} == RECIPES["colour"]
     assert RECIPES["grey"] != RECIPES["colour"]
-    # grey: R1 gamma 0.1 (issue 21) and, since issue 37, the colour recipe's EMA of G; 20 epochs
-    assert RECIPES["grey"] == {"r1_gamma": 0.1, "min_images": 0, "ema_decay": 0.999, "ema_rampup": 0.05}
+    # grey: R1 gamma 0.1 (issue 21), since issue 37 the colour recipe's EMA of G, and since issue 49
+    # (no copies) at least the 880 steps of 64 that one copy of the 1,438 digits gave
+    assert RECIPES["grey"] == {"r1_gamma": 0.1, "min_images": 880 * 64, "ema_decay": 0.999, "ema_rampup": 0.05}
     given = parse_params(merge(shipped_params(), {"train": {"r1_gamma": 0.5}})).train
     assert resolve_recipe(given, "colour").r1_gamma == 0.5 and resolve_recipe(given, "grey").r1_gamma == 0.5
     # the library's objects are never built from an unresolved auto
@@ -212,10 +213,12 @@ def test_plan_run_decides_every_auto_once_with_one_line_each():
     assert [line.split()[1] for line in lines[:2]] == ["precision", "compile"]
     assert lines[1] == "train: compile none (CUDA graphs need a CUDA device, not cpu)"
     assert lines[2].startswith("train: grey recipe (1 channel): ")
-    assert len(lines) == 3  # grey: min_images 0, so the length was not touched
+    assert len(lines) == 4  # grey: at least 56,320 images, 880 epochs of 2 steps of 32 here
+    assert lines[3] == ("train: 880 epochs instead of 1: train.min_images 56320 on 64 images at batch 32; "
+                        "in-training FID every 1760 epochs instead of 2, as many as asked for")
     assert plan.params.precision in ("fp32", "bf16") and plan.params.compile == "none"
     assert plan.params.r1_gamma == RECIPES["grey"]["r1_gamma"] and plan.settings.precision == plan.params.precision
-    assert plan.batch_size == 32 and plan.auto_batch is None and plan.params.epochs == 1
+    assert plan.batch_size == 32 and plan.auto_batch is None and plan.params.epochs == 880
     colour = np.random.default_rng(0).integers(0, 256, (64, 3, 16, 16), dtype=np.uint8)
     plan = plan_run(dataclasses.replace(given, min_images=160, batch_size="auto", precision="fp32"),
                     colour, 16, 3, None, torch.device("cpu"))

@@ -337,14 +337,15 @@ def test_grey_stored_as_rgb_gets_the_grey_recipe(workdir, capsys):
     assert "r1_gamma 0.1" in err
 
 
-def test_augment_copies_auto_gives_colour_photos_none_and_grey_data_one(workdir, capsys):
-    """augment.copies auto: colour photos get no copies (they leak into what G draws, issue 49),
-    grey data (grey stored as RGB included) one, bit for bit what a count given by hand makes;
-    a bad value names the key and writes nothing."""
+def test_augment_copies_auto_gives_no_copies_of_either_kind_and_a_count_given_wins(workdir, capsys):
+    """augment.copies auto: neither colour photos nor grey data (grey stored as RGB included) get
+    copies (they leak into what G draws, issue 49), bit for bit what 0 given by hand makes, and
+    the stage says why; a count given by hand still gets its copies; a bad value names the key
+    and writes nothing."""
     from dcgan.app.params.augment import AUTO_COPIES
     from dcgan.data import arrays
 
-    assert AUTO_COPIES == {"colour": 0, "grey": 1}
+    assert AUTO_COPIES == {"colour": 0, "grey": 0}
     rng = np.random.default_rng(0)
     grey = rng.integers(0, 256, (24, 1, 16, 16), dtype=np.uint8)
     sets = {"colour": rng.integers(0, 256, (24, 3, 16, 16), dtype=np.uint8), "grey": grey,
@@ -362,10 +363,17 @@ def test_augment_copies_auto_gives_colour_photos_none_and_grey_data_one(workdir,
             out[copies] = np.load(workdir / f"{name}-out-{copies}" / "train.npy")
         err = capsys.readouterr().err
         assert f"augment: copies auto -> {AUTO_COPIES[kind]} for {kind} data" in err
-        assert ("leak into what G draws" in err) == (kind == "colour")
+        assert "copies leak into what G draws" in err
         assert len(out["auto"]) == len(x) * (AUTO_COPIES[kind] + 1)
         assert np.array_equal(out["auto"], out[AUTO_COPIES[kind]]), name
         np.testing.assert_array_equal(out["auto"][:len(x)], x)
+    # one copy by hand: the originals, then copies that differ from them
+    write_params(workdir / "one.yaml", tiny_params(augment={"copies": 1}))
+    assert run(augment.main, ["--params", "one.yaml", "--data", "grey", "--out", "one-out"]) == 0
+    one = np.load(workdir / "one-out" / "train.npy")
+    assert len(one) == 2 * len(grey) and np.array_equal(one[:len(grey)], grey)
+    assert not np.array_equal(one[len(grey):], grey)
+    assert "copies auto" not in capsys.readouterr().err
     write_params(workdir / "bad.yaml", tiny_params(augment={"copies": "two"}))
     assert run(augment.main, ["--params", "bad.yaml", "--data", "grey", "--out", "bad-out"]) == 2
     assert "augment.copies" in capsys.readouterr().err

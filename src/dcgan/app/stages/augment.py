@@ -1,6 +1,6 @@
 """augment: append augment.copies randomly flipped/cropped/rotated copies -> data/augmented/
 (streamed chunk by chunk into the output file; the folder is replaced only when complete).
-augment.copies auto: none on colour photos (copies leak into what G draws), one on grey data."""
+augment.copies auto: none, on colour photos and grey data alike (copies leak into what G draws)."""
 
 from __future__ import annotations
 
@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     k = resolve_copies(given, kind)
     if given == "auto":
         log(f"augment: copies auto -> {k} for {kind} data ({why})"
-            + ("; copies of colour photos leak into what G draws (docs/techniques.md)" if kind == "colour" else ""))
+            + "; copies leak into what G draws (docs/techniques.md)")
     spec = pick(Augmentation, params.augment, copies=k)
     total = n * (k + 1)
     with files.staged_dir(out) as tmp:
