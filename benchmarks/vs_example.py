@@ -4,7 +4,7 @@ equal seconds, on grey and colour data, scored by an independent judge (benchmar
     python benchmarks/vs_example.py instruments              # what each feature space sees
     python benchmarks/vs_example.py run --seeds 5            # every setting and arm, 5 paired seeds
     python benchmarks/vs_example.py run --settings colour --arms shipped example32 --seeds 5
-    python benchmarks/vs_example.py rescore --settings digits --arms shipped --steps 900  # new scores, cached Gs
+    python benchmarks/vs_example.py rescore --log reports/ship_study.json --settings digits --arms shipped --steps 900
     python benchmarks/vs_example.py report                   # rewrite reports/vs_example.md from the log
 
 Settings (each a fixed set of real images, treated as a user's dataset):
@@ -426,12 +426,14 @@ def run(args) -> int:
 
 def rescore(args) -> int:
     """Score the cached generators of ours arms already in the log again (what ``ours`` saved in
-    .ablation-cache/vs_example), drawing the same images; each score they lacked is added to their
-    line, and one they had must come out the same (else the cache or the setting changed: refused)."""
+    .ablation-cache/vs_example), drawing the same images: the leak rates (``leak_rate_native`` and
+    ``off_lattice`` written anew) go into their lines. The pixel leak rate they had must come out
+    the same, else the cache or the setting changed (refused). Nothing to rescore is an error."""
     torch.set_num_threads(args.threads or torch.get_num_threads())
     log_path = Path(args.log)
     steps = args.steps * args.length
     length = f"x{args.length}"
+    done = 0
     for name in args.settings:
         st = load_setting(name, Path(args.data_root))
         have = json.loads(log_path.read_text()).get(name, {}).get(length, {})
@@ -466,8 +468,13 @@ def rescore(args) -> int:
                 if st.leak_native is not None:
                     update["leak_native_held_out"] = st.leak_native.held_out
                 record(log_path, [name, length, arm, seed_s], {**line, **update})
+                done += 1
                 print(f"{name} {length} {arm} seed {seed}: {json.dumps({k: v for k, v in update['best'].items() if 'leak' in k or 'lattice' in k})}",
                       flush=True)
+    if not done:
+        print(f"error: nothing rescored: {log_path} has no {length} runs of {', '.join(args.arms)} on "
+              f"{', '.join(args.settings)} with a cached generator (--log names the study's log)", file=sys.stderr)
+        return 1
     return 0
 
 
