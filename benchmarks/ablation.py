@@ -391,7 +391,8 @@ def main() -> int:
     ap.add_argument("--rerun", action="store_true",
                     help="run (or, from the cache, rescore) runs the log already has, instead of keeping them")
     ap.add_argument("--only-seeds", type=int, nargs="+", help="run just these seeds (of those --seeds asks for)")
-    ap.add_argument("--shard", default="0/1", help="K/N: run every Nth job from the Kth (N processes, one study)")
+    ap.add_argument("--shard", type=ganrun.shard, default="0/1",
+                    help="K/N: run every Nth job from the Kth, K from 0 (0/2 and 1/2: two processes, one study)")
     ap.add_argument("--threads", type=int, default=0,
                     help="torch threads per process (0: torch's default); 2 shards of 1 thread beat "
                          "1 process of 2 threads by ~1.35x on 2 cores")
@@ -400,7 +401,7 @@ def main() -> int:
     log = json.loads(log_path.read_text()) if log_path.is_file() else {}
     meta = log.pop("_meta", {})
     if not args.report_only:
-        k, n = (int(v) for v in args.shard.split("/"))
+        k, n = args.shard
         if args.threads:
             torch.set_num_threads(args.threads)
         device = pick_device(args.device)

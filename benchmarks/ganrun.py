@@ -163,6 +163,23 @@ def data_stats(prepared: str | Path) -> tuple[list[float], list[float]] | None:
     return (m["mean"], m["std"]) if "mean" in m else None
 
 
+def shard(text: str) -> tuple[int, int]:
+    """``--shard K/N`` (argparse type): every Nth job from the Kth, K counted from 0. A K that
+    no job has (``2/2``) would run nothing and say nothing, so it is refused."""
+    import argparse
+
+    try:
+        k, n = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not K/N (e.g. 0/2 and 1/2 for two processes)") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: N is the number of processes, at least 1")
+    if not 0 <= k < n:
+        raise argparse.ArgumentTypeError(
+            f"{text!r}: K counts from 0 and is below N (for N = {n}: 0/{n} to {n - 1}/{n})")
+    return k, n
+
+
 def with_seed(params, seed: int, **train_changes):
     """params with base.seed = seed and the given train.* values."""
     return dataclasses.replace(params, base=dataclasses.replace(params.base, seed=seed),

@@ -109,6 +109,17 @@ def test_spread_is_the_t_interval_and_welch_separates_only_real_gaps(bench_modul
     assert st.verdict(0.01).startswith("differs") and st.verdict(0.3).startswith("within noise")
 
 
+def test_a_shard_no_job_has_is_refused_before_anything_runs():
+    """``--shard 2/2`` once ran no job and exited 0 (K counts from 0): a silent half of a study."""
+    import argparse
+
+    [ganrun] = bench_import("ganrun")
+    assert [ganrun.shard(s) for s in ("0/1", "0/2", "1/2")] == [(0, 1), (0, 2), (1, 2)]
+    for bad in ("2/2", "-1/2", "1/0", "1", "a/b"):
+        with pytest.raises(argparse.ArgumentTypeError, match="0/2|K/N|K counts from 0|at least 1"):
+            ganrun.shard(bad)
+
+
 def test_paired_test_separates_a_consistent_gap_and_states_what_it_could_detect(bench_modules):
     st, _ = bench_modules
     better = st.paired([4.0, 5.1, 3.9, 6.0, 5.0], [5.0, 6.0, 5.0, 7.1, 6.0])  # 1 lower in every seed
