@@ -118,6 +118,14 @@ def test_a_shard_no_job_has_is_refused_before_anything_runs():
     for bad in ("2/2", "-1/2", "1/0", "1", "a/b"):
         with pytest.raises(argparse.ArgumentTypeError, match="0/2|K/N|K counts from 0|at least 1"):
             ganrun.shard(bad)
+    # both studies parse --shard with it: refused at the command line, before any setting loads
+    for script, argv in (("vs_example", ["run", "--shard", "2/2"]), ("ablation", ["--shard", "2/2"])):
+        [mod] = bench_import(script)
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr("sys.argv", [f"{script}.py", *argv])
+            with pytest.raises(SystemExit) as exit_:
+                mod.main()
+        assert exit_.value.code == 2, script
 
 
 def test_paired_test_separates_a_consistent_gap_and_states_what_it_could_detect(bench_modules):
