@@ -11,7 +11,7 @@ LOCK   := requirements.lock
 # beside the rest instead of after them); TEST_WORKERS=0 runs everything in this process
 TEST_WORKERS ?= auto
 
-.PHONY: install repro test test-fast lint deps lock gpu-wheels gpu-wheels-min help
+.PHONY: install browser repro test test-fast lint deps lock gpu-wheels gpu-wheels-min help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -25,10 +25,20 @@ $(STAMP): pyproject.toml $(LOCK)
 
 install: $(STAMP)  ## create .venv and install the package, every dependency at its version in requirements.lock
 
+# headless Chromium for the test that opens review.html in a browser (tests/test_review_browser.py):
+# the system package, installed with apt where it is missing (as root, or through sudo)
+browser:  ## install Chromium (the Debian/Ubuntu package) where it is missing
+	@command -v chromium >/dev/null || command -v chromium-browser >/dev/null || { \
+	  if command -v apt-get >/dev/null; then \
+	    SUDO=$$([ "$$(id -u)" = 0 ] || echo sudo); \
+	    $$SUDO apt-get install -y -qq --no-install-recommends chromium >/dev/null 2>&1 || \
+	      { $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends chromium; }; \
+	  else echo "warning: no apt-get here: install Chromium for the browser test (it is skipped without)"; fi; }
+
 repro: $(STAMP)  ## run the whole DVC pipeline (prepare -> ... -> evaluate)
 	$(BIN)/dvc repro
 
-test: $(STAMP)  ## the layer contracts (lint-imports), then the whole test suite, slow end-to-end tests included
+test: $(STAMP) browser  ## the layer contracts (lint-imports), then the whole test suite, slow end-to-end tests included
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 

@@ -38,6 +38,7 @@ Artifacts with stable keys (history across runs in the UI): ``dcgan-metrics-diff
 from __future__ import annotations
 
 import argparse
+import functools
 import inspect
 import os
 import sys
@@ -50,14 +51,21 @@ from prefect.tasks import exponential_backoff
 from pydantic import Field
 
 from dcgan.app import retrain as rt
+from dcgan.app import review
 from dcgan.core import files
 from dcgan.metrics.registry import gate_keys
 
 ARTIFACT_DIFF, ARTIFACT_TABLE, ARTIFACT_SAMPLES = "dcgan-metrics-diff", "dcgan-metrics", "dcgan-samples"
 # the gate's metric: one of the metric registry's ranked keys (a Literal in the deployment schema)
 GateMetric = Literal[gate_keys()]  # type: ignore[valid-type]
+Paired = tuple[rt.PairedGain, rt.PairedGain] | None
+"""The paired FID test both ways (candidate better, candidate worse), where it ran."""
 NETWORK_RETRIES = {"retries": 3, "retry_delay_seconds": exponential_backoff(backoff_factor=10),
                    "retry_jitter_factor": 0.5}
+
+
+def _read(path: Path) -> bytes | None:
+    return path.read_bytes() if path.is_file() else None
 
 
 def _log(line: str) -> None:
@@ -114,12 +122,12 @@ def fetch_champions(root: Path) -> str | None:
 
 @task
 def gate_candidate(root: Path, name: str, rev: str, metric: str, min_improvement: float, alpha: float,
-                   resamples: int, stage: str, timeout: float, allow_first: bool) -> tuple[dict, rt.Comparison]:
+                   resamples: int, stage: str, timeout: float, allow_first: bool) -> tuple[dict, rt.Comparison, Paired]:
     """The champion (the model in ``stage``) re-scored by the candidate's instrument, then the
     gate. With no champion, the first model, checked against its own floors only. A champion
     that cannot be re-scored refuses the run (one line with the ways out), unless
-    ``allow_first``."""
-    champion = rt.stage_tag(root, stage)
+    ``allow_first``. Also the paired FID test both ways, where it ran (the page's verdicts)."""
+    champion, paired = rt.stage_tag(root, stage), None
     if champion is None:
         diff = rt.candidate_diff(root, rev)
         comparison = rt.decide(diff, metric, min_improvement, None, alpha, champion=False)
@@ -130,6 +138,8 @@ def gate_candidate(root: Path, name: str, rev: str, metric: str, min_improvement
                                        min_improvement, resamples, timeout)
             diff = scored.diff
             comparison = rt.decide(diff, metric, min_improvement, scored.paired if metric == "fid" else None, alpha)
+            if scored.paired is not None and scored.paired_worse is not None:
+                paired = (scored.paired, scored.paired_worse)
             comparison.reason = f"champion {champion} re-scored by the candidate's instrument: {comparison.reason}"
         except rt.Unscorable as exc:
             diff = rt.candidate_diff(root, rev)
@@ -140,17 +150,24 @@ def gate_candidate(root: Path, name: str, rev: str, metric: str, min_improvement
             else:
                 comparison = rt.not_compared(metric, rt.unscorable_way_out(root, champion, stage, exc))
     get_run_logger().info(comparison.reason)
-    return diff, comparison
+    return diff, comparison, paired
 
 
 @task
 def report_candidate(root: Path, name: str, rev: str, overrides: dict[str, str], diff: dict,
-            comparison: rt.Comparison) -> Path:
-    """The run's report: files under reports/retrain/NAME/ and the three artifacts."""
+                     comparison: rt.Comparison, paired: Paired = None, alpha: float = rt.ALPHA) -> Path:
+    """The run's report: files under reports/retrain/NAME/ and the three artifacts. The metrics
+    diff is ``dcgan review``'s page (one renderer): its pictures are files beside
+    metrics_diff.md, and inline in the Prefect UI."""
     folder = rt.own_folder(root / rt.RETRAIN_REPORTS) / name
     rt.export_files(root, rev, [rt.SAMPLE_GRID], folder)
-    markdown = rt.diff_markdown(name, overrides, diff, comparison)
-    files.write_text(folder / "metrics_diff.md", markdown)
+    grids = [review.Picture("champion (re-scored here)", "champion/samples.png",
+                            _read(folder / "champion" / "samples.png")),
+             review.Picture(f"candidate {name}", "samples.png", _read(folder / "samples.png"))]
+    page = functools.partial(review.retrain_page, name, overrides, diff, comparison, grids, paired=paired,
+                             alpha=alpha)
+    files.write_text(folder / "metrics_diff.md", page(link=lambda file, _: file))
+    markdown = page(link=review.data_uri)
     new = {k: row["new"] for k, row in diff.items()}
     files.write_json(folder / "metrics.json", new)
     create_markdown_artifact(key=ARTIFACT_DIFF, markdown=markdown,
@@ -244,9 +261,9 @@ def retrain(overrides: dict[str, str] = {},  # noqa: B006 (Prefect parameters ar
             return {"name": name, "promoted": False, "reason": same, "nothing_new": True, "branch": on}
         rev = train_candidate(root, name, overrides, experiment_timeout)
         rt.own_folder(root / rt.RETRAIN_REPORTS)
-        diff, comparison = gate_candidate(root, name, rev, metric, min_improvement, alpha, gate_resamples, stage,
-                                          experiment_timeout, allow_first)
-        folder = report_candidate(root, name, rev, overrides, diff, comparison)
+        diff, comparison, paired = gate_candidate(root, name, rev, metric, min_improvement, alpha, gate_resamples,
+                                                  stage, experiment_timeout, allow_first)
+        folder = report_candidate(root, name, rev, overrides, diff, comparison, paired, alpha)
         promotion = None
         if promote and comparison.promote:
             promotion = register_model(root, name, rev, comparison, stage)

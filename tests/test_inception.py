@@ -160,6 +160,7 @@ def test_offline_download_names_the_url_the_path_and_the_alternative(tmp_path):
 def test_unofficial_weights_are_said_in_words_in_the_report_and_the_diff():
     from dcgan.app import retrain as rt
     from dcgan.app.report_md import render
+    from dcgan.app.review import retrain_page
     from dcgan.metrics.registry import UNOFFICIAL_WEIGHTS
 
     data = {"dataset": "celeba", "source": "x", "n_train": 4, "n_holdout": 2, "channels": 3,
@@ -173,10 +174,10 @@ def test_unofficial_weights_are_said_in_words_in_the_report_and_the_diff():
     c = rt.Comparison("fid", "lower", 2.0, 1.0, 1.0, 0.0, True, "fid improved")
     diff = {"fid": {"old": 2.0, "new": 1.0, "diff": -1.0},
             "protocol.weights_official": {"old": 1, "new": 0, "diff": -1}}
-    out = rt.diff_markdown("exp", {}, diff, c)
-    assert "**Warning** (new run)" in out and UNOFFICIAL_WEIGHTS in out
+    out = retrain_page("exp", {}, diff, c, [])
+    assert "**Warning** (candidate exp)" in out and UNOFFICIAL_WEIGHTS in out
     diff["protocol.weights_official"]["new"] = 1
-    assert UNOFFICIAL_WEIGHTS not in rt.diff_markdown("exp", {}, diff, c)
+    assert UNOFFICIAL_WEIGHTS not in retrain_page("exp", {}, diff, c, [])
 
 
 @pytest.mark.slow

@@ -11,9 +11,12 @@ import pytest
 import yaml
 
 from dcgan.app import retrain as rt
+from dcgan.app import review
 from dcgan.core.errors import UserError
 from dcgan.metrics.registry import direction, gate_keys, ranked_keys
 from tests.conftest import REPO, check_deployment, load_deployments, wait_gone
+
+PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 16
 
 
 def diff_of(metric: str, old, new, se=(0.05, 0.05), **protocol) -> dict:
@@ -164,15 +167,19 @@ def test_failure_message_prefers_the_stage_error_line():
     assert rt.failure_message(lines[2:]).startswith("ERROR: failed to reproduce 'train'")
 
 
-def test_diff_markdown_has_baseline_new_and_floor():
+def test_the_flows_metrics_diff_is_the_review_page_with_the_gates_decision():
     diff = {"fid": {"old": 3.0, "new": 2.5, "diff": -0.5}, "fid_floor": {"old": 0.4, "new": 0.41, "diff": 0.01},
             "fid_se": {"old": 0.05, "new": 0.05, "diff": 0},
             "is_mean": {"old": 4.0, "new": 4.2, "diff": 0.2}, "protocol.n_samples": {"old": 9, "new": 9, "diff": 0}}
     c = rt.decide(diff, "fid", 0.0)
-    md = rt.diff_markdown("exp1", {"train.lr": "1e-3"}, diff, c)
-    assert "| **fid** | 3 | 2.5 | -0.5 | 0.41 |" in md
-    assert "| is_mean | 4 | 4.2 | 0.2 | — |" in md
-    assert "`train.lr=1e-3`" in md and "protocol" not in md and "promoted" in md
+    md = review.retrain_page("exp1", {"train.lr": "1e-3"}, diff, c,
+                             [review.Picture("champion", "c.png", PNG), review.Picture("candidate", "n.png", None)])
+    assert md.startswith("# Retrain `exp1`: promoted\n\n**BETTER** on fid (the gated metric)")
+    assert "| **fid** | 3 | 2.5 | -0.5 | 0.4 | 0.41 |" in md  # both floors beside the values
+    assert "| is_mean | 4 | 4.2 | 0.2 | — | — |" in md
+    assert "| fid (lower is better) | **better** | 3 | 2.5 | +0.5 |" in md  # the same test as the gate's
+    assert "Gate: **promoted**" in md and "`train.lr=1e-3`" in md
+    assert "![champion](data:image/png;base64," in md and "(candidate: no picture)" in md
 
 
 def test_workspace_lock_queues_then_fails_clearly(tmp_path: Path):

@@ -80,6 +80,10 @@ def test_repro_experiments_and_metrics_diff(project):
     assert {s for s in STAGES if f"Running stage '{s}'" in ran} == {"validate", "train", "report"}, ran
     project.git_commit("a train.* docstring")
 
+    # 2c'. the review of that commit: no bit of the model changed, so nothing did
+    r = project.sh("dcgan", "review", "-o", "out/review.md", "--", "HEAD~1", "HEAD", check=False)
+    assert r.returncode == 0 and r.stdout.startswith("no change: fid "), r.stdout + r.stderr
+
     # 2d. the instrument holds still (issue 38): another training seed or device reruns the
     #     training run's stages only; the split, the copies and the evaluator have seeds of their
     #     own and the evaluator builds on the CPU, so the champion and a retrained candidate are
@@ -119,13 +123,31 @@ def test_repro_experiments_and_metrics_diff(project):
     assert "protocol.n_samples" not in changed  # scored as before
     assert (project.root / "reports/report.md").is_file()
 
+    # 4a. the pull-request review as the CI job runs it (.ci/review: rebuild, then dcgan review):
+    #     both runs' features are in the cache, so FID is tested paired; the page has both grids
+    #     and the curves, review.html beside it; the exit code is the verdict's
+    shutil.copytree(REPO / ".ci", project.root / ".ci")
+    r = project.sh(".ci/review", "HEAD~1", "out/review.md", check=False)
+    page = (project.root / "out/review.md").read_text()
+    word = {0: ("better", "within noise"), 1: ("worse",)}[r.returncode]
+    assert r.stdout.splitlines()[-1].startswith(word) and "| fid (lower is better) | **" in page, r.stdout + r.stderr
+    assert "paired bootstrap on both runs' features" in page and "FID tested with the paired bootstrap" in page
+    for picture in ("base_samples.png", "head_samples.png", "curves.png"):
+        assert f"](review_files/{picture})" in page and (project.root / "out/review_files" / picture).is_file()
+    assert (project.root / "out/review.html").is_file()
+
     # 4b. an evaluate-only key: only the scoring stages are stale (scored differently, trained the same)
     text = (project.root / "params.yaml").read_text()
     params = yaml.safe_load(text)
     params["evaluate"]["num_samples"] = 50
     (project.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert set(json.loads(project.dvc("status", "--json").stdout)) == {"validate", "evaluate", "report"}
+    #     scored on other samples: the review of the workspace says "not comparable" (exit 2)
+    project.dvc("repro", "evaluate")
+    r = project.sh("dcgan", "review", "-o", "out/review.md", "HEAD", check=False)
+    assert r.returncode == 2 and r.stdout.startswith("not comparable: ") and "protocol.n_samples" in r.stdout, r.stdout
     (project.root / "params.yaml").write_text(text)
+    project.dvc("repro")  # back as committed (DVC's run cache: nothing retrains)
 
     # 5. a bad value stops `dvc exp run -S` / `dvc repro` in the validate stage, before DVC
     #    deletes any stage's outputs: the workspace's models, data and metrics stay as they were

@@ -4,6 +4,7 @@
     dcgan sample --model gan --drs -o drs.png                       # rejection sampling with D
     dcgan interpolate --model models/gan -o walk.png                # latent walks, a row each
     dcgan info models/gan                                           # what model.json records
+    dcgan review main HEAD -o review.md                             # better, worse or within noise?
 
 MODEL is a ``models/gan`` folder as the train stage writes it, or the folder that
 ``dvc artifacts get <repo> generator --stage prod`` fetched. A mistake in the input (a missing
@@ -138,6 +139,37 @@ def cmd_info(args: argparse.Namespace) -> str:
     return describe(card.to_json(), folder)
 
 
+def _pairs(values: list[str], flag: str) -> dict[str, float]:
+    out = {}
+    for v in values:
+        key, sep, num = v.partition("=")
+        try:
+            out[key] = float(num)
+        except ValueError:
+            raise UserError(f"{flag} {v!r}: write METRIC=NUMBER (fid=0.5)") from None
+        if not sep:
+            raise UserError(f"{flag} {v!r}: write METRIC=NUMBER (fid=0.5)")
+    return out
+
+
+REVIEW_CODES = "exit codes: 0 better, within noise or no change; 1 worse beyond the noise; 2 not comparable; 3 bad input"
+
+
+def cmd_review(args: argparse.Namespace) -> tuple[str, int]:
+    from dcgan.app.review import BadInput, review
+
+    try:
+        margins, spread = _pairs(args.margin, "--margin"), _pairs(args.retrain_sd, "--retrain-sd")
+        if args.resamples < 20:
+            raise BadInput(f"--resamples must be >= 20, got {args.resamples}")
+        out = review(Path(args.repo), args.base, None if args.head in (None, "workspace") else args.head,
+                     Path(args.output), args.metric, args.alpha, margins, spread, args.resamples)
+    except UserError as exc:
+        return f"error: {exc}", 3
+    code = out.review.exit_code(fail_on_worse=args.fail_on == "worse")
+    return out.message, code
+
+
 def _model_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", "-m", default=paths.MODELS, metavar="MODEL",
                    help="the model folder (models/gan, or what dvc artifacts get fetched)")
@@ -153,7 +185,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="dcgan", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--version", action="version", version=f"dcgan {_version()}")
-    sub = ap.add_subparsers(dest="command", required=True, metavar="{sample,interpolate,info}")
+    sub = ap.add_subparsers(dest="command", required=True, metavar="{sample,interpolate,info,review}")
     fmt = argparse.ArgumentDefaultsHelpFormatter
 
     s = sub.add_parser("sample", help="draw images from a trained generator", formatter_class=fmt)
@@ -180,17 +212,47 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("model", metavar="MODEL", help="the model folder")
     f.add_argument("--json", action="store_true", help="print model.json as it is")
     f.set_defaults(fn=cmd_info)
+
+    from dcgan.metrics.registry import gate_keys
+
+    r = sub.add_parser("review", help="is HEAD better, worse or within the noise of BASE? (a page for code review)",
+                       formatter_class=fmt, epilog=REVIEW_CODES)
+    r.add_argument("base", nargs="?", default="main", metavar="BASE", help="the revision to compare against")
+    r.add_argument("head", nargs="?", default=None, metavar="HEAD",
+                   help="the revision under review (default: the workspace, as `dvc repro` left it)")
+    r.add_argument("-o", "--output", default="review.md",
+                   help="the page (markdown); review.html and the pictures (review_files/) go beside it")
+    r.add_argument("--metric", default="fid", choices=gate_keys(), help="the gated metric: it sets the exit code")
+    r.add_argument("--fail-on", choices=("worse", "never"), default="worse",
+                   help="worse: exit 1 when the gated metric is worse beyond the noise; never: exit 0 then")
+    r.add_argument("--alpha", type=float, default=0.05, help="the one-sided tests' level")
+    r.add_argument("--margin", action="append", default=[], metavar="METRIC=X",
+                   help="a change must beat X (metric units) beyond the noise to count (the gate's min_improvement)")
+    r.add_argument("--retrain-sd", action="append", default=[], metavar="METRIC=SD",
+                   help="the metric's spread over unchanged retrains, added to both runs' noise "
+                        "(benchmarks/gate_noise.py measures it)")
+    r.add_argument("--resamples", type=int, default=500, help="the paired FID bootstrap's resamples")
+    r.add_argument("--repo", default=".", help="the git + DVC repository")
+    r.set_defaults(fn=cmd_review)
     return ap
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
     try:
-        print(args.fn(args))
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # argparse's usage error is exit 2, which `review` gives "not comparable"
+        if exc.code == 2 and next((a for a in argv if not a.startswith("-")), None) == "review":
+            return 3
+        raise
+    try:
+        out = args.fn(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    return 0
+    message, code = out if isinstance(out, tuple) else (out, 0)
+    print(message, file=sys.stderr if message.startswith("error: ") else sys.stdout)
+    return code
 
 
 if __name__ == "__main__":

@@ -15,8 +15,7 @@ Modules, one job each: :mod:`.shell` (running dvc/gto/git, stopping what was sta
 tags), :mod:`.experiment` (inputs, a clean start, ``dvc exp run``), :mod:`.fresh` (new data,
 "nothing new"), :mod:`.notify` (messages, pictures), :mod:`.gate` (the promotion decision: one protocol, a gain beyond the noise), :mod:`.paired` (the
 paired FID test on both runs' features), :mod:`.rescore` (the champion scored by the candidate's
-instrument), :mod:`.markdown` (the diff
-as a table), :mod:`.promotion` (commit, GTO tags, atomic push, undo, recovery), :mod:`.lock` (one run per workspace).
+instrument; its page is :func:`dcgan.app.review.retrain_page`), :mod:`.promotion` (commit, GTO tags, atomic push, undo, recovery), :mod:`.lock` (one run per workspace).
 The names below are the flow's API.
 """
 
@@ -53,7 +52,6 @@ from dcgan.app.retrain.gate import (
     protocol_mismatch,
 )
 from dcgan.app.retrain.lock import WorkspaceBusy, workspace_lock
-from dcgan.app.retrain.markdown import diff_markdown
 from dcgan.app.retrain.notify import image_markdown, send
 from dcgan.app.retrain.paired import features_match, paired_fid_gain
 from dcgan.app.retrain.promotion import (
@@ -95,4 +93,4 @@ from dcgan.core.errors import UserError
 
 __all__ = ["CHECKPOINT_STORE", "CHECKPOINT_STORE_ENV", "data_sources", "nothing_new", "nothing_new_since", "refresh_data", "image_markdown", "send", "JOURNAL", "STEPS", "PromotionFailed", "recover", "undo", "candidate_diff", "unscorable_way_out", "version_of",
            "children_stopped", "fetch_tags", "stop_all", "left_out_data", "modified_tracked", "require_clean",
-           "say_left_out", "ALPHA", "ARTIFACT", "ChampionScore", "Comparison", "Unscorable", "not_compared", "score_champion", "FEATURES", "PairedGain", "paired_fid_gain", "protocol_mismatch", "DEFAULT_STAGE", "ExperimentTimeout", "LOCK_FILE", "METRICS", "Promotion", "RETRAIN_REPORTS", "SAMPLE_GRID", "StageFailed", "UserError", "WorkspaceBusy", "check", "check_inputs", "decide", "default_name", "diff_markdown", "experiment_rev", "export_files", "failure_message", "features_match", "git_out", "git_remote", "guardrails", "own_folder", "promote", "push", "remote_configured", "run_experiment", "run_logged", "stage_tag", "tool_env", "use_branch", "workspace_lock"]
+           "say_left_out", "ALPHA", "ARTIFACT", "ChampionScore", "Comparison", "Unscorable", "not_compared", "score_champion", "FEATURES", "PairedGain", "paired_fid_gain", "protocol_mismatch", "DEFAULT_STAGE", "ExperimentTimeout", "LOCK_FILE", "METRICS", "Promotion", "RETRAIN_REPORTS", "SAMPLE_GRID", "StageFailed", "UserError", "WorkspaceBusy", "check", "check_inputs", "decide", "default_name", "experiment_rev", "export_files", "failure_message", "features_match", "git_out", "git_remote", "guardrails", "own_folder", "promote", "push", "remote_configured", "run_experiment", "run_logged", "stage_tag", "tool_env", "use_branch", "workspace_lock"]

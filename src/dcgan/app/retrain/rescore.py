@@ -58,6 +58,8 @@ class ChampionScore:
     paired: PairedGain | None
     folder: Path
     """The champion's metrics.json and samples.png as scored here."""
+    paired_worse: PairedGain | None = None
+    """The same test the other way (the champion's gain over the candidate): is it worse?"""
 
 
 def tag_commit(root: Path, tag: str) -> str:
@@ -196,7 +198,7 @@ def score_champion(root: Path, rev: str, tag: str, out: Path, log: Log, margin: 
         old, new = files.read_json(c / "metrics.json"), files.read_json(cand / "metrics.json")
         reference = cand / "evaluator" / "reference.npz"
         cand_features = np.load(cand / "features.npy", allow_pickle=False)
-        paired = None
+        paired = worse = None
         if not (is_number(new.get("fid")) and is_number(old.get("fid")) and math.isfinite(old["fid"])):
             pass  # no FID on one side: the gate says so (a FID gate), or gates another metric
         elif not features_match(cand_features, new["fid"], reference, new.get("protocol.n_samples")):
@@ -206,6 +208,9 @@ def score_champion(root: Path, rev: str, tag: str, out: Path, log: Log, margin: 
         else:
             champ_features = np.load(c / "features.npy", allow_pickle=False)
             shared = shared_latents(files.read_json(c / "samples.json"), files.read_json(cand / "samples.json"))
+            shared = shared and len(cand_features) == len(champ_features)
             paired = paired_fid_gain(cand_features, champ_features, reference, margin, resamples, 0, log,
-                                     shared_latents=shared and len(cand_features) == len(champ_features))
-    return ChampionScore(tag, commit, diff_of(old, new), paired, out)
+                                     shared_latents=shared)
+            worse = paired_fid_gain(champ_features, cand_features, reference, margin, resamples, 0, lambda _: None,
+                                    shared_latents=shared)
+    return ChampionScore(tag, commit, diff_of(old, new), paired, out, worse)

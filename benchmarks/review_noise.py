@@ -1,0 +1,165 @@
+"""How often ``dcgan review`` says "worse" when nothing changed: unchanged retrains (the shipped
+params.yaml retrained with other seeds, as `dvc exp run -S base.seed=K` would), each pair
+reviewed with the review's own code (docs/review.md quotes the numbers).
+
+    dvc repro                                                   # data/, models/evaluator
+    python benchmarks/review_noise.py train --seeds 0 2 4 ...   # each: train, sample, evaluate stages
+    python benchmarks/review_noise.py train --seeds 1 3 5 ...   # (a second process)
+    python benchmarks/review_noise.py study                     # -> reports/review_noise.json
+
+Each seed runs the pipeline's own train, sample and evaluate stages (``python -m
+dcgan.app.stages.*``) on the workspace's data and evaluator, with ``base.seed`` set, into
+``.ablation-cache/review-noise/s<K>/`` (a rerun keeps what is there). The study then reviews
+every ordered pair of runs (base i, head j, i != j) as ``dcgan review`` does: its FID by the
+standard errors alone (what CI sees without the base's features) and by the paired test on both
+runs' features (what a clone with both in its DVC cache sees), each with and without the
+retrain noise (``--retrain-sd``) estimated from the runs' own spread, and counts the verdicts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import math
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ablation import machine  # noqa: E402
+
+from dcgan.app.retrain.paired import features_match, paired_fid_gain  # noqa: E402
+from dcgan.app.retrain.rescore import diff_of  # noqa: E402
+from dcgan.app.review.verdict import judge  # noqa: E402
+from dcgan.metrics.registry import gate_keys  # noqa: E402
+
+CACHE = Path(".ablation-cache/review-noise")
+
+
+def stage(module: str, params: Path, *args: str) -> None:
+    cmd = [sys.executable, "-m", f"dcgan.app.stages.{module}", "--params", str(params), *args]
+    res = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
+    if res.returncode != 0:
+        raise SystemExit(f"{' '.join(cmd)} failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+
+
+def train(args) -> int:
+    base = yaml.safe_load(Path(args.params).read_text())
+    for seed in args.seeds:
+        out = CACHE / f"s{seed}"
+        if (out / "metrics.json").is_file():
+            continue
+        out.mkdir(parents=True, exist_ok=True)
+        params = {**base, "base": {**base["base"], "seed": seed}}
+        p = out / "params.yaml"
+        p.write_text(yaml.safe_dump(params, sort_keys=False))
+        t0 = time.perf_counter()
+        stage("train", p, "--data", "data/augmented/train.npy", "--out", str(out / "gan"), "--checkpoints",
+              str(out / "ckpt"), "--live", str(out / "live"), "--evaluator", "models/evaluator",
+              "--prepared", "data/prepared")
+        t1 = time.perf_counter()
+        stage("sample", p, "--models", str(out / "gan"), "--out", str(out / "samples.npy"), "--grid",
+              str(out / "samples.png"), "--interpolation", str(out / "interpolation.png"))
+        stage("evaluate", p, "--samples", str(out / "samples.npy"), "--data", "data/prepared", "--evaluator",
+              "models/evaluator", "--models", str(out / "gan"), "--out", str(out / "metrics.part.json"),
+              "--recon-grid", str(out / "recon.png"), "--copies-grid", str(out / "copies.png"),
+              "--features", str(out / "features.npy"))
+        (out / "metrics.part.json").replace(out / "metrics.json")
+        print(f"seed {seed}: trained in {t1 - t0:.0f} s, sampled and evaluated in {time.perf_counter() - t1:.0f} s",
+              flush=True)
+    return 0
+
+
+def study(args) -> int:
+    runs = {int(d.name[1:]): d for d in sorted(CACHE.glob("s*")) if (d / "metrics.json").is_file()}
+    seeds = sorted(runs)
+    if len(seeds) < 3:
+        raise SystemExit(f"{len(seeds)} runs in {CACHE}: train more first")
+    metrics = {k: json.loads((runs[k] / "metrics.json").read_text()) for k in seeds}
+    reference = Path("models/evaluator/reference.npz")
+    feats = {}
+    for k in seeds:
+        f = np.load(runs[k] / "features.npy", allow_pickle=False)
+        if not features_match(f, metrics[k]["fid"], reference, metrics[k].get("protocol.n_samples")):
+            raise SystemExit(f"seed {k}: its features do not reproduce its FID (another evaluator?)")
+        feats[k] = f
+    # the retrain noise: the spread over runs that sampling noise does not explain
+    spread = {}
+    for key in gate_keys():
+        values = np.array([metrics[k][key] for k in seeds])
+        se2 = np.mean([metrics[k][f"{key}_se"] ** 2 for k in seeds])
+        spread[key] = {"sd_over_runs": float(values.std(ddof=1)), "mean_se": float(math.sqrt(se2)),
+                       "retrain_sd": float(math.sqrt(max(values.var(ddof=1) - se2, 0.0)))}
+    retrain_sd = {k: v["retrain_sd"] for k, v in spread.items()}
+    pairs = [(i, j) for i, j in itertools.permutations(seeds, 2)]
+    if args.max_pairs and len(pairs) > args.max_pairs:
+        rng = np.random.default_rng(0)
+        pairs = [pairs[i] for i in sorted(rng.choice(len(pairs), args.max_pairs, replace=False))]
+    paired_cache: dict[tuple[int, int], object] = {}
+
+    def paired(i: int, j: int):
+        if (i, j) not in paired_cache:
+            up = paired_fid_gain(feats[j], feats[i], reference, 0.0, args.resamples, 0, lambda _: None)
+            down = paired_fid_gain(feats[i], feats[j], reference, 0.0, args.resamples, 0, lambda _: None)
+            paired_cache[(i, j)] = (up, down)
+        return paired_cache[(i, j)]
+
+    ways = {"standard errors": (False, False), "standard errors + retrain noise": (False, True),
+            "paired": (True, False), "paired + retrain noise": (True, True)}
+    counts = {w: {key: {} for key in gate_keys()} for w in ways}
+    t0 = time.perf_counter()
+    for n, (i, j) in enumerate(pairs):
+        diff = diff_of(metrics[i], metrics[j])
+        for way, (use_paired, use_sd) in ways.items():
+            rv = judge(diff, "fid", 0.05, None, paired(i, j) if use_paired else None, retrain_sd if use_sd else None)
+            for v in rv.verdicts:
+                counts[way][v.metric][v.word] = counts[way][v.metric].get(v.word, 0) + 1
+        if n % 20 == 0:
+            print(f"  {n + 1}/{len(pairs)} pairs, {time.perf_counter() - t0:.0f} s", flush=True)
+
+    def summary(c: dict) -> dict:
+        total = sum(c.values())
+        worse = c.get("worse", 0)
+        lo, hi = wilson(worse, total)
+        return {"counts": c, "pairs": total, "worse_rate": worse / total, "worse_ci95": [lo, hi]}
+
+    out = {"machine": machine(), "runs": seeds, "pairs": len(pairs), "resamples": args.resamples,
+           "n_samples": metrics[seeds[0]].get("protocol.n_samples"), "spread": spread,
+           "fid": {k: metrics[k]["fid"] for k in seeds},
+           "verdicts": {w: {key: summary(c) for key, c in by.items()} for w, by in counts.items()},
+           "note": "every ordered pair (base i, head j) of unchanged retrains (other seeds), reviewed as dcgan "
+                   "review does; the pairs share runs, so they are not independent (the interval is a guide)"}
+    Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
+    for way in ways:
+        print(way, {k: f"{v['worse_rate']:.1%}" for k, v in out["verdicts"][way].items()})
+    print("retrain sd:", {k: round(v, 4) for k, v in retrain_sd.items()})
+    return 0
+
+
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("what", choices=["train", "study"])
+    ap.add_argument("--seeds", type=int, nargs="+", default=list(range(21)))
+    ap.add_argument("--params", default="params.yaml")
+    ap.add_argument("--resamples", type=int, default=200, help="paired bootstrap rounds (the review's: 500)")
+    ap.add_argument("--max-pairs", type=int, default=0, help="review at most this many pairs (0: all)")
+    ap.add_argument("--out", default="reports/review_noise.json")
+    args = ap.parse_args()
+    return {"train": train, "study": study}[args.what](args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
