@@ -10,7 +10,7 @@ reviewed with the review's own code (docs/review.md quotes the numbers).
 Each seed runs the pipeline's own train, sample and evaluate stages (``python -m
 dcgan.app.stages.*``) on the workspace's data and evaluator, with ``base.seed`` set, into
 ``.ablation-cache/review-noise/s<K>/`` (a rerun keeps what is there). The study then reviews
-every ordered pair of runs (base i, head j, i != j) as ``dcgan review`` does: its FID by the
+both orders of every pair of runs (base i, head j and base j, head i) as ``dcgan review`` does: its FID by the
 standard errors alone (what CI sees without the base's features) and by the paired test on both
 runs' features (what a clone with both in its DVC cache sees), each with and without the
 retrain noise (``--retrain-sd``) estimated from the runs' own spread, and counts the verdicts.
@@ -36,6 +36,7 @@ from ablation import machine  # noqa: E402
 
 from dcgan.app.retrain.paired import features_match, paired_fid_gain  # noqa: E402
 from dcgan.app.retrain.rescore import diff_of  # noqa: E402
+from dcgan.app.review import NOISE_PROTOCOL  # noqa: E402
 from dcgan.app.review.verdict import judge  # noqa: E402
 from dcgan.metrics.registry import gate_keys  # noqa: E402
 
@@ -97,30 +98,25 @@ def study(args) -> int:
         spread[key] = {"sd_over_runs": float(values.std(ddof=1)), "mean_se": float(math.sqrt(se2)),
                        "retrain_sd": float(math.sqrt(max(values.var(ddof=1) - se2, 0.0)))}
     retrain_sd = {k: v["retrain_sd"] for k, v in spread.items()}
-    pairs = [(i, j) for i, j in itertools.permutations(seeds, 2)]
+    pairs = list(itertools.combinations(seeds, 2))
     if args.max_pairs and len(pairs) > args.max_pairs:
         rng = np.random.default_rng(0)
         pairs = [pairs[i] for i in sorted(rng.choice(len(pairs), args.max_pairs, replace=False))]
-    paired_cache: dict[tuple[int, int], object] = {}
-
-    def paired(i: int, j: int):
-        if (i, j) not in paired_cache:
-            up = paired_fid_gain(feats[j], feats[i], reference, 0.0, args.resamples, 0, lambda _: None)
-            down = paired_fid_gain(feats[i], feats[j], reference, 0.0, args.resamples, 0, lambda _: None)
-            paired_cache[(i, j)] = (up, down)
-        return paired_cache[(i, j)]
-
     ways = {"standard errors": (False, False), "standard errors + retrain noise": (False, True),
             "paired": (True, False), "paired + retrain noise": (True, True)}
     counts = {w: {key: {} for key in gate_keys()} for w in ways}
     t0 = time.perf_counter()
     for n, (i, j) in enumerate(pairs):
-        diff = diff_of(metrics[i], metrics[j])
-        for way, (use_paired, use_sd) in ways.items():
-            rv = judge(diff, "fid", 0.05, None, paired(i, j) if use_paired else None, retrain_sd if use_sd else None)
-            for v in rv.verdicts:
-                counts[way][v.metric][v.word] = counts[way][v.metric].get(v.word, 0) + 1
-        if n % 20 == 0:
+        # one paired test each way serves both reviews of the pair: (base i, head j) and (base j, head i)
+        up = paired_fid_gain(feats[j], feats[i], reference, 0.0, args.resamples, 0, lambda _: None)
+        down = paired_fid_gain(feats[i], feats[j], reference, 0.0, args.resamples, 1, lambda _: None)
+        for base, head, both in ((i, j, (up, down)), (j, i, (down, up))):
+            diff = diff_of(metrics[base], metrics[head])
+            for way, (use_paired, use_sd) in ways.items():
+                rv = judge(diff, "fid", 0.05, None, both if use_paired else None, retrain_sd if use_sd else None)
+                for v in rv.verdicts:
+                    counts[way][v.metric][v.word] = counts[way][v.metric].get(v.word, 0) + 1
+        if n % 10 == 0:
             print(f"  {n + 1}/{len(pairs)} pairs, {time.perf_counter() - t0:.0f} s", flush=True)
 
     def summary(c: dict) -> dict:
@@ -131,10 +127,14 @@ def study(args) -> int:
 
     out = {"machine": machine(), "runs": seeds, "pairs": len(pairs), "resamples": args.resamples,
            "n_samples": metrics[seeds[0]].get("protocol.n_samples"), "spread": spread,
+           # what dcgan review checks before it uses retrain_sd: runs measured like these, on the same data
+           "protocol": {k: metrics[seeds[0]].get(f"protocol.{k}") for k in NOISE_PROTOCOL},
+           "retrain_sd": retrain_sd,
            "fid": {k: metrics[k]["fid"] for k in seeds},
            "verdicts": {w: {key: summary(c) for key, c in by.items()} for w, by in counts.items()},
-           "note": "every ordered pair (base i, head j) of unchanged retrains (other seeds), reviewed as dcgan "
-                   "review does; the pairs share runs, so they are not independent (the interval is a guide)"}
+           "note": "both reviews (base i, head j) and (base j, head i) of each pair of unchanged retrains (other "
+                   "seeds), as dcgan review does them; the pairs share runs, so they are not independent (the "
+                   "interval is a guide)"}
     Path(args.out).write_text(json.dumps(out, indent=1) + "\n")
     for way in ways:
         print(way, {k: f"{v['worse_rate']:.1%}" for k, v in out["verdicts"][way].items()})

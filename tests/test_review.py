@@ -191,3 +191,26 @@ def test_the_review_workflow_is_valid_and_runs_the_tested_script(tmp_path: Path)
     assert '.ci/review "origin/${BASE_REF}" review.md' in text and "BASE_REF: ${{ github.base_ref }}" in text
     assert "cml comment create --publish review.md" in text and "1) echo \"::error::worse" in text
     assert (REPO / ".ci/review").stat().st_mode & 0o111
+
+
+def test_the_retrain_noise_applies_only_to_runs_measured_like_it(repo: Path, capsys):
+    from dcgan.app.review import NOISE_PROTOCOL
+
+    noise = {"runs": [0, 1, 2], "machine": "m", "retrain_sd": {"fid": 10.0, "is_mean": 0.0, "kid_mean": 0.0},
+             "protocol": {k: SHIPPED.get(f"protocol.{k}") for k in NOISE_PROTOCOL}}
+    (repo / "reports/review_noise.json").write_text(json.dumps(noise))
+    commit(repo, with_(fid=SHIPPED["fid"] + 10), "worse by 10")
+    code, page, _ = review(repo, "HEAD~1", "HEAD", capsys=capsys)
+    assert code == 0 and "**WITHIN NOISE** on fid" in page  # 10 is inside two retrains' spread of 10
+    assert "retrain noise from " in page and "fid 10" in page
+    # measured on other data (another holdout size): not used, and the page says so
+    noise["protocol"]["n_samples"] += 1
+    (repo / "reports/review_noise.json").write_text(json.dumps(noise))
+    code, page, _ = review(repo, "HEAD~1", "HEAD", capsys=capsys)
+    assert code == 1 and "was measured on other runs (n_samples differ): not used" in page
+    # --retrain-sd wins over the file; none turns the file off
+    assert review(repo, "HEAD~1", "HEAD", "--retrain-sd", "fid=10")[0] == 0
+    (repo / "reports/review_noise.json").write_text("{}")
+    code, _, said = review(repo, "HEAD~1", "HEAD", capsys=capsys)
+    assert code == 3 and "is not benchmarks/review_noise.py's output" in said
+    assert review(repo, "HEAD~1", "HEAD", "--retrain-noise", "none")[0] == 1

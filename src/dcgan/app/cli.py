@@ -156,14 +156,16 @@ REVIEW_CODES = "exit codes: 0 better, within noise or no change; 1 worse beyond 
 
 
 def cmd_review(args: argparse.Namespace) -> tuple[str, int]:
-    from dcgan.app.review import BadInput, review
+    from dcgan.app.review import NOISE_FILE, BadInput, review
 
     try:
         margins, spread = _pairs(args.margin, "--margin"), _pairs(args.retrain_sd, "--retrain-sd")
         if args.resamples < 20:
             raise BadInput(f"--resamples must be >= 20, got {args.resamples}")
+        noise = (None if args.retrain_noise == "none" else Path(args.retrain_noise) if args.retrain_noise
+                 else Path(args.repo) / NOISE_FILE)
         out = review(Path(args.repo), args.base, None if args.head in (None, "workspace") else args.head,
-                     Path(args.output), args.metric, args.alpha, margins, spread, args.resamples)
+                     Path(args.output), args.metric, args.alpha, margins, spread, args.resamples, noise)
     except UserError as exc:
         return f"error: {exc}", 3
     code = out.review.exit_code(fail_on_worse=args.fail_on == "worse")
@@ -228,9 +230,12 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--alpha", type=float, default=0.05, help="the one-sided tests' level")
     r.add_argument("--margin", action="append", default=[], metavar="METRIC=X",
                    help="a change must beat X (metric units) beyond the noise to count (the gate's min_improvement)")
+    r.add_argument("--retrain-noise", default=None, metavar="FILE",
+                   help="each metric's spread over unchanged retrains (benchmarks/review_noise.py writes it), added "
+                        "to both runs' noise where it was measured on runs like HEAD's (default: review_noise.json "
+                        "beside reports/metrics.json in the repository; none: not used)")
     r.add_argument("--retrain-sd", action="append", default=[], metavar="METRIC=SD",
-                   help="the metric's spread over unchanged retrains, added to both runs' noise "
-                        "(benchmarks/gate_noise.py measures it)")
+                   help="that spread for one metric, over the file's")
     r.add_argument("--resamples", type=int, default=500, help="the paired FID bootstrap's resamples")
     r.add_argument("--repo", default=".", help="the git + DVC repository")
     r.set_defaults(fn=cmd_review)

@@ -10,11 +10,15 @@ it and the pictures in ``review_files/``. Modules: :mod:`.sides` (reading a revi
 
 from __future__ import annotations
 
+import json
 import sys
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
+import numpy as np
+
+from dcgan.app import paths
 from dcgan.app.retrain.gate import ALPHA, Comparison, PairedGain
 from dcgan.app.retrain.paired import features_match, paired_fid_gain
 from dcgan.app.retrain.rescore import diff_of
@@ -24,7 +28,14 @@ from dcgan.app.review.verdict import EXIT, Review, judge
 from dcgan.core import files
 from dcgan.metrics import registry
 
-__all__ = ["BadInput", "EXIT", "Outcome", "Picture", "data_uri", "retrain_page", "review"]
+__all__ = ["BadInput", "EXIT", "NOISE_FILE", "NOISE_PROTOCOL", "Outcome", "Picture", "data_uri", "retrain_noise",
+           "retrain_page", "review"]
+
+NOISE_FILE = str(PurePosixPath(paths.METRICS).with_name("review_noise.json"))
+"""benchmarks/review_noise.py's measurement: each ranked metric's spread over unchanged retrains."""
+NOISE_PROTOCOL = ("extractor", "n_reference", "n_samples", "feature_dim", "reference_split")
+"""What must match between that measurement and the head's run for its spread to apply (the
+same data, scored the same way)."""
 
 
 @dataclass(frozen=True)
@@ -36,12 +47,17 @@ class Outcome:
     """One line: the verdict and where the page is."""
 
 
-def _paired(base: Side, head: Side, margin: float, resamples: int) -> tuple[tuple[PairedGain, PairedGain] | None, str]:
-    """The paired FID test both ways, when both runs' features are at hand and reproduce their
-    own metrics.json against one reference; else None and why."""
+def _paired(base: Side, head: Side, margin: float, resamples: int, alpha: float,
+            one_way: bool) -> tuple[tuple[PairedGain, PairedGain | None] | None, str]:
+    """The paired FID test, when both runs' features are at hand and reproduce their own
+    metrics.json against one reference; else None and why. It tests "better" first, and "worse"
+    only where "better" was not shown (and ``one_way`` is False): each way costs ``resamples``
+    FIDs of both sets."""
     if base.features is None or head.features is None:
         which = " and ".join(s.label for s in (base, head) if s.features is None)
         return None, f"FID tested with the standard errors: no generated features for {which}"
+    if base.metrics.get("fid") == head.metrics.get("fid") and np.array_equal(base.features, head.features):
+        return None, "the same generated features on both sides: nothing to test"
     reference = head.reference or base.reference
     if reference is None:
         return None, "FID tested with the standard errors: no evaluator reference.npz on either side"
@@ -55,18 +71,41 @@ def _paired(base: Side, head: Side, margin: float, resamples: int) -> tuple[tupl
         def log(line: str) -> None:
             print(f"review: {line}", file=sys.stderr)
         up = paired_fid_gain(head.features, base.features, ref, margin, resamples, 0, log)
-        down = paired_fid_gain(base.features, head.features, ref, margin, resamples, 0, log)
-    if up is None or down is None:
+        down = None
+        if up is not None and up.p_value >= alpha and not one_way:
+            down = paired_fid_gain(base.features, head.features, ref, margin, resamples, 1, log)
+    if up is None:
         return None, "FID tested with the standard errors: the reference has no training features"
     return (up, down), f"FID tested with the paired bootstrap on all {up.n} generated images of each run"
 
 
+def retrain_noise(path: Path, head: dict) -> tuple[dict[str, float], str]:
+    """The retrain spread in ``path`` (benchmarks/review_noise.py's output) where it was measured
+    on runs like ``head`` (its metrics.json), else nothing; and a note saying which."""
+    if not path.is_file():
+        return {}, (f"no retrain noise ({path} is absent): an unchanged retrain may read as better or worse; "
+                    "benchmarks/review_noise.py measures it")
+    try:
+        data = json.loads(path.read_text())
+        spread = {k: float(v) for k, v in data["retrain_sd"].items() if k in registry.gate_keys()}
+        measured = data["protocol"]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise BadInput(f"{path} is not benchmarks/review_noise.py's output ({type(exc).__name__}: {exc})") from None
+    differ = [k for k in NOISE_PROTOCOL if measured.get(k) != head.get(f"protocol.{k}")]
+    if differ:
+        return {}, (f"the retrain noise in {path} was measured on other runs ({', '.join(differ)} differ): not used; "
+                    "rerun benchmarks/review_noise.py on this data")
+    sds = ", ".join(f"{k} {v:.3g}" for k, v in spread.items())
+    return spread, f"retrain noise from {path} ({len(data.get('runs', []))} retrains, {data.get('machine', '?')}): {sds}"
+
+
 def review(root: Path, base: str, head: str | None, out: Path, metric: str = "fid", alpha: float = ALPHA,
            margins: dict[str, float] | None = None, retrain_sd: dict[str, float] | None = None,
-           resamples: int = 500) -> Outcome:
+           resamples: int = 500, noise_file: Path | None = None) -> Outcome:
     """Review ``head`` (a revision; None: the workspace) against ``base``; write the page to
     ``out`` (markdown), ``out`` with .html, and the pictures in ``<out stem>_files/``.
-    :class:`BadInput` for anything it cannot use."""
+    ``noise_file``: the retrain noise (:func:`retrain_noise`); ``retrain_sd`` overrides it per
+    metric. :class:`BadInput` for anything it cannot use."""
     if metric not in registry.gate_keys():
         raise BadInput(f"--metric {metric!r} is not a ranked metric with a standard error "
                        f"({', '.join(registry.gate_keys())})")
@@ -81,9 +120,11 @@ def review(root: Path, base: str, head: str | None, out: Path, metric: str = "fi
                                "and a value >= 0")
     margins = margins or {}
     a, b = read_side(root, base), read_side(root, head)
+    spread, said = retrain_noise(noise_file, b.metrics) if noise_file is not None else ({}, "")
+    retrain_sd = {**spread, **(retrain_sd or {})}
     diff = diff_of(a.metrics, b.metrics)
-    paired, how = _paired(a, b, margins.get("fid", 0.0), resamples)
-    notes = (how, *(f"{s.label}: {m}" for s in (a, b) for m in s.missing))
+    paired, how = _paired(a, b, margins.get("fid", 0.0), resamples, alpha, bool(retrain_sd.get("fid")))
+    notes = (how, *([said] if said else []), *(f"{s.label}: {m}" for s in (a, b) for m in s.missing))
     rv = judge(diff, metric, alpha, margins, paired, retrain_sd, notes)
     folder = out.with_name(out.stem + "_files")
 

@@ -42,6 +42,10 @@ def cell(x: object) -> str:
     return f"{x:.4g}" if is_number(x) else ("—" if x is None else str(x))
 
 
+def p_cell(p: float | None) -> str:
+    return "—" if p is None else "< 0.001" if p < 0.001 else f"{p:.2g}"
+
+
 def verdict_line(review: Review) -> str:
     """The first line: the gated metric's verdict, then the other ranked metrics'."""
     g = review.gated
@@ -67,8 +71,8 @@ def tests_table(review: Review, base: str, head: str) -> list[str]:
         ci = f"{v.low:+.3g} to {v.high:+.3g}" if v.low is not None else "—"
         test = v.test or v.reason
         lines.append(f"| {v.metric} ({v.direction} is better) | **{v.word}** | {cell(v.old)} | {cell(v.new)} | "
-                     f"{'—' if v.gain is None else f'{v.gain:+.4g}'} | {ci} | {cell(v.p_better)} | "
-                     f"{cell(v.p_worse)} | {test} |")
+                     f"{'—' if v.gain is None else f'{v.gain + 0.0:+.4g}'} | {ci} | {p_cell(v.p_better)} | "
+                     f"{p_cell(v.p_worse)} | {test} |")
     return lines + [""]
 
 

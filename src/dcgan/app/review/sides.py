@@ -95,7 +95,8 @@ def read_side(root: Path, name: str | None) -> Side:
     and be a JSON object (else :class:`BadInput`); the rest is read where it can be, and what is
     missing is listed."""
     commit = None if name is None else resolve(root, name)
-    label = WORKSPACE if commit is None else f"{name} ({commit[:12]})"
+    label = (WORKSPACE if commit is None else commit[:12] if commit.startswith(name.lower())
+             else f"{name} ({commit[:12]})")
     r = _Reader(root, commit)
     try:
         metrics = json.loads(r.read(paths.METRICS))

@@ -77,9 +77,10 @@ def _noise_test(gain: float, se: float, margin: float, alpha: float) -> tuple[fl
 
 
 def judge_metric(diff: dict, metric: str, margin: float = 0.0, alpha: float = ALPHA,
-                 paired: tuple[PairedGain, PairedGain] | None = None, retrain_sd: float = 0.0) -> Verdict:
+                 paired: tuple[PairedGain, PairedGain | None] | None = None, retrain_sd: float = 0.0) -> Verdict:
     """One metric's verdict. ``paired``: the paired bootstrap of the FID gain both ways
-    ((better: gain of HEAD over BASE), (worse: gain of BASE over HEAD)), each against ``margin``."""
+    ((better: gain of HEAD over BASE), (worse: gain of BASE over HEAD, or None where "better"
+    was shown and "worse" not tested)), each against ``margin``."""
     row = diff.get(metric, {})
     old, new = row.get("old"), row.get("new")
     if not (is_number(old) and is_number(new) and math.isfinite(old) and math.isfinite(new)):
@@ -100,7 +101,7 @@ def judge_metric(diff: dict, metric: str, margin: float = 0.0, alpha: float = AL
         gain = up.gain
         se_paired = (up.high - up.low) / (2 * 1.959964)
         if extra == 0:
-            p_better, p_worse = up.p_value, down.p_value
+            p_better, p_worse = up.p_value, (down.p_value if down is not None else None)
             low, high = up.low, up.high
         else:
             se = math.sqrt(se_paired ** 2 + extra)
@@ -116,10 +117,10 @@ def judge_metric(diff: dict, metric: str, margin: float = 0.0, alpha: float = AL
         p_better, p_worse, *_ = _noise_test(gain, se, margin, alpha)
         low, high = gain - 1.959964 * se, gain + 1.959964 * se
         test = f"standard errors {se_old:.3g} and {se_new:.3g}{retrain}"
-    word = BETTER if p_better < alpha else WORSE if p_worse < alpha else NOISE
+    word = BETTER if p_better < alpha else WORSE if p_worse is not None and p_worse < alpha else NOISE
     beyond = f"beyond the noise and the margin {margin:g}" if margin else "beyond the noise"
-    how = {BETTER: f"better {beyond} (p = {p_better:.2g})", WORSE: f"worse {beyond} (p = {p_worse:.2g})",
-           NOISE: f"within the noise (p better {p_better:.2g}, p worse {p_worse:.2g}; needs < {alpha:g})"}[word]
+    how = {BETTER: f"better {beyond} (p = {p_better:.2g})", WORSE: f"worse {beyond} (p = {p_worse or 0:.2g})",
+           NOISE: f"within the noise (p better {p_better:.2g}, p worse {p_worse or 0:.2g}; needs < {alpha:g})"}[word]
     reason = (f"{metric} {old:.4g} -> {new:.4g} ({registry.direction(metric)} is better): gain {gain:+.3g} "
               f"(95% CI {low:+.3g} to {high:+.3g}), {how}")
     return Verdict(**{**base, "gain": gain}, word=word, low=low, high=high, p_better=p_better, p_worse=p_worse,
@@ -127,7 +128,7 @@ def judge_metric(diff: dict, metric: str, margin: float = 0.0, alpha: float = AL
 
 
 def judge(diff: dict, metric: str = "fid", alpha: float = ALPHA, margins: dict[str, float] | None = None,
-          paired: tuple[PairedGain, PairedGain] | None = None, retrain_sd: dict[str, float] | None = None,
+          paired: tuple[PairedGain, PairedGain | None] | None = None, retrain_sd: dict[str, float] | None = None,
           notes: tuple[str, ...] = ()) -> Review:
     """The review of ``diff`` (``dvc metrics diff`` rows: ``{key: {"old", "new", "diff"}}``):
     ``metric`` first, then every other metric in :func:`registry.gate_keys`. ``paired`` is used for
