@@ -13,6 +13,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -37,10 +38,13 @@ def open_in_browser(page: Path, screenshot: Path | None = None, timeout: float =
     exe = chromium()
     if exe is None:
         raise RuntimeError("no chromium on PATH")
-    with tempfile.TemporaryDirectory() as profile:
+    # its own session, so that stopping it stops its renderer and GPU processes too (they write to the
+    # profile folder until they are gone)
+    with tempfile.TemporaryDirectory(ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen([exe, "--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run",
                                  "--remote-debugging-port=0", f"--user-data-dir={profile}", "--window-size=1300,900",
-                                 "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                 "about:blank"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
         try:
             deadline = time.monotonic() + timeout
             url = None
@@ -87,7 +91,10 @@ def open_in_browser(page: Path, screenshot: Path | None = None, timeout: float =
                     screenshot.write_bytes(base64.b64decode(shot["data"]))
                 return json.loads(images)
         finally:
-            proc.kill()
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
             proc.wait()
 
 

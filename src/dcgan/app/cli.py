@@ -236,7 +236,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "beside reports/metrics.json in the repository; none: not used)")
     r.add_argument("--retrain-sd", action="append", default=[], metavar="METRIC=SD",
                    help="that spread for one metric, over the file's")
-    r.add_argument("--resamples", type=int, default=500, help="the paired FID bootstrap's resamples")
+    r.add_argument("--resamples", type=int, default=200,
+                   help="the paired FID bootstrap's resamples per direction (the flow's gate: 500)")
     r.add_argument("--repo", default=".", help="the git + DVC repository")
     r.set_defaults(fn=cmd_review)
     return ap
