@@ -107,18 +107,21 @@ def test_the_workspace_is_the_default_head(repo: Path, capsys):
     assert code == 1 and page.startswith("# Review: workspace against main (")
 
 
-@pytest.mark.parametrize("args, says", [
+BAD = [
     (["no-such-branch"], "'no-such-branch' names no commit"),
     (["--", "--output=x"], "'--output=x' names no commit"),  # user text is a value, never an option
     (["main", "--metric", "precision"], "invalid choice"),
     (["main", "--margin", "fid"], "--margin 'fid': write METRIC=NUMBER"),
     (["main", "--margin", "recall=1"], "--margin recall=1.0: needs a metric of fid"),
     (["main", "--alpha", "0.7"], "--alpha must be in (0, 0.5)"),
-])
-def test_bad_input_exits_3_with_one_line(repo: Path, capsys, args, says):
-    code, _, said = review(repo, *args, capsys=capsys)
-    assert code == 3 and says in said, said
-    assert not (repo / "out").exists()  # nothing written
+]
+
+
+def test_bad_input_exits_3_with_one_line(repo: Path, capsys):
+    for args, says in BAD:
+        code, _, said = review(repo, *args, capsys=capsys)
+        assert code == 3 and says in said, (args, said)
+        assert not (repo / "out").exists()  # nothing written
 
 
 def test_a_revision_without_metrics_or_with_broken_metrics_exits_3(repo: Path, capsys):

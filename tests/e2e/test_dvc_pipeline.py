@@ -142,12 +142,7 @@ def test_repro_experiments_and_metrics_diff(project):
     params["evaluate"]["num_samples"] = 50
     (project.root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     assert set(json.loads(project.dvc("status", "--json").stdout)) == {"validate", "evaluate", "report"}
-    #     scored on other samples: the review of the workspace says "not comparable" (exit 2)
-    project.dvc("repro", "evaluate")
-    r = project.sh("dcgan", "review", "-o", "out/review.md", "HEAD", check=False)
-    assert r.returncode == 2 and r.stdout.startswith("not comparable: ") and "protocol.n_samples" in r.stdout, r.stdout
     (project.root / "params.yaml").write_text(text)
-    project.dvc("repro")  # back as committed (DVC's run cache: nothing retrains)
 
     # 5. a bad value stops `dvc exp run -S` / `dvc repro` in the validate stage, before DVC
     #    deletes any stage's outputs: the workspace's models, data and metrics stay as they were
