@@ -164,7 +164,7 @@ def cmd_review(args: argparse.Namespace) -> tuple[str, int]:
             raise BadInput(f"--resamples must be >= 20, got {args.resamples}")
         noise = (None if args.retrain_noise == "none" else Path(args.retrain_noise) if args.retrain_noise
                  else Path(args.repo) / NOISE_FILE)
-        out = review(Path(args.repo), args.base, None if args.head in (None, "workspace") else args.head,
+        out = review(Path(args.repo), args.base, args.head,
                      Path(args.output), args.metric, args.alpha, margins, spread, args.resamples, noise)
     except UserError as exc:
         return f"error: {exc}", 3

@@ -58,12 +58,10 @@ def _paired(base: Side, head: Side, margin: float, resamples: int, alpha: float,
         return None, f"FID tested with the standard errors: no generated features for {which}"
     if base.metrics.get("fid") == head.metrics.get("fid") and np.array_equal(base.features, head.features):
         return None, "the same generated features on both sides: nothing to test"
-    reference = head.reference or base.reference
-    if reference is None:
-        return None, "FID tested with the standard errors: no evaluator reference.npz on either side"
     with tempfile.TemporaryDirectory(prefix="dcgan-review-") as tmp:
-        ref = Path(tmp) / "reference.npz"
-        ref.write_bytes(reference)
+        ref = head.reference(Path(tmp)) or base.reference(Path(tmp))
+        if ref is None:
+            return None, "FID tested with the standard errors: no evaluator reference.npz on either side"
         for s in (base, head):
             if not features_match(s.features, s.metrics.get("fid"), ref, s.metrics.get("protocol.n_samples")):
                 return None, (f"FID tested with the standard errors: {s.label}'s generated features do not reproduce "
@@ -101,7 +99,7 @@ def retrain_noise(path: Path, head: dict) -> tuple[dict[str, float], str]:
 
 def review(root: Path, base: str, head: str | None, out: Path, metric: str = "fid", alpha: float = ALPHA,
            margins: dict[str, float] | None = None, retrain_sd: dict[str, float] | None = None,
-           resamples: int = 500, noise_file: Path | None = None) -> Outcome:
+           resamples: int = 200, noise_file: Path | None = None) -> Outcome:
     """Review ``head`` (a revision; None: the workspace) against ``base``; write the page to
     ``out`` (markdown), ``out`` with .html, and the pictures in ``<out stem>_files/``.
     ``noise_file``: the retrain noise (:func:`retrain_noise`); ``retrain_sd`` overrides it per
@@ -132,7 +130,7 @@ def review(root: Path, base: str, head: str | None, out: Path, metric: str = "fi
         files.write_bytes(folder / name, data)
         return f"{folder.name}/{name}"
 
-    grids = [Picture(f"{a.label}", "base_samples.png", a.grid), Picture(f"{b.label}", "head_samples.png", b.grid)]
+    grids = [Picture(a.label, "base_samples.png", a.grid), Picture(b.label, "head_samples.png", b.grid)]
     curves = Picture("training curves (dashed: base, solid: head)", "curves.png",
                      curves_png({f"base {a.label}": a.curves, f"head {b.label}": b.curves}))
     title = f"Review: {b.label} against {a.label}"

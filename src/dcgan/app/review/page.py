@@ -126,7 +126,7 @@ def curves_png(curves: dict[str, dict[str, pd.DataFrame]]) -> bytes | None:
 
 
 def render(title: str, review: Review, diff: dict, base: str, head: str, pictures: list[Picture],
-           curves: Picture | None, link: Link, lead: list[str] = (), notes: list[str] = ()) -> str:
+           curves: Picture | None, link: Link, lead: list[str] = ()) -> str:
     """The page as markdown. ``lead``: lines under the verdict (the flow's promotion decision)."""
     lines = [f"# {title}", "", verdict_line(review), "", review.gated.reason, "", *lead]
     if lead:
@@ -143,8 +143,8 @@ def render(title: str, review: Review, diff: dict, base: str, head: str, picture
     if unofficial:
         lines += [f"**Warning** ({' and '.join(dict((('old', base), ('new', head)))[s] for s in unofficial)}): "
                   f"{registry.UNOFFICIAL_WEIGHTS}", ""]
-    if review.notes or notes:
-        lines += ["## Notes", "", *[f"- {n}" for n in (*review.notes, *notes)], ""]
+    if review.notes:
+        lines += ["## Notes", "", *[f"- {n}" for n in review.notes], ""]
     return "\n".join(lines)
 
 

@@ -38,10 +38,21 @@ class Side:
     grid: bytes | None = None
     curves: dict[str, pd.DataFrame] = field(default_factory=dict)
     features: np.ndarray | None = None
-    reference: bytes | None = None
-    """models/evaluator/reference.npz as bytes (the paired test's reference), or None."""
     missing: list[str] = field(default_factory=list)
     """What could not be read, and why (for the page's notes)."""
+    reader: _Reader | None = None
+    """Reads more of this side where needed (the evaluator's reference: :meth:`reference`)."""
+
+    def reference(self, folder: Path) -> Path | None:
+        """models/evaluator/reference.npz of this side, as a file (in ``folder`` when it has to be
+        fetched from a commit), or None (and why, in :attr:`missing`). Fetched only for the paired
+        test: on CelebA it holds the training features of up to 50,000 images."""
+        try:
+            return self.reader.file(REFERENCE, folder / f"{self.commit or 'workspace'}-reference.npz")
+        except Exception as exc:  # noqa: BLE001 (absent, not in the cache: the page says so)
+            self.missing.append(f"{REFERENCE}: {_why(exc)}" + (
+                "" if self.commit is None else " (a DVC output: `dvc pull` or `dvc repro` puts it in the cache)"))
+            return None
 
 
 def resolve(root: Path, name: str) -> str:
@@ -76,6 +87,15 @@ class _Reader:
         with self.fs.open(path, mode="rb") as f:
             return f.read()
 
+    def file(self, path: str, dest: Path) -> Path:
+        """``path`` as a file: the workspace's own, or fetched from the commit to ``dest``."""
+        if self.commit is None:
+            if not (self.root / path).is_file():
+                raise FileNotFoundError(path)
+            return self.root / path
+        self.fs.get_file(path, str(dest))
+        return dest
+
     def listdir(self, folder: str) -> list[str]:
         if self.commit is None:
             d = self.root / folder
@@ -95,8 +115,9 @@ def read_side(root: Path, name: str | None) -> Side:
     and be a JSON object (else :class:`BadInput`); the rest is read where it can be, and what is
     missing is listed."""
     commit = None if name is None else resolve(root, name)
-    label = (WORKSPACE if commit is None else commit[:12] if commit.startswith(name.lower())
-             else f"{name} ({commit[:12]})")
+    given_as_id = name is not None and all(c in "0123456789abcdef" for c in name.lower()) and commit.startswith(
+        name.lower())
+    label = WORKSPACE if commit is None else commit[:12] if given_as_id else f"{name} ({commit[:12]})"
     r = _Reader(root, commit)
     try:
         metrics = json.loads(r.read(paths.METRICS))
@@ -108,7 +129,7 @@ def read_side(root: Path, name: str | None) -> Side:
         raise BadInput(f"{label}: {paths.METRICS} cannot be read ({_why(exc)})") from None
     if not isinstance(metrics, dict):
         raise BadInput(f"{label}: {paths.METRICS} holds {type(metrics).__name__}, not a JSON object of metrics")
-    side = Side(label, commit, metrics)
+    side = Side(label, commit, metrics, reader=r)
     side.grid = _optional(r, paths.SAMPLE_GRID, side)
     for name_ in r.listdir(CURVES):
         if name_.endswith(".tsv"):
@@ -128,7 +149,6 @@ def read_side(root: Path, name: str | None) -> Side:
             side.features = np.load(io.BytesIO(raw), allow_pickle=False)
         except ValueError as exc:
             side.missing.append(f"{paths.FEATURES}: not a .npy array ({exc})")
-    side.reference = _optional(r, REFERENCE, side)
     return side
 
 
@@ -137,5 +157,5 @@ def _optional(r: _Reader, path: str, side: Side) -> bytes | None:
         return r.read(path)
     except Exception as exc:  # noqa: BLE001 (absent in git, not in the DVC cache, unreadable: the page says so)
         where = "" if side.commit is None else " (a DVC output: `dvc pull` or `dvc repro` puts it in the cache)"
-        side.missing.append(f"{path}: {_why(exc)}{where if path in (paths.FEATURES, REFERENCE) else ''}")
+        side.missing.append(f"{path}: {_why(exc)}{where if path == paths.FEATURES else ''}")
         return None

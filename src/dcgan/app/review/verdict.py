@@ -64,16 +64,14 @@ class Review:
         return 0 if code == 1 and not fail_on_worse else code
 
 
-def _noise_test(gain: float, se: float, margin: float, alpha: float) -> tuple[float, float, bool, bool]:
-    """One-sided tests of ``gain`` (normal, standard error ``se``) beyond ``margin``: p of
-    "better", p of "worse", and whether each is below ``alpha``."""
+def _noise_test(gain: float, se: float, margin: float) -> tuple[float, float]:
+    """One-sided p-values of "better" and of "worse" by more than ``margin``, for a ``gain``
+    that is normal with standard error ``se``."""
     from scipy.stats import norm
 
     if se <= 0:
-        better, worse = float(gain <= margin), float(-gain <= margin)
-    else:
-        better, worse = float(norm.sf((gain - margin) / se)), float(norm.sf((-gain - margin) / se))
-    return better, worse, better < alpha, worse < alpha
+        return float(gain <= margin), float(-gain <= margin)
+    return float(norm.sf((gain - margin) / se)), float(norm.sf((-gain - margin) / se))
 
 
 def judge_metric(diff: dict, metric: str, margin: float = 0.0, alpha: float = ALPHA,
@@ -105,7 +103,7 @@ def judge_metric(diff: dict, metric: str, margin: float = 0.0, alpha: float = AL
             low, high = up.low, up.high
         else:
             se = math.sqrt(se_paired ** 2 + extra)
-            p_better, p_worse, *_ = _noise_test(gain, se, margin, alpha)
+            p_better, p_worse = _noise_test(gain, se, margin)
             low, high = gain - 1.959964 * se, gain + 1.959964 * se
         test = f"paired bootstrap on both runs' features ({up.n} a side, {up.resamples} resamples){retrain}"
     else:
@@ -114,7 +112,7 @@ def judge_metric(diff: dict, metric: str, margin: float = 0.0, alpha: float = AL
                            reason=f"no standard error ({metric}_se) on both sides: the change cannot be told from "
                                   "noise (evaluate.bootstrap > 0 writes it)")
         se = math.sqrt(se_old ** 2 + se_new ** 2 + extra)
-        p_better, p_worse, *_ = _noise_test(gain, se, margin, alpha)
+        p_better, p_worse = _noise_test(gain, se, margin)
         low, high = gain - 1.959964 * se, gain + 1.959964 * se
         test = f"standard errors {se_old:.3g} and {se_new:.3g}{retrain}"
     word = BETTER if p_better < alpha else WORSE if p_worse is not None and p_worse < alpha else NOISE
