@@ -81,27 +81,26 @@ def train_run(params, images: np.ndarray, device: torch.device, evaluator: str, 
     stage does, in-training FID every ``train.eval_every`` epochs keeping the best generator."""
     p, ev, seed = params.train, params.evaluator, params.base.seed
     # every auto decided as the train stage decides it, so the run records what it trained in
-    plan = plan_run(p, images, params.prepare.image_size, params.prepare.channels, data_stats(prepared), device,
-                    seed=seed)
-    p, cfg = plan.params, plan.cfg
+    run = plan_run(p, images, params.prepare.image_size, params.prepare.channels, data_stats(prepared), device,
+                   seed=seed)
     fid_fn = make_fid_fn(evaluator, prepared, extractor=ev.extractor, inception_weights=ev.inception_weights,
                          batch_size=ev.feature_batch_size, samples=p.eval_samples, seed=seed,
-                         device=device)[0] if p.eval_every else None
+                         device=device)[0] if run.eval_every else None
     curves = Curves()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        r = train(settings=plan.settings, cfg=cfg, seed=seed,
+        r = train(run=run, seed=seed,
                   images=images, device=device, ckpt_dir=tmp, fingerprint=tag, logger=curves,
                   log=lambda m: None, fid_fn=fid_fn)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         wall = time.perf_counter() - t0
     g = r.g
-    if r.g_best is not None and pick_generator(params.sample.generator, p.ema_decay) == "best":
-        g = Generator(cfg).to(device)
+    if r.g_best is not None and pick_generator(params.sample.generator, run.ema_decay) == "best":
+        g = Generator(run.arch).to(device)
         g.load_state_dict(r.g_best)
         g.eval()
-    return Trained(g, r.ds[0], r.step, round(wall, 2), p.precision, curves.trajectory(), r.g.eval(), r.ada)
+    return Trained(g, r.ds[0], r.step, round(wall, 2), run.precision, curves.trajectory(), r.g.eval(), r.ada)
 
 
 @dataclass

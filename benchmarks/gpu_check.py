@@ -44,7 +44,7 @@ RECORDED = ("captured_vs_eager", "resume", "moved_checkpoint", "prefetch", "capt
 """The checks tests/test_graphed_cuda.py records: each must be there."""
 TESTS_SHARE = 0.55
 """The CUDA tests' pytest run is killed after this share of --minutes (264 s of 8 minutes); every
-timeout inside it is shorter (tests/test_graphed_cuda.CHILD_TIMEOUT_S), and the shell's (570 s)
+timeout inside it is shorter (tests/helpers.CHILD_TIMEOUT_S), and the shell's (570 s)
 is longer than the whole budget, so the innermost one fires first."""
 MEMORY_RATIO = 1.5
 BF16_PEAK_TFLOPS = 989.0  # the H200's dense bf16 peak (datasheet)

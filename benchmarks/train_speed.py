@@ -51,7 +51,7 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from dcgan.app.params.whole import load_params  # noqa: E402
-from dcgan.app.recipe import gan_config, resolve_recipe, train_settings  # noqa: E402
+from dcgan.app.recipe import gan_config, make_run, resolve_recipe  # noqa: E402
 from dcgan.core.devices import resolve_precision  # noqa: E402
 from dcgan.training.graphed import resolve_compile  # noqa: E402
 from dcgan.training.loop import Callbacks, train  # noqa: E402
@@ -213,7 +213,7 @@ def timed_window(p, cfg, images: np.ndarray, warmup: int, steps: int, seed: int 
             torch.distributed.broadcast_object_list(box)
             tmp = box[0]
         t0 = time.perf_counter()
-        train(settings=train_settings(p, batch_size=p.batch_size, precision=p.precision), cfg=cfg, seed=seed,
+        train(run=make_run(p, cfg, batch_size=p.batch_size, precision=p.precision), seed=seed,
               images=images, device=device, ckpt_dir=tmp, fingerprint="bench", logger=Clock(),
               log=lambda m: None, dist=dist or SINGLE, callbacks=StopAfter(warmup + steps))
         sync(device)
@@ -251,8 +251,8 @@ def step_flops(p, cfg, images: np.ndarray, device: torch.device = CPU) -> float:
     from dcgan.training.settings import Setup
 
     bs = p.batch_size
-    s = Setup(train_settings(dataclasses.replace(p, compile="none"), batch_size=bs, precision=p.precision),
-              cfg, 0, device, SINGLE)
+    s = Setup(make_run(dataclasses.replace(p, compile="none"), cfg, batch_size=bs, precision=p.precision),
+              0, device, SINGLE)
     nets = build_nets(s)
     source = TensorSource(torch.from_numpy(images[:bs]).to(device))
     b = make_batch(s, source, epoch_order(0, 0, bs).to(device), 0, 0, bs)
@@ -282,7 +282,7 @@ def kernel_ms_per_step(p, cfg, images: np.ndarray, warmup: int, steps: int, devi
 
     p = dataclasses.replace(p, eval_every=0, log_every=warmup + steps, epochs=10**6)
     with tempfile.TemporaryDirectory() as tmp:
-        train(settings=train_settings(p, batch_size=p.batch_size, precision=p.precision), cfg=cfg, seed=0,
+        train(run=make_run(p, cfg, batch_size=p.batch_size, precision=p.precision), seed=0,
               images=images, device=device, ckpt_dir=tmp, fingerprint="profile", log=lambda m: None,
               callbacks=Window())
     events = prof.key_averages()

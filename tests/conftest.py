@@ -104,7 +104,7 @@ CPU = torch.device("cpu")
 @pytest.fixture(scope="session")
 def data() -> np.ndarray:
     """160 digits at 16x16, uint8 (N, 1, 16, 16)."""
-    from dcgan.data.shaping import load_dataset
+    from tests.helpers import load_dataset
 
     return load_dataset("digits", ".", 16, 1, max_images=160).images
 
@@ -220,23 +220,23 @@ def fit(p, cfg, images, ckpt_dir, fingerprint="fp", *, seed=0, device=CPU, stop_
         batch_size=None, log=lambda m: None, **kw):
     """dcgan.training.loop.train with the train params ``p`` turned into its settings (as the
     train stage does; ``p.precision`` must be resolved, as the loop refuses ``auto``)."""
-    from dcgan.app.recipe import train_settings
+    from dcgan.app.recipe import make_run
     from dcgan.training.loop import train
 
-    settings = train_settings(p, batch_size=batch_size or p.batch_size, precision=p.precision)
-    return train(settings=settings, cfg=cfg, seed=seed, images=images, device=device, ckpt_dir=ckpt_dir,
+    run = make_run(p, cfg, batch_size=batch_size or p.batch_size, precision=p.precision)
+    return train(run=run, seed=seed, images=images, device=device, ckpt_dir=ckpt_dir,
                  fingerprint=fingerprint, callbacks=StopAfter(stop_after, on_step), log=log, **kw)
 
 
 def frame(p, cfg, seed=0):
     """(Setup, fresh Nets, their GANObjective) for one step of the loop by hand."""
-    from dcgan.app.recipe import train_settings
+    from dcgan.app.recipe import make_run
     from dcgan.training.distributed import SINGLE
     from dcgan.training.loop import make_objective
     from dcgan.training.nets import build_nets
     from dcgan.training.settings import Setup
 
-    s = Setup(train_settings(p, batch_size=p.batch_size, precision=p.precision), cfg, seed, CPU, SINGLE)
+    s = Setup(make_run(p, cfg, batch_size=p.batch_size, precision=p.precision), seed, CPU, SINGLE)
     nets = build_nets(s)
     return s, nets, make_objective(s, nets)
 

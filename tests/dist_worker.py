@@ -29,10 +29,12 @@ from dcgan.app.recipe import (
     gan_config,  # noqa: E402
     resolve_recipe,  # noqa: E402
 )
-from dcgan.data.arrays import channel_stats  # noqa: E402
-from dcgan.data.shaping import load_dataset  # noqa: E402
 from dcgan.training import distributed  # noqa: E402
 from tests.conftest import fit, tiny_params  # noqa: E402
+from tests.helpers import (
+    channel_stats,  # noqa: E402
+    load_dataset,  # noqa: E402
+)
 
 
 def digest(named) -> str:

@@ -388,7 +388,7 @@ def test_the_native_lattice_holds_prepares_upscales_and_not_a_resample_of_them(l
     changes no pixel by more than rounding); one augment-stage copy of them does not, and nor do
     they shifted by one pixel. The projection is what a native-resolution detector sees."""
     from dcgan.data.augment import Augmentation
-    from dcgan.data.shaping import load_dataset
+    from tests.helpers import load_dataset
 
     leak = leak_module
     digits = load_dataset("digits", ".", 16, 1, max_images=64).images
@@ -407,7 +407,7 @@ def test_the_leak_detector_tells_copies_from_originals_it_never_saw(leak_module,
     """Trained on 240 digits and fresh copies of them, it calls most held-out copies augmented
     and few held-out originals; a generator that drew the originals would score as they do."""
     from dcgan.data.augment import Augmentation
-    from dcgan.data.shaping import load_dataset
+    from tests.helpers import load_dataset
 
     leak = leak_module
     digits = load_dataset("digits", ".", 16, 1, max_images=400).images

@@ -130,7 +130,7 @@ def test_an_old_layout_params_file_gets_one_line_naming_each_move():
 
 
 def test_auto_keys_take_the_recipe_for_the_data_kind_and_given_values_stay():
-    from dcgan.app.recipe import RECIPES, gan_config, resolve_recipe, train_settings
+    from dcgan.app.recipe import RECIPES, gan_config, objective_spec, resolve_recipe
 
     p = parse_params(shipped_params()).train
     assert {k: getattr(p, k) for k in RECIPES["grey"]} == {k: "auto" for k in RECIPES["grey"]}
@@ -148,7 +148,7 @@ def test_auto_keys_take_the_recipe_for_the_data_kind_and_given_values_stay():
                                          "still auto"):
         gan_config(p, 32, 1)
     with pytest.raises(ValueError, match="still auto"):
-        train_settings(p, batch_size=64, precision="fp32")
+        objective_spec(p)
 
 
 def test_min_images_raises_epochs_only_where_the_set_is_small_whatever_the_batch_size():
@@ -208,23 +208,24 @@ def test_plan_run_decides_every_auto_once_with_one_line_each():
     given = dataclasses.replace(parse_params(shipped_params()).train, epochs=1, batch_size=32,
                                 precision="auto", compile="auto")
     grey = np.zeros((64, 1, 16, 16), np.uint8)
-    plan = plan_run(given, grey, 16, 1, None, torch.device("cpu"))
-    lines = plan.decisions
+    run = plan_run(given, grey, 16, 1, None, torch.device("cpu"))
+    lines = run.decisions
     assert [line.split()[1] for line in lines[:2]] == ["precision", "compile"]
     assert lines[1] == "train: compile none (CUDA graphs need a CUDA device, not cpu)"
     assert lines[2].startswith("train: grey recipe (1 channel): ")
     assert len(lines) == 4  # grey: at least 56,320 images, 880 epochs of 2 steps of 32 here
     assert lines[3] == ("train: 880 epochs instead of 1: train.min_images 56320 on 64 images at batch 32; "
                         "in-training FID every 1760 epochs instead of 2, as many as asked for")
-    assert plan.params.precision in ("fp32", "bf16") and plan.params.compile == "none"
-    assert plan.params.r1_gamma == RECIPES["grey"]["r1_gamma"] and plan.settings.precision == plan.params.precision
-    assert plan.batch_size == 32 and plan.auto_batch is None and plan.params.epochs == 880
+    assert run.precision in ("fp32", "bf16") and run.compile == "none"
+    assert run.objective.r1_gamma == RECIPES["grey"]["r1_gamma"] and run.ema_decay == RECIPES["grey"]["ema_decay"]
+    assert run.batch_size == 32 and not run.batch_auto and run.epochs == 880
+    assert run.arch.image_size == 16 and run.arch.channels == 1 and run.lr == given.lr
     colour = np.random.default_rng(0).integers(0, 256, (64, 3, 16, 16), dtype=np.uint8)
-    plan = plan_run(dataclasses.replace(given, min_images=160, batch_size="auto", precision="fp32"),
-                    colour, 16, 3, None, torch.device("cpu"))
-    assert plan.decisions[0] == "train: precision fp32 (train.precision is fp32)"
-    assert plan.decisions[3].startswith("train.batch_size auto: no accelerator memory to probe on the CPU")
-    assert plan.decisions[4] == ("train: 3 epochs instead of 1: train.min_images 160 on 64 images at batch 64; "
-                                 "in-training FID every 6 epochs instead of 2, as many as asked for")
-    assert plan.settings.eval_every == 6 and plan.settings.epochs == 3
-    assert plan.auto_batch == 64 and plan.params.batch_size == "auto" and plan.settings.batch_size == 64
+    run = plan_run(dataclasses.replace(given, min_images=160, batch_size="auto", precision="fp32"),
+                   colour, 16, 3, None, torch.device("cpu"))
+    assert run.decisions[0] == "train: precision fp32 (as set)"
+    assert run.decisions[3].startswith("train.batch_size auto: no accelerator memory to probe on the CPU")
+    assert run.decisions[4] == ("train: 3 epochs instead of 1: train.min_images 160 on 64 images at batch 64; "
+                                "in-training FID every 6 epochs instead of 2, as many as asked for")
+    assert run.eval_every == 6 and run.epochs == 3
+    assert run.batch_auto and run.batch_size == 64

@@ -10,8 +10,8 @@ from PIL import Image
 
 from dcgan.core.errors import UserError
 from dcgan.data.loaders import dataset_names
-from dcgan.data.shaping import load_dataset
 from tests.conftest import REPO
+from tests.helpers import load_dataset
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:
@@ -112,7 +112,7 @@ def test_mnist_family_reads_idx_files(tmp_path, name, folder):
 
 
 def test_mnist_missing_files_is_a_clear_error(tmp_path):
-    with pytest.raises(UserError, match=r"MNIST files not found under .*prepare.download"):
+    with pytest.raises(UserError, match=r"^root .*: MNIST files not found under .*set download: true"):
         load_dataset("mnist", tmp_path, 32, 1)
 
 
@@ -216,7 +216,7 @@ def test_unknown_dataset():
 
     names = ", ".join(_REGISTRY)  # registration order
     assert names.startswith("digits, mnist, fashion_mnist, cifar10, celeba, lsun, folder")
-    with pytest.raises(UserError, match=f"prepare.dataset must be one of {names}, got 'imagenet'"):
+    with pytest.raises(UserError, match=f"^dataset must be one of {names}, got 'imagenet'"):
         load_dataset("imagenet", ".", 16, 1)
 
 
@@ -242,7 +242,7 @@ def test_celeba_download_without_gdown_names_the_extra(tmp_path, monkeypatch):
 
 def test_each_loader_declares_the_prepare_keys_it_reads():
     """The loader contract is typed: a loader's options are a dataclass whose fields are prepare.*
-    keys (the prepare stage fills it with pick); no loader is special-cased in the stage."""
+    keys (the prepare stage fills it with fill_from); no loader is special-cased in the stage."""
     from dataclasses import fields
 
     from dcgan.app.params.prepare import PrepareParams

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from dcgan.training.diffaug import diff_augment
+from dcgan.training.names import DIFFAUG_POLICIES
 from tests import diffaugment_reference as ref
 
 # the reference calls torch.meshgrid without indexing= (it means "ij", today's default)
@@ -25,7 +26,7 @@ def _reference(x: torch.Tensor, policy: tuple[str, ...], seed: int) -> torch.Ten
         return ref.DiffAugment(x, ",".join(policy))
 
 
-@pytest.mark.parametrize("policy", [("color",), ("translation",), ("cutout",), ("color", "translation", "cutout")])
+@pytest.mark.parametrize("policy", [(name,) for name in DIFFAUG_POLICIES] + [DIFFAUG_POLICIES])
 @pytest.mark.parametrize("shape", [(16, 3, 32, 32), (9, 1, 16, 16), (4, 3, 20, 12)])
 def test_same_draws_give_the_reference_images(policy, shape):
     x = torch.rand(*shape, generator=torch.Generator().manual_seed(7)) * 2 - 1  # network space [-1, 1]

@@ -264,8 +264,8 @@ def test_the_timeouts_nest_so_the_innermost_fires_first(gc):
     """A child process of the CUDA tests < the pytest run < the whole budget < the shell's net."""
     import re
 
-    cuda_tests = (REPO / "tests/test_graphed_cuda.py").read_text()  # read, not imported: tests import no tests
-    child_s = int(re.search(r"^CHILD_TIMEOUT_S = (\d+)$", cuda_tests, re.M).group(1))
+    from tests.helpers import CHILD_TIMEOUT_S as child_s
+
     tests_s = 8 * 60 * gc.TESTS_SHARE
     shell_s = int(re.search(r"timeout (\d+) ", (REPO / "benchmarks/gpu_check.sh").read_text()).group(1))
     assert 2 * child_s < tests_s < 8 * 60 < shell_s  # the capture test starts two children

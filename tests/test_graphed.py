@@ -14,12 +14,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from dcgan.app.recipe import gan_config, train_settings
-from dcgan.data.arrays import channel_stats
+from dcgan.app.recipe import gan_config, make_run
 from dcgan.training import graphed, objective
 from dcgan.training.draws import Call, LiveDraws, Recorder, Schema, TapeDraws, rehearse
 from dcgan.training.graphed import resolve_compile
 from tests.conftest import CPU, digest, fit, tparams
+from tests.helpers import channel_stats
 
 SRC = str(Path(objective.__file__).resolve().parents[1])  # src/dcgan
 
@@ -162,11 +162,11 @@ def test_auto_captures_where_it_can_and_the_loop_refuses_unresolved_auto():
     assert resolve_compile("reduce-overhead", CPU, "fp32", 1)[0] == "reduce-overhead"
     # an explicit graph under DDP resolves as auto does (eager), and says why (issue 31, item 5)
     mode, why = resolve_compile("graph", cuda, "bf16", 2)
-    assert mode == "none" and "nproc 2" in why and "not captured" in why
+    assert mode == "none" and "2 processes" in why and "not captured" in why
     assert resolve_compile("graph", cuda, "bf16", 1) == ("graph", "as set")
     p = dataclasses.replace(tparams(), compile="auto")
     with pytest.raises(ValueError, match="resolve 'auto' first"):
-        train_settings(p, batch_size=p.batch_size, precision=p.precision)
+        make_run(p, gan_config(p, 16, 1), batch_size=p.batch_size, precision=p.precision)
 
 
 def test_why_a_step_is_not_captured_is_said(data, tmp_path):
@@ -178,17 +178,22 @@ def test_why_a_step_is_not_captured_is_said(data, tmp_path):
 def test_inductor_with_channels_last_on_cuda_is_refused_in_one_line(data):
     """The inductor failure of issue 24 (channels_last ConvTranspose2d backward): refused before
     any work, naming the way out. (Setup checks the device; no CUDA device is needed to check.)"""
+    from dcgan.app.params.typed import keyed
     from dcgan.core.errors import UserError
     from dcgan.training.distributed import SINGLE
     from dcgan.training.settings import Setup
 
     p = tparams(compile="default", channels_last=True)
-    settings = train_settings(p, batch_size=p.batch_size, precision=p.precision)
-    with pytest.raises(UserError, match="use train.compile: graph, or train.channels_last: false"):
-        Setup(settings, gan_config(p, 16, 1), 0, torch.device("cuda"), SINGLE)
-    Setup(settings, gan_config(p, 16, 1), 0, CPU, SINGLE)  # on the CPU inductor handles it
+    run = make_run(p, gan_config(p, 16, 1), batch_size=p.batch_size, precision=p.precision)
+    with pytest.raises(UserError, match="^compile default with channels_last on CUDA fails in inductor"):
+        Setup(run, 0, torch.device("cuda"), SINGLE)
+    # the application names the key the value came from
+    with pytest.raises(UserError, match="^train.compile default with .*use compile graph, or channels_last off"):
+        with keyed("train"):
+            Setup(run, 0, torch.device("cuda"), SINGLE)
+    Setup(run, 0, CPU, SINGLE)  # on the CPU inductor handles it
     q = tparams(compile="default", channels_last=False)
-    Setup(train_settings(q, batch_size=q.batch_size, precision=q.precision), gan_config(q, 16, 1), 0,
+    Setup(make_run(q, gan_config(q, 16, 1), batch_size=q.batch_size, precision=q.precision), 0,
           torch.device("cuda"), SINGLE)
 
 
@@ -228,7 +233,7 @@ def test_an_eager_optimizer_state_takes_the_captured_form_and_back_unchanged():
     float32. Loaded plainly, the groups would say capturable False, which a captured step cannot
     run. Converted back to the plain form and stepped (with the lr the loop sets before each
     step), it matches the original bit for bit."""
-    from dcgan.training.nets import load_optimizer
+    from dcgan.training.optimizers import load_optimizer
 
     torch.manual_seed(0)
     w = [torch.nn.Parameter(torch.randn(5, 3)), torch.nn.Parameter(torch.randn(3))]

@@ -31,11 +31,11 @@ import numpy as np
 import pytest
 import torch
 
-from dcgan.app.recipe import gan_config, train_settings
-from dcgan.data.arrays import channel_stats
+from dcgan.app.recipe import gan_config, make_run
 from dcgan.training.distributed import SINGLE
 from dcgan.training.settings import Setup
 from tests.conftest import CPU, fit, tparams
+from tests.helpers import CHILD_TIMEOUT_S, channel_stats
 
 DEVICE = torch.device(os.environ.get("DCGAN_CUDA_TESTS_DEVICE", "cuda"))
 ON_CUDA = DEVICE.type == "cuda"
@@ -58,11 +58,6 @@ def child_env() -> dict[str, str]:
     keep = os.environ.get("PYTHONPATH", "")
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(REPO), *([keep] if keep else [])])}
 
-
-CHILD_TIMEOUT_S = 60
-"""A child process's limit: two of them fit well inside the pytest run's own limit
-(benchmarks/gpu_check.TESTS_SHARE of its budget, 264 s), so the innermost timeout fires first and
-pytest still writes its junit XML."""
 
 
 def run_in_child(code: str, timeout: float = CHILD_TIMEOUT_S):
@@ -384,8 +379,8 @@ def test_replays_never_sync_with_the_host_and_capture_on_the_warm_up_stream(colo
     empty_cache = torch.cuda.empty_cache
     monkeypatch.setattr(graphed.torch.cuda, "empty_cache", lambda: (emptied.append(1), empty_cache())[1])
     p = tparams(epochs=1, compile="graph", precision="bf16", **OVER)
-    s = Setup(train_settings(p, batch_size=p.batch_size, precision=p.precision),
-              gan_config(p, 16, 3, channel_stats(colour)), 0, DEVICE, SINGLE)
+    s = Setup(make_run(p, gan_config(p, 16, 3, channel_stats(colour)), batch_size=p.batch_size,
+                       precision=p.precision), 0, DEVICE, SINGLE)
     nets = build_nets(s)
     static = StaticStep(s, nets, make_objective(s, nets), train_step)
     images = torch.from_numpy(np.asarray(colour)).to(DEVICE)
@@ -422,7 +417,7 @@ def test_auto_batch_size_trains_within_the_memory_it_was_given(colour, tmp_path)
     cfg = gan_config(p, 16, 3, channel_stats(colour))
 
     def setup_at(bs: int) -> Setup:
-        return Setup(train_settings(p, batch_size=bs, precision=p.precision), cfg, 0, DEVICE, SINGLE)
+        return Setup(make_run(p, cfg, batch_size=bs, precision=p.precision), 0, DEVICE, SINGLE)
 
     given = 6 * cuda_peak(setup_at)(64)
     lines: list[str] = []

@@ -40,8 +40,11 @@ def test_missing_weights_say_where_to_put_them(tmp_path):
     with pytest.raises(UserError) as exc:
         check_weights(tmp_path / "pt_inception-2015-12-05-6726825d.pth")
     msg = str(exc.value)
-    assert "evaluator.inception_weights" in msg and "evaluator.extractor: classifier" in msg
-    assert "never downloaded" in msg
+    assert msg.startswith("inception_weights ") and "extractor: classifier" in msg and "never downloaded" in msg
+    assert "evaluator." not in msg  # the library names its own setting; the stage names the key:
+    keyed = exc.value.keyed(lambda name: f"evaluator.{name}")
+    assert str(keyed).startswith("evaluator.inception_weights ") and "evaluator.extractor: classifier" in str(keyed)
+    assert "unless evaluator.inception_download is true" in str(keyed)
 
 
 def test_code_in_a_weights_file_never_runs(tmp_path):
@@ -76,7 +79,8 @@ def test_missing_weights_stop_the_evaluator_stage(tmp_path, monkeypatch, capsys)
     assert run(prepare.main, []) == 0
     assert run(evaluator.main, []) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert err[-1].startswith("error: Inception weights not found at models/inception/")
+    assert err[-1].startswith("error: evaluator.inception_weights models/inception/")
+    assert "the Inception weights are not there" in err[-1] and "evaluator.inception_download is true" in err[-1]
 
 
 # evaluator.inception_download ----------------------------------------------------------------------
@@ -150,11 +154,11 @@ def test_offline_download_names_the_url_the_path_and_the_alternative(tmp_path):
     with pytest.raises(UserError) as exc:
         download_weights(dest, url, timeout_s=5)
     msg = str(exc.value)
-    assert url in msg and str(dest) in msg and "evaluator.extractor: classifier" in msg
+    assert url in msg and str(dest) in msg and "set extractor: classifier" in msg
     assert not dest.exists() and not list(dest.parent.glob("*.part"))
     with pytest.raises(UserError) as exc:  # the default URL is torch-fidelity's release
         check_weights(dest)
-    assert "evaluator.inception_download" in str(exc.value) and WEIGHTS_URL in str(exc.value)
+    assert "inception_download is true" in str(exc.value) and WEIGHTS_URL in str(exc.value)
 
 
 def test_unofficial_weights_are_said_in_words_in_the_report_and_the_diff():

@@ -4,8 +4,9 @@ import torch
 
 from dcgan.core.errors import UserError
 from dcgan.metrics.classifier import ClassifierConfig, extract, train_classifier
-from dcgan.metrics.fid import feature_stats, fid_from_features, frechet_distance
+from dcgan.metrics.fid import feature_stats, frechet_distance
 from dcgan.metrics.inception_score import inception_score
+from tests.helpers import fid_from_features
 
 
 def test_fid_of_a_set_with_itself_is_zero():
@@ -62,7 +63,7 @@ def test_inception_score_matches_the_formula():
 
 
 def _digits(n=400):
-    from dcgan.data.shaping import load_dataset
+    from tests.helpers import load_dataset
 
     raw = load_dataset("digits", ".", 16, 1, max_images=n)
     return raw.images, raw.labels
@@ -113,7 +114,7 @@ def test_too_few_samples_warns_with_the_minimum():
     assert check_sample_size(20, 32, 100, 100, msgs.append) is False
     assert "FID is unstable below 33 images" in msgs[0]
     assert check_sample_size(40, 32, 100, 100, msgs.append) is True and len(msgs) == 1
-    with pytest.raises(UserError, match="needs 40 generated and 40 held-out images, have 30 and 100"):
+    with pytest.raises(UserError, match="num_samples is 40: scoring needs 40 generated and 40 held-out images, have 30 and 100"):
         check_sample_size(40, 32, 30, 100)
     with pytest.raises(UserError, match="at least 2 images"):
         check_sample_size(1, 32, 30, 100)

@@ -10,7 +10,6 @@ from dcgan.app.params.whole import parse_params
 from dcgan.app.recipe import gan_config
 from dcgan.core.errors import ConfigError, UserError
 from dcgan.core.pixels import to_uint8, to_unit
-from dcgan.data.arrays import channel_stats
 from dcgan.networks.gan import Discriminator, MeanLogit, build, pixels_of, to_network, to_pixels
 from dcgan.networks.model_dir import (
     ModelCard,
@@ -24,6 +23,7 @@ from dcgan.networks.sampling import discriminator_rejection_sampling, generate
 from dcgan.training.loop import train_step
 from dcgan.training.objective import aggregate
 from tests.conftest import CPU, digest, first_batch, fit, frame, tiny_params, tparams
+from tests.helpers import channel_stats
 
 DIGITS = ([0.3049746017582972], [0.323406848645135])  # data/prepared/meta.json of the default dataset
 CIFAR = ([0.4914, 0.4822, 0.4465], [0.2470, 0.2435, 0.2616])
@@ -137,10 +137,10 @@ def test_ensemble_members_are_independent_and_d0_is_the_single_d(data):
     one = frame(tparams(), gan_config(tparams(), 16, 1))[1]
     p = tparams(discriminators=3)
     three = frame(p, gan_config(p, 16, 1))[1]
-    assert len(three.ds) == len(three.opt_ds) == 3
+    assert len(three.ds) == len(three.opt.ds) == 3
     assert digest(three.ds[0]) == digest(one.ds[0]) and digest(three.g) == digest(one.g)
     assert len({digest(d) for d in three.ds}) == 3
-    assert len({id(o) for o in three.opt_ds}) == 3
+    assert len({id(o) for o in three.opt.ds}) == 3
 
 
 def test_each_discriminator_has_its_own_augment_draws_and_penalties(data):

@@ -1,4 +1,4 @@
-"""params.yaml's sections and the library dataclasses they fill (``pick``) agree field by field:
+"""params.yaml's sections and the library dataclasses they fill (``fill_from``, or the train run's constructors in dcgan.app.recipe) agree field by field:
 a rename or a type change on either side fails here, not when a run starts."""
 
 from __future__ import annotations
@@ -20,19 +20,20 @@ from dcgan.data.loaders import dataset_names, options_type
 from dcgan.metrics.suite import ScoreOptions
 from dcgan.networks.gan import GANConfig
 from dcgan.training.objective import ObjectiveSpec
-from dcgan.training.settings import TrainSettings
+from dcgan.training.settings import Run
 from tests.conftest import REPO
 
-# (library dataclass, the section that fills it, the fields filled from elsewhere: resolved or derived)
+# (library dataclass, the section that fills it, the fields filled from elsewhere: resolved or derived);
+# the train section's are built by dcgan.app.recipe's constructors, the others with ``fill_from``
 PICKS = [
     (GANConfig, TrainParams, {"image_size", "channels", "mean", "std"}),
-    (TrainSettings, TrainParams, {"batch_size", "precision", "objective"}),
+    (Run, TrainParams, {"arch", "objective", "batch_size", "precision", "batch_auto", "decisions"}),
     (ObjectiveSpec, TrainParams, set()),
     (ScoreOptions, EvaluateParams, set()),
     (Augmentation, AugmentParams, set()),
     *[(options_type(name), PrepareParams, set()) for name in dataset_names()],
 ]
-PICKED = {"GANConfig", "TrainSettings", "ObjectiveSpec", "ScoreOptions", "Augmentation", "options_type"}
+PICKED = {"ScoreOptions", "Augmentation", "options_type"}
 
 
 def kinds(tp) -> frozenset[str]:
@@ -70,16 +71,16 @@ def test_each_library_field_is_a_params_key_of_the_same_type(lib, section, elsew
 def test_the_kinds_tell_types_apart():
     assert kinds(hints(TrainParams)["r1_gamma"]) == {"float", "auto"}
     assert kinds(hints(TrainParams)["batch_schedule"]) == {"tuple[tuple[int]]"}
-    assert kinds(hints(TrainSettings)["d_lr"]) == {"float", "None"}
+    assert kinds(hints(Run)["d_lr"]) == {"float", "None"}
     assert kinds(int) != kinds(float) and kinds(bool) != kinds(int)
 
 
 def test_every_pick_in_src_is_checked_here():
-    """A new ``pick(SomeConfig, section)`` in src/ must be added to PICKS."""
+    """A new ``fill_from(SomeConfig, section)`` in src/ must be added to PICKS."""
     picked = set()
     for path in (REPO / "src").rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text())):
-            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "pick":
+            if isinstance(node, ast.Call) and getattr(node.func, "id", None) == "fill_from":
                 first = node.args[0]
                 picked.add(first.func.id if isinstance(first, ast.Call) else first.id)
     assert picked == PICKED
@@ -90,7 +91,8 @@ def test_the_loss_choices_are_the_loss_registry():
     comments and docs/techniques.md list them all."""
     import re
 
-    from dcgan.training.losses import ADVERSARIAL, RECONSTRUCTION
+    from dcgan.training.names import ADVERSARIAL_LOSSES as ADVERSARIAL
+    from dcgan.training.names import RECON_LOSSES as RECONSTRUCTION
 
     params_yaml = (REPO / "params.yaml").read_text()
     techniques = (REPO / "docs" / "techniques.md").read_text()

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from dcgan.app.params.whole import parse_params
-from dcgan.app.recipe import gan_config, resolve_recipe, train_settings
+from dcgan.app.recipe import gan_config, make_run, resolve_recipe
 from dcgan.core.devices import cpu_flags, resolve_precision
 from dcgan.core.progress import progress
 from tests.conftest import CPU, fit, tiny_params
@@ -69,7 +69,7 @@ def test_auto_elsewhere_is_fp32_and_explicit_values_pass_through():
     assert resolve_precision("auto", torch.device("mps"), probe=no_probe)[0] == "fp32"
     for explicit in ("fp32", "bf16", "fp16"):
         assert resolve_precision(explicit, CPU, capability="AVX2", flags=X86, probe=no_probe) == (
-            explicit, f"train.precision is {explicit}")
+            explicit, "as set")
 
 
 def test_cpu_flags_reads_x86_and_arm_cpuinfo(tmp_path):
@@ -88,9 +88,9 @@ def test_the_loop_refuses_auto_and_trains_exactly_the_resolved_format(tmp_path, 
     given the resolved format is the run the stage makes (model.json records it: test_stages)."""
     want, _ = resolve_precision("auto", CPU)
     p = dataclasses.replace(resolve_recipe(parse_params(tiny_params()).train, "grey"), precision="auto")
-    with pytest.raises(ValueError, match="resolve 'auto' first"):
-        train_settings(p, batch_size=p.batch_size, precision=p.precision)
     cfg = gan_config(p, 16, 1)
+    with pytest.raises(ValueError, match="resolve 'auto' first"):
+        make_run(p, cfg, batch_size=p.batch_size, precision=p.precision)
     ran = fit(dataclasses.replace(p, precision=want), cfg, data, tmp_path / "x", "fp", stop_after=2)
     assert ran.step == 2
 

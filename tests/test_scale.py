@@ -34,6 +34,7 @@ from tests.conftest import (
     venv_env,
     write_params,
 )
+from tests.helpers import channel_stats, load_dataset
 
 # ------------------------------------------------------------------------------ prepare
 
@@ -86,7 +87,7 @@ def test_prepare_output_is_byte_identical_for_any_worker_count(tmp_path, image_f
 
 def test_prepare_streamed_equals_the_in_memory_path(tmp_path, image_folder):
     out = prepare_with(tmp_path, image_folder, 2)
-    raw = shaping.load_dataset("folder", image_folder, 16, 3)  # whole, in memory
+    raw = load_dataset("folder", image_folder, 16, 3)  # whole, in memory
     tr, ho = arrays.split_indices(len(raw.images), 0.2, 0)
     for name, idx in (("train", tr), ("holdout", ho)):
         buf = io.BytesIO()
@@ -106,7 +107,7 @@ def test_channel_stats_do_not_depend_on_chunking():
     parts = arrays.ChannelSums(3)
     for a in range(0, 257, 10):
         parts.add(x[a:a + 10])
-    assert parts.stats() == whole == arrays.channel_stats(x)
+    assert parts.stats() == whole == channel_stats(x)
 
 
 def test_prepare_that_runs_out_of_disk_keeps_the_old_output_and_no_temp_files(tmp_path):
@@ -150,7 +151,7 @@ def make_lmdb(path, n: int, corrupt: set[int] = frozenset()) -> list[bytes]:
 
 def test_lsun_reads_the_lmdb_export_in_key_order_skipping_corrupt_records(tmp_path):
     make_lmdb(tmp_path / "bedroom_train_lmdb", 30, corrupt={4})
-    raw = shaping.load_dataset("lsun", tmp_path, 16, 3, lsun_category="bedroom_train")
+    raw = load_dataset("lsun", tmp_path, 16, 3, lsun_category="bedroom_train")
     assert raw.images.shape == (29, 3, 16, 16) and (raw.labels == -1).all()
     assert raw.skipped_files == [f"bedroom_train_lmdb/{4:040x}"]
     first = encoded.decode_image("x", make_lmdb(tmp_path / "again_lmdb", 1)[0])
@@ -159,7 +160,7 @@ def test_lsun_reads_the_lmdb_export_in_key_order_skipping_corrupt_records(tmp_pa
     reopened = loaders.open_dataset("lsun", Source(tmp_path), LsunOptions("bedroom_train")).images
     reopened.reopen_every = 7  # the database is closed and reopened every 7 records
     assert [k for k, _ in reopened.items()] == [f"bedroom_train_lmdb/{i:040x}" for i in range(30)]
-    assert len(shaping.load_dataset("lsun", tmp_path, 16, 3, max_images=5,  # the first 5 records,
+    assert len(load_dataset("lsun", tmp_path, 16, 3, max_images=5,  # the first 5 records,
                                      lsun_category="bedroom_train").images) == 4  # one corrupt
     out = prepare_with(tmp_path, tmp_path, 2, dataset="lsun", lsun_category="bedroom_train")
     assert files.read_json(out / "meta.json")["n_train"] + files.read_json(out / "meta.json")["n_holdout"] == 29
@@ -183,7 +184,7 @@ def test_lsun_errors_name_the_problem(tmp_path):
 
 
 def test_augment_stage_streams_the_same_bytes_as_the_in_memory_augment(tmp_path):
-    from dcgan.app.params.typed import pick
+    from dcgan.app.params.typed import fill_from
     from dcgan.data.augment import Augmentation, augment
 
     write_params(tmp_path / "params.yaml", tiny_params(augment={"copies": 2}))
@@ -193,7 +194,7 @@ def test_augment_stage_streams_the_same_bytes_as_the_in_memory_augment(tmp_path)
     np.save(tmp_path / "prep" / "train_labels.npy", np.arange(2100))
     argv = ["--params", str(tmp_path / "params.yaml"), "--data", str(tmp_path / "prep"), "--out", str(tmp_path / "aug")]
     assert run(augment_stage.main, argv) == 0
-    expected = augment(x, pick(Augmentation, parse_params(tiny_params(augment={"copies": 2})).augment), 0)
+    expected = augment(x, fill_from(Augmentation, parse_params(tiny_params(augment={"copies": 2})).augment), 0)
     assert np.array_equal(np.load(tmp_path / "aug" / "train.npy"), expected)
     assert np.array_equal(np.load(tmp_path / "aug" / "train_labels.npy"), np.tile(np.arange(2100), 3))
     assert files.recorded_digest(tmp_path / "aug" / "train.npy") == files.file_digest(tmp_path / "aug" / "train.npy")
@@ -204,7 +205,7 @@ def test_augment_stage_streams_the_same_bytes_as_the_in_memory_augment(tmp_path)
 
 @pytest.fixture(scope="module")
 def digits() -> np.ndarray:
-    return shaping.load_dataset("digits", ".", 16, 1, max_images=160).images
+    return load_dataset("digits", ".", 16, 1, max_images=160).images
 
 
 def test_training_from_the_file_and_through_the_read_ahead_source_is_bitwise_the_same(
@@ -283,7 +284,7 @@ def test_streaming_feature_stats_match_the_one_pass_ones():
 
 
 def test_precision_recall_runs_on_a_bounded_seeded_subset():
-    from dcgan.app.params.typed import pick
+    from dcgan.app.params.typed import fill_from
     from dcgan.core.seeding import derive_seed
     from dcgan.metrics.prdc import precision_recall
     from dcgan.metrics.sets import FeatureSet, Reference
@@ -292,7 +293,7 @@ def test_precision_recall_runs_on_a_bounded_seeded_subset():
     rng = np.random.default_rng(5)
     ref = Reference.from_features(rng.normal(size=(300, 6)).astype(np.float32))
     gen = FeatureSet(rng.normal(size=(120, 6)).astype(np.float32) + 0.3)
-    opts = pick(ScoreOptions, parse_params(tiny_params(evaluate={"pr_max_images": 50})).evaluate)
+    opts = fill_from(ScoreOptions, parse_params(tiny_params(evaluate={"pr_max_images": 50})).evaluate)
     assert pr_count(120, opts) == 50 and pr_count(30, opts) == 30
     got = get("pr")(gen, ref, opts, 7)
     real = ref.features[np.random.default_rng(7).permutation(300)[:50]]

@@ -8,9 +8,15 @@ import numpy as np
 import pytest
 import yaml
 
+from dcgan.app.params.typed import recording
+from dcgan.app.stage_deps import params_read, unlisted
 from dcgan.app.stages import augment, evaluate, evaluator, prepare, report, sample, train, validate
 from dcgan.app.stages._common import run
-from tests.conftest import tiny_params, venv_env, write_params
+from dcgan.app.stages._common import run as run_stage
+from tests.conftest import REPO, tiny_params, venv_env, write_params
+
+READS: dict[str, set[str]] = {}
+"""The params keys each stage read in the pipeline fixture's run, by stage."""
 
 
 @pytest.fixture(scope="module")
@@ -21,6 +27,13 @@ def pipeline(tmp_path_factory):
     write_params(root / "params.yaml", tiny_params(train={"precision": "auto"}, evaluate={"kid_subsets": 12}))
     prm = ["--params", str(root / "params.yaml")]
     d = lambda *p: str(root.joinpath(*p))  # noqa: E731
+
+    def run(main, argv):  # each stage's run, recording the params keys it reads (READS)
+        with recording() as reads:
+            code = run_stage(main, argv)
+        READS[main.__module__.rsplit(".", 1)[1]] = reads
+        return code
+
     assert run(prepare.main, [*prm, "--out", d("data/prepared")]) == 0
     assert run(augment.main, [*prm, "--data", d("data/prepared"), "--out", d("data/augmented")]) == 0
     assert run(evaluator.main, [*prm, "--data", d("data/prepared"), "--out", d("models/evaluator")]) == 0
@@ -40,6 +53,37 @@ def pipeline(tmp_path_factory):
                              "--models", d("models/gan"), "--live", d("dvclive"),
                              "--out", d("reports/report.md")]) == 0
     return root
+
+
+def test_each_stage_lists_every_params_key_it_reads(pipeline):
+    """dvc.yaml's ``params:`` list of each stage covers every key the stage read in a real run
+    (recorded as read): a key read but not listed would leave a stale output cached when it
+    changes. make deps writes the lists from the stages' code (dcgan.app.stage_deps)."""
+    stages = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
+    assert set(READS) == {"prepare", "augment", "evaluator", "train", "sample", "evaluate", "report"}
+    for name, reads in READS.items():
+        assert reads, name
+        assert unlisted(reads, stages[name]["params"]) == [], name
+    assert "evaluator.seed" in READS["evaluator"] and "evaluator.seed" not in READS["evaluate"]
+
+
+def test_a_planted_read_of_an_unlisted_key_is_caught(tmp_path):
+    """The evaluate stage made to read evaluator.seed, which its list leaves out: make deps would
+    list it (so dvc.yaml as committed no longer matches and tests/test_stage_deps.py fails), and
+    the recorded reads are not covered."""
+    listed = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]["evaluate"]["params"]
+    source = (REPO / "src/dcgan/app/stages/evaluate.py").read_text()
+    planted = tmp_path / "evaluate.py"
+    planted.write_text(source.replace("    data = Path(args.data)\n",
+                                      "    data = Path(args.data)\n    log(str(params.evaluator.seed))\n", 1))
+    assert params_read(REPO / "src/dcgan/app/stages/evaluate.py") == listed
+    assert params_read(planted) != listed and "evaluator.seed" in params_read(planted)
+    from dcgan.app.params.whole import load_params
+
+    params = load_params(REPO / "params.yaml")
+    with recording() as reads:
+        _ = params.evaluator.seed
+    assert unlisted(reads, listed) == ["evaluator.seed"]
 
 
 def test_prepare_writes_split_arrays_and_meta(pipeline):
@@ -228,12 +272,17 @@ def test_encoder_ema_and_drs_through_the_stages(workdir, capsys):
     write_params(workdir / "params.yaml", tiny_params(
         train={"encoder": True, "ema_decay": 0.9, "diffaug": ["translation"], "eval_every": 0},
         sample={"drs": True, "drs_burnin": 50, "drs_percentile": 50.0},
-        evaluate={"recon_steps": 1}))
+        evaluate={"recon_steps": 1, "metrics": ["fid"]}))
     for stage in (prepare, augment, evaluator, train, sample, evaluate):
         assert run(stage.main, []) == 0, capsys.readouterr().err
     assert (workdir / "models/gan/encoder.safetensors").is_file()
     m = json.loads((workdir / "reports/metrics.json").read_text())
     assert m["protocol.recon_method"] == "encoder" and m["protocol.drs"] == 1
+    # the copies grid is a declared output: drawn whether or not the copy rate is among the metrics
+    assert "copy_rate" not in m and (workdir / "reports/copies.png").stat().st_size > 0
+    # every metric's declared options are in the protocol, computed or not (runs compare key by key)
+    assert {"is_splits", "kid_subsets", "kid_subset_size", "pr_k", "pr_images"} <= {
+        k.removeprefix("protocol.") for k in m}
     assert 0 < m["drs_acceptance_rate"] < 1
     info = json.loads((workdir / "data/samples/samples.json").read_text())
     assert info["drs"] and info["drs_proposed"] >= 100

@@ -260,10 +260,10 @@ def test_ttur_gives_the_discriminators_their_own_lr_through_the_schedule(tmp_pat
 
     p = tparams(lr=1e-4, d_lr=4e-4, batch_schedule=((0, 16), (2, 32)), lr_scaling="linear")
     _, nets, _ = frame(p, gan_config(p, 16, 1))
-    assert nets.opt_g.param_groups[0]["lr"] == 1e-4 and nets.opt_ds[0].param_groups[0]["lr"] == 4e-4
-    nets.set_lr(2e-4)  # the schedule doubled the batch: linear scaling doubles both
-    assert nets.opt_g.param_groups[0]["lr"] == 2e-4
-    assert nets.opt_ds[0].param_groups[0]["lr"] == pytest.approx(8e-4)
+    assert nets.opt.g.param_groups[0]["lr"] == 1e-4 and nets.opt.ds[0].param_groups[0]["lr"] == 4e-4
+    nets.opt.set_lr(2e-4)  # the schedule doubled the batch: linear scaling doubles both
+    assert nets.opt.g.param_groups[0]["lr"] == 2e-4
+    assert nets.opt.ds[0].param_groups[0]["lr"] == pytest.approx(8e-4)
 
 
 # 7. batch-size schedule ---------------------------------------------------------------------
@@ -457,16 +457,16 @@ def test_an_auto_batch_trial_runs_the_runs_own_step(monkeypatch, mode):
     """A trial is the run's step: both kinds of lazy-R1 step four times each (on CUDA with the
     captured step: eager, warm-up, capture, replay), every discriminator and the encoder trained,
     through the static step when the run uses it."""
-    from dcgan.app.recipe import train_settings
+    from dcgan.app.recipe import make_run
     from dcgan.training import autobatch
     from dcgan.training.distributed import SINGLE
-    from dcgan.training.graphed import StaticStep, regularises
+    from dcgan.training.graphed import StaticStep
     from dcgan.training.settings import Setup
 
     p = tparams(compile=mode, r1_gamma=0.1, reg_every=4, encoder=True, discriminators=2)
-    s = Setup(train_settings(p, batch_size=16, precision="fp32"), gan_config(p, 16, 1), 0, CPU, SINGLE)
+    s = Setup(make_run(p, gan_config(p, 16, 1), batch_size=16, precision="fp32"), 0, CPU, SINGLE)
     steps = autobatch.trial_steps(s)
-    assert steps == [0, 1, 2, 3, 4, 5, 8, 12] and [regularises(s, k) for k in steps].count(True) == 4
+    assert steps == [0, 1, 2, 3, 4, 5, 8, 12] and [s.run.objective.regularises(k) for k in steps].count(True) == 4
     calls = []
 
     class Counted(StaticStep):
@@ -477,8 +477,8 @@ def test_an_auto_batch_trial_runs_the_runs_own_step(monkeypatch, mode):
     monkeypatch.setattr(autobatch, "StaticStep", Counted)
     autobatch.run_trial(s)
     assert calls == ([(k, 16) for k in steps] if mode == "graph" else [])
-    assert autobatch.trial_steps(Setup(train_settings(tparams(r1_gamma=0.0), batch_size=16, precision="fp32"),
-                                       gan_config(p, 16, 1), 0, CPU, SINGLE)) == [0, 1, 2, 3]
+    assert autobatch.trial_steps(Setup(make_run(tparams(r1_gamma=0.0), gan_config(p, 16, 1), batch_size=16,
+                                                precision="fp32"), 0, CPU, SINGLE)) == [0, 1, 2, 3]
 
 
 def test_ema_batchnorm_statistics_are_recalibrated_for_the_averaged_weights():
@@ -520,12 +520,17 @@ def test_bf16_autocast_changes_the_arithmetic_but_keeps_fp32_state(tmp_path, dat
 
 
 def test_fp16_needs_cuda(tmp_path, data):
+    """The library says what is wrong with the value; the train stage's plan names the key."""
+    from dcgan.app.recipe import plan_run
     from dcgan.core.errors import UserError
 
     p = tparams(precision="fp16")
     cfg = gan_config(p, 16, 1)
-    with pytest.raises(UserError, match="train.precision fp16 needs a CUDA device"):
+    with pytest.raises(UserError, match="^precision fp16 needs a CUDA device") as err:
         fit(p, cfg, data, tmp_path, "fp", stop_after=1)
+    assert "train." not in str(err.value)
+    with pytest.raises(UserError, match="^train.precision fp16 needs a CUDA device"):
+        plan_run(p, data, 16, 1, None, CPU)
 
 
 def test_channels_last_trains_the_same_model(tmp_path, data):

@@ -219,15 +219,21 @@ def test_checkpoint_from_another_world_size_is_refused_and_kept(tmp_path, data):
     state["world_size"] = 2
     torch.save(state, path)
     before = path.read_bytes()
-    with pytest.raises(UserError, match=r"saved by 2 processes and this run has 1: resume with train.nproc: 2"):
+    with pytest.raises(UserError, match=r"^nproc is 1, but .* saved by 2 processes and this run has 1: resume "
+                                         r"with nproc: 2"):
         fit(p, cfg, data, tmp_path, "run")
     assert path.read_bytes() == before
 
 
 def test_a_torchrun_world_that_is_not_train_nproc_is_refused(monkeypatch):
+    from dcgan.app.params.typed import keyed
     from dcgan.core.errors import UserError
     from dcgan.training.distributed import init_from_env
 
     monkeypatch.setenv("WORLD_SIZE", "2")
-    with pytest.raises(UserError, match="train.nproc is 1 but this process runs in a torchrun world of 2"):
+    with pytest.raises(UserError, match="^nproc is 1 but this process runs in a torchrun world of 2: set nproc: 2"):
         init_from_env(CPU, 1)
+    # the library names its own setting; the train stage names the key the value came from
+    with pytest.raises(UserError, match="^train.nproc is 1 but .* world of 2: set train.nproc: 2, or let"):
+        with keyed("train"):
+            init_from_env(CPU, 1)

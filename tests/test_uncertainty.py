@@ -7,8 +7,9 @@ import numpy as np
 import pytest
 
 from dcgan.metrics.copies import CopyTest, closest_pairs, nearest
-from dcgan.metrics.fid import feature_stats, fid_from_features
+from dcgan.metrics.fid import feature_stats
 from dcgan.metrics.uncertainty import Spread, _fid, bootstrap, paired_fid, weighted_stats
+from tests.helpers import fid_from_features
 
 D = 8
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from dcgan.app import paths
 from dcgan.core import files
-from dcgan.core.errors import UserError
+from dcgan.core.errors import SettingError, UserError
 
 OUTPUT_KINDS = (".png", ".npy")
 
@@ -253,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
         raise
     try:
         out = args.fn(args)
+    except SettingError as exc:  # a library error about a setting: named by its flag here
+        print(f"error: {exc.keyed(lambda name: '--' + name.replace('_', '-'))}", file=sys.stderr)
+        return 2
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

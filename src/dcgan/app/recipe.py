@@ -1,26 +1,26 @@
-"""From params to the library's own objects: the library never sees params.yaml's sections, only
-the small dataclasses it declares (:func:`~dcgan.app.params.typed.pick` fills one from a section): the architecture
-(:func:`gan_config`) and the training loop's settings with the objective's (:func:`train_settings`).
+"""From the train section to the library's one resolved run (:class:`~dcgan.training.settings.Run`),
+built by explicit constructor calls: the architecture (:func:`gan_config`), the objective
+(:func:`objective_spec`) and the run around them (:func:`make_run`). The library never sees
+params.yaml's sections.
 
 Every ``auto`` of the train section is decided in one place, :func:`plan_run`, once per run, in
 this order: the number format (:func:`~dcgan.core.devices.resolve_precision`), the step mode
 (:func:`~dcgan.training.graphed.resolve_compile`), the recipe for the kind of data
 (:func:`resolve_recipe`: grey and colour images want different settings, reports/ablation.md),
 the batch size (:mod:`dcgan.training.autobatch`) and the length (:func:`resolve_length`). Each
-decision is one line of :attr:`Plan.decisions`."""
+decision is one line of :attr:`Run.decisions <dcgan.training.settings.Run.decisions>`."""
 
 from __future__ import annotations
 
 import bisect
 import dataclasses
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 import torch
 
 from dcgan.app.params.train import TrainParams
-from dcgan.app.params.typed import pick
+from dcgan.app.params.typed import keyed
 from dcgan.core.devices import resolve_precision
 from dcgan.core.errors import UserError
 from dcgan.data.kind import data_kind
@@ -29,7 +29,7 @@ from dcgan.training import autobatch, distributed
 from dcgan.training.graphed import resolve_compile
 from dcgan.training.objective import ObjectiveSpec
 from dcgan.training.schedule import count_steps, images_before
-from dcgan.training.settings import Setup, TrainSettings
+from dcgan.training.settings import Run, Setup
 
 RECIPES: dict[str, dict[str, object]] = {
     # digits and digits10k (issue 21): R1 gamma 0.1 beat plain DCGAN in 10 of 10 paired seeds.
@@ -96,52 +96,70 @@ def _refuse_auto(p: TrainParams) -> None:
                          "(dcgan.app.recipe.resolve_recipe with the data's kind)")
 
 
+def _stats(p: TrainParams, channels: int,
+           stats: tuple[list[float], list[float]] | None) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    """The per-channel (mean, std) that ``train.normalize: meanstd`` standardises with (empty for range)."""
+    if p.normalize != "meanstd":
+        return (), ()
+    if stats is None:
+        raise UserError("train.normalize: meanstd needs the dataset's per-channel mean and std "
+                        "(data/prepared/meta.json)")
+    mean, std = tuple(float(m) for m in stats[0]), tuple(float(v) for v in stats[1])
+    if len(mean) != channels or len(std) != channels:
+        raise UserError(f"train.normalize: meanstd needs {channels} per-channel means and stds, "
+                        f"got {len(mean)} and {len(std)}")
+    if not all(v > 0 for v in std):
+        raise UserError(f"train.normalize: meanstd needs every channel's std > 0, got {list(std)} "
+                        "(a constant channel cannot be standardised; use train.normalize: range)")
+    return mean, std
+
+
 def gan_config(p: TrainParams, image_size: int, channels: int,
                stats: tuple[list[float], list[float]] | None = None) -> GANConfig:
     """The architecture that the train params describe, for images of this size and channels;
     ``stats`` (per-channel mean and std on [0, 1], e.g. data/prepared/meta.json's) are needed
     for ``train.normalize: meanstd`` and ignored otherwise."""
     _refuse_auto(p)
-    mean: tuple[float, ...] = ()
-    std: tuple[float, ...] = ()
-    if p.normalize == "meanstd":
-        if stats is None:
-            raise UserError("train.normalize: meanstd needs the dataset's per-channel mean and std "
-                            "(data/prepared/meta.json)")
-        mean, std = tuple(float(m) for m in stats[0]), tuple(float(v) for v in stats[1])
-        if len(mean) != channels or len(std) != channels:
-            raise UserError(f"train.normalize: meanstd needs {channels} per-channel means and stds, "
-                            f"got {len(mean)} and {len(std)}")
-        if not all(v > 0 for v in std):
-            raise UserError(f"train.normalize: meanstd needs every channel's std > 0, got {list(std)} "
-                            "(a constant channel cannot be standardised; use train.normalize: range)")
-    return pick(GANConfig, p, image_size=image_size, channels=channels, mean=mean, std=std)
+    mean, std = _stats(p, channels, stats)
+    return GANConfig(image_size=image_size, channels=channels, latent_dim=p.latent_dim, g_width=p.g_width,
+                     d_width=p.d_width, g_norm=p.g_norm, d_norm=p.d_norm, d_spectral=p.d_spectral,
+                     prior=p.prior, encoder=p.encoder, normalize=p.normalize, mean=mean, std=std)
 
 
-def train_settings(p: TrainParams, *, batch_size: int, precision: str) -> TrainSettings:
-    """The training loop's settings from the train section, with ``batch_size`` and
-    ``precision`` resolved by the caller (the loop refuses ``auto``)."""
+def objective_spec(p: TrainParams) -> ObjectiveSpec:
+    """What the train params make the objective of (its recipe keys resolved)."""
     _refuse_auto(p)
-    return pick(TrainSettings, p, batch_size=batch_size, precision=precision, objective=pick(ObjectiveSpec, p))
+    return ObjectiveSpec(loss=p.loss, r1_gamma=p.r1_gamma, gp_lambda=p.gp_lambda, reg_every=p.reg_every,
+                         diffaug=p.diffaug, recon_loss=p.recon_loss, recon_weight=p.recon_weight,
+                         latent_cycle_weight=p.latent_cycle_weight, d_aggregate=p.d_aggregate,
+                         d_temperature=p.d_temperature, ada=p.ada, ada_target=p.ada_target,
+                         ada_interval=p.ada_interval, ada_kimg=p.ada_kimg)
 
 
-@dataclass(frozen=True)
-class Plan:
-    """Everything the train stage needs, every ``auto`` decided (:func:`plan_run`)."""
+def make_run(p: TrainParams, arch: GANConfig, *, batch_size: int, precision: str,
+             batch_auto: bool = False, decisions: tuple[str, ...] = ()) -> Run:
+    """The run the train params describe, with ``arch`` (:func:`gan_config`) and ``batch_size``
+    and ``precision`` resolved by the caller (the loop refuses ``auto``; :func:`plan_run`
+    resolves everything)."""
+    _refuse_auto(p)
+    return Run(arch=arch, objective=objective_spec(p), epochs=p.epochs, max_steps=p.max_steps,
+               batch_size=batch_size, batch_schedule=p.batch_schedule, lr_scaling=p.lr_scaling, lr=p.lr,
+               d_lr=p.d_lr, beta1=p.beta1, beta2=p.beta2, log_every=p.log_every,
+               checkpoint_every=p.checkpoint_every, sample_grid=p.sample_grid, eval_every=p.eval_every,
+               ema_decay=p.ema_decay, ema_rampup=p.ema_rampup, discriminators=p.discriminators,
+               precision=precision, channels_last=p.channels_last, compile=p.compile, sync_bn=p.sync_bn,
+               batch_auto=batch_auto, decisions=decisions)
 
-    params: TrainParams
-    """The train section as run: recipe keys, precision, compile and epochs resolved
-    (``batch_size`` stays as written: ``auto`` is part of what the checkpoints' fingerprint records)."""
-    settings: TrainSettings
-    cfg: GANConfig
-    batch_size: int
-    decisions: tuple[str, ...]
-    """One line per decision taken, for the log."""
 
-    @property
-    def auto_batch(self) -> int | None:
-        """The batch size that ``auto`` chose (None: it was given)."""
-        return self.batch_size if self.params.batch_size == "auto" else None
+def recorded(given: TrainParams, run: Run) -> dict[str, object]:
+    """The train section as run, key by key, for the checkpoints' fingerprint: as written, with
+    what :func:`plan_run` resolved (recipe keys, precision, compile, epochs, eval_every);
+    ``batch_size`` as written (``auto`` is what the fingerprint records, so a resume may
+    measure it again)."""
+    resolved = {"r1_gamma": run.objective.r1_gamma, "ema_decay": run.ema_decay, "ema_rampup": run.ema_rampup,
+                "precision": run.precision, "compile": run.compile, "epochs": run.epochs,
+                "eval_every": run.eval_every}
+    return {**dataclasses.asdict(given), **resolved}
 
 
 def auto_batch_size(p: TrainParams, cfg: GANConfig, seed: int, images, device: torch.device,
@@ -149,7 +167,7 @@ def auto_batch_size(p: TrainParams, cfg: GANConfig, seed: int, images, device: t
     """train.batch_size auto: the largest global batch whose real step fits every process
     (:mod:`dcgan.training.autobatch`: measured with this run's networks, objective and step mode)."""
     def setup_at(bs: int) -> Setup:
-        return Setup(train_settings(p, batch_size=bs, precision=p.precision), cfg, seed, device, distributed.SINGLE)
+        return Setup(make_run(p, cfg, batch_size=bs, precision=p.precision), seed, device, distributed.SINGLE)
 
     batch_size = autobatch.auto_batch_size(setup_at, device, int(np.prod(images.shape, dtype=np.int64)), log=say)
     if env.enabled:  # the probe gave a per-process size: the global one is what all fit, times N
@@ -160,10 +178,10 @@ def auto_batch_size(p: TrainParams, cfg: GANConfig, seed: int, images, device: t
 
 def plan_run(given: TrainParams, images, image_size: int, channels: int,
              stats: tuple[list[float], list[float]] | None, device: torch.device,
-             env: distributed.DistEnv = distributed.SINGLE, seed: int = 0) -> Plan:
-    """Every ``auto`` of the train section decided, once, from the params, the data (``images``:
-    uint8 (N, C, H, W), an array or memmap; ``stats``: its per-channel mean and std, for meanstd)
-    and the device: precision, compile mode, recipe, batch size, length."""
+             env: distributed.DistEnv = distributed.SINGLE, seed: int = 0) -> Run:
+    """The run, every ``auto`` of the train section decided, once, from the params, the data
+    (``images``: uint8 (N, C, H, W), an array or memmap; ``stats``: its per-channel mean and std,
+    for meanstd) and the device: precision, compile mode, recipe, batch size, length."""
     decisions: list[str] = []
     precision, why = resolve_precision(given.precision, device)
     decisions.append(f"train: precision {precision} ({why})")
@@ -175,13 +193,17 @@ def plan_run(given: TrainParams, images, image_size: int, channels: int,
     if auto_keys:
         decisions.append(f"train: {kind} recipe ({why}): " + ", ".join(f"{k} {getattr(p, k)}" for k in auto_keys))
     cfg = gan_config(p, image_size, channels, stats)
-    batch_size = (auto_batch_size(p, cfg, seed, images, device, env, decisions.append)
-                  if p.batch_size == "auto" else p.batch_size)
+    with keyed("train"):
+        batch_size = (auto_batch_size(p, cfg, seed, images, device, env, decisions.append)
+                      if p.batch_size == "auto" else p.batch_size)
     p = resolve_length(p, len(images), batch_size)  # train.min_images: more epochs on a small set
     if p.epochs != given.epochs:
         decisions.append(f"train: {p.epochs} epochs instead of {given.epochs}: train.min_images {p.min_images} "
                          f"on {len(images)} images at batch {batch_size}"
                          + (f"; in-training FID every {p.eval_every} epochs instead of {given.eval_every}, "
                             "as many as asked for" if p.eval_every != given.eval_every else ""))
-    settings = train_settings(p, batch_size=batch_size, precision=precision)
-    return Plan(p, settings, cfg, batch_size, tuple(decisions))
+    run = make_run(p, cfg, batch_size=batch_size, precision=precision, batch_auto=given.batch_size == "auto",
+                   decisions=tuple(decisions))
+    with keyed("train"):
+        Setup(run, seed, device, env)  # what the device refuses (fp16 on a CPU), said before any work
+    return run

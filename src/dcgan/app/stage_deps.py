@@ -4,9 +4,13 @@
   directly or through other modules, lazy imports included (:func:`closure`). A missing dep means
   ``dvc status`` cannot see an edit that changes the stage's output; an extra one reruns the stage
   (and everything after it) for an edit that cannot change it.
-- A stage that reads the whole of params.yaml (its import closure holds
+- Each stage's ``params:`` list is the keys its code reads (:func:`params_read`): every
+  ``params.<section>.<key>``, and every ``<name>.<key>`` where ``<name>`` was bound to
+  ``params.<section>``; a section handed to other code whole (``plan_run(params.train, ...)``)
+  is listed whole. A stage that reads the whole of params.yaml (its import closure holds
   :mod:`dcgan.app.params.whole`: validate, report) lists every section of
-  :data:`~dcgan.app.params.whole.SECTIONS` under ``params:``.
+  :data:`~dcgan.app.params.whole.SECTIONS`. tests/test_stages.py records the keys each stage
+  really reads in a run and checks that the list covers them.
 - docs/fan_out.md's table: which stages an edit of each module reruns.
 
 ``make test`` fails while dvc.yaml or the table differ from what this writes
@@ -16,6 +20,7 @@
 from __future__ import annotations
 
 import ast
+import dataclasses
 import re
 import sys
 from pathlib import Path
@@ -125,8 +130,75 @@ def regenerate(root: Path) -> str:
         kept[src_lines[0]] = "\n".join(f"{indent}- {w}" for w in wanted)
         if (root / WHOLE) in used:  # it reads every section: its params list is all of them
             kept = _with_params(kept, list(SECTIONS))
+        elif len(modules) == 1 and (read := params_read(module_file(src, modules[0]))):
+            kept = _with_params(kept, read)
         text = text[:start] + "\n".join(kept) + text[end:]
     return text
+
+
+def _is_section(node: ast.AST, sections: list[str]) -> str | None:
+    """``params.<section>`` -> the section's name."""
+    if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and node.value.id == "params"
+            and node.attr in sections):
+        return node.attr
+    return None
+
+
+def _aliases(tree: ast.Module, sections: list[str]) -> dict[str, str]:
+    """Names bound to a section anywhere in the module (``p = params.train``, ``p, ev = params.a, params.b``)."""
+    out: dict[str, str] = {}
+    for node in ast.walk(tree):
+        if not isinstance(node, ast.Assign):
+            continue
+        for target in node.targets:
+            pairs = (zip(target.elts, node.value.elts, strict=False)
+                     if isinstance(target, ast.Tuple) and isinstance(node.value, ast.Tuple) else [(target, node.value)])
+            for name, value in pairs:
+                if isinstance(name, ast.Name) and (sec := _is_section(value, sections)):
+                    out[name.id] = sec
+    return out
+
+
+def params_read(path: Path) -> list[str]:
+    """The params keys a stage module reads (``section.key``, or ``section`` where the section
+    object is handed to other code, which may read any key), from its code: see the module's doc.
+    Empty for a module that declares no ``Reads``."""
+    tree = ast.parse(path.read_text())
+    reads_cls = next((n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Reads"), None)
+    if reads_cls is None:
+        return []
+    sections = [n.target.id for n in reads_cls.body if isinstance(n, ast.AnnAssign)]
+    aliases = _aliases(tree, sections)
+    local = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    keys: set[str] = set()
+    whole: set[str] = set()
+    parents = {child: node for node in ast.walk(tree) for child in ast.iter_child_nodes(node)}
+    for node in ast.walk(tree):
+        sec = _is_section(node, sections) or (aliases.get(node.id) if isinstance(node, ast.Name)
+                                              and isinstance(node.ctx, ast.Load) else None)
+        if sec is None:
+            continue
+        up = parents.get(node)
+        if isinstance(up, ast.Attribute) and up.value is node:
+            keys.add(f"{sec}.{up.attr}")
+        elif not (isinstance(up, (ast.Assign, ast.Tuple)) and isinstance(node, ast.Attribute)):
+            whole.add(sec)  # handed over (an argument, a return value): any key may be read
+    for node in ast.walk(tree):  # ``params`` itself handed to code outside the module: everything
+        if isinstance(node, ast.Name) and node.id == "params" and isinstance(node.ctx, ast.Load):
+            up = parents.get(node)
+            if not isinstance(up, ast.Attribute) and not (isinstance(up, ast.Call) and getattr(up.func, "id", None) in local):
+                whole |= set(sections)
+    order = {name: (i, [f.name for f in dataclasses.fields(cls)]) for i, (name, cls) in enumerate(SECTIONS.items())}
+    whole |= {sec for sec in sections if {f"{sec}.{k}" for k in order[sec][1]} <= keys}  # every key: the section
+    listed = sorted(whole) + sorted(k for k in keys if k.split(".")[0] not in whole)
+    return sorted(listed, key=lambda k: (order[k.split(".")[0]][0], -1 if "." not in k
+                                         else order[k.split(".")[0]][1].index(k.split(".")[1])))
+
+
+def unlisted(reads: set[str], listed: list[str]) -> list[str]:
+    """The keys in ``reads`` (``section.key``) that a stage's ``params:`` list does not cover
+    (neither the key nor its whole section is listed)."""
+    return sorted(k for k in reads if k not in listed and k.split(".")[0] not in listed)
 
 
 def _with_params(lines: list[str], sections: list[str]) -> list[str]:

@@ -1,10 +1,10 @@
-"""Device choice: ``base.device`` to a torch.device, refusing one that is not there."""
+"""Device choice: a device name to a torch.device, refusing one that is not there."""
 
 from __future__ import annotations
 
 import torch
 
-from dcgan.core.errors import UserError
+from dcgan.core.errors import SettingError
 
 
 def pick_device(name: str) -> torch.device:
@@ -15,9 +15,9 @@ def pick_device(name: str) -> torch.device:
             return torch.device("cuda")
         return torch.device("mps" if has_mps else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise UserError("base.device is 'cuda' but no CUDA device is available (use auto or cpu)")
+        raise SettingError("device", "is 'cuda' but no CUDA device is available (use auto or cpu)")
     if name == "mps" and not has_mps:
-        raise UserError("base.device is 'mps' but MPS is not available (use auto or cpu)")
+        raise SettingError("device", "is 'mps' but MPS is not available (use auto or cpu)")
     return torch.device(name)
 
 
@@ -83,7 +83,7 @@ def resolve_precision(requested: str, device: torch.device, *, capability: str |
     ``probe`` = :func:`bf16_speedup_probe`. An explicit precision is returned as it is.
     """
     if requested != "auto":
-        return requested, f"train.precision is {requested}"
+        return requested, "as set"
     if device.type == "cuda":
         cc = cuda_capability or torch.cuda.get_device_capability(device)
         if tuple(cc) >= (8, 0):

@@ -100,9 +100,3 @@ class ChannelSums:
         mean = [float(Fraction(s, n * 255)) for s in self.total]
         std = [math.sqrt(Fraction(n * q - s * s, n * n * 255 * 255)) for s, q in zip(self.total, self.squares, strict=True)]
         return mean, std
-
-
-
-def channel_stats(images: np.ndarray) -> tuple[list[float], list[float]]:
-    """Per-channel mean and (population) std of uint8 images on the [0, 1] scale, exactly."""
-    return ChannelSums(images.shape[1]).add(np.asarray(images)).stats()

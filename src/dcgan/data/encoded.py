@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dcgan.core.errors import UserError
+from dcgan.core.errors import SettingError, UserError
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
@@ -106,8 +106,8 @@ def open_lmdb(path: Path):
     import lmdb
 
     if not path.is_dir():
-        raise UserError(f"LSUN LMDB {path} not found: put the official export there (a folder "
-                        f"holding data.mdb), or set prepare.root / prepare.lsun_category")
+        raise SettingError("root", f"{path.parent}: LSUN LMDB {path} not found: put the official export "
+                                   "there (a folder holding data.mdb), or set {root} / {lsun_category}")
     try:
         return lmdb.open(str(path), readonly=True, lock=False, readahead=False, meminit=False,
                          max_readers=64, subdir=True)

@@ -5,7 +5,7 @@ A loader is a function ``load(src: Source, options) -> RawDataset`` registered u
 (``prepare.dataset``) with :func:`register`. ``src`` holds what every loader gets (prepare.root,
 prepare.download, prepare.max_images); ``options`` is the loader's own frozen dataclass, whose
 field names are the ``prepare.*`` keys it reads (the prepare stage fills it from the section
-with ``pick``; a loader that reads none declares :class:`NoOptions`).
+with ``fill_from``; a loader that reads none declares :class:`NoOptions`).
 
 Loaders read the datasets' real on-disk formats under ``root`` and never touch the network
 unless ``download`` is true (then torchvision fetches the official files into ``root``).
@@ -36,7 +36,7 @@ from typing import Any
 
 import numpy as np
 
-from dcgan.core.errors import ConfigError, UserError
+from dcgan.core.errors import SettingError, UserError
 from dcgan.data.encoded import IMAGE_EXTENSIONS, FileList, LmdbRecords, RawDataset, open_lmdb
 
 
@@ -87,9 +87,9 @@ def dataset_names() -> list[str]:
 
 
 def check_name(name: str) -> None:
-    """``prepare.dataset`` must name a registered loader (the one list of dataset names)."""
+    """The dataset must name a registered loader (the one list of dataset names)."""
     if name not in _REGISTRY:
-        raise ConfigError(f"prepare.dataset must be one of {', '.join(_REGISTRY)}, got {name!r}")
+        raise SettingError("dataset", f"must be one of {', '.join(_REGISTRY)}, got {name!r}")
 
 
 def options_type(name: str) -> type:
@@ -158,10 +158,9 @@ def _torchvision_mnist(cls_name: str, root: Path, download: bool) -> RawDataset:
                 f"{cls_name} files under {raw} could not be read (corrupt, truncated or empty idx "
                 f"files): {exc or type(exc).__name__}"
             ) from None
-        raise UserError(
-            f"{cls_name} files not found under {root}/{cls_name}/raw "
-            f"(train-images-idx3-ubyte etc.); put them there or set prepare.download: true"
-            f" ({exc})"
+        raise SettingError(
+            "root", f"{root}: {cls_name} files not found under {root}/{cls_name}/raw "
+                    f"(train-images-idx3-ubyte etc.); put them there or set {{download}}: true ({exc})"
         ) from None
     images = ds.data.numpy().astype(np.uint8)[:, None]  # (N, 28, 28) -> (N, 1, 28, 28)
     return RawDataset(images, ds.targets.numpy().astype(np.int64), f"torchvision.{cls_name}",
@@ -220,9 +219,9 @@ def load_cifar10(src: Source, options: NoOptions) -> RawDataset:
     files = [folder / f"data_batch_{i}" for i in range(1, 6)]
     missing = [f for f in files if not f.is_file()]
     if missing:
-        raise UserError(
-            f"CIFAR-10 file {missing[0]} not found; put the python-version batches in {folder} "
-            f"or set prepare.download: true"
+        raise SettingError(
+            "root", f"{src.root}: CIFAR-10 file {missing[0]} not found; put the python-version batches "
+                    f"in {folder} or set {{download}}: true"
         )
     parts = [_read_cifar_batch(f) for f in files]
     images = np.concatenate([p[0] for p in parts])
@@ -249,15 +248,14 @@ def load_celeba(src: Source, options: NoOptions) -> RawDataset:
         try:  # torchvision fetches CelebA from Google Drive through gdown, an optional dependency
             import gdown  # noqa: F401
         except ImportError:
-            raise UserError(
-                "prepare.download: true for CelebA needs the gdown package, which is not "
-                "installed: pip install -e '.[celeba]' (the celeba extra), or put the images at "
-                f"{folder}") from None
+            raise SettingError(
+                "download", "true for CelebA needs the gdown package, which is not installed: "
+                            f"pip install -e '.[celeba]' (the celeba extra), or put the images at {folder}") from None
         tvd.CelebA(root=str(src.root), split="train", download=True)
     if not folder.is_dir():
-        raise UserError(
-            f"CelebA images not found: expected {folder}/*.jpg; put them there or set "
-            f"prepare.download: true"
+        raise SettingError(
+            "root", f"{src.root}: CelebA images not found: expected {folder}/*.jpg; put them there or "
+                    f"set {{download}}: true"
         )
     files = _image_files(folder)
     if src.max_images:
@@ -270,9 +268,9 @@ def load_lsun(src: Source, options: LsunOptions) -> RawDataset:
     category = options.lsun_category
     path = src.root / f"{category}_lmdb"
     if src.download:
-        raise UserError("prepare.download cannot fetch LSUN (no torchvision downloader): get it with "
-                        f"LSUN's download.py (-c {category.rsplit('_', 1)[0]}), unzip it to {path}, "
-                        "and set prepare.download: false")
+        raise SettingError("download", "cannot fetch LSUN (no torchvision downloader): get it with "
+                                       f"LSUN's download.py (-c {category.rsplit('_', 1)[0]}), unzip it to "
+                                       f"{path}, and set {{download}}: false")
     env = open_lmdb(path)
     try:
         entries = int(env.stat()["entries"])
@@ -287,7 +285,7 @@ def load_lsun(src: Source, options: LsunOptions) -> RawDataset:
 @register("folder")
 def load_folder(src: Source, options: NoOptions) -> RawDataset:
     if not src.root.is_dir():
-        raise UserError(f"image folder {src.root} (prepare.root) does not exist")
+        raise SettingError("root", f"{src.root}: the image folder does not exist")
     files = _image_files(src.root)
     if src.max_images:
         files = files[:src.max_images]

@@ -5,14 +5,11 @@ chunk by chunk (:func:`fitted_chunks`, what the prepare stage streams) or whole 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from dcgan.core.errors import UserError
 from dcgan.data.encoded import UNREADABLE, RawDataset, decode_image
-from dcgan.data.loaders import Source, open_dataset, options_type
 
 # torch loads where images are shaped, so that listing the loaders stays cheap
 if TYPE_CHECKING:
@@ -114,20 +111,3 @@ def fitted_chunks(raw: RawDataset, channels: int, size: int, pool_map: Callable 
 def _map_counted(fn: Callable, chunks: Iterator[list]) -> Iterator[tuple]:
     for chunk in chunks:
         yield (*fn(chunk), len(chunk))
-
-
-def load_dataset(name: str, root: str | Path, image_size: int, channels: int,
-                 download: bool = False, max_images: int = 0, **options: object) -> RawDataset:
-    """Load ``name`` whole into memory: a RawDataset whose images are uint8 (N, channels,
-    size, size) (small sets, tests; the prepare stage streams with :mod:`dcgan.data.prepare`)."""
-    raw = open_dataset(name, Source(Path(root), download, max_images), options_type(name)(**options))
-    parts, kept = [], []
-    for images, idx, _ in fitted_chunks(raw, channels, image_size):
-        parts.append(images)
-        kept.append(idx)
-    if not kept or not sum(len(k) for k in kept):
-        raise UserError(f"dataset {name!r} under {root}: none of its {len(raw.images)} images could "
-                        f"be read (e.g. {raw.skipped_files[0] if raw.skipped_files else '?'})")
-    raw.labels = np.asarray(raw.labels, np.int64)[np.concatenate(kept)]
-    raw.images = np.concatenate(parts)
-    return raw

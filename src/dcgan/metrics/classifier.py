@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dcgan.core.errors import UserError
+from dcgan.core.errors import SettingError, UserError
 from dcgan.core.files import file_digest, load_state, save_module, write_json
 from dcgan.core.pixels import to_unit
 from dcgan.core.progress import progress
@@ -90,9 +90,9 @@ def train_classifier(images: np.ndarray, labels: np.ndarray, cfg: ClassifierConf
                      batch_size: int, lr: float, seed: int, device: torch.device) -> Classifier:
     """Supervised training with light shift augmentation (so features are not brittle)."""
     if (labels < 0).any():
-        raise UserError(
-            "the classifier feature extractor needs labelled data, but this dataset has no "
-            "labels; use the Inception extractor (evaluator.extractor: inception) for it"
+        raise SettingError(
+            "extractor", "is classifier, which needs labelled data, but this dataset has no labels; "
+                         "use {extractor}: inception for it"
         )
     torch.manual_seed(seed)
     model = Classifier(cfg).to(device)

@@ -115,10 +115,6 @@ def frechet_distance(mu1: np.ndarray, sigma1: np.ndarray, mu2: np.ndarray, sigma
     return float(diff.dot(diff) + np.trace(sigma1) + np.trace(sigma2) - 2 * tr_covmean)
 
 
-def fid_from_features(a: np.ndarray, b: np.ndarray) -> float:
-    return frechet_distance(*feature_stats(a), *feature_stats(b))
-
-
 def weighted_frechet(features: np.ndarray, counts: np.ndarray, mu_r: np.ndarray, sigma_r: np.ndarray) -> float:
     """FID of the rows of ``features`` (N, D), row i counted ``counts[i]`` times (a bootstrap
     resample; all ones for the set itself), against N(mu_r, sigma_r), from symmetric eigenvalues.

@@ -15,9 +15,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dcgan.core.errors import UserError
+from dcgan.core.errors import SettingError, UserError
 from dcgan.core.files import file_digest
 from dcgan.core.progress import progress
+from dcgan.metrics.names import RESIZE_MODES
 from dcgan.metrics.resize import clean_resize
 
 WEIGHTS_NAME = "pt_inception-2015-12-05-6726825d.pth"
@@ -41,7 +42,7 @@ def download_weights(path: str | Path, url: str | None = None, expected_prefix: 
         return path
     path.parent.mkdir(parents=True, exist_ok=True)
     part = path.with_name(path.name + ".part")
-    log(f"inception: downloading {url} -> {path} (evaluator.inception_download: true)")
+    log(f"inception: downloading {url} -> {path}")
     h = hashlib.sha256()
     try:
         with urllib.request.urlopen(url, timeout=timeout_s) as resp, open(part, "wb") as fh:
@@ -54,9 +55,9 @@ def download_weights(path: str | Path, url: str | None = None, expected_prefix: 
     except (urllib.error.URLError, OSError, ValueError) as exc:
         part.unlink(missing_ok=True)
         reason = getattr(exc, "reason", None) or exc
-        raise UserError(f"could not download the Inception weights from {url} ({reason}): download "
-                        f"the file by hand and put it at {path}, or set evaluator.extractor: classifier "
-                        "(offline)") from None
+        raise SettingError("inception_download", f"is on, but the Inception weights could not be downloaded "
+                                                 f"from {url} ({reason}): download the file by hand and put it "
+                                                 f"at {path}, or set {{extractor}}: classifier (offline)") from None
     digest = h.hexdigest()
     if not digest.startswith(expected):
         part.unlink(missing_ok=True)
@@ -71,10 +72,10 @@ def check_weights(path: str | Path) -> str:
     """Fail clearly if the weights file is missing or unsafe; return its sha256."""
     path = Path(path)
     if not path.is_file():
-        raise UserError(
-            f"Inception weights not found at {path} (evaluator.inception_weights), and they are "
-            f"never downloaded unless evaluator.inception_download is true: set it, or download "
-            f"{WEIGHTS_NAME} from {WEIGHTS_URL} and put it there, or set evaluator.extractor: classifier"
+        raise SettingError(
+            "inception_weights", f"{path}: the Inception weights are not there, and they are never downloaded "
+                                 f"unless {{inception_download}} is true: set it, or download {WEIGHTS_NAME} "
+                                 f"from {WEIGHTS_URL} and put it there, or set {{extractor}}: classifier"
         )
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
@@ -115,8 +116,8 @@ class InceptionExtractor:
 
     def __init__(self, weights: str | Path, device: torch.device, batch_size: int = 64,
                  download: bool = False, resize: str = "legacy"):
-        if resize not in ("legacy", "clean"):
-            raise ValueError(f"resize must be legacy or clean, got {resize!r}")
+        if resize not in RESIZE_MODES:
+            raise ValueError(f"resize must be one of {', '.join(RESIZE_MODES)}, got {resize!r}")
         self.resize = resize
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from dcgan.core import files
-from dcgan.core.errors import UserError
+from dcgan.core.errors import SettingError, UserError
 from dcgan.core.seeding import derive_seed
 from dcgan.data.arrays import open_images
 from dcgan.metrics.fid import stats_in_chunks
@@ -105,9 +105,9 @@ def load_reference(folder: str | Path, data_dir: str | Path, extractor_kind: str
         raise UserError(f"reference features {folder / NPZ} do not exist (run the evaluator stage)")
     meta = files.read_json(folder / META)
     if meta["extractor"] != extractor_kind:
-        raise UserError(
-            f"reference features in {folder} were made with the {meta['extractor']} extractor but "
-            f"evaluator.extractor is {extractor_kind}; rerun the evaluator stage (dvc repro)"
+        raise SettingError(
+            "extractor", f"is {extractor_kind}, but the reference features in {folder} were made with the "
+                         f"{meta['extractor']} extractor; rerun the evaluator stage (dvc repro)"
         )
     if "train_mu" not in _members(folder / NPZ):
         raise UserError(f"reference features {folder / NPZ} are in an older format (no train_mu); "

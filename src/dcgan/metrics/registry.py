@@ -21,6 +21,9 @@ class Key:
     label: str
     better: Better | None
     """Which way is better; None for spreads (std) and the copy rate, which are not ranked."""
+    resampled: bool = False
+    """Whether the evaluate stage gives it a bootstrap standard error and 95% interval
+    (``<key>_se``, ``<key>_ci_low``, ``<key>_ci_high``; :data:`UNCERTAIN`)."""
 
 
 @dataclass(frozen=True)
@@ -31,11 +34,11 @@ class Metric:
     keys: tuple[Key, ...]
 
 
-METRICS: dict[str, Metric] = {m.name: m for m in (
-    Metric("fid", (Key("fid", "FID", "lower"),)),
-    Metric("is", (Key("is_mean", "Inception Score (mean)", "higher"),
+CATALOGUE: dict[str, Metric] = {m.name: m for m in (
+    Metric("fid", (Key("fid", "FID", "lower", resampled=True),)),
+    Metric("is", (Key("is_mean", "Inception Score (mean)", "higher", resampled=True),
                   Key("is_std", "Inception Score (std over splits)", None))),
-    Metric("kid", (Key("kid_mean", "KID (mean)", "lower"),
+    Metric("kid", (Key("kid_mean", "KID (mean)", "lower", resampled=True),
                    Key("kid_std", "KID (std over subsets)", None))),
     Metric("pr", (Key("precision", "Precision (k-NN)", "higher"),
                   Key("recall", "Recall (k-NN)", "higher"))),
@@ -45,30 +48,30 @@ METRICS: dict[str, Metric] = {m.name: m for m in (
                                        "above the floor: copying)", None),)),
 )}
 
-UNCERTAIN: tuple[str, ...] = ("fid", "is_mean", "kid_mean")
+UNCERTAIN: tuple[str, ...] = tuple(k.key for m in CATALOGUE.values() for k in m.keys if k.resampled)
 """Keys the evaluate stage gives a bootstrap standard error and 95% interval (``<key>_se``,
-``<key>_ci_low``, ``<key>_ci_high``) when evaluate.bootstrap > 0: each has its estimator on a
-resample in :data:`dcgan.metrics.uncertainty.RESAMPLED` (checked at import), and only these may
-gate a promotion (:func:`gate_keys`)."""
+``<key>_ci_low``, ``<key>_ci_high``) when evaluate.bootstrap > 0 (those marked ``resampled``):
+each has its estimator on a resample in :data:`dcgan.metrics.uncertainty.RESAMPLED` (checked at
+import), and only these may gate a promotion (:func:`gate_keys`)."""
 
 # written by the evaluate stage when evaluate.recon_images > 0 (not part of evaluate.metrics)
-RECONSTRUCTION: tuple[Key, ...] = (
+RECON_KEYS: tuple[Key, ...] = (
     Key("recon_mse", "Reconstruction MSE", "lower"),
     Key("recon_psnr", "Reconstruction PSNR (dB)", "higher"),
     Key("recon_ssim", "Reconstruction SSIM", "higher"),
 )
 
-ALL_KEYS: tuple[Key, ...] = (*(k for m in METRICS.values() for k in m.keys), *RECONSTRUCTION)
+ALL_KEYS: tuple[Key, ...] = (*(k for m in CATALOGUE.values() for k in m.keys), *RECON_KEYS)
 
 
 def metric_names() -> tuple[str, ...]:
     """The names ``evaluate.metrics`` accepts."""
-    return tuple(METRICS)
+    return tuple(CATALOGUE)
 
 
 def metric_of(key: str) -> str:
     """The metric (an ``evaluate.metrics`` name) that writes ``key``; KeyError for any other."""
-    for m in METRICS.values():
+    for m in CATALOGUE.values():
         if any(k.key == key for k in m.keys):
             return m.name
     raise KeyError(key)

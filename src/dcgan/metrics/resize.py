@@ -14,13 +14,8 @@ same way (the protocol records ``resize``; the promotion gate refuses to compare
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 from PIL import Image
-
-Resize = Literal["legacy", "clean"]
-MODES: tuple[str, ...] = ("legacy", "clean")
 
 
 def clean_resize(images: np.ndarray, size: int = 299) -> np.ndarray:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from dcgan.core.errors import UserError
+from dcgan.core.errors import SettingError, UserError
 from dcgan.core.seeding import derive_seed
 from dcgan.metrics import registry
 from dcgan.metrics.copies import CopyTest
@@ -101,7 +101,26 @@ def copy_test(ref: Reference) -> CopyTest:
     return hit[1]
 
 
-IMPLEMENTATIONS: dict[str, MetricFn] = {"fid": _fid, "is": _is, "kid": _kid, "pr": _pr, "copies": _copies}
+@dataclass(frozen=True)
+class Implementation:
+    """A catalogue metric's code: its score, and the options that change its numbers."""
+
+    score: MetricFn
+    options: tuple[str, ...] = ()
+    """The :class:`ScoreOptions` fields it reads."""
+    protocol: Callable[[ScoreOptions, int], dict[str, int]] = lambda opts, n: {}
+    """Those options as used on n scored images, under the names the protocol records (the
+    promotion gate compares runs only where they agree)."""
+
+
+IMPLEMENTATIONS: dict[str, Implementation] = {
+    "fid": Implementation(_fid),
+    "is": Implementation(_is, ("is_splits",), lambda o, n: {"is_splits": o.is_splits}),
+    "kid": Implementation(_kid, ("kid_subsets", "kid_subset_size"),
+                          lambda o, n: {"kid_subsets": o.kid_subsets, "kid_subset_size": min(o.kid_subset_size, n)}),
+    "pr": Implementation(_pr, ("pr_k", "pr_max_images"), lambda o, n: {"pr_k": o.pr_k, "pr_images": pr_count(n, o)}),
+    "copies": Implementation(_copies),
+}
 if set(IMPLEMENTATIONS) != set(registry.metric_names()):  # a bug: the catalogue and code disagree
     raise ImportError(f"metrics without code or catalogue entry: "
                       f"{sorted(set(IMPLEMENTATIONS) ^ set(registry.metric_names()))}")
@@ -109,7 +128,13 @@ if set(IMPLEMENTATIONS) != set(registry.metric_names()):  # a bug: the catalogue
 
 def get(name: str) -> MetricFn:
     """The function computing metric ``name`` (one of registry.metric_names())."""
-    return IMPLEMENTATIONS[name]
+    return IMPLEMENTATIONS[name].score
+
+
+def options_protocol(opts: ScoreOptions, n: int) -> dict[str, int]:
+    """Every metric's options as used on n images (:attr:`Implementation.protocol`), whether or
+    not this run computed it: two runs' protocols then compare key by key."""
+    return {k: v for impl in IMPLEMENTATIONS.values() for k, v in impl.protocol(opts, n).items()}
 
 
 def min_samples(feature_dim: int) -> int:
@@ -127,15 +152,15 @@ def check_sample_size(n: int, feature_dim: int, n_samples: int, n_holdout: int,
     if n < 2:
         raise UserError(f"evaluate needs at least 2 images to score, got {n}")
     if n_samples < n or n_holdout < n:
-        raise UserError(
-            f"evaluate needs {n} generated and {n} held-out images, have {n_samples} and "
-            f"{n_holdout} (lower evaluate.num_samples or raise sample.num_samples)"
+        raise SettingError(
+            "num_samples", f"is {n}: scoring needs {n} generated and {n} held-out images, have {n_samples} and "
+                           f"{n_holdout} (lower it, or raise {{samples}})"
         )
     if n < min_samples(feature_dim):
         warn(
             f"warning: scoring {n} images with {feature_dim}-d features: FID is unstable below "
             f"{min_samples(feature_dim)} images (the covariance is rank-deficient); score more "
-            f"images (prepare.holdout_fraction, sample.num_samples) or use fewer feature dimensions"
+            f"images (a larger holdout and more samples) or use fewer feature dimensions"
         )
         return False
     return True

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from dcgan.core.errors import SettingError
 from dcgan.core.pixels import to_uint8
 from dcgan.core.progress import progress
 from dcgan.core.seeding import generator_for
@@ -102,8 +103,8 @@ def discriminator_rejection_sampling(
     bar = progress(total=n, desc="DRS", unit="img", leave=False, disable=n < 20 * batch_size)
     while n_kept < n:
         if proposed >= max_proposals:
-            raise RuntimeError(f"DRS accepted only {n_kept} of {proposed} proposals; "
-                               f"lower sample.drs_percentile")
+            raise SettingError("drs_percentile", f"is {percentile}: DRS accepted only {n_kept} of {proposed} "
+                                                 "proposals; lower it")
         x, logit = propose(i, batch_size)
         max_logit = max(max_logit, float(logit.max()))
         f = drs_scores(logit, max_logit)

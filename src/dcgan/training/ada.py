@@ -36,6 +36,7 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from dcgan.training import names
 from dcgan.training.draws import Draws
 
 SYM6 = (0.015404109327027373, 0.0034907120842174702, -0.11799011114819057, -0.048311742585633,
@@ -86,6 +87,7 @@ PIPELINES = {
     "bgc": AdaSpec(brightness=1.0, contrast=1.0, lumaflip=1.0, hue=1.0, saturation=1.0),
 }
 """The paper's pipelines: ``bg`` blitting and geometry; ``bgc`` with colour (its default)."""
+names.check_bound(names.ADA_PIPELINES, PIPELINES, "dcgan.training.ada.PIPELINES")
 
 
 # --- homogeneous matrices: (n, k, k) from scalars or (n,) tensors, float32 ---------------------

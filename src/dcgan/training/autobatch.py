@@ -29,7 +29,7 @@ from collections.abc import Callable
 import torch
 
 from dcgan.training.batches import TensorSource, dataset_fits
-from dcgan.training.graphed import StaticStep, regularises
+from dcgan.training.graphed import StaticStep
 from dcgan.training.loop import make_batch, make_objective, train_step
 from dcgan.training.nets import build_nets
 from dcgan.training.settings import Setup
@@ -46,12 +46,13 @@ Peak = Callable[[int], int]
 def trial_steps(s: Setup, runs: int = 4) -> list[int]:
     """Step numbers that give every kind of step (regularising or not) ``runs`` runs: on CUDA
     with the captured step that is the first (eager), the warm-up, the capture and a replay."""
-    kinds = {regularises(s, k) for k in range(2 * s.settings.objective.reg_every + 1)}
+    o = s.run.objective
+    kinds = {o.regularises(k) for k in range(2 * o.reg_every + 1)}
     seen = dict.fromkeys(kinds, 0)
     steps = []
     step = 0
     while min(seen.values()) < runs:
-        kind = regularises(s, step)
+        kind = o.regularises(step)
         if seen[kind] < runs:
             seen[kind] += 1
             steps.append(step)
@@ -60,14 +61,14 @@ def trial_steps(s: Setup, runs: int = 4) -> list[int]:
 
 
 def run_trial(s: Setup) -> None:
-    """A few steps of this run's own step at ``s.settings.batch_size`` on random images (see the
+    """A few steps of this run's own step at ``s.run.batch_size`` on random images (see the
     module's doc for what that counts)."""
-    bs = s.settings.batch_size
-    shape = (bs, s.cfg.channels, s.cfg.image_size, s.cfg.image_size)
+    bs = s.run.batch_size
+    shape = (bs, s.run.arch.channels, s.run.arch.image_size, s.run.arch.image_size)
     data = TensorSource(torch.randint(0, 256, shape, dtype=torch.uint8, device=s.device))
     nets = build_nets(s)
     objective = make_objective(s, nets)
-    static = StaticStep(s, nets, objective, train_step) if s.settings.compile == "graph" else None
+    static = StaticStep(s, nets, objective, train_step) if s.run.compile == "graph" else None
     order = torch.arange(bs, device=s.device)
     for step in trial_steps(s):
         if static is None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from dcgan.training import names
 from dcgan.training.draws import Draws, LiveDraws
 
 
@@ -66,6 +67,7 @@ def cutout(x: torch.Tensor, gen: torch.Generator | Draws, ratio: float = 0.5) ->
 
 
 POLICIES = {"color": color, "translation": translation, "cutout": cutout}
+names.check_bound(names.DIFFAUG_POLICIES, POLICIES, "dcgan.training.diffaug.POLICIES")
 
 
 def diff_augment(x: torch.Tensor, policy: tuple[str, ...], gen: torch.Generator | Draws) -> torch.Tensor:

@@ -26,7 +26,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from dcgan.core.errors import UserError
+from dcgan.core.errors import SettingError
 
 
 @dataclass(frozen=True)
@@ -92,15 +92,15 @@ def init_from_env(device: torch.device, expected: int) -> tuple[DistEnv, torch.d
     """
     world = env_world_size()
     if world != expected:
-        raise UserError(f"train.nproc is {expected} but this process runs in a torchrun world of "
-                        f"{world}: set train.nproc: {world}, or let the train stage launch torchrun")
+        raise SettingError("nproc", f"is {expected} but this process runs in a torchrun world of "
+                                    f"{world}: set {{nproc}}: {world}, or let the train stage launch torchrun")
     if world == 1:
         return SINGLE, device
     rank, local_rank = int(os.environ["RANK"]), int(os.environ["LOCAL_RANK"])
     if device.type == "cuda":
         if local_rank >= torch.cuda.device_count():
-            raise UserError(f"train.nproc {world} needs {world} GPUs on this machine; "
-                            f"{torch.cuda.device_count()} visible")
+            raise SettingError("nproc", f"{world} needs {world} GPUs on this machine; "
+                                        f"{torch.cuda.device_count()} visible")
         device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
         backend = "nccl"

@@ -53,22 +53,18 @@ CAPTURE_ERROR_MODE = "thread_local"
 ``global``, would also fail a capture on the prefetch thread's cudaHostAlloc or event waits)."""
 
 
-def capture_blocker(s: Setup) -> str | None:
-    """Why this run's step cannot be captured as a CUDA graph (None: it can)."""
-    if s.device.type != "cuda":
-        return f"CUDA graphs need a CUDA device, not {s.device.type}"
-    if s.settings.precision == "fp16":
+def capture_blocker(device: torch.device, precision: str, processes: int, ada: str) -> str | None:
+    """Why a step cannot be captured as a CUDA graph on ``device`` with this number format,
+    process count and ADA pipeline (None: it can)."""
+    if device.type != "cuda":
+        return f"CUDA graphs need a CUDA device, not {device.type}"
+    if precision == "fp16":
         return "fp16's loss scaler reads its overflow check on the host every step"
-    if s.dist.enabled:
+    if processes > 1:
         return "DDP's gradient all-reduce and BatchNorm buffer broadcasts are collectives"
-    if s.settings.objective.ada != "none":
+    if ada != "none":
         return "ADA's geometric pass sizes its padding on the host from each step's draws"
     return None
-
-
-def regularises(s: Setup, step: int) -> bool:
-    o = s.settings.objective
-    return (o.r1_gamma > 0 or o.gp_lambda > 0) and step % o.reg_every == 0
 
 
 @dataclass
@@ -91,7 +87,7 @@ class StaticStep:
 
     def __init__(self, s: Setup, nets: Nets, objective: GANObjective, step_fn, warmup: int = 1):
         self.s, self.nets, self.objective, self.step_fn = s, nets, objective, step_fn
-        self.blocker = capture_blocker(s)
+        self.blocker = capture_blocker(s.device, s.run.precision, s.dist.world_size, s.run.objective.ada)
         self.warmup = warmup
         self.kinds: dict[tuple[int, bool], Kind] = {}
         self.pool = None  # one memory pool for every graph: they never run at the same time
@@ -99,15 +95,12 @@ class StaticStep:
         # per-stream lazy initialisation then happens in the warm-up, never inside a capture
         self.stream = torch.cuda.Stream(s.device) if self.blocker is None else None
         if self.blocker is None:  # a replay reads the learning rate from device memory
-            for opt in (nets.opt_g, *nets.opt_ds, nets.opt_e):
-                for group in (opt.param_groups if opt is not None else ()):
-                    if not isinstance(group["lr"], torch.Tensor):
-                        group["lr"] = torch.tensor(float(group["lr"]), device=s.device)
+            nets.opt.hold_lr_on(s.device)
 
     def __call__(self, raw: torch.Tensor, z: torch.Tensor, step: int, bs: int) -> torch.Tensor:
         """The step's logged row. ``raw``: this rank's uint8 images on the device; ``z``: its
         noise on the CPU (drawn from the step's generator, as the eager loop draws it)."""
-        key = (bs, regularises(self.s, step))
+        key = (bs, self.s.run.objective.regularises(step))
         kind = self.kinds.get(key)
         if kind is None:  # the first of its kind: eager, recording what it draws
             calls: list[Call] = []
@@ -181,22 +174,15 @@ class StaticStep:
         kind.graph = graph
 
 
-def resolve_compile(requested: str, device: torch.device, precision: str, nproc: int,
+def resolve_compile(requested: str, device: torch.device, precision: str, processes: int,
                     ada: str = "none") -> tuple[str, str]:
-    """train.compile ``auto`` -> (mode, why): the captured step where it can run (CUDA, one
-    process, no fp16 loss scaling), else eager (``none``). An explicit ``graph`` under DDP
-    (``nproc`` > 1) resolves as ``auto`` does, and says so: it would build capturable Adam and
-    never capture. Other values are kept (``graph`` on the CPU runs the static step uncaptured)."""
-    if requested == "graph" and nproc > 1:
-        return "none", f"train.compile: graph with nproc {nproc}: DDP's collectives are not captured, so the step runs eager"
+    """Compile mode ``auto`` -> (mode, why): the captured step where it can run
+    (:func:`capture_blocker`), else eager (``none``). An explicit ``graph`` with several
+    processes resolves as ``auto`` does, and says so: it would build capturable Adam and never
+    capture. Other values are kept (``graph`` on the CPU runs the static step uncaptured)."""
+    if requested == "graph" and processes > 1:
+        return "none", f"graph with {processes} processes: DDP's collectives are not captured, so the step runs eager"
     if requested != "auto":
         return requested, "as set"
-    if device.type != "cuda":
-        return "none", f"CUDA graphs need a CUDA device, not {device.type}"
-    if precision == "fp16":
-        return "none", "fp16's loss scaler reads its overflow check on the host"
-    if nproc > 1:
-        return "none", "DDP's collectives are not captured"
-    if ada != "none":
-        return "none", "ADA's geometric pass reads its padding on the host"
-    return "graph", "the whole step captured as a CUDA graph"
+    blocker = capture_blocker(device, precision, processes, ada)
+    return ("none", blocker) if blocker else ("graph", "the whole step captured as a CUDA graph")

@@ -16,5 +16,5 @@ def batch_of(s: Setup, raw: torch.Tensor, z: torch.Tensor, draws: DrawBank, step
     """The step's Batch from this rank's uint8 images ``raw`` (on the device) and noise ``z``:
     the images in [-1, 1], then in the network space (meanstd: (x - mean) / std), in the run's
     memory format."""
-    real = to_network(to_unit(raw), s.cfg).contiguous(memory_format=s.memory_format)
-    return Batch(step, bs, real, z, draws, s.settings.objective.diffaug)
+    real = to_network(to_unit(raw), s.run.arch).contiguous(memory_format=s.memory_format)
+    return Batch(step, bs, real, z, draws, s.run.objective.diffaug)

@@ -49,8 +49,8 @@ from dcgan.training.nets import Nets, Wrapped, build_nets, sampling_generator
 from dcgan.training.objective import GANObjective
 from dcgan.training.position import BestGenerator, Position
 from dcgan.training.resume import Fingerprint, restore, resume_point, snapshot
-from dcgan.training.schedule import batch_size_at, count_steps, images_before, lr_for
-from dcgan.training.settings import Setup, TrainSettings
+from dcgan.training.schedule import SHARED, batch_size_at, count_steps, images_before, unshared
+from dcgan.training.settings import Run, Setup
 
 __all__ = ["Callbacks", "TrainResult", "TrainingDiverged", "train", "train_step"]  # TrainingDiverged: raised here
 
@@ -147,22 +147,22 @@ def train_step(nets: Nets, objective: GANObjective, b: Batch) -> torch.Tensor:
 
     # (1) Update D: maximize log D(x) + log(1 - D(G(z))) (each of the K, plus its penalties)
     d = objective.d_loss(b, fake)
-    for opt in nets.opt_ds:
+    for opt in nets.opt.ds:
         opt.zero_grad(set_to_none=True)
     nets.scaler.scale(d.loss).backward()
-    for opt in nets.opt_ds:
+    for opt in nets.opt.ds:
         nets.scaler.step(opt)
 
     # (2) Update G: maximize log D(G(z)) through the updated D (and E: reconstruct x from E(x))
     with frozen(nets.ds):
         g = objective.g_loss(b, fake)
-        for opt in (nets.opt_e, nets.opt_g):
+        for opt in (nets.opt.e, nets.opt.g):
             if opt is not None:
                 opt.zero_grad(set_to_none=True)
         nets.scaler.scale(g.loss).backward()
-        nets.scaler.step(nets.opt_g)
-        if nets.opt_e is not None:
-            nets.scaler.step(nets.opt_e)
+        nets.scaler.step(nets.opt.g)
+        if nets.opt.e is not None:
+            nets.scaler.step(nets.opt.e)
         nets.scaler.update()
     if nets.ema is not None:
         nets.ema.update(nets.g)
@@ -171,7 +171,7 @@ def train_step(nets: Nets, objective: GANObjective, b: Batch) -> torch.Tensor:
 
 def make_ada(s: Setup) -> AdaPipe | None:
     """The run's ADA (train.ada), p at 0; None when off."""
-    o = s.settings.objective
+    o = s.run.objective
     return None if o.ada == "none" else AdaPipe(o.ada, s.device, o.ada_target, o.ada_interval, o.ada_kimg)
 
 
@@ -179,7 +179,7 @@ def make_objective(s: Setup, nets: Nets, ada: AdaPipe | None = None) -> GANObjec
     """The objective over the networks as the step calls them (under DDP and/or torch.compile);
     ``ada``: the run's ADA, whose p the loop tunes (None: a new one at p = 0 when train.ada is on)."""
     w = Wrapped.around(nets, s)
-    return GANObjective(s.settings.objective, g=w.g, ds=w.ds, plain_ds=nets.ds, ds_no_sync=w.ds_no_sync,
+    return GANObjective(s.run.objective, g=w.g, ds=w.ds, plain_ds=nets.ds, ds_no_sync=w.ds_no_sync,
                         e=w.e, autocast=s.autocast, dist=s.dist, ada=ada or make_ada(s))
 
 
@@ -230,9 +230,8 @@ class Loop:
     def run_epoch(self) -> str | None:
         """Steps until the epoch has no full batch left (returns None), or until the run's last
         step: ``"stop"`` (the callbacks asked) or ``"max_steps"``."""
-        t, pos = self.s.settings, self.pos
+        t, pos = self.s.run, self.pos
         schedule = t.batch_schedule
-        base_bs = schedule[0][1] if schedule else t.batch_size
         order = epoch_order(self.s.seed, pos.epoch, len(self.data))
         plan = epoch_plan(pos.step, pos.offset, len(self.data), schedule, t.batch_size, t.max_steps or None)
         self.data.start_epoch([self.s.dist.shard(order[o:o + bs]) for o, bs in plan])  # a prefetching source reads ahead
@@ -240,7 +239,7 @@ class Loop:
         mark_step = (torch.compiler.cudagraph_mark_step_begin
                      if t.compile == "reduce-overhead" and self.s.device.type == "cuda" else lambda: None)
         for _, bs in plan:
-            self.nets.set_lr(lr_for(bs, base_bs, t.lr, t.lr_scaling))
+            self.nets.opt.set_for_batch(bs)
             if self.nets.ema is not None:  # its ramp-up counts every image trained on, resumed or not
                 self.nets.ema.set_images_seen(images_before(pos.step, schedule, t.batch_size), bs)
             mark_step()  # CUDA graphs: outputs of the previous step are no longer read
@@ -267,7 +266,7 @@ class Loop:
 
     def after_step(self, bs: int) -> None:
         """Per-step callbacks, then the periodic work: losses to the logger, a checkpoint."""
-        t, step, ada = self.s.settings, self.pos.step, self.objective.ada
+        t, step, ada = self.s.run, self.pos.step, self.objective.ada
         if ada is not None:
             ada.after_step(step, bs, self.s.dist.all_mean)  # every ada_interval steps: p moves
         self.callbacks.after_step(step, self.nets.named())
@@ -292,7 +291,7 @@ class Loop:
     def end_epoch(self, last_step: bool = False) -> None:
         """The fixed-noise grid, FID every ``eval_every`` epochs and at the end of the run (keeping
         the best generator), and a checkpoint. ``last_step``: the run ends mid-epoch (max_steps)."""
-        t, pos = self.s.settings, self.pos
+        t, pos = self.s.run, self.pos
         self.guard.check("end" if last_step else "epoch end", self.nets, pos.step)
         if not last_step:
             pos.next_epoch()
@@ -312,36 +311,53 @@ class Loop:
             self.nets.g.train()
         self.save(last)
 
+    def run(self) -> TrainResult:
+        """Epochs until the run's length (or the callbacks stop it); the models at the end."""
+        t, pos, nets = self.s.run, self.pos, self.nets
+        pos.started = time.perf_counter()
+        nets.g.train()
+        for d in nets.ds:
+            d.train()
+        try:
+            while pos.epoch < t.epochs and not (t.max_steps and pos.step >= t.max_steps):
+                why = self.run_epoch()
+                if why == "stop":
+                    break
+                self.end_epoch(last_step=why == "max_steps")
+        finally:
+            self.data.close()
+        self.bar.close()
+        self.guard.check("end", nets, pos.step)
+        return self.result()
+
     def result(self) -> TrainResult:
         """The models in eval mode, and what the run did."""
         nets, pos, best = self.nets, self.pos, self.best
         if nets.e is not None:
             nets.e.eval()
         out_g = sampling_generator(self.s, nets).eval()
-        return TrainResult(out_g, [d.eval() for d in nets.ds], self.s.cfg, pos.step, pos.epoch, pos.wall_s(),
+        return TrainResult(out_g, [d.eval() for d in nets.ds], self.s.run.arch, pos.step, pos.epoch, pos.wall_s(),
                            pos.images_seen, pos.resumed_from, best.weights, best.fid, best.step, nets.e,
                            nets.g.eval() if nets.ema is not None else None,
                            None if self.objective.ada is None else
                            {"p": self.objective.ada.tuner.p, "r_t": self.objective.ada.tuner.r_t})
 
 
-def run_steps(t: TrainSettings, n: int, dist: DistEnv) -> int:
+def run_steps(t: Run, n: int, dist: DistEnv) -> int:
     """The run's total steps; refuses batch sizes that do not fit the data or the processes."""
     sizes = [t.batch_size, *[b for _, b in t.batch_schedule]]
     if n < max(sizes):
         raise ValueError(f"{n} training images is fewer than the largest batch size {max(sizes)}")
-    for bs in sizes:
-        if bs % dist.world_size:
-            raise ValueError(f"batch size {bs} is not divisible by the {dist.world_size} processes "
-                             "(batch sizes are global: each process takes batch_size / nproc)")
+    if (bs := unshared(sizes, dist.world_size)) is not None:
+        raise ValueError(f"batch size {bs} is not divisible by the {dist.world_size} processes "
+                         f"({SHARED})")
     total = count_steps(n, t.epochs, t.batch_schedule, t.batch_size)
     return min(total, t.max_steps) if t.max_steps else total
 
 
 def train(
     *,
-    settings: TrainSettings,
-    cfg: GANConfig,
+    run: Run,
     seed: int,
     images: np.ndarray | NpyReader,
     device: torch.device,
@@ -358,7 +374,7 @@ def train(
     batch (:class:`~dcgan.data.store.NpyReader`); returns the final models.
 
     ``fid_fn(G)`` (G in eval mode; the EMA generator when on) is called every
-    ``settings.eval_every`` epochs and after the last; the generator with the lowest value is
+    ``run.eval_every`` epochs and after the last; the generator with the lowest value is
     kept as the best. ``start``: the checkpoint to resume from (:func:`resume_point`'s answer,
     None for a fresh run), or LATEST to ask :func:`resume_point` here.
 
@@ -367,9 +383,9 @@ def train(
     slice of every batch and noise draw, G/D/E run under DDP, and only rank 0 logs, evaluates
     and writes checkpoints.
     """
-    n_steps = run_steps(settings, len(images), dist)
+    n_steps = run_steps(run, len(images), dist)
     logger, log = (logger or NullLogger(), log) if dist.is_main else (NullLogger(), lambda m: None)
-    s = Setup(settings, cfg, seed, device, dist)
+    s = Setup(run, seed, device, dist)
     if device.type == "cuda":
         # fixed shapes per batch size: let cuDNN pick the fastest convolution algorithms
         torch.backends.cudnn.benchmark = True
@@ -387,24 +403,10 @@ def train(
                 guard=DivergenceGuard(names, device, dist, ckpt_dir),
                 bar=progress(total=n_steps, initial=pos.step, desc="train", unit="step", dynamic_ncols=True,
                              mininterval=1.0, disable=not dist.is_main),
-                z_fixed=fixed_noise(seed, settings.sample_grid, cfg.latent_dim, cfg.prior).to(device),
+                z_fixed=fixed_noise(seed, run.sample_grid, run.arch.latent_dim, run.arch.prior).to(device),
                 fid_fn=fid_fn, callbacks=callbacks or Callbacks())
-    if settings.compile == "graph":
+    if run.compile == "graph":
         loop.static = StaticStep(s, nets, objective, train_step)
         if loop.static.blocker:
             log(f"train: compile graph: the step runs on static buffers, not captured ({loop.static.blocker})")
-    pos.started = time.perf_counter()
-    nets.g.train()
-    for d in nets.ds:
-        d.train()
-    try:
-        while pos.epoch < settings.epochs and not (settings.max_steps and pos.step >= settings.max_steps):
-            why = loop.run_epoch()
-            if why == "stop":
-                break
-            loop.end_epoch(last_step=why == "max_steps")
-    finally:
-        data.close()
-    loop.bar.close()
-    loop.guard.check("end", nets, pos.step)
-    return loop.result()
+    return loop.run()

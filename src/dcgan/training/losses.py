@@ -1,7 +1,7 @@
 """Adversarial losses (on logits), gradient penalties, reconstruction losses.
 
-:data:`ADVERSARIAL` and :data:`RECONSTRUCTION` are the only lists of the loss names; params.yaml's
-``train.loss`` and ``train.recon_loss`` choices and the docs are tested against them."""
+The losses' names are :mod:`dcgan.training.names`' (the data-only lists that params validation
+reads); :data:`ADVERSARIAL` and :data:`RECONSTRUCTION` bind each name to its code."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
+
+from dcgan.training import names
 
 
 @dataclass(frozen=True)
@@ -40,6 +42,8 @@ RECONSTRUCTION: dict[str, Callable[[torch.Tensor, torch.Tensor], torch.Tensor]] 
     "l1": F.l1_loss, "l2": F.mse_loss, "smooth_l1": F.smooth_l1_loss,
 }
 """``train.recon_loss``: name -> the loss between two tensors (mean over elements)."""
+names.check_bound(names.ADVERSARIAL_LOSSES, ADVERSARIAL, "dcgan.training.losses.ADVERSARIAL")
+names.check_bound(names.RECON_LOSSES, RECONSTRUCTION, "dcgan.training.losses.RECONSTRUCTION")
 
 
 def adversarial(kind: str) -> Adversarial:

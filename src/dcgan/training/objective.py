@@ -48,6 +48,11 @@ class ObjectiveSpec:
     ada_interval: int = 4
     ada_kimg: float = 500.0
 
+    def regularises(self, step: int) -> bool:
+        """Whether ``step`` applies the penalties (R1, WGAN-GP): lazily, every ``reg_every`` steps,
+        and never when both are off. The step's work differs by it (a captured step's kind)."""
+        return (self.r1_gamma > 0 or self.gp_lambda > 0) and step % self.reg_every == 0
+
 
 @dataclass
 class DTerms:
@@ -81,7 +86,7 @@ class Penalties:
                  view: Callable[[Batch, torch.Tensor, int], torch.Tensor]) -> Iterator[torch.Tensor]:
         """``view(b, x, k)``: x as discriminator k sees it (augmented)."""
         p = self.spec
-        if b.step % p.reg_every:
+        if not p.regularises(b.step):
             return
         if p.r1_gamma > 0:
             yield p.r1_gamma / 2 * p.reg_every * losses.r1_penalty(d, view(b, b.real, k))

@@ -9,7 +9,7 @@ from typing import Any
 
 import torch
 
-from dcgan.core.errors import UserError
+from dcgan.core.errors import SettingError
 from dcgan.training import checkpoint as ckpt
 from dcgan.training.ada import AdaPipe
 from dcgan.training.distributed import DistEnv
@@ -38,9 +38,9 @@ def resume_point(ckpt_dir: str | Path, fingerprint: Fingerprint, dist: DistEnv, 
         return None
     saved_by = int(state.get("world_size", 1))
     if saved_by != dist.world_size:
-        raise UserError(f"checkpoint {path} was saved by {saved_by} processes and this run has "
-                        f"{dist.world_size}: resume with train.nproc: {saved_by} (the "
-                        "checkpoint is left as it is)")
+        raise SettingError("nproc", f"is {dist.world_size}, but checkpoint {path} was saved by {saved_by} "
+                                    f"processes and this run has {dist.world_size}: resume with {{nproc}}: "
+                                    f"{saved_by} (the checkpoint is left as it is)")
     state["path"] = str(path)
     return state
 
@@ -64,5 +64,5 @@ def restore(state: dict[str, Any], nets: Nets, pos: Position, best: BestGenerato
     best.load_state_dict(state)
     if ada is not None:
         if "ada" not in state:
-            raise UserError(f"checkpoint {state.get('path', '')} has no ADA state (p) though train.ada is on")
+            raise SettingError("ada", f"is on, but checkpoint {state.get('path', '')} has no ADA state (p)")
         ada.load_state_dict(state["ada"])

@@ -49,3 +49,12 @@ def count_steps(n: int, epochs: int, schedule: tuple[tuple[int, int], ...], defa
             offset += bs
             step += 1
     return step
+
+
+SHARED = "batch sizes are global: each of the processes takes batch_size / processes"
+
+
+def unshared(sizes: list[int], processes: int) -> int | None:
+    """The first batch size that ``processes`` cannot share equally (None: each can): batch
+    sizes are global, and every process takes the same share of each batch."""
+    return next((bs for bs in sizes if bs % processes), None)

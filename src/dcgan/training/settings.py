@@ -1,6 +1,6 @@
-"""What a training run is told (:class:`TrainSettings`, the library's own form of params.yaml's
-train section, with ``batch_size`` and ``precision`` already resolved) and its fixed frame
-(:class:`Setup`: those settings, the architecture, seed, device, processes, number format)."""
+"""What a training run is told: :class:`Run`, one frozen object with every setting resolved (the
+architecture and the objective inside it, batch size, precision, compile mode and length
+decided), and its fixed frame (:class:`Setup`: the run, seed, device, processes)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import torch
 
-from dcgan.core.errors import UserError
+from dcgan.core.errors import SettingError
 from dcgan.networks.gan import GANConfig
 from dcgan.training.distributed import DistEnv
 from dcgan.training.draws import Key, draw_generators, draw_noise
@@ -18,13 +18,17 @@ from dcgan.training.objective import ObjectiveSpec
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 INDUCTOR_MODES = ("default", "reduce-overhead", "max-autotune")
-"""train.compile values that torch.compile the networks (graph captures the eager step instead)."""
+"""Compile modes that torch.compile the networks (graph captures the eager step instead)."""
 
 
 @dataclass(frozen=True)
-class TrainSettings:
-    """How to train (the architecture is the :class:`~dcgan.networks.gan.GANConfig`)."""
+class Run:
+    """One training run, resolved: what to build (``arch``), what to minimise (``objective``) and
+    how to train it. Nothing here is ``auto``: the caller decides (the train stage's
+    :func:`dcgan.app.recipe.plan_run`)."""
 
+    arch: GANConfig
+    objective: ObjectiveSpec
     epochs: int
     max_steps: int
     """0 = off: epochs decide."""
@@ -50,7 +54,10 @@ class TrainSettings:
     channels_last: bool
     compile: str
     sync_bn: bool
-    objective: ObjectiveSpec
+    batch_auto: bool = False
+    """Whether ``batch_size`` was measured (auto) rather than given."""
+    decisions: tuple[str, ...] = ()
+    """One line per decision that resolved this run, for the log."""
 
     def __post_init__(self) -> None:
         if self.precision not in PRECISIONS:
@@ -62,39 +69,42 @@ class TrainSettings:
         if not isinstance(self.batch_size, int) or isinstance(self.batch_size, bool):
             raise ValueError(f"batch_size must be a resolved integer, got {self.batch_size!r}")
 
+    @property
+    def base_batch_size(self) -> int:
+        """The batch size ``lr`` is given for: the first scheduled one, else ``batch_size``."""
+        return self.batch_schedule[0][1] if self.batch_schedule else self.batch_size
+
 
 @dataclass(frozen=True)
 class Setup:
     """The fixed frame of a run."""
 
-    settings: TrainSettings
-    cfg: GANConfig
+    run: Run
     seed: int
     device: torch.device
     dist: DistEnv
 
     def __post_init__(self) -> None:
-        if self.settings.precision == "fp16" and self.device.type != "cuda":
-            raise UserError(f"train.precision fp16 needs a CUDA device (loss scaling), not "
-                            f"{self.device.type}; use bf16 or fp32")
-        if (self.device.type == "cuda" and self.settings.channels_last
-                and self.settings.compile in INDUCTOR_MODES):
-            raise UserError(f"train.compile {self.settings.compile} with train.channels_last on CUDA fails in "
-                            "inductor (a stride assertion in the backward of G's first ConvTranspose2d, an "
-                            "upstream bug); use train.compile: graph, or train.channels_last: false")
+        if self.run.precision == "fp16" and self.device.type != "cuda":
+            raise SettingError("precision", f"fp16 needs a CUDA device (loss scaling), not "
+                                            f"{self.device.type}; use bf16 or fp32")
+        if self.device.type == "cuda" and self.run.channels_last and self.run.compile in INDUCTOR_MODES:
+            raise SettingError("compile", f"{self.run.compile} with channels_last on CUDA fails in inductor (a "
+                               "stride assertion in the backward of G's first ConvTranspose2d, an upstream "
+                               "bug); use compile graph, or channels_last off")
 
     @property
     def amp_dtype(self) -> torch.dtype | None:
-        return PRECISIONS[self.settings.precision]
+        return PRECISIONS[self.run.precision]
 
     @property
     def memory_format(self) -> torch.memory_format:
-        return torch.channels_last if self.settings.channels_last else torch.contiguous_format
+        return torch.channels_last if self.run.channels_last else torch.contiguous_format
 
     def noise(self, step: int, bs: int) -> torch.Tensor:
         """This rank's noise for ``step`` (a global batch of ``bs``), on the CPU
         (:func:`dcgan.training.draws.draw_noise`)."""
-        return draw_noise(self.seed, step, bs, self.cfg.latent_dim, self.cfg.prior, self.dist)
+        return draw_noise(self.seed, step, bs, self.run.arch.latent_dim, self.run.arch.prior, self.dist)
 
     def generators(self, step: int) -> Callable[[Key], torch.Generator]:
         """The step's seeded generator per (purpose, discriminator)

@@ -19,7 +19,7 @@ class EvaluateParams(Section):
                                                  f"must be one of {', '.join(metric_names())}")], ...],
                        rule(len, "must be a non-empty list", list),
                        rule(lambda v: len(set(v)) == len(v), "must not repeat a metric", list)]
-    """Which metrics to compute: names in the catalogue, dcgan.metrics.registry.METRICS (a wrong
+    """Which metrics to compute: names in the catalogue, dcgan.metrics.registry.CATALOGUE (a wrong
     name is refused with the list)."""
     num_samples: Annotated[Int, at_least(0, " (0 = match the holdout size)")]
     """Generated images scored (0 = as many as held-out real images, so metrics and floors compare)."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, ClassVar, Literal
 
 from dcgan.app.params.typed import Bool, Count, Int, Positive, Section, Str, at_least, section
+from dcgan.metrics.names import RESIZE_MODES
 
 
 @section
@@ -18,7 +19,7 @@ class EvaluatorParams(Section):
     """classifier: the domain net trained by this stage (offline default); inception: FID Inception-v3."""
     inception_weights: Str
     """Path of the FID Inception-v3 weights (pt_inception-2015-12-05-6726825d.pth) for extractor: inception."""
-    resize: Literal["legacy", "clean"]
+    resize: Literal[RESIZE_MODES]
     """How Inception's 299×299 input is made: legacy (torch-fidelity/pytorch-fid's bilinear, as most
     papers) or clean (clean-fid's anti-aliased PIL bicubic); the two FIDs are not comparable
     (recorded in the protocol). The classifier reads images at their own size."""

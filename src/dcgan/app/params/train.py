@@ -19,14 +19,8 @@ from dcgan.app.params.typed import (
     section,
     within,
 )
-
-
-def check_divisible(sizes: list[int], nproc: int, key: str) -> None:
-    """Batch sizes are global: each of the nproc processes takes batch_size / nproc."""
-    for bs in sizes:
-        if bs % nproc:
-            fail(key, f"must be divisible by train.nproc {nproc} (batch sizes are global: "
-                      f"each process takes batch_size / nproc)", bs)
+from dcgan.training import names
+from dcgan.training.schedule import SHARED, unshared
 
 
 def _pairs(schedule: tuple) -> list:
@@ -87,8 +81,9 @@ class TrainParams(Section):
     """Generated images per in-training FID (more: steadier, slower)."""
     prior: Literal["normal", "uniform"]
     """Latent prior: normal N(0, I) or uniform U[-1, 1]."""
-    loss: Literal["bce", "hinge", "wgan"]
-    """Adversarial loss: non-saturating BCE (DCGAN), hinge, or Wasserstein."""
+    loss: Literal[names.ADVERSARIAL_LOSSES]
+    """Adversarial loss, one of :data:`dcgan.training.names.ADVERSARIAL_LOSSES`: non-saturating BCE
+    (DCGAN), hinge, Wasserstein (docs/techniques.md)."""
     r1_gamma: Weight | Literal["auto"]
     """R1 penalty weight on real images, gamma/2 * E|grad D(x)|^2 (0 = off); auto: the recipe
     for the data's kind (grey or colour; dcgan.app.recipe.RECIPES)."""
@@ -102,10 +97,10 @@ class TrainParams(Section):
     """Normalisation in D (and E)."""
     d_spectral: Bool
     """Spectral normalisation on D's convolutions."""
-    diffaug: Annotated[tuple[Literal["color", "translation", "cutout"], ...],
+    diffaug: Annotated[tuple[Literal[names.DIFFAUG_POLICIES], ...],
                        rule(lambda v: len(set(v)) == len(v), "must not repeat a policy", list)]
     """DiffAugment policies applied to reals and fakes in the D and G steps ([] = off)."""
-    ada: Literal["none", "bg", "bgc"]
+    ada: Literal[("none", *names.ADA_PIPELINES)]
     """Adaptive discriminator augmentation (Karras et al. 2020; dcgan.training.ada): every image D
     sees, real or generated, in both updates, goes through random flips, 90-degree turns,
     shifts, scalings and rotations (bg) and colour changes (bgc), each with probability p, tuned
@@ -126,8 +121,8 @@ class TrainParams(Section):
     recipe for the data's kind."""
     encoder: Bool
     """Train an encoder E: images -> z with the reconstruction loss |G(E(x)) - x|."""
-    recon_loss: Literal["l1", "l2", "smooth_l1"]
-    """Reconstruction loss for the encoder."""
+    recon_loss: Literal[names.RECON_LOSSES]
+    """Reconstruction loss for the encoder, one of :data:`dcgan.training.names.RECON_LOSSES`."""
     recon_weight: Weight
     """Weight of the reconstruction loss (updates E and G)."""
     latent_cycle_weight: Weight
@@ -168,4 +163,6 @@ class TrainParams(Section):
         if self.batch_schedule and self.batch_size == "auto":
             fail(f"{s}.batch_size", "cannot be auto together with a batch_schedule", "auto")
         sizes = [bs for _, bs in self.batch_schedule] or ([] if self.batch_size == "auto" else [self.batch_size])
-        check_divisible(sizes, self.nproc, f"{s}.batch_schedule" if self.batch_schedule else f"{s}.batch_size")
+        if (bs := unshared(sizes, self.nproc)) is not None:
+            fail(f"{s}.batch_schedule" if self.batch_schedule else f"{s}.batch_size",
+                 f"must be divisible by {s}.nproc {self.nproc} ({SHARED})", bs)

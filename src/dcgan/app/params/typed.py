@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import dataclasses
 import re
-from collections.abc import Callable
+import typing
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, TypeVar
 
@@ -26,7 +28,7 @@ from pydantic import AfterValidator, BeforeValidator, ConfigDict, Field, StrictB
 from pydantic.dataclasses import dataclass
 from pydantic_core import PydanticCustomError
 
-from dcgan.core.errors import ConfigError
+from dcgan.core.errors import ConfigError, SettingError
 
 T = TypeVar("T")
 
@@ -94,10 +96,32 @@ def section(cls: type[T]) -> type[T]:
     return dataclass(frozen=True, config=ConfigDict(extra="forbid"))(cls)
 
 
+_RECORDERS: list[set[str]] = []
+"""While :func:`recording`: the sets that every key read from a section is added to."""
+
+
+@contextmanager
+def recording() -> Iterator[set[str]]:
+    """Every ``section.key`` read from a params section inside the block (checks while parsing
+    aside): what tests/test_stages.py holds each stage's dvc.yaml ``params:`` list against."""
+    reads: set[str] = set()
+    _RECORDERS.append(reads)
+    try:
+        yield reads
+    finally:
+        _RECORDERS.remove(reads)
+
+
 class Section:
     """What every section declares: its name in params.yaml and the rules between its keys."""
 
     SECTION: ClassVar[str]
+
+    def __getattribute__(self, name: str) -> Any:
+        if _RECORDERS and name in type(self).__dataclass_fields__:
+            for reads in _RECORDERS:
+                reads.add(f"{type(self).SECTION}.{name}")
+        return object.__getattribute__(self, name)
 
     def check(self, s: str) -> None:
         """The rules between keys (``s``: the section's name); fail() on a bad value. A rule on
@@ -156,11 +180,15 @@ def parse_section(name: str, raw: Any, cls: type[T]) -> T:
     missing = [f for f in fields if f not in raw]
     if missing:
         raise ConfigError(f"{name}.{missing[0]} is missing from params")
+    paused = _RECORDERS[:]  # validation reads every key: that is not the stage's use of them
+    _RECORDERS.clear()
     try:
         obj = cls(**{f: raw[f] for f in fields})
+        obj.check(name)
     except pydantic.ValidationError as exc:
         raise ConfigError(_one_line(name, exc)) from None
-    obj.check(name)
+    finally:
+        _RECORDERS.extend(paused)
     return obj
 
 
@@ -175,30 +203,49 @@ def read_yaml(path: str | Path) -> Any:
         raise ConfigError(f"params file {path} is not valid YAML: {exc}") from None
 
 
-class Sections:
-    """The sections a stage read, by name: ``params.train``, ``params.base``."""
+def sections_of(reads: type) -> dict[str, type]:
+    """The section classes that the dataclass ``reads`` declares, by section name: each field is
+    named after its section and typed with its class (``train: TrainParams``)."""
+    hints = typing.get_type_hints(reads)
+    out = {f.name: hints[f.name] for f in dataclasses.fields(reads)}
+    for name, cls in out.items():
+        if getattr(cls, "SECTION", None) != name:
+            raise TypeError(f"{reads.__name__}.{name} must be typed with the section class of {name}, not {cls}")
+    return out
 
-    def __init__(self, **sections: Any):
-        self.__dict__.update(sections)
 
-
-def parse_sections(raw: Any, *classes: type) -> Sections:
-    """The named sections of a params mapping, each validated (the others are not looked at)."""
+def parse_sections(raw: Any, reads: type[T]) -> T:
+    """The sections of a params mapping that ``reads`` declares (a frozen dataclass, one field
+    per section: ``train: TrainParams``), each validated; the others are not looked at."""
     if not isinstance(raw, dict):
         raise ConfigError(f"params must be a mapping of sections, got {type(raw).__name__}")
-    for cls in classes:
-        if cls.SECTION not in raw:
-            raise ConfigError(f"section {cls.SECTION} is missing from params")
-    return Sections(**{cls.SECTION: parse_section(cls.SECTION, raw[cls.SECTION], cls) for cls in classes})
+    classes = sections_of(reads)
+    for name in classes:
+        if name not in raw:
+            raise ConfigError(f"section {name} is missing from params")
+    return reads(**{name: parse_section(name, raw[name], cls) for name, cls in classes.items()})
 
 
-def load_sections(path: str | Path, *classes: type) -> Sections:
-    """Read params.yaml and validate the sections a stage uses (``load_sections(p, BaseParams,
-    TrainParams).train``); every problem raises ConfigError naming it."""
-    return parse_sections(read_yaml(path), *classes)
+def load_sections(path: str | Path, reads: type[T]) -> T:
+    """Read params.yaml and validate the sections a stage reads, as its own typed object
+    (``load_sections(path, TrainReads).train.lr``: an editor follows it to the key's field);
+    every problem raises ConfigError naming it."""
+    return parse_sections(read_yaml(path), reads)
 
 
-def pick(cls: type[T], section: Any, **over: Any) -> T:
+@contextmanager
+def keyed(section: str, **keys: str) -> Iterator[None]:
+    """Library errors about a setting (:class:`~dcgan.core.errors.SettingError`, named by the
+    library's own name for it) reported under the params key the value came from:
+    ``section.setting``, or ``keys[setting]`` for a setting that is another section's key or
+    named differently (``keyed("evaluate", samples="sample.num_samples")``)."""
+    try:
+        yield
+    except SettingError as exc:
+        raise exc.keyed(lambda name: keys.get(name, f"{section}.{name}")) from None
+
+
+def fill_from(cls: type[T], section: Any, **over: Any) -> T:
     """A library dataclass filled from the params section's fields of the same names
     (``over`` replaces some, e.g. a resolved value)."""
     return cls(**{f.name: over[f.name] if f.name in over else getattr(section, f.name)

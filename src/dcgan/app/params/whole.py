@@ -15,11 +15,8 @@ from dcgan.app.params.evaluator import EvaluatorParams
 from dcgan.app.params.prepare import PrepareParams
 from dcgan.app.params.sample import SampleParams
 from dcgan.app.params.train import TrainParams
-from dcgan.app.params.typed import parse_sections, read_yaml
+from dcgan.app.params.typed import parse_sections, read_yaml, sections_of
 from dcgan.core.errors import ConfigError
-
-SECTIONS: dict[str, type] = {cls.SECTION: cls for cls in (
-    BaseParams, PrepareParams, AugmentParams, EvaluatorParams, TrainParams, SampleParams, EvaluateParams)}
 
 
 @dataclass(frozen=True)
@@ -36,6 +33,10 @@ class Params:
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return dataclasses.asdict(self)
+
+
+SECTIONS: dict[str, type] = sections_of(Params)
+"""Every section's class, by name, in params.yaml's order."""
 
 
 MOVED = {
@@ -71,7 +72,7 @@ def parse_params(raw: Any) -> Params:
     unknown = sorted(set(raw) - set(SECTIONS))
     if unknown:
         raise ConfigError(f"{unknown[0]} is not a known params section (known: {', '.join(SECTIONS)})")
-    return Params(**vars(parse_sections(raw, *SECTIONS.values())))
+    return parse_sections(raw, Params)
 
 
 def load_params(path: str | Path = "params.yaml") -> Params:

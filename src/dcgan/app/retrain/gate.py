@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from dcgan.metrics import registry
@@ -165,24 +166,35 @@ def decide(diff: dict[str, dict[str, object]], metric: str, min_improvement: flo
     if not is_number(old) or not math.isfinite(float(old)):
         return result(False, f"not compared: the promoted model has no finite {metric} ({old!r}); "
                              f"evaluate it with {metric} first (evaluate.metrics, dvc repro)")
+    if paired is not None:
+        return _by_paired(result, diff, f"{metric} {old:.4g} -> {new:.4g} ({direction} is better)", metric,
+                          paired, min_improvement, alpha)
     improvement = (old - new) if direction == "lower" else (new - old)
     head = f"{metric} {old:.4g} -> {new:.4g} ({direction} is better): gain {improvement:+.4g}"
-    if paired is not None:
-        on = (f", {paired.n} samples a side" if paired.n else "") + (", the same latents" if paired.shared_latents else "")
-        kw = {"test": f"paired bootstrap, {paired.resamples} resamples{on}", "low": paired.low, "high": paired.high,
-              "p_value": paired.p_value,
-              "on_gain_samples": (paired.old, paired.new) if paired.old is not None and paired.new is not None
-              else None}
-        improvement = paired.gain
-        head = f"{metric} {old:.4g} -> {new:.4g} ({direction} is better)"
-        both = f"{metric} {paired.old:.4g} -> {paired.new:.4g}, " if paired.old is not None and paired.new is not None else ""
-        text = (f"{head}; on all {paired.n or 'the'} samples: {both}gain {paired.gain:+.4g} (95% CI {paired.low:+.3g} to "
-                f"{paired.high:+.3g}, paired bootstrap p = {paired.p_value:.3g}{on})")
-        if paired.p_value < alpha:
-            return _guarded(result(True, f"{text}: more than {min_improvement:g} beyond the noise (p < {alpha:g})",
-                                   improvement, **kw), diff, alpha)
-        return result(False, f"{text}: not shown to be more than {min_improvement:g} (needs p < {alpha:g})",
-                      improvement, **kw)
+    return _by_se(result, diff, head, metric, improvement, min_improvement, alpha)
+
+
+def _by_paired(result: Callable[..., Comparison], diff: dict[str, dict[str, object]], head: str, metric: str,
+               paired: PairedGain, min_improvement: float, alpha: float) -> Comparison:
+    """:func:`decide` by the paired test of ``metric`` (``result`` makes the Comparison)."""
+    on = (f", {paired.n} samples a side" if paired.n else "") + (", the same latents" if paired.shared_latents else "")
+    kw = {"test": f"paired bootstrap, {paired.resamples} resamples{on}", "low": paired.low, "high": paired.high,
+          "p_value": paired.p_value,
+          "on_gain_samples": (paired.old, paired.new) if paired.old is not None and paired.new is not None
+          else None}
+    both = f"{metric} {paired.old:.4g} -> {paired.new:.4g}, " if paired.old is not None and paired.new is not None else ""
+    text = (f"{head}; on all {paired.n or 'the'} samples: {both}gain {paired.gain:+.4g} (95% CI {paired.low:+.3g} to "
+            f"{paired.high:+.3g}, paired bootstrap p = {paired.p_value:.3g}{on})")
+    if paired.p_value < alpha:
+        return _guarded(result(True, f"{text}: more than {min_improvement:g} beyond the noise (p < {alpha:g})",
+                               paired.gain, **kw), diff, alpha)
+    return result(False, f"{text}: not shown to be more than {min_improvement:g} (needs p < {alpha:g})",
+                  paired.gain, **kw)
+
+
+def _by_se(result: Callable[..., Comparison], diff: dict[str, dict[str, object]], head: str, metric: str,
+           improvement: float, min_improvement: float, alpha: float) -> Comparison:
+    """:func:`decide` by the two runs' standard errors (``<metric>_se``)."""
     se_old, se_new = diff.get(f"{metric}_se", {}).get("old"), diff.get(f"{metric}_se", {}).get("new")
     if not (is_number(se_old) and is_number(se_new) and math.isfinite(se_old) and math.isfinite(se_new)):
         return result(False, f"{head}: no uncertainty ({metric}_se) for both runs, so the gain cannot be told "

@@ -135,50 +135,12 @@ def promote(cwd: Path, name: str, rev: str, comparison: Comparison, log: Log,
     back as it was (branch, workspace files, models, tags) and raises :class:`PromotionFailed`;
     a crash that leaves no chance to undo is finished or undone by :func:`recover` on the next
     run (the steps are journaled in ``.dvc/tmp``)."""
-    old = git_out(["rev-parse", "HEAD"], cwd) or ""
-    branch = git_out(["symbolic-ref", "--short", "-q", "HEAD"], cwd)
-    if not old or not branch:
-        raise PromotionFailed(f"{cwd} has no branch checked out: nothing was promoted")
-    base = git_out(["rev-parse", "--verify", "-q", f"{rev}^"], cwd)
-    if base != old:
-        raise PromotionFailed(f"{branch} moved while {name} ran (it is at {old[:12]}, the experiment was run on "
-                              f"{(base or '?')[:12]}): nothing was promoted; run the retrain again on the new head")
-    changed = (git_out(["diff", "--name-only", "-z", old, rev], cwd) or "").split("\0")
-    changed = [c for c in changed if c]
+    journal = _journal(cwd, name, rev, stage)
+    old, branch = journal["old"], journal["branch"]
     what = _what(name, comparison)
     path = cwd / JOURNAL
-    journal = {"name": name, "rev": rev, "old": old, "branch": branch, "stage": stage, "changed": changed,
-               "commit": None, "tags": [], "remote": git_remote(cwd), "step": None}
     try:
-        _step(journal, path, 0)
-        check("dvc", ["exp", "apply", rev], cwd, log)
-        _step(journal, path, 1)
-        if changed:
-            check("git", ["add", "--", *changed], cwd, log)
-            check("git", ["commit", "-q", "--no-verify", "-m", f"Promote {name}: {what}", "--", *changed], cwd, log)
-        commit = git_out(["rev-parse", "HEAD"], cwd) or ""
-        if changed and git_out(["diff", "--name-only", rev, commit, "--", *changed], cwd) != "":
-            raise RuntimeError(f"the commit {commit[:12]} does not hold the experiment {rev[:12]}'s files")
-        journal["commit"] = commit
-        log(f"committed {name} on {branch} as {commit[:12]}")
-        _step(journal, path, 2)
-        check("gto", ["register", ARTIFACT, commit, "-m", f"{ARTIFACT}: {what}"], cwd, log)
-        version_tag = tags_at(cwd, commit, f"{ARTIFACT}@v*")[-1]
-        journal["tags"].append(version_tag)
-        version = version_tag.split("@", 1)[1]
-        _step(journal, path, 3)
-        check("gto", ["assign", ARTIFACT, "--version", version, "--stage", stage,
-                      "-m", f"{ARTIFACT} {version} -> {stage}: {what}"], cwd, log)
-        stage_tag = tags_at(cwd, commit, f"{ARTIFACT}#{stage}#*")[-1]
-        journal["tags"].append(stage_tag)
-        _step(journal, path, 4)
-        if remote_configured(cwd):
-            check("dvc", ["push"], cwd, log)  # the data before any tag that announces them
-        _step(journal, path, 5)
-        if journal["remote"]:
-            check("git", ["push", "-q", "--atomic", journal["remote"], f"{commit}:refs/heads/{branch}",
-                          *(f"refs/tags/{t}" for t in journal["tags"])], cwd, log)
-        _step(journal, path, 6)
+        promotion = _steps(cwd, journal, path, name, what, log)
     except BaseException as exc:
         step = journal["step"]
         if step in ("push git", "done") and _landed(cwd, journal):
@@ -191,6 +153,58 @@ def promote(cwd: Path, name: str, rev: str, comparison: Comparison, log: Log,
         raise PromotionFailed(f"promoting {name} failed at step {step!r} ({detail}); undone: {branch} is at "
                               f"{old[:12]} again, with no new tag and the workspace as it was") from None
     path.unlink(missing_ok=True)
+    return promotion
+
+
+def _journal(cwd: Path, name: str, rev: str, stage: str) -> dict:
+    """What :func:`promote` will do, before it does anything: the branch it moves from which
+    commit, the files the experiment ``rev`` changed. Refuses a detached head, and a branch that
+    moved since the experiment ran."""
+    old = git_out(["rev-parse", "HEAD"], cwd) or ""
+    branch = git_out(["symbolic-ref", "--short", "-q", "HEAD"], cwd)
+    if not old or not branch:
+        raise PromotionFailed(f"{cwd} has no branch checked out: nothing was promoted")
+    base = git_out(["rev-parse", "--verify", "-q", f"{rev}^"], cwd)
+    if base != old:
+        raise PromotionFailed(f"{branch} moved while {name} ran (it is at {old[:12]}, the experiment was run on "
+                              f"{(base or '?')[:12]}): nothing was promoted; run the retrain again on the new head")
+    changed = (git_out(["diff", "--name-only", "-z", old, rev], cwd) or "").split("\0")
+    return {"name": name, "rev": rev, "old": old, "branch": branch, "stage": stage, "changed": [c for c in changed if c],
+            "commit": None, "tags": [], "remote": git_remote(cwd), "step": None}
+
+
+def _steps(cwd: Path, journal: dict, path: Path, name: str, what: str, log: Log) -> Promotion:
+    """:func:`promote`'s steps in order, each journaled before it runs."""
+    rev, branch, stage, changed = journal["rev"], journal["branch"], journal["stage"], journal["changed"]
+    _step(journal, path, 0)
+    check("dvc", ["exp", "apply", rev], cwd, log)
+    _step(journal, path, 1)
+    if changed:
+        check("git", ["add", "--", *changed], cwd, log)
+        check("git", ["commit", "-q", "--no-verify", "-m", f"Promote {name}: {what}", "--", *changed], cwd, log)
+    commit = git_out(["rev-parse", "HEAD"], cwd) or ""
+    if changed and git_out(["diff", "--name-only", rev, commit, "--", *changed], cwd) != "":
+        raise RuntimeError(f"the commit {commit[:12]} does not hold the experiment {rev[:12]}'s files")
+    journal["commit"] = commit
+    log(f"committed {name} on {branch} as {commit[:12]}")
+    _step(journal, path, 2)
+    check("gto", ["register", ARTIFACT, commit, "-m", f"{ARTIFACT}: {what}"], cwd, log)
+    version_tag = tags_at(cwd, commit, f"{ARTIFACT}@v*")[-1]
+    journal["tags"].append(version_tag)
+    version = version_tag.split("@", 1)[1]
+    _step(journal, path, 3)
+    check("gto", ["assign", ARTIFACT, "--version", version, "--stage", stage,
+                  "-m", f"{ARTIFACT} {version} -> {stage}: {what}"], cwd, log)
+    stage_tag = tags_at(cwd, commit, f"{ARTIFACT}#{stage}#*")[-1]
+    journal["tags"].append(stage_tag)
+    _step(journal, path, 4)
+    if remote_configured(cwd):
+        check("dvc", ["push"], cwd, log)  # the data before any tag that announces them
+    _step(journal, path, 5)
+    if journal["remote"]:
+        check("git", ["push", "-q", "--atomic", journal["remote"], f"{commit}:refs/heads/{branch}",
+                      *(f"refs/tags/{t}" for t in journal["tags"])], cwd, log)
+    _step(journal, path, 6)
     return Promotion(branch, commit, version, version_tag, stage, stage_tag)
 
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import TypeVar
 
-from dcgan.app.params.typed import Sections, load_sections
+from dcgan.app.params.typed import load_sections
 from dcgan.core.errors import UserError
 
 
@@ -17,10 +18,14 @@ def parser(description: str) -> argparse.ArgumentParser:
     return p
 
 
-def params_from(args: argparse.Namespace, *sections: type) -> Sections:
-    """The params sections this stage reads (``params_from(args, BaseParams, TrainParams).train``):
-    a stage imports only those sections' modules, so an edit to another one does not rerun it."""
-    return load_sections(args.params, *sections)
+T = TypeVar("T")
+
+
+def params_from(args: argparse.Namespace, reads: type[T]) -> T:
+    """The params sections this stage reads, as its own frozen dataclass (``Reads``: one field
+    per section, ``train: TrainParams``): a stage imports only those sections' modules, so an
+    edit to another one does not rerun it."""
+    return load_sections(args.params, reads)
 
 
 def log(msg: str) -> None:

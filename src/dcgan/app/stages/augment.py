@@ -5,13 +5,14 @@ augment.copies auto: none, on colour photos and grey data alike (copies leak int
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from dcgan.app import paths
 from dcgan.app.params.augment import AugmentParams, resolve_copies
-from dcgan.app.params.typed import pick
+from dcgan.app.params.typed import fill_from
 from dcgan.app.stages._common import log, params_from, parser, run
 from dcgan.core import files
 from dcgan.core.images import save_grid
@@ -22,12 +23,19 @@ from dcgan.data.kind import data_kind
 from dcgan.data.store import NpyWriter
 
 
+@dataclass(frozen=True)
+class Reads:
+    """The params sections this stage reads."""
+
+    augment: AugmentParams
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
     ap.add_argument("--data", default=paths.PREPARED, help="prepare's output folder")
     ap.add_argument("--out", default=paths.AUGMENTED, help="output folder")
     args = ap.parse_args(argv)
-    params = params_from(args, AugmentParams)
+    params = params_from(args, Reads)
     src, out = Path(args.data), Path(args.out)
     train = arrays.open_images(src / "train.npy")
     labels = np.load(src / "train_labels.npy", allow_pickle=False)
@@ -37,7 +45,7 @@ def main(argv: list[str] | None = None) -> None:
     if given == "auto":
         log(f"augment: copies auto -> {k} for {kind} data ({why})"
             + "; copies leak into what G draws (docs/techniques.md)")
-    spec = pick(Augmentation, params.augment, copies=k)
+    spec = fill_from(Augmentation, params.augment, copies=k)
     total = n * (k + 1)
     with files.staged_dir(out) as tmp:
         with NpyWriter(tmp / "train.npy", (total, *train.shape[1:])) as w, \

@@ -6,8 +6,10 @@ gate's paired test)."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,7 @@ from dcgan.app import paths
 from dcgan.app.params.base import BaseParams
 from dcgan.app.params.evaluate import EvaluateParams
 from dcgan.app.params.evaluator import EvaluatorParams
-from dcgan.app.params.typed import pick
+from dcgan.app.params.typed import fill_from, keyed
 from dcgan.app.stages._common import log, params_from, parser, run
 from dcgan.core import files
 from dcgan.core.code import modules_digest
@@ -33,9 +35,18 @@ from dcgan.metrics.reconstruction import (
 from dcgan.metrics.reference import check_extractor, load_reference, make_extractor, subset_rows
 from dcgan.metrics.registry import UNOFFICIAL_WEIGHTS
 from dcgan.metrics.sets import FeatureSet
-from dcgan.metrics.suite import ScoreOptions, check_sample_size, copy_test, pr_count, score
+from dcgan.metrics.suite import ScoreOptions, check_sample_size, copy_test, options_protocol, score
 from dcgan.metrics.uncertainty import bootstrap
 from dcgan.networks.model_dir import load_encoder, load_generator, read_card
+
+
+@dataclass(frozen=True)
+class Reads:
+    """The params sections this stage reads."""
+
+    base: BaseParams
+    evaluator: EvaluatorParams
+    evaluate: EvaluateParams
 
 
 def interleave_rows(real: np.ndarray, recon: np.ndarray, per_row: int = 8) -> np.ndarray:
@@ -62,29 +73,15 @@ def _extractor_protocol(kind: str, extractor, evaluator_dir: str, ref) -> dict:
     return {**out, "weights_official": int(official)}
 
 
-def _noise_features_copies(args, p, seed: int, gen_fs: FeatureSet, n: int, ref, ref_meta: dict, samples,
-                           metrics: dict) -> None:
-    """Each score's bootstrap noise into ``metrics``; the scored features for the promotion
-    gate's paired test; the grid of the samples closest to a training image."""
-    gen = gen_fs.features[:n]
-    metrics.update(bootstrap(metrics, gen, None if gen_fs.logits is None else gen_fs.logits[:n], ref.features,
-                             p.metrics, p.bootstrap, derive_seed(seed, "bootstrap"), p.is_splits,
-                             kid_subsets=p.kid_subsets, kid_subset_size=p.kid_subset_size))
-    # every generated image's features, not only the n scored beside the floors: the gate's paired
-    # test has the power of all of them (the first n give metrics.json's FID)
-    files.write_npy(args.features, gen_fs.features.astype(np.float32))
-    if "copies" in p.metrics:
-        copies_grid(args.copies_grid, gen, samples, Path(args.data), ref_meta, seed, ref)
-
-
-def _reconstruct(p, which: str, args, holdout, samples, device, seed: int, metrics: dict) -> bool:
+def _reconstruct(p, which: str, args, holdout, samples, device, seed: int, metrics: dict) -> dict[str, object]:
     """Reconstruction metrics and their floor into ``metrics``, and the reals-vs-reconstructions
-    grid; True when G's own encoder did the inversion (else latent optimisation, or skipped)."""
+    grid; returns the protocol's ``recon_method`` (encoder when G's own encoder did the
+    inversion, else latent optimisation, or skipped) and ``recon_images``."""
     s = holdout.shape[-1]
     if not p.recon_images:  # the grid is a declared output: show the reals alone, and say why
         save_grid(holdout[:32], args.recon_grid, nrow=8, upscale=max(1, 64 // s))
         log("evaluate: evaluate.recon_images is 0, reconstruction metrics skipped")
-        return False
+        return {"recon_method": "latent_optimisation", "recon_images": 0}
     g = load_generator(args.models, device, which)
     e = load_encoder(args.models, device)
     k = min(p.recon_images, len(holdout), len(samples))
@@ -100,7 +97,7 @@ def _reconstruct(p, which: str, args, holdout, samples, device, seed: int, metri
     metrics.update({f"{key}_floor": v for key, v in reconstruction_metrics(own, inv(own)).items()})
     save_grid(interleave_rows(holdout[:k][:32], recon[:32]), args.recon_grid, nrow=8,
               upscale=max(1, 64 // s))
-    return e is not None
+    return {"recon_method": "encoder" if e is not None else "latent_optimisation", "recon_images": k}
 
 
 def copies_grid(path: str, gen: np.ndarray, samples, data: Path, ref_meta: dict, seed: int, ref) -> None:
@@ -115,7 +112,7 @@ def copies_grid(path: str, gen: np.ndarray, samples, data: Path, ref_meta: dict,
     save_grid(np.concatenate([fake, real]), path, nrow=len(pairs), upscale=max(1, 64 // s))
 
 
-def main(argv: list[str] | None = None) -> None:
+def _arguments(argv: list[str] | None) -> argparse.Namespace:
     ap = parser(__doc__)
     ap.add_argument("--samples", default=paths.SAMPLES, help="sample's output")
     ap.add_argument("--data", default=paths.PREPARED, help="prepare's output folder (train + holdout)")
@@ -127,14 +124,55 @@ def main(argv: list[str] | None = None) -> None:
                     help="the generated images closest to a training image, above those images")
     ap.add_argument("--features", default=paths.FEATURES,
                     help="the scored images' features (the promotion gate's paired test)")
-    args = ap.parse_args(argv)
-    params = params_from(args, BaseParams, EvaluatorParams, EvaluateParams)
+    return ap.parse_args(argv)
+
+
+def _protocol(args: argparse.Namespace, params: Reads, extractor, ref, ref_meta: dict, n: int, stable: bool,
+              recon: dict[str, object], sample_info: dict) -> dict[str, object]:
+    """How this run was measured: what the promotion gate and ``dcgan review`` compare runs on
+    (each metric's options from its own declaration, :func:`options_protocol`)."""
+    p, ev = params.evaluate, params.evaluator
+    card = read_card(args.models)  # how G was trained (precision, compile)
+    protocol = {
+        "extractor": ev.extractor, "extractor_id": extractor.id, "feature_dim": int(ref.features.shape[1]),
+        "n_samples": int(n), "n_reference": int(len(ref.features)), "n_samples_enough_for_fid": int(stable),
+        "reference_split": "train", "floor_split": "holdout",
+        "generator": sample_info.get("generator", "best"),
+        # the number format and step mode G was trained in (as resolved on the training machine)
+        "train_precision": card.precision or "fp32", "train_compile": card.compile or "none",
+        **options_protocol(fill_from(ScoreOptions, p), n),
+        "reference_max_images": int(ref_meta.get("max_images", 0)),
+        **recon,
+        "bootstrap": p.bootstrap,
+        # the metric code that scored this run (docstrings and comments aside): other code is
+        # another measurement, which the promotion gate does not compare
+        "metric_code": modules_digest(m for name, m in sorted(sys.modules.items())
+                                      if name.startswith("dcgan.metrics.")),
+        **_extractor_protocol(ev.extractor, extractor, args.evaluator, ref),
+    }
+    if sample_info:
+        protocol["drs"] = int(bool(sample_info.get("drs")))
+    return protocol
+
+
+KEYS = {"device": "base.device", "extractor": "evaluator.extractor", "inception_weights": "evaluator.inception_weights",
+        "inception_download": "evaluator.inception_download", "samples": "sample.num_samples"}
+"""The params key of each setting a library error may name here (the others are evaluate's)."""
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _arguments(argv)
+    with keyed("evaluate", **KEYS):
+        _evaluate(args, params_from(args, Reads))
+
+
+def _evaluate(args: argparse.Namespace, params: Reads) -> None:
+    """Score the samples (see the module's doc)."""
     p, ev, seed = params.evaluate, params.evaluator, params.base.seed
     data = Path(args.data)
     # both read a batch at a time: memory does not grow with the number of images
     holdout = arrays.open_images(data / "holdout.npy")
-    c, s = holdout.shape[1], holdout.shape[-1]
-    samples = arrays.open_images(args.samples, channels=c, size=s)
+    samples = arrays.open_images(args.samples, channels=holdout.shape[1], size=holdout.shape[-1])
     device = pick_device(params.base.device)
     ref, hold_fs, ref_meta = load_reference(args.evaluator, data, ev.extractor)
     # the floor's held-out images: those the evaluator extracted (at most reference_max_images)
@@ -144,49 +182,22 @@ def main(argv: list[str] | None = None) -> None:
                                resize=ev.resize)
     check_extractor(ref_meta, extractor, args.evaluator)
     gen_fs = FeatureSet(*extractor(samples.rows(np.arange(len(samples))), "features: samples"))
-    metrics = score(gen_fs, hold_fs, ref, p.metrics, pick(ScoreOptions, p), seed, n, warn=lambda m: None)
-    _noise_features_copies(args, p, seed, gen_fs, n, ref, ref_meta, samples, metrics)
-
+    metrics = score(gen_fs, hold_fs, ref, p.metrics, fill_from(ScoreOptions, p), seed, n, warn=lambda m: None)
+    gen = gen_fs.features[:n]
+    metrics.update(bootstrap(metrics, gen, None if gen_fs.logits is None else gen_fs.logits[:n], ref.features,
+                             p.metrics, p.bootstrap, derive_seed(seed, "bootstrap"), p.is_splits,
+                             kid_subsets=p.kid_subsets, kid_subset_size=p.kid_subset_size))
+    # every generated image's features, not only the n scored beside the floors: the gate's paired
+    # test has the power of all of them (the first n give metrics.json's FID)
+    files.write_npy(args.features, gen_fs.features.astype(np.float32))
+    copies_grid(args.copies_grid, gen, samples, data, ref_meta, seed, ref)
     # what the sample stage wrote beside the samples: which generator, whether DRS
-    sample_info_path = Path(args.samples).with_suffix(".json")
-    sample_info = files.read_json(sample_info_path) if sample_info_path.is_file() else {}
-    which = sample_info.get("generator", "best")
-    encoder = _reconstruct(p, which, args, holdout, samples, device, seed, metrics)
-
-    card = read_card(args.models)  # how G was trained (precision, compile)
-    protocol = {
-        "extractor": ev.extractor,
-        "extractor_id": extractor.id,
-        "feature_dim": int(ref.features.shape[1]),
-        "n_samples": int(n),
-        "n_reference": int(len(ref.features)),
-        "n_samples_enough_for_fid": int(stable),
-        "reference_split": "train",
-        "floor_split": "holdout",
-        "generator": which,
-        # the number format G was trained in (train.precision, auto resolved on the training machine)
-        "train_precision": card.precision or "fp32",
-        # how the training step ran (train.compile as resolved on the training machine)
-        "train_compile": card.compile or "none",
-        "is_splits": p.is_splits,
-        "kid_subsets": p.kid_subsets,
-        "kid_subset_size": min(p.kid_subset_size, n),
-        "pr_k": p.pr_k,
-        "pr_images": pr_count(n, pick(ScoreOptions, p)),
-        "reference_max_images": int(ref_meta.get("max_images", 0)),
-        "recon_method": "encoder" if encoder else "latent_optimisation",
-        "recon_images": min(p.recon_images, len(holdout), len(samples)),
-        "bootstrap": p.bootstrap,
-        # the metric code that scored this run (docstrings and comments aside): other code is
-        # another measurement, which the promotion gate does not compare
-        "metric_code": modules_digest(m for name, m in sorted(sys.modules.items())
-                                      if name.startswith("dcgan.metrics.")),
-    }
-    protocol.update(_extractor_protocol(ev.extractor, extractor, args.evaluator, ref))
-    if sample_info:
-        protocol["drs"] = int(bool(sample_info.get("drs")))
-        if sample_info.get("drs"):
-            metrics["drs_acceptance_rate"] = sample_info["drs_acceptance_rate"]
+    info_path = Path(args.samples).with_suffix(".json")
+    sample_info = files.read_json(info_path) if info_path.is_file() else {}
+    recon = _reconstruct(p, sample_info.get("generator", "best"), args, holdout, samples, device, seed, metrics)
+    if sample_info.get("drs"):
+        metrics["drs_acceptance_rate"] = sample_info["drs_acceptance_rate"]
+    protocol = _protocol(args, params, extractor, ref, ref_meta, n, stable, recon, sample_info)
     metrics.update({f"protocol.{k}": v for k, v in protocol.items()})
     files.write_json(args.out, metrics)
     shown = ", ".join(f"{k} {metrics[k]:.4g} (floor {metrics[k + '_floor']:.4g})"

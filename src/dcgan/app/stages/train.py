@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import shutil
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -16,7 +16,8 @@ from dcgan.app.params.base import BaseParams
 from dcgan.app.params.evaluator import EvaluatorParams
 from dcgan.app.params.prepare import PrepareParams
 from dcgan.app.params.train import TrainParams
-from dcgan.app.recipe import plan_run
+from dcgan.app.params.typed import keyed
+from dcgan.app.recipe import plan_run, recorded
 from dcgan.app.stages._common import log, params_from, parser, run
 from dcgan.core import files
 from dcgan.core.devices import pick_device
@@ -31,6 +32,16 @@ from dcgan.training import checkpoint as ckpt
 from dcgan.training import distributed
 from dcgan.training.loop import train
 from dcgan.training.resume import Fingerprint, resume_point
+
+
+@dataclass(frozen=True)
+class Reads:
+    """The params sections this stage reads."""
+
+    base: BaseParams
+    prepare: PrepareParams
+    evaluator: EvaluatorParams
+    train: TrainParams
 
 
 class LiveLogger:
@@ -105,6 +116,11 @@ def dataset_stats(prepared: str | Path, normalize: str) -> tuple[list[float], li
                         f"(written by the prepare stage), which is missing or unreadable: {exc}") from None
 
 
+KEYS = {"device": "base.device", "extractor": "evaluator.extractor", "inception_weights": "evaluator.inception_weights",
+        "inception_download": "evaluator.inception_download"}
+"""The params key of each setting a library error may name here (the others are train's)."""
+
+
 def main(argv: list[str] | None = None) -> None:
     ap = parser(__doc__)
     ap.add_argument("--data", default=paths.TRAIN_IMAGES, help="training images (uint8 NCHW .npy)")
@@ -115,7 +131,7 @@ def main(argv: list[str] | None = None) -> None:
                     help="evaluator's output (feature extractor + reference features) for in-training FID")
     ap.add_argument("--prepared", default=paths.PREPARED, help="prepare's output (to check the reference)")
     args = ap.parse_args(argv)
-    params = params_from(args, BaseParams, PrepareParams, EvaluatorParams, TrainParams)
+    params = params_from(args, Reads)
     p = params.train
     if p.nproc > 1 and "TORCHELASTIC_RUN_ID" not in os.environ:
         # the same stage command whatever the process count: relaunch this module under torchrun
@@ -124,15 +140,15 @@ def main(argv: list[str] | None = None) -> None:
             raise UserError(f"training under torchrun with {p.nproc} processes failed (exit code {code}); "
                             "the failing process's own error is above")
         return
-    device = pick_device(params.base.device)
-    env, device = distributed.init_from_env(device, p.nproc)
-    try:
-        _train(args, params, env, device)
-    finally:
-        distributed.shutdown()
+    with keyed("train", **KEYS):  # a library error about a setting names its params key
+        env, device = distributed.init_from_env(pick_device(params.base.device), p.nproc)
+        try:
+            _train(args, params, env, device)
+        finally:
+            distributed.shutdown()
 
 
-def in_training_fid(params, args, env: distributed.DistEnv, device: torch.device):
+def in_training_fid(params: Reads, args, env: distributed.DistEnv, device: torch.device):
     """(FID function or None, the extractor's id or None): rank 0 evaluates; the other ranks
     need only the extractor's id (it is in the fingerprint: best-by-FID depends on it)."""
     p, ev = params.train, params.evaluator
@@ -167,19 +183,18 @@ def log_run(live: Live, logger: LiveLogger, result, auto_batch: int | None) -> N
                 f"{last / result.best_fid:.2g}x that at the end (the best generator is kept)")
 
 
-def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None:
+def _train(args, params: Reads, env: distributed.DistEnv, device: torch.device) -> None:
     seed, prep = params.base.seed, params.prepare
     images = arrays.open_images(args.data, channels=prep.channels, size=prep.image_size)  # read per batch
     stats = dataset_stats(args.prepared, params.train.normalize)
     # every auto decided here, once: what the run (its checkpoints' fingerprint too) and model.json record
-    plan = plan_run(params.train, images, prep.image_size, prep.channels, stats, device, env, seed)
-    p, cfg = plan.params, plan.cfg
+    run = plan_run(params.train, images, prep.image_size, prep.channels, stats, device, env, seed)
     fid_fn, extractor_id = in_training_fid(params, args, env, device)
-    fp = ckpt.fingerprint(dataclasses.asdict(p), seed, files.recorded_digest(args.data, log),
+    fp = ckpt.fingerprint(recorded(params.train, run), seed, files.recorded_digest(args.data, log),
                           fid_extractor=extractor_id)
     folder = checkpoint_folder(args.checkpoints, fp)
     start = resume_point(folder, fp, env, device, log)
-    run_args = dict(settings=plan.settings, cfg=cfg, seed=seed, images=images, device=device,
+    run_args = dict(run=run, seed=seed, images=images, device=device,
                     ckpt_dir=folder, fingerprint=fp, log=log, dist=env, start=start)
     if not env.is_main:
         # the other ranks train in lockstep; rank 0 alone logs, checkpoints and saves the models
@@ -189,17 +204,17 @@ def _train(args, params, env: distributed.DistEnv, device: torch.device) -> None
     live_dir = Path(args.live)
     if start is not None:
         truncate_logs(live_dir, int(start["step"]))
-    for line in plan.decisions:
+    for line in run.decisions:
         log(line)
-    log(f"train: {len(images)} images, {cfg}, device {device}"
+    log(f"train: {len(images)} images, {run.arch}, device {device}"
         + (f", {env.world_size} processes (DDP, {torch.distributed.get_backend()})" if env.enabled else ""))
     with Live(str(live_dir), resume=start is not None, save_dvc_exp=False, dvcyaml=None, report=None) as live:
         logger = LiveLogger(live)
         result = train(**run_args, logger=logger, fid_fn=fid_fn)
-        log_run(live, logger, result, plan.auto_batch)
+        log_run(live, logger, result, run.batch_size if run.batch_auto else None)
     # nothing run-dependent (times, hosts) in the card: identical runs give identical files
-    card = ModelCard(cfg, len(result.ds), result.step, result.epoch, p.precision, result.best_fid, result.best_step,
-                     p.compile, p.ema_decay or None)
+    card = ModelCard(run.arch, len(result.ds), result.step, result.epoch, run.precision, result.best_fid,
+                     result.best_step, run.compile, run.ema_decay or None)
     save_models(args.out, card, result.g, result.ds, g_best=result.g_best, e=result.e)
     hand_over(folder, args.checkpoints)
     log(f"train: {result.step} steps in {result.wall_s:.1f}s -> {args.out}")

@@ -12,6 +12,7 @@ from __future__ import annotations
 import sys
 
 from dcgan.app import paths
+from dcgan.app.params.typed import keyed
 from dcgan.app.params.whole import load_params
 from dcgan.app.stages._common import log, parser, run
 from dcgan.core import files
@@ -25,7 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--out", default=paths.PARAMS_OK, help="stamp written when params are valid")
     args = ap.parse_args(argv)
     params = load_params(args.params)  # raises ConfigError naming the key, the expected and the given value
-    check_name(params.prepare.dataset)  # the loader registry holds the dataset names
+    with keyed("prepare"):
+        check_name(params.prepare.dataset)  # the loader registry holds the dataset names
     files.write_text(args.out, STAMP)
     log(f"validate: {args.params} is valid")
 
