@@ -46,7 +46,7 @@ test-fast: $(STAMP)  ## the layer contracts, then the tests without the slow end
 	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal -m "not slow"
 
-deps: $(STAMP)  ## rewrite dvc.yaml's src deps (each stage's imports), validate/report's params lists and docs/fan_out.md
+deps: $(STAMP)  ## rewrite dvc.yaml's src deps (each stage's imports), every stage's params list (the keys it reads) and docs/fan_out.md
 	$(BIN)/python -m dcgan.app.stage_deps --write
 
 lint: $(STAMP)  ## ruff

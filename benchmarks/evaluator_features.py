@@ -34,7 +34,7 @@ import vs_example as vs  # noqa: E402
 from ablation import machine  # noqa: E402
 from seedstats import paired  # noqa: E402
 
-from dcgan.app.recipe import gan_config, resolve_recipe  # noqa: E402
+from dcgan.app.recipe import gan_config  # noqa: E402
 from dcgan.core.seeding import derive_seed  # noqa: E402
 from dcgan.networks.gan import Generator  # noqa: E402
 from dcgan.networks.sampling import generate  # noqa: E402
@@ -55,7 +55,7 @@ def main() -> int:
     args = ap.parse_args()
     torch.set_num_threads(1)
     st = vs.load_setting("colour", Path(args.data_root))
-    cfg = gan_config(resolve_recipe(st.params.train, "colour"), st.params.prepare.image_size,
+    cfg = gan_config(st.params.train, st.params.prepare.image_size,
                      st.params.prepare.channels, ganrun.data_stats(st.prepared))
     scores: dict[str, dict] = {}
     for ema, plain, seed in PAIRS:

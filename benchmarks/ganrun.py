@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from dcgan.app.recipe import gan_config, plan_run, resolve_recipe
+from dcgan.app.recipe import gan_config, plan_run
 from dcgan.core.seeding import derive_seed
 from dcgan.metrics.fid import feature_stats, frechet_distance
 from dcgan.metrics.inception_score import inception_score
@@ -207,9 +207,7 @@ def load_trained(path: Path, params, device: torch.device, stats=None) -> Traine
     from dcgan.networks.gan import Discriminator
 
     state = torch.load(path, map_location=device, weights_only=True)
-    kind = "grey" if params.prepare.channels == 1 else "colour"  # the ablation's settings: grey 1, colour 3 channels
-    cfg = gan_config(resolve_recipe(params.train, kind), params.prepare.image_size,
-                     params.prepare.channels, stats)
+    cfg = gan_config(params.train, params.prepare.image_size, params.prepare.channels, stats)
     g, d = Generator(cfg).to(device), Discriminator(cfg).to(device)
     g.load_state_dict(state["g"])
     d.load_state_dict(state["d"])

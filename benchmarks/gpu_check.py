@@ -144,9 +144,10 @@ def speed_row(batch: int, rounds: int, steps: int, warmup: int) -> dict:
 
     device = torch.device("cuda")
     torch.backends.cudnn.benchmark = True
-    p, cfg, (c, s), nz, ngf, ndf, _ = ts.configs(load_params(REPO / "params.yaml"))["example"]
+    p, (c, s), nz, ngf, ndf, _ = ts.configs(load_params(REPO / "params.yaml"))["example"]
     p = dataclasses.replace(p, batch_size=batch, batch_schedule=(), precision="bf16", channels_last=True)
     images = np.random.default_rng(0).integers(0, 256, (ts.images_for(batch, warmup, steps), c, s, s), dtype=np.uint8)
+    runs = {mode: ts.planned(dataclasses.replace(p, compile=mode), images, device) for mode in ("none", "graph")}
     ref = ts.Reference(images, nz, ngf, ndf, batch, device)
     rates: dict[str, list[float]] = {"reference": [], "none": [], "graph": []}
     peaks: dict[str, list[int]] = {"none": [], "graph": []}
@@ -156,12 +157,11 @@ def speed_row(batch: int, rounds: int, steps: int, warmup: int) -> dict:
             torch.cuda.synchronize()
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
-            rates[mode].append(ts.project_images_per_s(dataclasses.replace(p, compile=mode), cfg, images,
-                                                       warmup, steps, seed=r, device=device))
+            rates[mode].append(ts.project_images_per_s(runs[mode], images, warmup, steps, seed=r, device=device))
             peaks[mode].append(torch.cuda.max_memory_reserved())
     med = {k: statistics.median(v) for k, v in rates.items()}
     steady = {mode: steady_peak(v) for mode, v in peaks.items()}
-    flops = ts.step_flops(dataclasses.replace(p, compile="none"), cfg, images, device)
+    flops = ts.step_flops(runs["none"], images, device)
     return {"batch": batch, "reference_img_s": med["reference"], "eager_img_s": med["none"],
             "graph_img_s": med["graph"], "graph_over_reference": med["graph"] / med["reference"],
             "graph_over_eager": med["graph"] / med["none"], "eager_peak_bytes": steady["none"],

@@ -37,19 +37,20 @@ def worker(args: argparse.Namespace) -> None:
     from train_speed import seconds_per_step
 
     from dcgan.app.params.whole import load_params
-    from dcgan.app.recipe import gan_config, resolve_recipe
+    from dcgan.app.recipe import plan_run
     from dcgan.training import distributed
 
     world = distributed.env_world_size()
     params = load_params(args.params)
-    p = dataclasses.replace(resolve_recipe(params.train, "grey" if params.prepare.channels == 1 else "colour"), batch_size=args.per_proc_batch * world, batch_schedule=(),
+    p = dataclasses.replace(params.train, batch_size=args.per_proc_batch * world, batch_schedule=(),
                             nproc=world, checkpoint_every=10**9, eval_every=0)
     env, device = distributed.init_from_env(torch.device(args.device), world)
     size, channels = params.prepare.image_size, params.prepare.channels
-    cfg = gan_config(p, size, channels)
     images = np.random.default_rng(0).integers(0, 256, (max(4096, 2 * p.batch_size), channels, size, size),
                                                dtype=np.uint8)
-    s = seconds_per_step(p, cfg, images, args.warmup, args.steps, device=device, dist=env)
+    # every auto decided as the train stage decides it (the recipe by the data's kind, not its channels)
+    run = plan_run(p, images, size, channels, None, device, env)
+    s = seconds_per_step(run, images, args.warmup, args.steps, device=device, dist=env)
     if env.is_main:
         Path(args.worker_out).write_text(json.dumps({"images_per_s": p.batch_size / s, "nproc": world,
                                                      "threads": torch.get_num_threads()}))

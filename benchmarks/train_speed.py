@@ -51,10 +51,9 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
 from dcgan.app.params.whole import load_params  # noqa: E402
-from dcgan.app.recipe import gan_config, make_run, resolve_recipe  # noqa: E402
-from dcgan.core.devices import resolve_precision  # noqa: E402
-from dcgan.training.graphed import resolve_compile  # noqa: E402
+from dcgan.app.recipe import plan_run  # noqa: E402
 from dcgan.training.loop import Callbacks, train  # noqa: E402
+from dcgan.training.settings import Run  # noqa: E402
 
 CPU = torch.device("cpu")
 
@@ -183,11 +182,12 @@ def sync(device: torch.device) -> None:
 # the project's loop
 
 
-def timed_window(p, cfg, images: np.ndarray, warmup: int, steps: int, seed: int = 0,
+def timed_window(run: Run, images: np.ndarray, warmup: int, steps: int, seed: int = 0,
                  device: torch.device = CPU, dist=None) -> tuple[float, int]:
-    """Run ``train`` for warmup + steps steps: (seconds per step between log step ``warmup`` and
-    the end, epoch ends inside that window). An epoch end is seen by its fixed-noise grid."""
-    p = dataclasses.replace(p, eval_every=0, log_every=warmup if warmup else steps, epochs=10**6)
+    """Run ``train`` for warmup + steps steps of ``run`` (as :func:`dcgan.app.recipe.plan_run`
+    resolves it): (seconds per step between log step ``warmup`` and the end, epoch ends inside
+    that window). An epoch end is seen by its fixed-noise grid."""
+    run = dataclasses.replace(run, eval_every=0, log_every=warmup if warmup else steps, epochs=10**6)
     stamps: dict[int, float] = {}
     epoch_ends: list[int] = []
 
@@ -213,33 +213,32 @@ def timed_window(p, cfg, images: np.ndarray, warmup: int, steps: int, seed: int 
             torch.distributed.broadcast_object_list(box)
             tmp = box[0]
         t0 = time.perf_counter()
-        train(run=make_run(p, cfg, batch_size=p.batch_size, precision=p.precision), seed=seed,
-              images=images, device=device, ckpt_dir=tmp, fingerprint="bench", logger=Clock(),
+        train(run=run, seed=seed, images=images, device=device, ckpt_dir=tmp, fingerprint="bench", logger=Clock(),
               log=lambda m: None, dist=dist or SINGLE, callbacks=StopAfter(warmup + steps))
         sync(device)
         end = time.perf_counter()
     return (end - stamps.get(warmup, t0)) / steps, sum(s > warmup for s in epoch_ends)
 
 
-def seconds_per_step(p, cfg, images: np.ndarray, warmup: int, steps: int, seed: int = 0,
+def seconds_per_step(run: Run, images: np.ndarray, warmup: int, steps: int, seed: int = 0,
                      device: torch.device = CPU, dist=None) -> float:
     """Seconds per training step after ``warmup`` steps (epoch ends in the window counted in)."""
-    return timed_window(p, cfg, images, warmup, steps, seed, device, dist)[0]
+    return timed_window(run, images, warmup, steps, seed, device, dist)[0]
 
 
-def project_images_per_s(p, cfg, images: np.ndarray, warmup: int, steps: int, seed: int,
+def project_images_per_s(run: Run, images: np.ndarray, warmup: int, steps: int, seed: int,
                          device: torch.device = CPU) -> float:
     """Images/s of the project's loop; refuses a window that holds an epoch end (the reference's
     window has none either: its DataLoader restarts cost nothing alike)."""
-    batch = p.batch_schedule[-1][1] if p.batch_schedule else p.batch_size
-    sps, ends = timed_window(p, cfg, images, warmup, steps, seed, device)
+    batch = run.batch_schedule[-1][1] if run.batch_schedule else run.batch_size
+    sps, ends = timed_window(run, images, warmup, steps, seed, device)
     if ends:
         raise ValueError(f"{ends} epoch end(s) in the timed window: use more images than "
                          f"(warmup + steps) x batch = {(warmup + steps) * batch}")
     return batch / sps
 
 
-def step_flops(p, cfg, images: np.ndarray, device: torch.device = CPU) -> float:
+def step_flops(run: Run, images: np.ndarray, device: torch.device = CPU) -> float:
     """FLOPs of one training step per image (torch.utils.flop_counter: convolutions and matmuls,
     forward and backward, both updates), counted on one eager step."""
     from torch.utils.flop_counter import FlopCounterMode
@@ -250,9 +249,8 @@ def step_flops(p, cfg, images: np.ndarray, device: torch.device = CPU) -> float:
     from dcgan.training.nets import build_nets
     from dcgan.training.settings import Setup
 
-    bs = p.batch_size
-    s = Setup(make_run(dataclasses.replace(p, compile="none"), cfg, batch_size=bs, precision=p.precision),
-              0, device, SINGLE)
+    bs = run.batch_size
+    s = Setup(dataclasses.replace(run, compile="none"), 0, device, SINGLE)
     nets = build_nets(s)
     source = TensorSource(torch.from_numpy(images[:bs]).to(device))
     b = make_batch(s, source, epoch_order(0, 0, bs).to(device), 0, 0, bs)
@@ -261,7 +259,7 @@ def step_flops(p, cfg, images: np.ndarray, device: torch.device = CPU) -> float:
     return counter.get_total_flops() / bs
 
 
-def kernel_ms_per_step(p, cfg, images: np.ndarray, warmup: int, steps: int, device: torch.device) -> float:
+def kernel_ms_per_step(run: Run, images: np.ndarray, warmup: int, steps: int, device: torch.device) -> float:
     """GPU kernel time per step (torch.profiler's CUDA activity, summed over kernels) for
     ``steps`` steps after ``warmup`` (compilation and capture fall in the warm-up)."""
     from torch.profiler import ProfilerActivity, profile
@@ -280,11 +278,10 @@ def kernel_ms_per_step(p, cfg, images: np.ndarray, warmup: int, steps: int, devi
         def should_stop(self, step):
             return step >= warmup + steps
 
-    p = dataclasses.replace(p, eval_every=0, log_every=warmup + steps, epochs=10**6)
+    run = dataclasses.replace(run, eval_every=0, log_every=warmup + steps, epochs=10**6)
     with tempfile.TemporaryDirectory() as tmp:
-        train(run=make_run(p, cfg, batch_size=p.batch_size, precision=p.precision), seed=0,
-              images=images, device=device, ckpt_dir=tmp, fingerprint="profile", log=lambda m: None,
-              callbacks=Window())
+        train(run=run, seed=0, images=images, device=device, ckpt_dir=tmp, fingerprint="profile",
+              log=lambda m: None, callbacks=Window())
     events = prof.key_averages()
     total_us = sum(getattr(e, "self_device_time_total", None) or getattr(e, "self_cuda_time_total", 0)
                    for e in events)
@@ -300,24 +297,27 @@ def images_for(batch: int, warmup: int, steps: int) -> int:
 
 
 def configs(params) -> dict[str, tuple]:
-    """name -> (project train params, GANConfig, image shape (C, S), latent, widths, batch)."""
-    # auto keys, as the train stage resolves them for data of this many channels
-    t = resolve_recipe(params.train, "grey" if params.prepare.channels == 1 else "colour")
+    """name -> (project train params as given: ``auto`` keys left for :func:`plan_run`, image
+    shape (C, S), latent, widths, batch)."""
+    t = params.train
     plain = dict(loss="bce", r1_gamma=0.0, gp_lambda=0.0, ema_decay=0.0, diffaug=(), encoder=False,
                  d_spectral=False, batch_schedule=(), g_norm="batch", d_norm="batch", prior="normal")
     example = dataclasses.replace(t, **plain, batch_size=64, latent_dim=100, g_width=64, d_width=64)
     default_bs = t.batch_size if t.batch_size != "auto" else 64
     default = dataclasses.replace(t, batch_size=default_bs)
     default_plain = dataclasses.replace(default, **plain)
-    size, channels = params.prepare.image_size, params.prepare.channels
+    shape = (params.prepare.channels, params.prepare.image_size)
     return {
-        "example": (example, gan_config(example, 64, 3), (3, 64), 100, 64, 64, 64),
-        "default": (default, gan_config(default, params.prepare.image_size, params.prepare.channels),
-                    (params.prepare.channels, params.prepare.image_size), t.latent_dim, t.g_width,
-                    t.d_width, default_bs),
-        "default_plain": (default_plain, gan_config(default_plain, size, channels), (channels, size),
-                          t.latent_dim, t.g_width, t.d_width, default_bs),
+        "example": (example, (3, 64), 100, 64, 64, 64),
+        "default": (default, shape, t.latent_dim, t.g_width, t.d_width, default_bs),
+        "default_plain": (default_plain, shape, t.latent_dim, t.g_width, t.d_width, default_bs),
     }
+
+
+def planned(given, images: np.ndarray, device: torch.device) -> Run:
+    """The run the train stage would plan for ``given`` on ``images`` (every ``auto`` decided by
+    :func:`dcgan.app.recipe.plan_run`: precision, compile, the recipe for the data's kind)."""
+    return plan_run(given, images, images.shape[-1], images.shape[1], None, device)
 
 
 def main() -> None:
@@ -353,26 +353,28 @@ def main() -> None:
           f"CPU capability {torch.backends.cpu.get_cpu_capability()}, device {device}"
           + (f" ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else ""))
     for name in args.configs:
-        p, cfg, (c, s), nz, ngf, ndf, batch = configs(params)[name]
+        p, (c, s), nz, ngf, ndf, batch = configs(params)[name]
         if args.batch:  # the same workload at another batch size, for both loops
             batch = args.batch
             p = dataclasses.replace(p, batch_size=batch, batch_schedule=())
-        cl = p.channels_last if args.channels_last == "params" else args.channels_last == "on"
-        requested = p.precision if args.precision == "params" else args.precision
-        precision, why = resolve_precision(requested, device)
-        mode, _ = resolve_compile(p.compile if args.compile == "params" else args.compile, device, precision, 1)
-        p = dataclasses.replace(p, precision=precision, channels_last=cl, compile=mode)
+        p = dataclasses.replace(
+            p, channels_last=p.channels_last if args.channels_last == "params" else args.channels_last == "on",
+            precision=p.precision if args.precision == "params" else args.precision,
+            compile=p.compile if args.compile == "params" else args.compile)
         steps = args.steps or (12 if name == "example" else 80)
         rng = np.random.default_rng(0)
         images = rng.integers(0, 256, (images_for(batch, args.warmup, steps), c, s, s), dtype=np.uint8)
+        run = planned(p, images, device)
         ref = Reference(images, nz, ngf, ndf, batch, device)
+        o = run.objective
         print(f"\n[{name}] {c}x{s}x{s}, ngf={ngf} ndf={ndf} nz={nz}, batch {batch}; "
-              f"project: loss={p.loss} r1={p.r1_gamma} ema={p.ema_decay} diffaug={list(p.diffaug)} "
-              f"precision={p.precision} ({why}) channels_last={p.channels_last} compile={p.compile}")
+              f"project: loss={o.loss} r1={o.r1_gamma} ema={run.ema_decay} diffaug={list(o.diffaug)} "
+              f"precision={run.precision} ({run.decisions[0]}) channels_last={run.channels_last} "
+              f"compile={run.compile}")
         rates: dict[str, list[float]] = {"reference": [], "project": []}
         for r in range(args.rounds):
             rates["reference"].append(ref.images_per_s(args.warmup, steps))
-            rates["project"].append(project_images_per_s(p, cfg, images, args.warmup, steps, seed=r,
+            rates["project"].append(project_images_per_s(run, images, args.warmup, steps, seed=r,
                                                          device=device))
             print(f"  round {r + 1}: reference {rates['reference'][-1]:7.1f} img/s   "
                   f"project {rates['project'][-1]:7.1f} img/s", flush=True)
@@ -380,12 +382,12 @@ def main() -> None:
         print(f"  median: reference {ref_m:.1f} img/s, project {proj_m:.1f} img/s, "
               f"ratio {proj_m / ref_m:.2f}x")
         if args.profile:
-            flops = step_flops(p, cfg, images, device)
+            flops = step_flops(run, images, device)
             line = (f"  step: {flops / 1e9:.2f} GFLOP per image; at {proj_m:.0f} img/s "
                     f"{flops * proj_m / 1e12:.2f} TFLOP/s = {flops * proj_m / (args.peak_tflops * 1e12):.2%} "
                     f"of {args.peak_tflops:g} TFLOP/s")
             if device.type == "cuda":
-                ms = kernel_ms_per_step(p, cfg, images, args.warmup, steps, device)
+                ms = kernel_ms_per_step(run, images, args.warmup, steps, device)
                 line += f"; GPU kernels {ms:.2f} ms per step vs {batch / proj_m * 1e3:.2f} ms wall"
             print(line)
 

@@ -451,9 +451,8 @@ def rescore(args) -> int:
                     continue
                 state = torch.load(cache, weights_only=True)
                 changes, aug = ARMS[arm]
-                kind = data_kind(training_set(st, aug, 0))[0]
-                cfg = gan_config(resolve_recipe(dataclasses.replace(st.params.train, **changes), kind),
-                                 st.params.prepare.image_size, st.params.prepare.channels, ganrun.data_stats(st.prepared))
+                cfg = gan_config(dataclasses.replace(st.params.train, **changes), st.params.prepare.image_size,
+                                 st.params.prepare.channels, ganrun.data_stats(st.prepared))
                 update = {}
                 for which in ("best", "last"):
                     g = Generator(cfg)

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 
 from dcgan.app.params.whole import parse_params
-from dcgan.app.recipe import resolve_recipe
 from dcgan.networks.gan import GANConfig, build
-from tests.conftest import REPO, tiny_params
+from tests.conftest import CPU, REPO, tiny_params
 
 
 @pytest.fixture(scope="module")
@@ -42,9 +41,9 @@ def test_both_loops_run_and_report_images_per_second(harness):
     ref = harness.Reference(images, nz=16, ngf=8, ndf=8, batch=16)
     assert ref.images_per_s(warmup=1, steps=2) > 0
     assert all(np.isfinite(ref.last))
-    p = dataclasses.replace(resolve_recipe(parse_params(tiny_params()).train, "grey"), batch_size=16)
-    cfg = GANConfig(16, 1, p.latent_dim, p.g_width, p.d_width)
-    assert harness.project_images_per_s(p, cfg, images, warmup=2, steps=2, seed=0) > 0
+    run = harness.planned(dataclasses.replace(parse_params(tiny_params()).train, batch_size=16), images, CPU)
+    assert run.arch.latent_dim == 16 and run.objective.r1_gamma == 0.1  # the grey recipe, decided by plan_run
+    assert harness.project_images_per_s(run, images, warmup=2, steps=2, seed=0) > 0
 
 
 @pytest.mark.slow
@@ -65,16 +64,15 @@ def test_scaling_benchmark_runs_one_and_two_processes(tmp_path):
 
 
 def test_timed_window_holds_no_epoch_end_and_refuses_one(harness):
-    p = dataclasses.replace(resolve_recipe(parse_params(tiny_params()).train, "grey"), batch_size=16)
-    cfg = GANConfig(16, 1, p.latent_dim, p.g_width, p.d_width)
     n = harness.images_for(16, warmup=2, steps=40)
     assert n >= (2 + 40 + 1) * 16
     images = np.random.default_rng(0).integers(0, 256, (n, 1, 16, 16), dtype=np.uint8)
-    assert harness.timed_window(p, cfg, images, warmup=2, steps=40)[1] == 0
+    run = harness.planned(dataclasses.replace(parse_params(tiny_params()).train, batch_size=16), images, CPU)
+    assert harness.timed_window(run, images, warmup=2, steps=40)[1] == 0
     short = images[:48]  # 3 steps per epoch: epoch ends fall inside the window
-    assert harness.timed_window(p, cfg, short, warmup=2, steps=4)[1] == 1  # at step 3 (6 stops the run)
+    assert harness.timed_window(run, short, warmup=2, steps=4)[1] == 1  # at step 3 (6 stops the run)
     with pytest.raises(ValueError, match="epoch end"):
-        harness.project_images_per_s(p, cfg, short, warmup=2, steps=4, seed=0)
+        harness.project_images_per_s(run, short, warmup=2, steps=4, seed=0)
 
 
 # --- statistics over seeds (benchmarks/seedstats.py) and the ablation table --------------------

@@ -143,10 +143,11 @@ def test_auto_keys_take_the_recipe_for_the_data_kind_and_given_values_stay():
     assert RECIPES["grey"] == {"r1_gamma": 0.1, "min_images": 880 * 64, "ema_decay": 0.999, "ema_rampup": 0.05}
     given = parse_params(merge(shipped_params(), {"train": {"r1_gamma": 0.5}})).train
     assert resolve_recipe(given, "colour").r1_gamma == 0.5 and resolve_recipe(given, "grey").r1_gamma == 0.5
-    # the library's objects are never built from an unresolved auto
+    # the library's objects are never built from an unresolved auto (the architecture has none)
     with pytest.raises(ValueError, match="train.r1_gamma, train.min_images, train.ema_decay, train.ema_rampup "
                                          "still auto"):
-        gan_config(p, 32, 1)
+        objective_spec(p)
+    assert gan_config(p, 32, 1) == gan_config(resolve_recipe(p, "colour"), 32, 1)
     with pytest.raises(ValueError, match="still auto"):
         objective_spec(p)
 

@@ -120,11 +120,22 @@ def no_host_sync():
 
 
 class Guarded(graphed.StaticStep):
-    """The static step with every run after the first of its kind under :func:`no_host_sync`."""
+    """The static step with every run after the first of its kind (the eager one that records
+    its draws) under :func:`no_host_sync`: its step function, the public constructor argument,
+    wrapped."""
 
-    def _static_step(self, kind, step, bs):
-        with no_host_sync():
-            return super()._static_step(kind, step, bs)
+    def __init__(self, s, nets, objective, step_fn, **kw):
+        seen: set[tuple[int, bool]] = set()
+
+        def guarded(nets, objective, b):
+            kind = (b.size, s.run.objective.regularises(b.step))
+            if kind not in seen:
+                seen.add(kind)
+                return step_fn(nets, objective, b)
+            with no_host_sync():
+                return step_fn(nets, objective, b)
+
+        super().__init__(s, nets, objective, guarded, **kw)
 
 
 def test_nothing_in_the_static_step_reads_back_to_the_host(data, tmp_path, monkeypatch):

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from dcgan.metrics.copies import CopyTest, closest_pairs, nearest
-from dcgan.metrics.fid import feature_stats
-from dcgan.metrics.uncertainty import Spread, _fid, bootstrap, paired_fid, weighted_stats
+from dcgan.metrics.fid import feature_stats, weighted_frechet
+from dcgan.metrics.uncertainty import Spread, bootstrap, paired_fid, weighted_stats
 from tests.helpers import fid_from_features
 
 D = 8
@@ -34,7 +34,7 @@ def test_the_resampled_fid_is_frechet_distance(n, d):
     gen, ref = rng.normal(size=(n, d)), rng.normal(size=(3 * d, d)) * 1.2 + 0.1
     counts = rng.multinomial(n, np.full(n, 1 / n))
     want = fid_from_features(np.repeat(gen, counts, axis=0), ref)
-    assert _fid(gen, counts, feature_stats(ref)) == pytest.approx(want, rel=1e-6)
+    assert weighted_frechet(gen, counts, *feature_stats(ref)) == pytest.approx(want, rel=1e-6)
 
 
 def test_bootstrap_standard_error_matches_the_spread_over_fresh_samples():

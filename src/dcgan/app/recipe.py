@@ -118,8 +118,8 @@ def gan_config(p: TrainParams, image_size: int, channels: int,
                stats: tuple[list[float], list[float]] | None = None) -> GANConfig:
     """The architecture that the train params describe, for images of this size and channels;
     ``stats`` (per-channel mean and std on [0, 1], e.g. data/prepared/meta.json's) are needed
-    for ``train.normalize: meanstd`` and ignored otherwise."""
-    _refuse_auto(p)
+    for ``train.normalize: meanstd`` and ignored otherwise. No recipe key shapes the networks,
+    so the params need not be resolved (a cached model rebuilds from its params alone)."""
     mean, std = _stats(p, channels, stats)
     return GANConfig(image_size=image_size, channels=channels, latent_dim=p.latent_dim, g_width=p.g_width,
                      d_width=p.d_width, g_norm=p.g_norm, d_norm=p.d_norm, d_spectral=p.d_spectral,

@@ -81,11 +81,6 @@ def _counts(rng: np.random.Generator, n: int) -> np.ndarray:
     return rng.multinomial(n, np.full(n, 1.0 / n))
 
 
-def _weighted_fid(gen: np.ndarray, gen_counts: np.ndarray, ref_stats: tuple[np.ndarray, np.ndarray]) -> float:
-    """FID of the resampled generated rows against (mu, sigma): :func:`~dcgan.metrics.fid.weighted_frechet`."""
-    return weighted_frechet(gen, gen_counts, *ref_stats)
-
-
 @dataclass(frozen=True)
 class Scored:
     """What a bootstrap resamples: the scored generated features (and logits, for IS), the
@@ -110,7 +105,7 @@ class Draw:
 
 
 def _fid_of(s: Scored, d: Draw) -> float:
-    return _weighted_fid(s.gen_features, d.gen_counts, weighted_stats(s.ref_features, d.ref_counts))
+    return weighted_frechet(s.gen_features, d.gen_counts, *weighted_stats(s.ref_features, d.ref_counts))
 
 
 def _is_of(s: Scored, d: Draw) -> float | None:
@@ -207,7 +202,7 @@ def paired_fid(candidate: np.ndarray, champion: np.ndarray, ref_features: np.nda
         rs = weighted_stats(ref_features, _counts(rng, len(ref_features)))
         c_old = _counts(rng, len(champion))
         c_new = c_old if shared_latents else _counts(rng, len(candidate))
-        gains[b] = _weighted_fid(champion, c_old, rs) - _weighted_fid(candidate, c_new, rs)
+        gains[b] = weighted_frechet(champion, c_old, *rs) - weighted_frechet(candidate, c_new, *rs)
     s = Spread.of(gains, gain)
     centred = gains - gains.mean() + gain  # the resampling bias removed, as in Spread
     p = (1 + int(np.sum(centred <= margin))) / (resamples + 1)
