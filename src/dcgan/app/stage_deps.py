@@ -188,11 +188,13 @@ def params_read(path: Path) -> list[str]:
             up = parents.get(node)
             if not isinstance(up, ast.Attribute) and not (isinstance(up, ast.Call) and getattr(up.func, "id", None) in local):
                 whole |= set(sections)
-    order = {name: (i, [f.name for f in dataclasses.fields(cls)]) for i, (name, cls) in enumerate(SECTIONS.items())}
-    whole |= {sec for sec in sections if {f"{sec}.{k}" for k in order[sec][1]} <= keys}  # every key: the section
-    listed = sorted(whole) + sorted(k for k in keys if k.split(".")[0] not in whole)
-    return sorted(listed, key=lambda k: (order[k.split(".")[0]][0], -1 if "." not in k
-                                         else order[k.split(".")[0]][1].index(k.split(".")[1])))
+    fields = {name: [f.name for f in dataclasses.fields(cls)] for name, cls in SECTIONS.items()}
+    # only the section's own keys: a name bound to a section in one function may mean another thing elsewhere
+    keys = {k for k in keys if k.split(".")[1] in fields[k.split(".")[0]]}
+    whole |= {sec for sec in sections if {f"{sec}.{k}" for k in fields[sec]} <= keys}  # every key: the section
+    listed = [*whole, *(k for k in keys if k.split(".")[0] not in whole)]
+    position = {f"{sec}.{key}": (i, j) for i, sec in enumerate(fields) for j, key in enumerate(["", *fields[sec]])}
+    return sorted(listed, key=lambda k: position[k if "." in k else f"{k}."])
 
 
 def unlisted(reads: set[str], listed: list[str]) -> list[str]:
